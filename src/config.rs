@@ -1,0 +1,280 @@
+//! Typed configuration, parsed once from the Worker's vars and secrets.
+//!
+//! Binding and variable names are constants here and nowhere else; `wrangler.toml`, the README's
+//! configuration table and `.dev.vars.example` list the same names.
+
+use std::fmt;
+
+use crate::prewarm::SeasonalWindow;
+
+/// Names of the Worker's bindings.
+pub mod binding {
+    /// Hyperdrive config (created with caching disabled: every read must see revocations).
+    pub const HYPERDRIVE: &str = "HYPERDRIVE";
+    /// Producer for the `jobs` queue.
+    pub const JOBS: &str = "JOBS";
+    /// Producer for the `jobs-dlq` queue: definitive failures go there without burning retries.
+    pub const JOBS_DLQ: &str = "JOBS_DLQ";
+    /// R2 bucket where dead jobs wait, classified, until an operator re-drives them.
+    pub const DEAD_JOBS: &str = "DEAD_JOBS";
+    /// Workers Analytics Engine dataset for queue health signals.
+    pub const QUEUE_METRICS: &str = "QUEUE_METRICS";
+}
+
+/// Queue names as the runtime reports them to the consumer.
+pub mod queue_name {
+    pub const JOBS: &str = "jobs";
+    pub const JOBS_DLQ: &str = "jobs-dlq";
+}
+
+/// Names of vars and secrets.
+pub mod var {
+    pub const ENVIRONMENT: &str = "ENVIRONMENT";
+    pub const APP_ORIGIN: &str = "APP_ORIGIN";
+    pub const SHARE_HOSTS: &str = "SHARE_HOSTS";
+    pub const API_HOSTS: &str = "API_HOSTS";
+    pub const READ_ONLY: &str = "READ_ONLY";
+    pub const MEDIA_ORIGIN: &str = "MEDIA_ORIGIN";
+    pub const ORIGIN_URL: &str = "ORIGIN_URL";
+    pub const MEDIA_WORKER_URL: &str = "MEDIA_WORKER_URL";
+    pub const LOG_SAMPLE_SUCCESS: &str = "LOG_SAMPLE_SUCCESS";
+    pub const LOG_SAMPLE_HEALTH: &str = "LOG_SAMPLE_HEALTH";
+    pub const PREWARM_WINDOWS: &str = "PREWARM_WINDOWS";
+    pub const PREWARM_TOP_N: &str = "PREWARM_TOP_N";
+    pub const PREWARM_CONCURRENCY: &str = "PREWARM_CONCURRENCY";
+    pub const PREWARM_BUDGET_MS: &str = "PREWARM_BUDGET_MS";
+    pub const VIEW_FLUSH_SECONDS: &str = "VIEW_FLUSH_SECONDS";
+    pub const CONSUMER_CONCURRENCY: &str = "CONSUMER_CONCURRENCY";
+    pub const TEST_CONTROLS: &str = "TEST_CONTROLS";
+    // secrets
+    pub const SESSION_KEY_CURRENT: &str = "SESSION_KEY_CURRENT";
+    pub const SESSION_KEY_PREVIOUS: &str = "SESSION_KEY_PREVIOUS";
+    pub const SERVICE_API_TOKEN: &str = "SERVICE_API_TOKEN";
+    pub const ADMIN_API_TOKEN: &str = "ADMIN_API_TOKEN";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Local,
+    Staging,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Local => "local",
+            Environment::Staging => "staging",
+            Environment::Production => "production",
+        }
+    }
+}
+
+/// A secret value: compared and used, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub environment: Environment,
+    /// The only origin granted CORS (`https://app.babybook.com` in production).
+    pub app_origin: String,
+    pub share_hosts: Vec<String>,
+    pub api_hosts: Vec<String>,
+    pub read_only: bool,
+    /// Origin of derived previews; also the CSP's only external `img-src`.
+    pub media_origin: String,
+    pub origin_url: Option<String>,
+    pub media_worker_url: Option<String>,
+    pub log_sample_success: f64,
+    pub log_sample_health: f64,
+    pub prewarm_windows: Vec<SeasonalWindow>,
+    pub prewarm_top_n: u32,
+    pub prewarm_concurrency: usize,
+    pub prewarm_budget_ms: u64,
+    pub view_flush_seconds: u64,
+    pub consumer_concurrency: usize,
+    /// Test-only controls (`/__test/*`, clock offsets, fault switches): honoured only when
+    /// `ENVIRONMENT` is `local` *and* `TEST_CONTROLS` is `on`.
+    pub test_controls: bool,
+    pub session_key_current: Option<Secret>,
+    pub session_key_previous: Option<Secret>,
+    pub service_api_token: Option<Secret>,
+    pub admin_api_token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration {}: {}", self.name, self.problem)
+    }
+}
+
+impl Config {
+    /// Builds the configuration from a lookup of vars and secrets by name.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let environment = match get(var::ENVIRONMENT).as_deref() {
+            Some("local") | None => Environment::Local,
+            Some("staging") => Environment::Staging,
+            Some("production") => Environment::Production,
+            Some(other) => return Err(ConfigError { name: var::ENVIRONMENT, problem: format!("unknown environment {other:?}") }),
+        };
+        let secret = |name: &'static str| -> Result<Option<Secret>, ConfigError> {
+            match get(name) {
+                None => Ok(None),
+                Some(value) if value.len() < 32 => {
+                    Err(ConfigError { name, problem: "must be at least 32 characters of random text".into() })
+                }
+                Some(value) => Ok(Some(Secret(value))),
+            }
+        };
+        let app_origin = get(var::APP_ORIGIN).unwrap_or_else(|| "https://app.babybook.com".into());
+        validate_origin(var::APP_ORIGIN, &app_origin)?;
+        let media_origin = get(var::MEDIA_ORIGIN).unwrap_or_else(|| "https://media.babybook.com".into());
+        validate_origin(var::MEDIA_ORIGIN, &media_origin)?;
+        let prewarm_windows = match get(var::PREWARM_WINDOWS) {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| ConfigError { name: var::PREWARM_WINDOWS, problem: e.to_string() })?,
+        };
+        Ok(Config {
+            environment,
+            app_origin,
+            share_hosts: host_list(get(var::SHARE_HOSTS).as_deref().unwrap_or("share.babybook.com")),
+            api_hosts: host_list(get(var::API_HOSTS).as_deref().unwrap_or("api.babybook.com")),
+            read_only: parse_flag(var::READ_ONLY, get(var::READ_ONLY))?,
+            media_origin,
+            origin_url: get(var::ORIGIN_URL).map(|u| u.trim_end_matches('/').to_owned()),
+            media_worker_url: get(var::MEDIA_WORKER_URL).map(|u| u.trim_end_matches('/').to_owned()),
+            log_sample_success: parse_rate(var::LOG_SAMPLE_SUCCESS, get(var::LOG_SAMPLE_SUCCESS), 0.05)?,
+            log_sample_health: parse_rate(var::LOG_SAMPLE_HEALTH, get(var::LOG_SAMPLE_HEALTH), 0.001)?,
+            prewarm_windows,
+            prewarm_top_n: parse_number(var::PREWARM_TOP_N, get(var::PREWARM_TOP_N), 50)?,
+            prewarm_concurrency: parse_number(var::PREWARM_CONCURRENCY, get(var::PREWARM_CONCURRENCY), 4)?,
+            prewarm_budget_ms: parse_number(var::PREWARM_BUDGET_MS, get(var::PREWARM_BUDGET_MS), 20_000)?,
+            view_flush_seconds: parse_number(var::VIEW_FLUSH_SECONDS, get(var::VIEW_FLUSH_SECONDS), 30)?,
+            consumer_concurrency: parse_number(var::CONSUMER_CONCURRENCY, get(var::CONSUMER_CONCURRENCY), 10)?.max(1),
+            test_controls: environment == Environment::Local && get(var::TEST_CONTROLS).as_deref() == Some("on"),
+            session_key_current: secret(var::SESSION_KEY_CURRENT)?,
+            session_key_previous: secret(var::SESSION_KEY_PREVIOUS)?,
+            service_api_token: secret(var::SERVICE_API_TOKEN)?,
+            admin_api_token: secret(var::ADMIN_API_TOKEN)?,
+        })
+    }
+
+    pub fn is_share_host(&self, host: &str) -> bool {
+        self.share_hosts.iter().any(|h| h == host)
+    }
+
+    pub fn is_api_host(&self, host: &str) -> bool {
+        self.api_hosts.iter().any(|h| h == host)
+    }
+}
+
+fn host_list(text: &str) -> Vec<String> {
+    text.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect()
+}
+
+fn validate_origin(name: &'static str, origin: &str) -> Result<(), ConfigError> {
+    let ok = (origin.starts_with("https://") || origin.starts_with("http://"))
+        && !origin.ends_with('/')
+        && origin.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError { name, problem: format!("{origin:?} is not a scheme://host[:port] origin") })
+    }
+}
+
+fn parse_flag(name: &'static str, value: Option<String>) -> Result<bool, ConfigError> {
+    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false") | Some("0") | Some("off") => Ok(false),
+        Some("true") | Some("1") | Some("on") => Ok(true),
+        Some(other) => Err(ConfigError { name, problem: format!("{other:?} is not true/false") }),
+    }
+}
+
+fn parse_rate(name: &'static str, value: Option<String>, default: f64) -> Result<f64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(text) => match text.parse::<f64>() {
+            Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+            _ => Err(ConfigError { name, problem: format!("{text:?} is not a rate between 0 and 1") }),
+        },
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(name: &'static str, value: Option<String>, default: T) -> Result<T, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(text) => text.parse().map_err(|_| ConfigError { name, problem: format!("{text:?} is not a number") }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_production_values_of_the_spec() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.app_origin, "https://app.babybook.com");
+        assert_eq!(c.media_origin, "https://media.babybook.com");
+        assert_eq!(c.share_hosts, ["share.babybook.com"]);
+        assert!(!c.read_only);
+        assert!(!c.test_controls);
+    }
+
+    #[test]
+    fn test_controls_are_refused_outside_local() {
+        assert!(config(&[("ENVIRONMENT", "local"), ("TEST_CONTROLS", "on")]).unwrap().test_controls);
+        assert!(!config(&[("ENVIRONMENT", "staging"), ("TEST_CONTROLS", "on")]).unwrap().test_controls);
+        assert!(!config(&[("ENVIRONMENT", "production"), ("TEST_CONTROLS", "on")]).unwrap().test_controls);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_at_fault() {
+        let rows = [
+            (("ENVIRONMENT", "prod"), "ENVIRONMENT"),
+            (("READ_ONLY", "maybe"), "READ_ONLY"),
+            (("APP_ORIGIN", "https://app.babybook.com/"), "APP_ORIGIN"),
+            (("LOG_SAMPLE_SUCCESS", "2"), "LOG_SAMPLE_SUCCESS"),
+            (("SESSION_KEY_CURRENT", "short"), "SESSION_KEY_CURRENT"),
+            (("PREWARM_WINDOWS", "[{]"), "PREWARM_WINDOWS"),
+        ];
+        for ((name, value), want) in rows {
+            let err = config(&[(name, value)]).expect_err(name);
+            assert_eq!(err.name, want, "row {name}={value}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = config(&[("SESSION_KEY_CURRENT", "0123456789abcdef0123456789abcdef-secret")]).unwrap();
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+    }
+}

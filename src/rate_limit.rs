@@ -1,0 +1,285 @@
+//! The rate-limit policy table (SPEC §2, seed §2.2, §2.3, §11) and its window arithmetic.
+//!
+//! Counting happens in Cloudflare's Rate Limiting binding, one binding per policy: fixed windows
+//! of 10 or 60 seconds aligned to the epoch (`floor(now / period)`), which is also how
+//! `wrangler dev` simulates it. This module decides which policies apply to a request, builds
+//! their keys, and computes `Retry-After` and the `RateLimit*` headers from the window.
+
+use sha2::{Digest, Sha256};
+
+/// A limit and what it is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Appears in keys, logs and the `RateLimit-Policy` header.
+    pub name: &'static str,
+    /// The `[[ratelimits]]` binding in `wrangler.toml` that counts it.
+    pub binding: &'static str,
+    pub limit: u32,
+    pub period_seconds: u32,
+    pub keyed_by: KeyedBy,
+    /// What to do when the binding itself fails.
+    pub on_limiter_error: OnLimiterError,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyedBy {
+    ClientIp,
+    Email,
+    User,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnLimiterError {
+    /// Serve the request (and log): an outage of the limiter must not take share pages down.
+    FailOpen,
+    /// Refuse it: better a failed login than unlimited password guessing.
+    FailClosed,
+}
+
+/// `/s/*`: 60 requests per second per IP, enforced as 600 per 10 s (the binding's shortest period,
+/// and how Cloudflare's own WAF rate rules count).
+pub const SHARE: Policy = Policy {
+    name: "share",
+    binding: "RL_SHARE",
+    limit: 600,
+    period_seconds: 10,
+    keyed_by: KeyedBy::ClientIp,
+    on_limiter_error: OnLimiterError::FailOpen,
+};
+/// API requests without a session: 60 per minute per IP (seed §11).
+pub const API_IP: Policy = Policy {
+    name: "api_ip",
+    binding: "RL_API_IP",
+    limit: 60,
+    period_seconds: 60,
+    keyed_by: KeyedBy::ClientIp,
+    on_limiter_error: OnLimiterError::FailOpen,
+};
+/// API requests with a session are counted per user, not per IP: families behind one carrier NAT
+/// do not share a budget, and one user's flood does not limit another.
+pub const API_USER: Policy = Policy {
+    name: "api_user",
+    binding: "RL_API_USER",
+    limit: 120,
+    period_seconds: 60,
+    keyed_by: KeyedBy::User,
+    on_limiter_error: OnLimiterError::FailOpen,
+};
+/// Writes per user, on top of `api_user` (the seed's "token bucket por usuário").
+pub const USER_WRITES: Policy = Policy {
+    name: "user_writes",
+    binding: "RL_USER_WRITES",
+    limit: 30,
+    period_seconds: 60,
+    keyed_by: KeyedBy::User,
+    on_limiter_error: OnLimiterError::FailOpen,
+};
+/// Login attempts per IP, whatever the email.
+pub const LOGIN_IP: Policy = Policy {
+    name: "login_ip",
+    binding: "RL_LOGIN_IP",
+    limit: 5,
+    period_seconds: 60,
+    keyed_by: KeyedBy::ClientIp,
+    on_limiter_error: OnLimiterError::FailClosed,
+};
+/// Login attempts per email, whatever the IP: a distributed guess at one account still stops.
+pub const LOGIN_EMAIL: Policy = Policy {
+    name: "login_email",
+    binding: "RL_LOGIN_EMAIL",
+    limit: 5,
+    period_seconds: 60,
+    keyed_by: KeyedBy::Email,
+    on_limiter_error: OnLimiterError::FailClosed,
+};
+
+/// Every policy, for the README table, `wrangler.toml` checks and tests.
+pub const POLICIES: [Policy; 6] = [SHARE, API_IP, API_USER, USER_WRITES, LOGIN_IP, LOGIN_EMAIL];
+
+/// Which policies a request meets, in the order they are checked (cheapest key first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestClass {
+    Share,
+    ApiAnonymous,
+    ApiAuthenticatedRead,
+    ApiAuthenticatedWrite,
+    Login,
+    /// Health probes and static files: not limited.
+    Exempt,
+}
+
+impl RequestClass {
+    pub fn policies(self) -> &'static [Policy] {
+        match self {
+            RequestClass::Share => &[SHARE],
+            RequestClass::ApiAnonymous => &[API_IP],
+            RequestClass::ApiAuthenticatedRead => &[API_USER],
+            RequestClass::ApiAuthenticatedWrite => &[API_USER, USER_WRITES],
+            RequestClass::Login => &[LOGIN_IP, LOGIN_EMAIL],
+            RequestClass::Exempt => &[],
+        }
+    }
+}
+
+/// The client's address as the limiter keys it, from `CF-Connecting-IP` only (`X-Forwarded-For`
+/// is client-controlled). IPv6 is keyed by its /64: one subscriber's whole prefix is one client.
+pub fn client_ip_key(cf_connecting_ip: Option<&str>) -> String {
+    match cf_connecting_ip.map(str::trim).and_then(|ip| ip.parse::<std::net::IpAddr>().ok()) {
+        Some(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Some(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        None => "unknown".to_owned(),
+    }
+}
+
+/// The binding key: `<policy>:<subject>`. Emails are hashed (no PII in the limiter) and
+/// lower-cased first so case games do not multiply the budget.
+pub fn key(policy: &Policy, subject: &str) -> String {
+    match policy.keyed_by {
+        KeyedBy::Email => {
+            let digest = Sha256::digest(subject.trim().to_lowercase().as_bytes());
+            let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+            format!("{}:{hex}", policy.name)
+        }
+        KeyedBy::ClientIp | KeyedBy::User => format!("{}:{subject}", policy.name),
+    }
+}
+
+/// Seconds until the current fixed window ends: never 0, never more than the period.
+pub fn retry_after_seconds(policy: &Policy, now_ms: i64) -> u32 {
+    let period_ms = i64::from(policy.period_seconds) * 1000;
+    let into_window = now_ms.rem_euclid(period_ms);
+    let remaining_ms = period_ms - into_window;
+    // Round up: a client told "1" that comes back after 1 s must land in the next window.
+    u32::try_from((remaining_ms + 999) / 1000).unwrap_or(policy.period_seconds).clamp(1, policy.period_seconds)
+}
+
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers syntax) for a refusal.
+pub fn refusal_headers(policy: &Policy, now_ms: i64) -> [(&'static str, String); 3] {
+    let reset = retry_after_seconds(policy, now_ms);
+    [
+        ("retry-after", reset.to_string()),
+        ("ratelimit-policy", format!("\"{}\";q={};w={}", policy.name, policy.limit, policy.period_seconds)),
+        ("ratelimit", format!("\"{}\";r=0;t={reset}", policy.name)),
+    ]
+}
+
+/// A model of the binding's fixed window, for property tests of the arithmetic above and for
+/// the benchmark's rate-math micro-benchmark.
+#[derive(Debug, Clone)]
+pub struct FixedWindow {
+    pub limit: u32,
+    pub period_ms: i64,
+    window: i64,
+    count: u32,
+}
+
+impl FixedWindow {
+    pub fn new(policy: &Policy) -> FixedWindow {
+        FixedWindow { limit: policy.limit, period_ms: i64::from(policy.period_seconds) * 1000, window: i64::MIN, count: 0 }
+    }
+
+    pub fn admit(&mut self, now_ms: i64) -> bool {
+        let window = now_ms.div_euclid(self.period_ms);
+        if window != self.window {
+            self.window = window;
+            self.count = 0;
+        }
+        if self.count >= self.limit {
+            return false;
+        }
+        self.count += 1;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_share_policy_is_sixty_per_second_as_six_hundred_per_ten() {
+        assert_eq!(SHARE.limit / SHARE.period_seconds, 60);
+        assert_eq!((SHARE.limit, SHARE.period_seconds), (600, 10));
+        assert_eq!((API_IP.limit, API_IP.period_seconds), (60, 60));
+    }
+
+    #[test]
+    fn periods_are_ones_the_binding_supports() {
+        for p in POLICIES {
+            assert!([10, 60].contains(&p.period_seconds), "{}", p.name);
+        }
+    }
+
+    #[test]
+    fn login_fails_closed_and_everything_else_fails_open() {
+        for p in POLICIES {
+            let closed = p.on_limiter_error == OnLimiterError::FailClosed;
+            assert_eq!(closed, p.name.starts_with("login"), "{}", p.name);
+        }
+    }
+
+    #[test]
+    fn client_ips_come_only_from_cf_connecting_ip_and_are_normalised() {
+        assert_eq!(client_ip_key(Some("203.0.113.9")), "203.0.113.9");
+        assert_eq!(client_ip_key(Some("2001:db8:1:2:3:4:5:6")), "2001:db8:1:2::/64");
+        assert_eq!(client_ip_key(Some("2001:db8:1:2:ffff::1")), "2001:db8:1:2::/64");
+        assert_eq!(client_ip_key(Some("not-an-ip")), "unknown");
+        assert_eq!(client_ip_key(None), "unknown");
+    }
+
+    #[test]
+    fn email_keys_hide_the_email_and_ignore_case() {
+        let a = key(&LOGIN_EMAIL, "Mae@Example.com");
+        assert_eq!(a, key(&LOGIN_EMAIL, "mae@example.com "));
+        assert!(!a.contains("example"));
+    }
+
+    #[test]
+    fn the_refusal_headers_name_the_policy_and_the_reset() {
+        let headers = refusal_headers(&SHARE, 1_000_003_500);
+        assert_eq!(headers[0], ("retry-after", "7".to_owned()));
+        assert_eq!(headers[1], ("ratelimit-policy", "\"share\";q=600;w=10".to_owned()));
+        assert_eq!(headers[2], ("ratelimit", "\"share\";r=0;t=7".to_owned()));
+    }
+
+    proptest! {
+        #[test]
+        fn retry_after_is_within_one_period_and_never_zero(now in any::<i64>(), p in 0usize..POLICIES.len()) {
+            let policy = POLICIES[p];
+            let after = retry_after_seconds(&policy, now);
+            prop_assert!(after >= 1 && after <= policy.period_seconds);
+        }
+
+        #[test]
+        fn waiting_retry_after_always_reaches_the_next_window(now in 0i64..4_000_000_000_000, p in 0usize..POLICIES.len()) {
+            let policy = POLICIES[p];
+            let period = i64::from(policy.period_seconds) * 1000;
+            let later = now + i64::from(retry_after_seconds(&policy, now)) * 1000;
+            prop_assert!(later.div_euclid(period) > now.div_euclid(period));
+        }
+
+        #[test]
+        fn a_window_never_admits_more_than_the_limit(mut times in proptest::collection::vec(0i64..120_000, 0..2000), p in 0usize..POLICIES.len()) {
+            let policy = POLICIES[p];
+            times.sort_unstable();
+            let mut window = FixedWindow::new(&policy);
+            let mut admitted: std::collections::HashMap<i64, u32> = Default::default();
+            for t in times {
+                if window.admit(t) {
+                    *admitted.entry(t.div_euclid(window.period_ms)).or_default() += 1;
+                }
+            }
+            prop_assert!(admitted.values().all(|&n| n <= policy.limit));
+        }
+
+        #[test]
+        fn keys_of_different_policies_never_collide(a in 0usize..POLICIES.len(), b in 0usize..POLICIES.len(), s in "[ -~]{0,40}", t in "[ -~]{0,40}") {
+            prop_assume!(a != b);
+            prop_assert_ne!(key(&POLICIES[a], &s), key(&POLICIES[b], &t));
+        }
+    }
+}

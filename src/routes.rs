@@ -1,0 +1,391 @@
+//! The route table: one value listing every route the edge serves, its host, its guard and its
+//! body limit. The dispatcher enforces guards from this table before any handler runs.
+//!
+//! A write route (POST/PATCH/DELETE) can only be built with [`Route::write`], which requires a
+//! [`WriteGuard`]; every guard a user's browser can reach includes the CSRF check. [`audit`]
+//! re-checks the table and a test runs it (the seed's Semgrep gate, §4.6/§10, as a test).
+
+use crate::rate_limit::RequestClass;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteId {
+    Health,
+    Ready,
+    ShareStylesheet,
+    SharePage,
+    CsrfToken,
+    Login,
+    Logout,
+    Me,
+    ListShares,
+    CreateShare,
+    UpdateShare,
+    RevokeShare,
+    GetAsset,
+    DeleteAsset,
+    UploadComplete,
+    CreateExport,
+    AdminRedrive,
+    AdminDeadJobs,
+    AdminPrewarm,
+    TestControls,
+    TestCounters,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    pub fn is_write(self) -> bool {
+        !matches!(self, Method::Get)
+    }
+}
+
+/// Which host serves a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Share,
+    Api,
+    /// Both (health probes).
+    Any,
+}
+
+/// Who may call a read route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAccess {
+    Public,
+    /// Works with or without a session (`GET /auth/csrf`).
+    OptionalSession,
+    Session,
+    AdminToken,
+    TestControl,
+}
+
+/// What stands in front of a write route. There is no "none".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteGuard {
+    /// CSRF token bound to the caller's session, and the session itself.
+    SessionAndCsrf,
+    /// CSRF token bound to "anonymous": only sign-in, which has no session yet.
+    CsrfBeforeSignIn,
+    /// `Authorization: Bearer <ADMIN_API_TOKEN>`: no cookie, so no CSRF exposure.
+    AdminToken,
+    /// Local test controls; refused unless `ENVIRONMENT=local` and `TEST_CONTROLS=on`.
+    TestControl,
+}
+
+/// A route's guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read(ReadAccess),
+    Write(WriteGuard),
+    #[cfg(test)]
+    Unguarded,
+}
+
+impl Access {
+    pub fn needs_session(self) -> bool {
+        matches!(self, Access::Read(ReadAccess::Session) | Access::Write(WriteGuard::SessionAndCsrf))
+    }
+
+    pub fn needs_csrf(self) -> bool {
+        matches!(self, Access::Write(WriteGuard::SessionAndCsrf | WriteGuard::CsrfBeforeSignIn))
+    }
+
+    pub fn is_admin(self) -> bool {
+        matches!(self, Access::Read(ReadAccess::AdminToken) | Access::Write(WriteGuard::AdminToken))
+    }
+
+    pub fn is_test_control(self) -> bool {
+        matches!(self, Access::Read(ReadAccess::TestControl) | Access::Write(WriteGuard::TestControl))
+    }
+
+    /// User-facing writes: the ones read-only mode stops.
+    pub fn is_user_write(self) -> bool {
+        self.needs_csrf()
+    }
+}
+
+/// Default body limit of JSON API routes (issue 9: 64 KiB).
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    method: Method,
+    pattern: &'static str,
+    id: RouteId,
+    surface: Surface,
+    access: Access,
+    body_limit: usize,
+}
+
+impl Route {
+    /// A GET route (HEAD is served with it).
+    pub const fn read(pattern: &'static str, id: RouteId, surface: Surface, access: ReadAccess) -> Route {
+        Route { method: Method::Get, pattern, id, surface, access: Access::Read(access), body_limit: 0 }
+    }
+
+    /// A write route on the API host. The guard is not optional.
+    pub const fn write(method: WriteMethod, pattern: &'static str, id: RouteId, guard: WriteGuard) -> Route {
+        let method = match method {
+            WriteMethod::Post => Method::Post,
+            WriteMethod::Patch => Method::Patch,
+            WriteMethod::Delete => Method::Delete,
+        };
+        Route { method, pattern, id, surface: Surface::Api, access: Access::Write(guard), body_limit: JSON_BODY_LIMIT }
+    }
+
+    #[cfg(test)]
+    pub const fn unguarded_for_test(method: Method, pattern: &'static str, id: RouteId) -> Route {
+        Route { method, pattern, id, surface: Surface::Api, access: Access::Unguarded, body_limit: JSON_BODY_LIMIT }
+    }
+
+    pub fn method(&self) -> Method {
+        self.method
+    }
+    pub fn pattern(&self) -> &'static str {
+        self.pattern
+    }
+    pub fn id(&self) -> RouteId {
+        self.id
+    }
+    pub fn surface(&self) -> Surface {
+        self.surface
+    }
+    pub fn access(&self) -> Access {
+        self.access
+    }
+    pub fn body_limit(&self) -> usize {
+        self.body_limit
+    }
+
+    /// Which rate-limit policies apply, given whether the caller has a session.
+    pub fn request_class(&self, has_session: bool) -> RequestClass {
+        match (self.id, self.access) {
+            (RouteId::Health | RouteId::Ready | RouteId::ShareStylesheet, _) => RequestClass::Exempt,
+            (_, a) if a.is_admin() || a.is_test_control() => RequestClass::Exempt,
+            (RouteId::SharePage, _) => RequestClass::Share,
+            (RouteId::Login, _) => RequestClass::Login,
+            (_, _) if !has_session => RequestClass::ApiAnonymous,
+            (_, Access::Write(_)) => RequestClass::ApiAuthenticatedWrite,
+            _ => RequestClass::ApiAuthenticatedRead,
+        }
+    }
+}
+
+/// The methods a write route may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMethod {
+    Post,
+    Patch,
+    Delete,
+}
+
+use ReadAccess as R;
+use RouteId as Id;
+use WriteGuard as W;
+use WriteMethod as WM;
+
+static TABLE: [Route; 21] = [
+    Route::read("/health", Id::Health, Surface::Any, R::Public),
+    Route::read("/ready", Id::Ready, Surface::Any, R::Public),
+    Route::read("/_static/:file", Id::ShareStylesheet, Surface::Share, R::Public),
+    Route::read("/s/:token", Id::SharePage, Surface::Share, R::Public),
+    Route::read("/auth/csrf", Id::CsrfToken, Surface::Api, R::OptionalSession),
+    Route::write(WM::Post, "/auth/login", Id::Login, W::CsrfBeforeSignIn),
+    Route::write(WM::Post, "/auth/logout", Id::Logout, W::SessionAndCsrf),
+    Route::read("/me", Id::Me, Surface::Api, R::Session),
+    Route::read("/shares", Id::ListShares, Surface::Api, R::Session),
+    Route::write(WM::Post, "/shares", Id::CreateShare, W::SessionAndCsrf),
+    Route::write(WM::Patch, "/shares/:id", Id::UpdateShare, W::SessionAndCsrf),
+    Route::write(WM::Delete, "/shares/:id", Id::RevokeShare, W::SessionAndCsrf),
+    Route::read("/assets/:id", Id::GetAsset, Surface::Api, R::Session),
+    Route::write(WM::Delete, "/assets/:id", Id::DeleteAsset, W::SessionAndCsrf),
+    Route::write(WM::Post, "/uploads/complete", Id::UploadComplete, W::SessionAndCsrf),
+    Route::write(WM::Post, "/exports", Id::CreateExport, W::SessionAndCsrf),
+    Route::write(WM::Post, "/admin/jobs/redrive", Id::AdminRedrive, W::AdminToken),
+    Route::read("/admin/jobs/dead", Id::AdminDeadJobs, Surface::Api, R::AdminToken),
+    Route::write(WM::Post, "/admin/prewarm", Id::AdminPrewarm, W::AdminToken),
+    Route::write(WM::Post, "/__test/controls", Id::TestControls, W::TestControl),
+    Route::read("/__test/counters", Id::TestCounters, Surface::Any, R::TestControl),
+];
+
+/// Every route the edge serves.
+pub fn table() -> &'static [Route] {
+    &TABLE
+}
+
+/// Write routes that a browser could reach without a CSRF check. Must be empty.
+pub fn audit(routes: &[Route]) -> Vec<String> {
+    routes
+        .iter()
+        .filter(|r| r.method.is_write())
+        .filter(|r| match r.access {
+            Access::Write(WriteGuard::SessionAndCsrf | WriteGuard::CsrfBeforeSignIn) => false,
+            // Bearer-token and local-only routes carry no cookie credentials.
+            Access::Write(WriteGuard::AdminToken | WriteGuard::TestControl) => false,
+            _ => true,
+        })
+        .map(|r| format!("{} {}", r.method.as_str(), r.pattern))
+        .collect()
+}
+
+/// A matched route and its path parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched<'p> {
+    pub route: &'static Route,
+    pub params: Vec<(&'static str, &'p str)>,
+}
+
+impl Matched<'_> {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution<'p> {
+    Found(Matched<'p>),
+    /// The path exists, not with this method: `405` with `Allow`.
+    MethodNotAllowed { allow: String },
+    NotFound,
+}
+
+/// Finds the route for `method` and `path` among those of a host's surfaces.
+/// `HEAD` resolves like `GET`.
+pub fn resolve<'p>(routes: &'static [Route], method: &str, path: &'p str, serves: impl Fn(Surface) -> bool) -> Resolution<'p> {
+    let method = if method == "HEAD" { "GET" } else { method };
+    let mut allowed: Vec<&'static str> = Vec::new();
+    for route in routes.iter().filter(|r| serves(r.surface)) {
+        let Some(params) = match_pattern(route.pattern, path) else { continue };
+        if route.method.as_str() == method {
+            return Resolution::Found(Matched { route, params });
+        }
+        allowed.push(route.method.as_str());
+    }
+    if allowed.is_empty() {
+        return Resolution::NotFound;
+    }
+    if allowed.contains(&"GET") {
+        allowed.push("HEAD");
+    }
+    allowed.push("OPTIONS");
+    Resolution::MethodNotAllowed { allow: allowed.join(", ") }
+}
+
+fn match_pattern<'p>(pattern: &'static str, path: &'p str) -> Option<Vec<(&'static str, &'p str)>> {
+    let mut params = Vec::new();
+    let mut pattern_parts = pattern.split('/');
+    let mut path_parts = path.split('/');
+    loop {
+        match (pattern_parts.next(), path_parts.next()) {
+            (None, None) => return Some(params),
+            (Some(p), Some(v)) if p.starts_with(':') => {
+                if v.is_empty() {
+                    return None;
+                }
+                params.push((&p[1..], v));
+            }
+            (Some(p), Some(v)) if p == v => {}
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(_: Surface) -> bool {
+        true
+    }
+
+    #[test]
+    fn every_write_route_is_guarded() {
+        assert_eq!(audit(table()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_audit_catches_an_unguarded_write_route() {
+        let routes = [
+            Route::write(WM::Post, "/shares", Id::CreateShare, W::SessionAndCsrf),
+            Route::unguarded_for_test(Method::Post, "/oops", Id::CreateShare),
+            Route::unguarded_for_test(Method::Get, "/fine", Id::Me),
+        ];
+        assert_eq!(audit(&routes), ["POST /oops"]);
+    }
+
+    #[test]
+    fn every_user_write_needs_csrf_and_every_session_write_a_session() {
+        for route in table().iter().filter(|r| r.method().is_write()) {
+            let a = route.access();
+            assert!(a.needs_csrf() || a.is_admin() || a.is_test_control(), "{:?}", route.id());
+            if route.id() != RouteId::Login && a.needs_csrf() {
+                assert!(a.needs_session(), "{:?}", route.id());
+            }
+        }
+    }
+
+    #[test]
+    fn routes_resolve_with_their_parameters() {
+        match resolve(table(), "GET", "/s/AAAAAAAAAAAAAAAAAAAAAA", all) {
+            Resolution::Found(m) => {
+                assert_eq!(m.route.id(), RouteId::SharePage);
+                assert_eq!(m.param("token"), Some("AAAAAAAAAAAAAAAAAAAAAA"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match resolve(table(), "DELETE", "/shares/abc", all) {
+            Resolution::Found(m) => assert_eq!(m.route.id(), RouteId::RevokeShare),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(resolve(table(), "HEAD", "/health", all), Resolution::Found(_)));
+        assert_eq!(resolve(table(), "GET", "/s/", all), Resolution::NotFound);
+        assert_eq!(resolve(table(), "GET", "/s/a/b", all), Resolution::NotFound);
+        assert_eq!(resolve(table(), "GET", "/nope", all), Resolution::NotFound);
+    }
+
+    #[test]
+    fn a_known_path_with_the_wrong_method_is_405_with_allow() {
+        assert_eq!(
+            resolve(table(), "POST", "/me", all),
+            Resolution::MethodNotAllowed { allow: "GET, HEAD, OPTIONS".into() }
+        );
+        assert_eq!(
+            resolve(table(), "GET", "/shares/x", all),
+            Resolution::MethodNotAllowed { allow: "PATCH, DELETE, OPTIONS".into() }
+        );
+    }
+
+    #[test]
+    fn hosts_see_only_their_surfaces() {
+        let share_host = |s: Surface| matches!(s, Surface::Share | Surface::Any);
+        assert_eq!(resolve(table(), "GET", "/me", share_host), Resolution::NotFound);
+        assert!(matches!(resolve(table(), "GET", "/health", share_host), Resolution::Found(_)));
+    }
+
+    #[test]
+    fn rate_limit_classes_follow_the_policy_table() {
+        let find = |id| table().iter().find(|r| r.id() == id).unwrap();
+        assert_eq!(find(RouteId::SharePage).request_class(false), RequestClass::Share);
+        assert_eq!(find(RouteId::Login).request_class(false), RequestClass::Login);
+        assert_eq!(find(RouteId::Me).request_class(false), RequestClass::ApiAnonymous);
+        assert_eq!(find(RouteId::Me).request_class(true), RequestClass::ApiAuthenticatedRead);
+        assert_eq!(find(RouteId::CreateShare).request_class(true), RequestClass::ApiAuthenticatedWrite);
+        assert_eq!(find(RouteId::Ready).request_class(false), RequestClass::Exempt);
+    }
+}

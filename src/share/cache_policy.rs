@@ -1,0 +1,113 @@
+//! Stale-while-revalidate and stale-if-error, by hand: the Cache API honours neither, so the edge
+//! stores each page with its render time and decides here what a cached copy is good for.
+
+use crate::lang::Lang;
+use crate::share::TokenHash;
+
+/// A page is fresh this long after it was rendered (`max-age=300`).
+pub const MAX_AGE_MS: i64 = 300_000;
+/// Then served stale while one background render refreshes it (`stale-while-revalidate=60`).
+pub const STALE_WHILE_REVALIDATE_MS: i64 = 60_000;
+/// And kept this long for when the database is down (stale-if-error).
+pub const STALE_IF_ERROR_MS: i64 = 24 * 3_600_000;
+/// How long the "a re-render is under way" marker lives: a burst of stale hits re-renders once.
+pub const REVALIDATION_MARKER_SECONDS: u32 = 15;
+
+/// What a cached copy of a page is good for, by its age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Serve it.
+    Fresh,
+    /// Serve it now and re-render in the background.
+    Stale,
+    /// Render anew; serve this copy only if rendering fails (stale-if-error).
+    Expired,
+}
+
+pub fn freshness(rendered_at_ms: i64, now_ms: i64) -> Freshness {
+    let age = now_ms.saturating_sub(rendered_at_ms);
+    if age <= MAX_AGE_MS {
+        Freshness::Fresh
+    } else if age <= MAX_AGE_MS + STALE_WHILE_REVALIDATE_MS {
+        Freshness::Stale
+    } else {
+        Freshness::Expired
+    }
+}
+
+/// How long the Cache API keeps an entry: long enough to serve it stale when the database fails.
+pub fn cache_entry_ttl_seconds() -> i64 {
+    (MAX_AGE_MS + STALE_WHILE_REVALIDATE_MS + STALE_IF_ERROR_MS) / 1000
+}
+
+/// The edge cache's key for one rendered page. Built from the token *hash*, never the token, and
+/// under a host of our own so it can never collide with a real URL's cache entry.
+pub fn page_cache_key(hash: &TokenHash, lang: Lang) -> String {
+    format!("https://share-cache.babybook.internal/v1/page/{}/{}", hash.to_hex(), lang.tag())
+}
+
+pub fn revalidation_marker_key(hash: &TokenHash, lang: Lang) -> String {
+    format!("https://share-cache.babybook.internal/v1/revalidating/{}/{}", hash.to_hex(), lang.tag())
+}
+
+/// The response header that reports what the cache did (documented in the README).
+pub const CACHE_STATUS_HEADER: &str = "x-cache-status";
+/// Stored with each cached page: epoch milliseconds of its render.
+pub const RENDERED_AT_HEADER: &str = "x-rendered-at";
+
+/// What the cache did for a share request, as `X-Cache-Status` and the log's `cache_status` say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    Stale,
+    Miss,
+    Revalidated,
+    StaleIfError,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Stale => "stale",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Revalidated => "revalidated",
+            CacheStatus::StaleIfError => "stale-if-error",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_follows_max_age_then_the_swr_window() {
+        let rows = [
+            (0, Freshness::Fresh),
+            (300_000, Freshness::Fresh),
+            (300_001, Freshness::Stale),
+            (360_000, Freshness::Stale),
+            (360_001, Freshness::Expired),
+            (-5_000, Freshness::Fresh),
+        ];
+        for (age, want) in rows {
+            assert_eq!(freshness(1_000_000, 1_000_000 + age), want, "age {age} ms");
+        }
+    }
+
+    #[test]
+    fn cache_keys_separate_languages_and_never_hold_the_token() {
+        let hash = TokenHash([0xab; 32]);
+        let pt = page_cache_key(&hash, Lang::PtBr);
+        let en = page_cache_key(&hash, Lang::En);
+        assert_ne!(pt, en);
+        assert!(pt.contains(&hash.to_hex()));
+        assert_ne!(pt, revalidation_marker_key(&hash, Lang::PtBr));
+    }
+
+    #[test]
+    fn entries_outlive_the_swr_window_for_stale_if_error() {
+        assert!(cache_entry_ttl_seconds() * 1000 > MAX_AGE_MS + STALE_WHILE_REVALIDATE_MS);
+    }
+}

@@ -1,0 +1,10 @@
+//! Public share pages, `GET /s/:token`: tokens, the page model and its rendering, the exact
+//! headers, conditional requests, and the stale-while-revalidate decisions of the edge cache.
+
+pub mod cache_policy;
+pub mod headers;
+pub mod page;
+pub mod token;
+pub mod views;
+
+pub use token::{MalformedToken, ShareToken, TokenHash};
