@@ -1,1 +1,85 @@
-fn main() {}
+//! `bbops`: the tools around the Worker.
+//!
+//! ```text
+//! bbops migrate        --database-url URL
+//! bbops seed-demo      --database-url URL [--base-url URL]
+//! bbops generate       --database-url URL --accounts N --moments M --shares K [--out FILE]
+//! bbops standin media  --port P [--service-token T]
+//! bbops standin origin --port P
+//! ```
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use babybook_ops::{generate, migrate, seed, standin};
+
+fn usage() -> ExitCode {
+    eprintln!("usage: bbops migrate|seed-demo|generate|standin media|standin origin [--flag value …] (see src/main.rs)");
+    ExitCode::from(2)
+}
+
+fn flags(args: &[String]) -> Result<HashMap<String, String>, String> {
+    let mut map = HashMap::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let name = flag.strip_prefix("--").ok_or_else(|| format!("unexpected argument {flag:?}"))?;
+        let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
+        map.insert(name.to_owned(), value.clone());
+    }
+    Ok(map)
+}
+
+fn required<'a>(flags: &'a HashMap<String, String>, name: &str) -> Result<&'a str, String> {
+    flags.get(name).map(String::as_str).ok_or_else(|| format!("--{name} is required"))
+}
+
+fn number(flags: &HashMap<String, String>, name: &str, default: u32) -> Result<u32, String> {
+    flags.get(name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("--{name} must be a number")))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first() else { return usage() };
+    let (command, rest) = match (command.as_str(), args.get(1).map(String::as_str)) {
+        ("standin", Some(kind)) => (format!("standin {kind}"), &args[2..]),
+        (c, _) => (c.to_owned(), &args[1..]),
+    };
+    let result: Result<(), String> = async {
+        let f = flags(rest)?;
+        match command.as_str() {
+            "migrate" => migrate::run(required(&f, "database-url")?).await,
+            "seed-demo" => seed::demo(required(&f, "database-url")?, f.get("base-url").map(String::as_str)).await,
+            "generate" => {
+                let spec = generate::Spec {
+                    accounts: number(&f, "accounts", 10)?,
+                    moments: number(&f, "moments", 12)?,
+                    shares: number(&f, "shares", 1)?,
+                };
+                let out = generate::run(required(&f, "database-url")?, spec).await?;
+                let json = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
+                match f.get("out") {
+                    Some(path) => std::fs::write(path, json).map_err(|e| format!("{path}: {e}")),
+                    None => {
+                        println!("{json}");
+                        Ok(())
+                    }
+                }
+            }
+            "standin media" => standin::media::serve(number(&f, "port", 8790)? as u16, f.get("service-token").cloned()).await,
+            "standin origin" => standin::origin::serve(number(&f, "port", 8791)? as u16).await,
+            _ => Err(format!("unknown command {command:?}")),
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("bbops {command}: {message}");
+            if message.contains("required") || message.contains("unknown command") {
+                return usage();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Local stand-ins for the two third-party HTTP services the Worker calls: the media worker
+//! (and the object storage it fronts) and the origin API. Real HTTP servers on loopback; tests and
+//! `scripts/dev` start them. They keep their state in memory and write no files.
+
+pub mod media;
+pub mod origin;
+
+/// Binds on loopback only.
+pub(crate) async fn listen(port: u16) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| format!("bind 127.0.0.1:{port}: {e}"))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
