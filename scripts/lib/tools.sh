@@ -1,0 +1,78 @@
+# Shared by scripts/*: installs and locates the toolchain, idempotently and offline-safe.
+# Sourced, not run. Every install step is skipped when the right version is already there.
+
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+WORKER_BUILD_VERSION="0.8.7"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# The wasm-bindgen version pinned in Cargo.lock: the CLI must match it exactly.
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' "$REPO/Cargo.lock"
+}
+
+ensure_rust_tools() {
+  command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    say "rustup target add wasm32-unknown-unknown"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$WORKER_BUILD_VERSION" ]; then
+    say "cargo install worker-build $WORKER_BUILD_VERSION"
+    cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked
+  fi
+  [ -f "$REPO/Cargo.lock" ] || (cd "$REPO" && cargo generate-lockfile)
+  local want; want="$(wasm_bindgen_version)"
+  [ -n "$want" ] || die "no wasm-bindgen in Cargo.lock"
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+    say "cargo install wasm-bindgen-cli $want (matches Cargo.lock)"
+    # Not --locked: the CLI's own lockfile can pin crates this toolchain cannot build.
+    cargo install wasm-bindgen-cli --version "$want" --force
+  fi
+}
+
+ensure_node_tools() {
+  command -v npm >/dev/null || die "npm not found: install Node.js 20+ and npm"
+  local stamp="$REPO/node_modules/.package-lock.json"
+  if [ ! -f "$stamp" ] || [ "$REPO/package-lock.json" -nt "$stamp" ]; then
+    say "npm ci"
+    (cd "$REPO" && npm ci --no-audit --no-fund)
+  fi
+}
+
+# worker-build downloads wasm-bindgen, esbuild and wasm-opt unless told where they are.
+export_build_tools() {
+  export WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
+  export ESBUILD_BIN="$REPO/node_modules/.bin/esbuild"
+  export WASM_OPT_BIN="$REPO/node_modules/.bin/wasm-opt"
+  export PATH="$REPO/node_modules/.bin:$PATH"
+}
+
+# Postgres server binaries: the newest /usr/lib/postgresql/*/bin, installing the package if root.
+pg_bindir() {
+  local dir
+  dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+  if [ -z "$dir" ] || [ ! -x "$dir/initdb" ]; then
+    if [ "$(id -u)" = 0 ]; then
+      say "apt-get install postgresql" ; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+      dir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+    else
+      die "PostgreSQL server binaries not found: sudo apt-get install postgresql"
+    fi
+  fi
+  echo "$dir"
+}
+
+ensure_pgbouncer() {
+  command -v pgbouncer >/dev/null && return
+  if [ "$(id -u)" = 0 ]; then
+    say "apt-get install pgbouncer"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+    # The package may start a system-wide pgbouncer; ours run privately.
+    (service pgbouncer stop || true) >/dev/null 2>&1
+  else
+    die "pgbouncer not found: sudo apt-get install pgbouncer"
+  fi
+}

@@ -1,0 +1,94 @@
+//! Operator endpoints (admin bearer token, not a user session): re-drive dead jobs, list them,
+//! force a prewarm. `scripts/redrive` wraps the first for the runbook.
+
+use babybook_jobs::{format_rfc3339_millis, FailureClass, Id};
+
+use crate::api_input::json_object;
+use crate::error::{ApiError, ErrorCode};
+use crate::reply::Reply;
+use crate::telemetry::Level;
+
+use super::context::{self, RequestContext};
+use super::cron_jobs;
+use super::dead_letters;
+use super::jobs;
+use super::pipeline::Incoming;
+
+const MAX_PER_CALL: u32 = 500;
+
+fn unavailable(e: String) -> ApiError {
+    ApiError::new(ErrorCode::ServiceUnavailable, e)
+}
+
+/// `POST /admin/jobs/redrive` with `{"job_id": "…"}` or `{"class": "external"}`: re-publishes
+/// dead jobs to `jobs` (with `redrive_count` + 1 and the original trace id) and removes them from
+/// the dead-job store once published.
+pub async fn redrive(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
+    let body = json_object(&incoming.body)?;
+    let keys = match (body.get("job_id").and_then(|v| v.as_str()), body.get("class").and_then(|v| v.as_str())) {
+        (Some(job_id), None) => {
+            let id = Id::parse(job_id).map_err(|_| ApiError::validation(vec![("job_id".into(), "must be a job id (UUID)".into())]))?;
+            [FailureClass::Definitive, FailureClass::WorkerBug, FailureClass::External].iter().map(|c| format!("{}/{id}.json", c.as_str())).collect()
+        }
+        (None, Some(class)) => {
+            let class = FailureClass::parse(class).map_err(|_| ApiError::validation(vec![("class".into(), "definitive, worker_bug or external".into())]))?;
+            dead_letters::list_keys(&cx.env, Some(class), MAX_PER_CALL).await.map_err(unavailable)?
+        }
+        _ => return Err(ApiError::validation(vec![("body".into(), "give exactly one of job_id, class".into())])),
+    };
+    let mut redriven = Vec::new();
+    let mut skipped = Vec::new();
+    for key in keys {
+        let Some(dead) = dead_letters::read(&cx.env, &key).await.map_err(unavailable)? else { continue };
+        let Some(mut job) = dead.job.clone() else {
+            skipped.push(serde_json::json!({"key": key, "reason": "not a job message; nothing to re-drive (inspect raw_body)"}));
+            continue;
+        };
+        job.redrive_count += 1;
+        job.enqueued_at = format_rfc3339_millis(context::now_ms());
+        dead_letters::requeue_subject(&cx.env, &job).await;
+        jobs::publish(&cx.env, cx.config(), &job).await.map_err(unavailable)?;
+        dead_letters::remove(&cx.env, &key).await.map_err(unavailable)?;
+        context::emit(
+            &context::line(cx.config(), &job.trace_id, Level::Info, "job re-driven")
+                .account(&job.account_id)
+                .field("job_id", job.job_id.to_string())
+                .field("job_type", job.job_type().as_str())
+                .field("redrive_count", job.redrive_count)
+                .field("operator_trace_id", cx.trace_id.to_string()),
+        );
+        redriven.push(job.job_id.to_string());
+    }
+    if redriven.is_empty() && skipped.is_empty() {
+        return Err(ApiError::new(ErrorCode::NotFound, "no dead job matched"));
+    }
+    Ok(Reply::json(200, &serde_json::json!({"redriven": redriven, "skipped": skipped})))
+}
+
+/// `GET /admin/jobs/dead`: what is waiting, classified.
+pub async fn dead_jobs(cx: &RequestContext) -> Result<Reply, ApiError> {
+    let keys = dead_letters::list_keys(&cx.env, None, 100).await.map_err(unavailable)?;
+    let mut items = Vec::new();
+    for key in keys {
+        if let Some(dead) = dead_letters::read(&cx.env, &key).await.map_err(unavailable)? {
+            items.push(serde_json::json!({
+                "key": key,
+                "classification": dead.class().as_str(),
+                "failure": dead.failure,
+                "job_id": dead.job.as_ref().map(|j| j.job_id.to_string()),
+                "job_type": dead.job.as_ref().map(|j| j.job_type().as_str()),
+                "trace_id": dead.job.as_ref().map(|j| j.trace_id.to_string()),
+                "dead_at": dead.dead_at,
+            }));
+        }
+    }
+    Ok(Reply::json(200, &serde_json::json!({"dead_jobs": items})))
+}
+
+/// `POST /admin/prewarm`: the runbook's forced prewarm (seed §9.1), whatever the calendar says.
+pub async fn prewarm(cx: &RequestContext) -> Result<Reply, ApiError> {
+    let report = cron_jobs::prewarm(&cx.env, &cx.settings.config, &cx.trace_id, context::now_ms(), true)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e))?;
+    Ok(Reply::json(200, &report))
+}

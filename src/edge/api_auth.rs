@@ -1,0 +1,112 @@
+//! `GET /auth/csrf`, `POST /auth/login`, `POST /auth/logout`, `GET /me`.
+
+use tokio_postgres::types::Type;
+
+use babybook_jobs::Id;
+
+use crate::api_input::LoginRequest;
+use crate::csrf;
+use crate::error::{ApiError, ErrorCode};
+use crate::password::{verify_password, DUMMY_HASH};
+use crate::rate_limit::LOGIN_EMAIL;
+use crate::reply::Reply;
+use crate::session::{self, Session};
+
+use super::context::RequestContext;
+use super::db::{self, col, Budget, Scope};
+use super::pipeline::{Incoming, Notes};
+use super::rate_limiter::{self, Verdict};
+
+fn keys(cx: &RequestContext) -> Result<&crate::session::SessionKeys, ApiError> {
+    cx.settings.session_keys.as_ref().ok_or_else(|| ApiError::new(ErrorCode::Internal, "SESSION_KEY_CURRENT is not configured"))
+}
+
+fn random16() -> Result<[u8; 16], ApiError> {
+    crate::secure_random::bytes().map_err(|e| ApiError::new(ErrorCode::Internal, format!("randomness: {e}")))
+}
+
+/// Issues a CSRF token bound to the caller's session (or to "anonymous" before sign-in), as a
+/// cookie and in the body (the SPA on another host cannot read the API host's cookies).
+pub fn csrf_token(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
+    let session = incoming
+        .header("cookie")
+        .and_then(|c| session::cookie_value(c, session::COOKIE_NAME))
+        .and_then(|v| Session::open(v, cx.settings.session_keys.as_ref()?, cx.started_ms / 1000).ok());
+    let token = csrf::issue(keys(cx)?, session.as_ref().map(|s| s.sid.as_str()), random16()?);
+    Ok(Reply::json(200, &serde_json::json!({ "csrf_token": token })).header("set-cookie", csrf::set_cookie(&token)))
+}
+
+pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) -> Result<Reply, ApiError> {
+    let request = LoginRequest::parse(&incoming.body)?;
+    if let Verdict::Refused(reply) = rate_limiter::check(cx, &LOGIN_EMAIL, request.email.as_str(), false, None).await {
+        notes.rejection = Some("rate_limited");
+        notes.fields.push(("rate_limit_policy", LOGIN_EMAIL.name.into()));
+        return Ok(reply);
+    }
+    let email = request.email.as_str().to_owned();
+    let found = db::transaction(&cx.env, Scope::System, Budget::Hot, async |tx| {
+        let row = tx.opt("SELECT user_id::text, account_id::text, password_hash FROM login_lookup($1)", &[(&email, Type::TEXT)]).await?;
+        row.map(|r| Ok::<_, ApiError>((col::<String>(&r, 0)?, col::<String>(&r, 1)?, col::<String>(&r, 2)?))).transpose()
+    })
+    .await?;
+    // An unknown email costs one full hash too: timing does not tell which emails have accounts.
+    let (stored, ids) = match &found {
+        Some((user, account, hash)) => (hash.as_str(), Some((user, account))),
+        None => (DUMMY_HASH, None),
+    };
+    let password_ok = verify_password(&request.password, stored);
+    let Some((user, account)) = ids.filter(|_| password_ok) else {
+        return Err(ApiError::new(ErrorCode::Unauthorized, "invalid credentials"));
+    };
+    let (uid, aid) = (parse_id(user)?, parse_id(account)?);
+    let keys = keys(cx)?;
+    let sid = base64_id(random16()?);
+    let session = Session::new(sid.clone(), uid, aid, cx.started_ms / 1000);
+    let csrf_token = csrf::issue(keys, Some(&sid), random16()?);
+    notes.account = Some(aid);
+    let mut reply = Reply::json(200, &serde_json::json!({ "user_id": uid.to_string(), "account_id": aid.to_string(), "csrf_token": csrf_token }));
+    // Two cookies: the session, and the CSRF token rebound to the new session.
+    reply.headers.push(("set-cookie".into(), session::set_cookie(&session.seal(keys))));
+    reply.headers.push(("set-cookie".into(), csrf::set_cookie(&csrf_token)));
+    Ok(reply)
+}
+
+/// Sessions are stateless (signed cookies): logout clears them in the browser. Ending every
+/// session at once is a key rotation (docs/runbooks/key-rotation.md).
+pub fn logout() -> Reply {
+    let mut reply = Reply::new(204);
+    reply.headers.push(("set-cookie".into(), session::clear_cookie()));
+    reply.headers.push(("set-cookie".into(), csrf::clear_cookie()));
+    reply
+}
+
+pub async fn me(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
+    let session = incoming.session.as_ref().ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no session"))?;
+    let uid = session.uid.to_string();
+    let json = db::transaction(&cx.env, Scope::Account(session.aid), Budget::Hot, async |tx| {
+        let row = tx
+            .opt(
+                "SELECT json_build_object(
+                   'user', json_build_object('id', u.id, 'email', u.email, 'display_name', u.display_name),
+                   'account', json_build_object('id', a.id, 'name', a.name, 'plan', a.plan),
+                   'children', coalesce((SELECT json_agg(json_build_object('id', c.id, 'name', c.name, 'birth_date', c.birth_date) ORDER BY c.created_at)
+                                         FROM child c), '[]'::json))::text
+                 FROM app_user u JOIN account a ON a.id = u.account_id WHERE u.id = $1::uuid",
+                &[(&uid, Type::TEXT)],
+            )
+            .await?;
+        row.map(|r| col::<String>(&r, 0)).transpose()
+    })
+    .await?;
+    let json = json.ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "session user no longer exists"))?;
+    Ok(Reply::new(200).header("content-type", "application/json; charset=utf-8").with_body(json.into_bytes()))
+}
+
+pub fn parse_id(text: &str) -> Result<Id, ApiError> {
+    Id::parse(text).map_err(|e| ApiError::new(ErrorCode::Internal, format!("id from the database: {e}")))
+}
+
+fn base64_id(bytes: [u8; 16]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

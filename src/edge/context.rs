@@ -1,0 +1,93 @@
+//! What every entry point shares: the parsed configuration (once per isolate), the clock, the
+//! log sink, and the per-request context.
+
+use std::cell::OnceCell;
+use std::rc::Rc;
+
+use worker::{Date, Env};
+
+use babybook_jobs::TraceId;
+
+use crate::config::{Config, ConfigError};
+use crate::session::{SessionKeys, SigningKey};
+use crate::telemetry::{Level, LogContext, LogLine};
+
+/// Configuration and keys, parsed once per isolate. Parsing is synchronous, so concurrent
+/// requests never wait on one another's initialisation.
+pub struct Settings {
+    pub config: Config,
+    pub session_keys: Option<SessionKeys>,
+}
+
+thread_local! {
+    static SETTINGS: OnceCell<Result<Rc<Settings>, ConfigError>> = const { OnceCell::new() };
+}
+
+fn lookup(env: &Env, name: &str) -> Option<String> {
+    env.secret(name).ok().map(|s| s.to_string()).or_else(|| env.var(name).ok().map(|v| v.to_string()))
+}
+
+pub fn settings(env: &Env) -> Result<Rc<Settings>, ConfigError> {
+    SETTINGS.with(|cell| {
+        cell.get_or_init(|| {
+            let config = Config::from_lookup(|name| lookup(env, name))?;
+            let session_keys = config.session_key_current.as_ref().map(|current| SessionKeys {
+                current: SigningKey::new(current.expose()),
+                previous: config.session_key_previous.as_ref().map(|p| SigningKey::new(p.expose())),
+            });
+            Ok(Rc::new(Settings { config, session_keys }))
+        })
+        .clone()
+    })
+}
+
+/// Wall-clock epoch milliseconds. (Inside a Worker the clock advances only across I/O, which is
+/// all the edge needs.)
+pub fn now_ms() -> i64 {
+    Date::now().as_millis() as i64
+}
+
+pub fn new_trace_id() -> TraceId {
+    // A CSPRNG failure is not worth failing a request over: fall back to the clock.
+    crate::secure_random::new_trace_id()
+        .unwrap_or_else(|_| TraceId::parse(&format!("edge-{:016x}", now_ms())).unwrap_or_else(|_| TraceId::from_random_bytes([0; 16])))
+}
+
+/// Writes a log line to the Worker's log stream (stdout of `wrangler dev`, Workers Logs deployed).
+pub fn emit(line: &LogLine) {
+    let json = line.to_json();
+    match line.level() {
+        Level::Error => worker::console_error!("{json}"),
+        Level::Warn => worker::console_warn!("{json}"),
+        Level::Info => worker::console_log!("{json}"),
+    }
+}
+
+/// A log line for a job or cron run, outside any request.
+pub fn line(config: &Config, trace_id: &TraceId, level: Level, message: &str) -> LogLine {
+    let context = LogContext { env: config.environment.as_str(), trace_id: trace_id.to_string() };
+    LogLine::new(level, message, &context, now_ms())
+}
+
+/// Everything a handler knows about the request it serves.
+pub struct RequestContext {
+    pub env: Env,
+    pub settings: Rc<Settings>,
+    pub ctx: Rc<worker::Context>,
+    pub trace_id: TraceId,
+    pub lang: crate::lang::Lang,
+    pub client_ip: String,
+    /// `scheme://host[:port]` of the request, for links in local answers.
+    pub origin: String,
+    pub started_ms: i64,
+}
+
+impl RequestContext {
+    pub fn config(&self) -> &Config {
+        &self.settings.config
+    }
+
+    pub fn line(&self, level: Level, message: &str) -> LogLine {
+        line(self.config(), &self.trace_id, level, message)
+    }
+}

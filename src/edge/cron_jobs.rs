@@ -1,0 +1,264 @@
+//! The cron jobs (SPEC §5): seasonal prewarm, the daily reaper, the synthetic queue probe and the
+//! sweep of lost publishes. Each takes "now" from the trigger's scheduled time, so a run fired for
+//! a chosen `time` behaves as it would at that time, and logs one start and one end line.
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio_postgres::types::Type;
+use worker::Env;
+
+use babybook_jobs::{format_rfc3339_millis, Id, Job, JobMessage, ReapTarget, TraceId};
+
+use crate::config::Config;
+use crate::cron::{CronJob, EXPORT_TTL_MS, MAX_PAGES, ORPHAN_GRACE_MS, PAGE_SIZE, PROBE_ALERT_MS, QUEUED_SWEEP_AFTER_MS};
+use crate::error::ApiError;
+use crate::lang::Lang;
+use crate::prewarm::active_window;
+use crate::share::TokenHash;
+use crate::telemetry::Level;
+
+use super::context::{self, Settings};
+use super::db::{self, col, Budget, Scope};
+use super::{jobs, share_cache, test_controls};
+
+/// The account that owns synthetic probe assets (migration V5).
+pub const PROBE_ACCOUNT: &str = "00000000-0000-4000-8000-00000000b0b0";
+
+fn text(e: ApiError) -> String {
+    format!("{:?}: {}", e.code, e.detail)
+}
+
+fn new_id() -> Result<Id, String> {
+    crate::secure_random::new_id().map_err(|e| e.to_string())
+}
+
+/// Runs one job with its start and end lines. `Err` is the failure, already logged.
+pub async fn run(job: CronJob, env: &Env, settings: &Settings, trace: &TraceId, now_ms: i64) -> Result<(), String> {
+    let config = &settings.config;
+    let started = context::now_ms();
+    context::emit(&context::line(config, trace, Level::Info, "cron start").field("cron_job", job.as_str()).field("scheduled_time", format_rfc3339_millis(now_ms)));
+    let result = if test_controls::fault(config, &format!("cron:{}", job.as_str())) {
+        Err(format!("cron:{} fault switched on (test control)", job.as_str()))
+    } else {
+        match job {
+            CronJob::Prewarm => prewarm(env, config, trace, now_ms, false).await,
+            CronJob::Reaper => reaper(env, config, trace, now_ms).await,
+            CronJob::QueueProbe => probe(env, config, trace, now_ms).await,
+            CronJob::QueuedSweep => sweep(env, config, trace, now_ms).await,
+        }
+    };
+    let duration = context::now_ms() - started;
+    match &result {
+        Ok(report) => context::emit(
+            &context::line(config, trace, Level::Info, "cron end").field("cron_job", job.as_str()).field("ok", true).field("duration_ms", duration).field("report", report.clone()),
+        ),
+        Err(e) => context::emit(
+            &context::line(config, trace, Level::Error, "cron end").field("cron_job", job.as_str()).field("ok", false).field("duration_ms", duration).field("error", e.clone()),
+        ),
+    }
+    result.map(|_| ())
+}
+
+/// Renders the top-N share pages into the edge cache, in every served language, exactly as the
+/// share route would. Outside a seasonal window (unless forced) it does nothing and says so.
+pub async fn prewarm(env: &Env, config: &Config, trace: &TraceId, now_ms: i64, forced: bool) -> Result<Value, String> {
+    let window = active_window(&config.prewarm_windows, now_ms).map(|w| w.name.clone());
+    if window.is_none() && !forced {
+        context::emit(&context::line(config, trace, Level::Info, "prewarm skipped: outside any seasonal window"));
+        return Ok(json!({"window": null, "warmed": 0, "skipped": 0, "failed": 0, "reason": "outside any seasonal window"}));
+    }
+    let limit = i32::try_from(config.prewarm_top_n).unwrap_or(i32::MAX);
+    let hashes: Vec<TokenHash> = db::transaction(env, Scope::System, Budget::Standard, async |tx| {
+        let rows = tx.rows("SELECT token_hash FROM popular_share_links($1)", &[(&limit, Type::INT4)]).await?;
+        rows.iter().map(|r| col::<Vec<u8>>(r, 0)).collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(text)?
+    .into_iter()
+    .filter_map(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok().map(TokenHash))
+    .collect();
+    let deadline = context::now_ms() + i64::try_from(config.prewarm_budget_ms).unwrap_or(20_000);
+    let outcomes: Vec<&'static str> = futures_util::stream::iter(hashes.iter())
+        .map(|hash| async move {
+            if context::now_ms() > deadline {
+                return "over_budget";
+            }
+            match share_cache::render_and_store(env, config, hash, &Lang::ALL, context::now_ms()).await {
+                Ok(Some(_)) => "warmed",
+                Ok(None) => "skipped",
+                Err(_) => "failed",
+            }
+        })
+        .buffer_unordered(config.prewarm_concurrency.max(1))
+        .collect()
+        .await;
+    let n = |what: &str| outcomes.iter().filter(|o| **o == what).count();
+    Ok(json!({
+        "window": window, "forced": forced, "candidates": hashes.len(),
+        "warmed": n("warmed"), "skipped": n("skipped"), "failed": n("failed"), "over_budget": n("over_budget"),
+        "languages": Lang::ALL.iter().map(|l| l.tag()).collect::<Vec<_>>(),
+    }))
+}
+
+/// Enqueues `reap` jobs for exports past their 72 h and orphaned assets, page by page. Rows are
+/// locked, published and marked in one transaction: a failed publish rolls the marks back, and a
+/// second run finds nothing new.
+async fn reaper(env: &Env, config: &Config, trace: &TraceId, now_ms: i64) -> Result<Value, String> {
+    let now = format_rfc3339_millis(now_ms);
+    let (ttl, grace) = (format!("{} milliseconds", EXPORT_TTL_MS), format!("{} milliseconds", ORPHAN_GRACE_MS));
+    let (mut exports, mut orphans) = (0usize, 0usize);
+    for _ in 0..MAX_PAGES {
+        let page = db::transaction(env, Scope::System, Budget::Standard, async |tx| {
+            let rows = tx
+                .rows(
+                    "SELECT kind, id::text, account_id::text FROM reap_candidates($1::text::timestamptz, $2::text::interval, $3::text::interval, $4)",
+                    &[(&now, Type::TEXT), (&ttl, Type::TEXT), (&grace, Type::TEXT), (&PAGE_SIZE, Type::INT8)],
+                )
+                .await?;
+            let mut messages = Vec::new();
+            let (mut export_ids, mut asset_ids) = (Vec::new(), Vec::new());
+            for row in &rows {
+                let (kind, id, account): (String, String, String) = (col(row, 0)?, col(row, 1)?, col(row, 2)?);
+                let (Ok(id_parsed), Ok(account)) = (Id::parse(&id), Id::parse(&account)) else { continue };
+                let target = if kind == "export" {
+                    export_ids.push(id);
+                    ReapTarget::Export { export_id: id_parsed }
+                } else {
+                    asset_ids.push(id);
+                    ReapTarget::OrphanAsset { asset_id: id_parsed }
+                };
+                let job_id = new_id().map_err(|e| ApiError::new(crate::error::ErrorCode::Internal, e))?;
+                messages.push(JobMessage::new(job_id, account, trace.clone(), now_ms, Job::Reap { target }));
+            }
+            jobs::publish_all(env, config, &messages).await.map_err(|e| ApiError::new(crate::error::ErrorCode::ServiceUnavailable, e))?;
+            tx.exec(
+                "SELECT mark_reap_enqueued($1::text[]::uuid[], $2::text[]::uuid[], $3::text::timestamptz)",
+                &[(&export_ids, Type::TEXT_ARRAY), (&asset_ids, Type::TEXT_ARRAY), (&now, Type::TEXT)],
+            )
+            .await?;
+            Ok((export_ids.len(), asset_ids.len(), rows.len()))
+        })
+        .await
+        .map_err(text)?;
+        exports += page.0;
+        orphans += page.1;
+        if (page.2 as i64) < PAGE_SIZE {
+            break;
+        }
+    }
+    Ok(json!({"exports_enqueued": exports, "orphans_enqueued": orphans}))
+}
+
+/// The synthetic end-to-end probe (seed §5.6): checks the previous probe's time-to-ready, alerts
+/// (`queue_ttr`, Sev-2) if it took over 5 minutes or never completed, then publishes the next.
+async fn probe(env: &Env, config: &Config, trace: &TraceId, now_ms: i64) -> Result<Value, String> {
+    let account = Id::parse(PROBE_ACCOUNT).map_err(|e| e.0)?;
+    let previous = db::transaction(env, Scope::Account(account), Budget::Standard, async |tx| {
+        tx.exec("DELETE FROM asset WHERE is_probe AND created_at < now() - interval '1 day' RETURNING 1", &[]).await?;
+        let row = tx
+            .opt(
+                "SELECT id::text, status, (extract(epoch FROM queued_at) * 1000)::int8, (extract(epoch FROM (ready_at - created_at)) * 1000)::int8
+                 FROM asset WHERE is_probe ORDER BY created_at DESC LIMIT 1",
+                &[],
+            )
+            .await?;
+        row.map(|r| Ok::<_, ApiError>((col::<String>(&r, 0)?, col::<String>(&r, 1)?, col::<Option<i64>>(&r, 2)?, col::<Option<i64>>(&r, 3)?))).transpose()
+    })
+    .await
+    .map_err(text)?;
+    let mut report = json!({"previous": null});
+    let mut publish_next = true;
+    if let Some((id, status, queued_ms, ttr_ms)) = previous {
+        let age_ms = queued_ms.map(|q| now_ms - q).unwrap_or(0);
+        let alert = |why: &str, value: i64| {
+            context::emit(
+                &context::line(config, trace, Level::Error, "queue probe alert")
+                    .field("alert", "queue_ttr")
+                    .field("severity", "sev2")
+                    .field("probe_asset_id", id.clone())
+                    .field("reason", why)
+                    .field("ttr_ms", value)
+                    .field("threshold_ms", PROBE_ALERT_MS)
+                    .field("runbook", "docs/runbooks/dlq.md#queue-probe"),
+            )
+        };
+        match (status.as_str(), ttr_ms) {
+            ("ready", Some(ttr)) => {
+                context::emit(&context::line(config, trace, Level::Info, "queue probe ttr").field("probe_asset_id", id.clone()).field("ttr_ms", ttr));
+                if ttr > PROBE_ALERT_MS {
+                    alert("took longer than the threshold", ttr);
+                }
+                report = json!({"previous": {"asset_id": id, "status": status, "ttr_ms": ttr}});
+            }
+            _ if age_ms > PROBE_ALERT_MS => {
+                alert("never completed", age_ms);
+                report = json!({"previous": {"asset_id": id, "status": status, "age_ms": age_ms, "alert": "queue_ttr"}});
+            }
+            _ => {
+                publish_next = false;
+                report = json!({"previous": {"asset_id": id, "status": status, "age_ms": age_ms, "note": "still in flight"}});
+            }
+        }
+    }
+    if publish_next {
+        let job_id = new_id()?;
+        let (job_text, queued_at) = (job_id.to_string(), format_rfc3339_millis(now_ms));
+        let asset = db::transaction(env, Scope::Account(account), Budget::Standard, async |tx| {
+            let row = tx
+                .one(
+                    "INSERT INTO asset (account_id, media_type, original_key, size_bytes, status, is_probe, job_id, queued_at)
+                     VALUES (current_account_id(), 'image/png', 'probes/' || $1 || '.png', 0, 'queued', true, $1::uuid, $2::text::timestamptz)
+                     RETURNING id::text",
+                    &[(&job_text, Type::TEXT), (&queued_at, Type::TEXT)],
+                )
+                .await?;
+            col::<String>(&row, 0)
+        })
+        .await
+        .map_err(text)?;
+        let asset_id = Id::parse(&asset).map_err(|e| e.0)?;
+        jobs::publish(env, config, &JobMessage::new(job_id, account, trace.clone(), now_ms, Job::Probe { asset_id })).await?;
+        report["published"] = json!({"asset_id": asset, "job_id": job_text});
+    }
+    Ok(report)
+}
+
+/// Re-publishes assets and exports stuck in `queued` (their publish failed after the commit).
+async fn sweep(env: &Env, config: &Config, trace: &TraceId, now_ms: i64) -> Result<Value, String> {
+    let (before, now) = (format_rfc3339_millis(now_ms - QUEUED_SWEEP_AFTER_MS), format_rfc3339_millis(now_ms));
+    let (assets, exports) = db::transaction(env, Scope::System, Budget::Standard, async |tx| {
+        let assets = tx
+            .rows(
+                "SELECT id::text, account_id::text, job_id::text, original_key, media_type, is_probe
+                 FROM stuck_queued_assets($1::text::timestamptz, $2::text::timestamptz, $3::int)",
+                &[(&before, Type::TEXT), (&now, Type::TEXT), (&(PAGE_SIZE as i32), Type::INT4)],
+            )
+            .await?;
+        let exports = tx
+            .rows(
+                "SELECT id::text, account_id::text FROM stuck_queued_exports($1::text::timestamptz, $2::text::timestamptz, $3::int)",
+                &[(&before, Type::TEXT), (&now, Type::TEXT), (&(PAGE_SIZE as i32), Type::INT4)],
+            )
+            .await?;
+        let mut messages = Vec::new();
+        for row in &assets {
+            let (id, account, job, key, media, is_probe): (String, String, Option<String>, String, String, bool) =
+                (col(row, 0)?, col(row, 1)?, col(row, 2)?, col(row, 3)?, col(row, 4)?, col(row, 5)?);
+            let (Ok(asset_id), Ok(account)) = (Id::parse(&id), Id::parse(&account)) else { continue };
+            let job_id = job.and_then(|j| Id::parse(&j).ok()).map_or_else(|| new_id().map_err(|e| ApiError::new(crate::error::ErrorCode::Internal, e)), Ok)?;
+            let job = if is_probe { Job::Probe { asset_id } } else { Job::Transcode { asset_id, original_key: key, media_type: media } };
+            messages.push(JobMessage::new(job_id, account, trace.clone(), now_ms, job));
+        }
+        for row in &exports {
+            let (id, account): (String, String) = (col(row, 0)?, col(row, 1)?);
+            let (Ok(export_id), Ok(account)) = (Id::parse(&id), Id::parse(&account)) else { continue };
+            let job_id = new_id().map_err(|e| ApiError::new(crate::error::ErrorCode::Internal, e))?;
+            messages.push(JobMessage::new(job_id, account, trace.clone(), now_ms, Job::Export { export_id }));
+        }
+        jobs::publish_all(env, config, &messages).await.map_err(|e| ApiError::new(crate::error::ErrorCode::ServiceUnavailable, e))?;
+        Ok((assets.len(), exports.len()))
+    })
+    .await
+    .map_err(text)?;
+    Ok(json!({"assets_republished": assets, "exports_republished": exports}))
+}

@@ -1,0 +1,108 @@
+//! The `jobs-dlq` consumer and the dead-job store.
+//!
+//! Every dead job is classified (definitive, worker bug, external; seed §9.7), logged as a Sev-2
+//! alert line, and kept in the `DEAD_JOBS` R2 bucket under `<class>/<job id>.json` until an
+//! operator re-drives it (`POST /admin/jobs/redrive`, `scripts/redrive`). There is no `dlq` table
+//! (seed §13). R2 rather than leaving the message in the DLQ: a queue can only be read in order
+//! by its consumer, while re-drive needs "this job" or "every external failure" on demand, and
+//! R2 keeps the payload as long as the bucket's lifecycle rule says (30 days).
+
+use tokio_postgres::types::Type;
+use worker::{Bucket, Env};
+
+use babybook_jobs::{DeadJob, DeadLetter, FailureClass, Job};
+
+use crate::config::binding;
+use crate::telemetry::Level;
+
+use super::consumer::{deliveries, mark_failed};
+use super::context::{self, Settings};
+use super::db::{self, Budget, Scope};
+
+pub fn bucket(env: &Env) -> Result<Bucket, String> {
+    env.bucket(binding::DEAD_JOBS).map_err(|e| format!("DEAD_JOBS binding: {e}"))
+}
+
+pub fn object_key(dead: &DeadJob, fallback_id: &str) -> String {
+    format!("{}.json", dead.key(fallback_id))
+}
+
+pub async fn consume(batch: worker::worker_sys::MessageBatch, env: Env, settings: std::rc::Rc<Settings>) {
+    let config = &settings.config;
+    for delivery in deliveries(&batch) {
+        let now = context::now_ms();
+        let dead = DeadLetter::from_value(delivery.body_value(), now);
+        let class = dead.class();
+        let key = object_key(&dead, &delivery.id());
+        let stored = match bucket(&env) {
+            Ok(bucket) => bucket.put(key.clone(), dead.to_json()).execute().await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            // Keep the message until the store is back; the alert fires when it is stored.
+            context::emit(&context::line(config, &context::new_trace_id(), Level::Error, "dead job not stored").field("key", key).field("detail", e));
+            delivery.retry(30);
+            continue;
+        }
+        if let Some(job) = &dead.job {
+            if job.job.asset_id().is_some() || matches!(job.job, Job::Export { .. }) {
+                mark_failed(&env, job, &dead.failure).await;
+            }
+        }
+        let trace = dead.job.as_ref().map(|j| j.trace_id.clone()).unwrap_or_else(context::new_trace_id);
+        let mut line = context::line(config, &trace, Level::Error, "dead job")
+            .field("alert", "dlq_item")
+            .field("severity", "sev2")
+            .field("classification", class.as_str())
+            .field("action", match class {
+                FailureClass::Definitive => "asset marked failed; the user can be told",
+                FailureClass::WorkerBug => "alert: fix the worker, then re-drive",
+                FailureClass::External => "escalate to the provider; re-drive when it recovers",
+            })
+            .field("attempts", dead.failure.attempts)
+            .field("last_error", serde_json::to_value(&dead.failure).unwrap_or_default())
+            .field("dead_job_key", key)
+            .field("runbook", "docs/runbooks/dlq.md");
+        if let Some(job) = &dead.job {
+            line = line.account(&job.account_id).field("job_id", job.job_id.to_string()).field("job_type", job.job_type().as_str());
+        }
+        context::emit(&line);
+        delivery.ack();
+    }
+}
+
+/// Counts the dead jobs of a class, for the probe and the admin listing.
+pub async fn list_keys(env: &Env, class: Option<FailureClass>, limit: u32) -> Result<Vec<String>, String> {
+    let bucket = bucket(env)?;
+    let mut builder = bucket.list().limit(limit);
+    if let Some(class) = class {
+        builder = builder.prefix(format!("{}/", class.as_str()));
+    }
+    let objects = builder.execute().await.map_err(|e| e.to_string())?;
+    Ok(objects.objects().into_iter().map(|o| o.key()).collect())
+}
+
+pub async fn read(env: &Env, key: &str) -> Result<Option<DeadJob>, String> {
+    let Some(object) = bucket(env)?.get(key).execute().await.map_err(|e| e.to_string())? else { return Ok(None) };
+    let text = match object.body() {
+        Some(body) => body.text().await.map_err(|e| e.to_string())?,
+        None => return Ok(None),
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| format!("{key}: {e}"))
+}
+
+pub async fn remove(env: &Env, key: &str) -> Result<(), String> {
+    bucket(env)?.delete(key).await.map_err(|e| e.to_string())
+}
+
+/// Before a re-drive: an asset or export marked failed goes back to `queued`.
+pub async fn requeue_subject(env: &Env, job: &babybook_jobs::JobMessage) {
+    let (sql, id) = match &job.job {
+        Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => {
+            ("UPDATE asset SET status = 'queued', queued_at = now(), failure_reason = NULL WHERE id = $1::uuid AND status = 'failed' RETURNING 1", asset_id.to_string())
+        }
+        Job::Export { export_id } => ("UPDATE account_export SET status = 'queued', failure_reason = NULL WHERE id = $1::uuid AND status = 'failed' RETURNING 1", export_id.to_string()),
+        _ => return,
+    };
+    let _ = db::transaction(env, Scope::Account(job.account_id), Budget::Standard, async |tx| tx.exec(sql, &[(&id, Type::TEXT)]).await).await;
+}

@@ -1,0 +1,87 @@
+//! The three entry points. Each builds its context, dispatches, and never lets an error escape as
+//! an exception the runtime would turn into a retry storm or an HTML error page.
+
+use std::rc::Rc;
+
+use wasm_bindgen::prelude::*;
+use worker::{event, Context, Env, Request, Response};
+
+use crate::config::queue_name;
+use crate::cron::jobs_for;
+use crate::telemetry::Level;
+
+use super::context::{self, Settings};
+use super::{consumer, cron_jobs, dead_letters, pipeline};
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    Ok(pipeline::handle(req, env, ctx).await)
+}
+
+fn settings_or_log(env: &Env) -> Option<Rc<Settings>> {
+    match context::settings(env) {
+        Ok(settings) => Some(settings),
+        Err(e) => {
+            worker::console_error!("{{\"level\":\"ERROR\",\"message\":\"configuration error\",\"detail\":{:?}}}", e.to_string());
+            None
+        }
+    }
+}
+
+/// Queue consumer export, written by hand instead of `#[event(queue)]` for two reasons: the
+/// runtime's per-message `attempts` is only on the raw message, and the macro turns an `Err` into
+/// a panic that retries the whole batch. This handler decides per message and always resolves.
+#[wasm_bindgen]
+pub fn queue(batch: worker::worker_sys::MessageBatch, env: Env, _ctx: worker::worker_sys::Context) -> js_sys::Promise {
+    wasm_bindgen_futures::future_to_promise(async move {
+        let Some(settings) = settings_or_log(&env) else {
+            // Without configuration nothing can be processed correctly: retry later, all of it.
+            let _ = batch.retry_all(JsValue::NULL);
+            return Ok(JsValue::UNDEFINED);
+        };
+        let queue = batch.queue().map(String::from).unwrap_or_default();
+        if queue.starts_with(queue_name::JOBS_DLQ) {
+            dead_letters::consume(batch, env, settings).await;
+        } else if queue.starts_with(queue_name::JOBS) {
+            consumer::consume(batch, env, settings).await;
+        } else {
+            worker::console_error!("{{\"level\":\"ERROR\",\"message\":\"batch from an unknown queue\",\"queue\":{queue:?}}}");
+        }
+        Ok(JsValue::UNDEFINED)
+    })
+}
+
+/// Cron export, by hand so that a failed job rejects the promise: the runtime (and
+/// `/cdn-cgi/handler/scheduled` locally) then reports the run as failed. Every job of the trigger
+/// runs even when one fails.
+#[wasm_bindgen]
+pub fn scheduled(event: worker::worker_sys::ScheduledEvent, env: Env, _ctx: worker::worker_sys::ScheduleContext) -> js_sys::Promise {
+    wasm_bindgen_futures::future_to_promise(async move {
+        let Some(settings) = settings_or_log(&env) else {
+            return Err(JsValue::from_str("configuration error"));
+        };
+        let cron = event.cron().unwrap_or_default();
+        let now_ms = event.scheduled_time().map(|t| t as i64).unwrap_or_else(|_| context::now_ms());
+        let trace = context::new_trace_id();
+        let jobs = jobs_for(&cron);
+        if jobs.is_empty() {
+            context::emit(&context::line(&settings.config, &trace, Level::Warn, "cron trigger with no jobs").field("cron", cron.clone()));
+        }
+        let mut failures = Vec::new();
+        for &job in jobs {
+            if let Err(e) = cron_jobs::run(job, &env, &settings, &trace, now_ms).await {
+                failures.push(format!("{}: {e}", job.as_str()));
+            }
+        }
+        if failures.is_empty() {
+            Ok(JsValue::UNDEFINED)
+        } else {
+            Err(JsValue::from_str(&format!("cron {cron} (trace {trace}): {}", failures.join("; "))))
+        }
+    })
+}

@@ -1,0 +1,22 @@
+//! The Worker shell: bindings, I/O and the three entry points, around the functional core.
+//! Only compiled for `wasm32`. Handlers decide with core functions and do I/O here.
+
+mod admin;
+mod api_auth;
+mod api_media;
+mod api_shares;
+mod consumer;
+mod context;
+mod cron_jobs;
+mod db;
+mod dead_letters;
+mod entry;
+mod jobs;
+mod media_client;
+mod pipeline;
+mod proxy;
+mod rate_limiter;
+mod share_cache;
+mod share_route;
+mod test_controls;
+mod timeout;

@@ -1,0 +1,75 @@
+//! The shielded proxy: API calls the edge does not serve go to `ORIGIN_URL` with the service
+//! credential, the trace id and the signed identity; client copies of those headers are dropped.
+
+use wasm_bindgen::JsValue;
+use worker::{AbortController, Fetch, Headers, Method, Request, RequestInit};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::proxy::{self as policy, ORIGIN_TIMEOUT_MS};
+use crate::reply::Reply;
+use crate::session::Session;
+
+use super::context::RequestContext;
+use super::test_controls::{count, Counter};
+use super::timeout::within;
+
+const MAX_PROXY_BODY: usize = 1024 * 1024;
+
+pub async fn forward(cx: &RequestContext, mut req: Request, method: &str, headers: &[(String, String)], session: Option<&Session>) -> Result<Reply, ApiError> {
+    let config = cx.config();
+    let origin = config.origin_url.as_deref().ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no ORIGIN_URL"))?;
+    let url = req.url().map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
+    let target = format!("{origin}{}{}", url.path(), url.query().map(|q| format!("?{q}")).unwrap_or_default());
+
+    let out = Headers::new();
+    for (name, value) in policy::forwardable_request_headers(headers) {
+        let _ = out.append(name, value);
+    }
+    let _ = out.set(policy::TRACE_ID, cx.trace_id.as_str());
+    let _ = out.set(policy::CLIENT_IP, &cx.client_ip);
+    if let Some(token) = &config.service_api_token {
+        let _ = out.set(policy::SERVICE_AUTH, &format!("Bearer {}", token.expose()));
+        if let Some(s) = session {
+            let (uid, aid) = (s.uid.to_string(), s.aid.to_string());
+            let _ = out.set(policy::USER_ID, &uid);
+            let _ = out.set(policy::ACCOUNT_ID, &aid);
+            let _ = out.set(policy::IDENTITY_SIGNATURE, &policy::identity_signature(token.expose(), &uid, &aid, cx.trace_id.as_str()));
+        }
+    }
+    let body = if matches!(method, "GET" | "HEAD") {
+        None
+    } else {
+        let bytes = req.bytes().await.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
+        if bytes.len() > MAX_PROXY_BODY {
+            return Err(ApiError::new(ErrorCode::PayloadTooLarge, "proxied body over 1 MiB"));
+        }
+        Some(JsValue::from(js_sys::Uint8Array::from(bytes.as_slice())))
+    };
+    let mut init = RequestInit::new();
+    init.with_method(Method::from(method.to_owned())).with_headers(out).with_body(body);
+    let request = Request::new_with_init(&target, &init).map_err(|e| ApiError::new(ErrorCode::BadGateway, e.to_string()))?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    count(Counter::OriginCalls);
+    let call = async {
+        let mut response = Fetch::Request(request).send_with_signal(&signal).await?;
+        let status = response.status_code();
+        let headers: Vec<(String, String)> = response.headers().entries().collect();
+        let body = response.bytes().await?;
+        Ok::<_, worker::Error>((status, headers, body))
+    };
+    let (status, headers, body) = match within(ORIGIN_TIMEOUT_MS, call).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => return Err(ApiError::new(ErrorCode::BadGateway, format!("origin unreachable: {e}"))),
+        Err(_) => {
+            controller.abort();
+            return Err(ApiError::new(ErrorCode::GatewayTimeout, format!("origin gave no answer within {ORIGIN_TIMEOUT_MS} ms")));
+        }
+    };
+    let status = policy::map_origin_status(status)?;
+    let mut reply = Reply::new(status).with_body(body);
+    for (name, value) in policy::forwardable_response_headers(&headers) {
+        reply.headers.push((name.into(), value));
+    }
+    Ok(reply)
+}

@@ -1,0 +1,55 @@
+//! Rate limits through Cloudflare's Rate Limiting bindings, one per policy (see
+//! `crate::rate_limit` for the table). A refusal never reaches the cache, database or origin.
+
+use crate::error::{ApiError, ErrorCode};
+use crate::rate_limit::{self, OnLimiterError, Policy};
+use crate::reply::Reply;
+use crate::share::page::MessagePage;
+use crate::telemetry::{self, Level};
+
+use super::context::{self, RequestContext};
+use super::pipeline::share_error_page;
+
+pub enum Verdict {
+    Allowed,
+    Refused(Reply),
+}
+
+/// Counts one request against `policy` for `subject` (an IP key, a user id, an email).
+/// `html` answers share-page refusals with a small HTML page for browsers.
+pub async fn check(cx: &RequestContext, policy: &Policy, subject: &str, share_page: bool, accept: Option<&str>) -> Verdict {
+    let key = rate_limit::key(policy, subject);
+    let outcome = match cx.env.rate_limiter(policy.binding) {
+        Ok(limiter) => limiter.limit(key).await.map(|o| o.success),
+        Err(e) => Err(e),
+    };
+    let allowed = match outcome {
+        Ok(allowed) => allowed,
+        Err(e) => {
+            // The limiter itself failed: share pages stay up, logins stay shut.
+            context::emit(
+                &cx.line(Level::Error, "rate limiter failed")
+                    .field("policy", policy.name)
+                    .field("detail", e.to_string())
+                    .field("fail_mode", if policy.on_limiter_error == OnLimiterError::FailOpen { "open" } else { "closed" }),
+            );
+            policy.on_limiter_error == OnLimiterError::FailOpen
+        }
+    };
+    if allowed {
+        return Verdict::Allowed;
+    }
+    telemetry::count_rejection("rate_limited");
+    let now = context::now_ms();
+    let wants_html = accept.is_some_and(|a| a.contains("text/html"));
+    let mut reply = if share_page && wants_html {
+        share_error_page(cx, MessagePage::RateLimited, 429)
+    } else {
+        ApiError::new(ErrorCode::RateLimited, policy.name).to_reply(cx.trace_id.as_str(), cx.lang)
+    };
+    for (name, value) in rate_limit::refusal_headers(policy, now) {
+        reply.set_header(name, value);
+    }
+    reply.set_header("cache-control", "no-store");
+    Verdict::Refused(reply)
+}

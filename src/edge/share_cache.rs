@@ -1,0 +1,130 @@
+//! The edge cache of share pages: one rendered page per (token hash, language), stored with its
+//! render time so the share route (and cron prewarm, byte for byte the same) can apply
+//! stale-while-revalidate and stale-if-error by hand.
+
+use worker::{Cache, Env, Headers, Response};
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::lang::Lang;
+use crate::reply::Reply;
+use crate::share::cache_policy::{self, CacheStatus, CACHE_STATUS_HEADER, RENDERED_AT_HEADER};
+use crate::share::headers::{apply_page_headers, weak_etag};
+use crate::share::page::{render_share_page, SharePage};
+use crate::share::TokenHash;
+
+use super::db::{self, col, Budget, Scope};
+use super::test_controls::{count, Counter};
+
+/// A rendered page as the cache holds it.
+#[derive(Debug, Clone)]
+pub struct CachedPage {
+    pub body: Vec<u8>,
+    pub etag: String,
+    pub rendered_at_ms: i64,
+}
+
+impl CachedPage {
+    pub fn render(page: &SharePage, lang: Lang, media_origin: &str, now_ms: i64) -> CachedPage {
+        count(Counter::Renders);
+        let body = render_share_page(page, lang, media_origin).into_bytes();
+        let etag = weak_etag(&body);
+        CachedPage { body, etag, rendered_at_ms: now_ms }
+    }
+
+    /// The response a client gets for this page: 200 with the body, or 304 when `not_modified`.
+    pub fn to_reply(&self, lang: Lang, media_origin: &str, status: CacheStatus, not_modified: bool) -> Reply {
+        let mut reply = if not_modified {
+            Reply::new(304)
+        } else {
+            Reply::new(200).header("content-type", "text/html; charset=utf-8").with_body(self.body.clone())
+        };
+        apply_page_headers(&mut reply, &self.etag, lang, media_origin);
+        reply.set_header(CACHE_STATUS_HEADER, status.as_str());
+        reply
+    }
+}
+
+/// Reads what a live link shows, through the narrow `public_share_page` door. `None` for unknown,
+/// expired and revoked links alike.
+pub async fn load(env: &Env, hash: &TokenHash) -> Result<Option<SharePage>, ApiError> {
+    let hash_bytes = hash.0.to_vec();
+    let json: Option<String> = db::transaction(env, Scope::System, Budget::Hot, async |tx| {
+        let row = tx.one("SELECT public_share_page($1)", &[(&hash_bytes, tokio_postgres::types::Type::BYTEA)]).await?;
+        col::<Option<String>>(&row, 0)
+    })
+    .await?;
+    match json {
+        None => Ok(None),
+        Some(text) => SharePage::from_json(&text)
+            .map(Some)
+            .map_err(|e| ApiError::new(crate::error::ErrorCode::Internal, format!("share page JSON: {e}"))),
+    }
+}
+
+pub async fn get(hash: &TokenHash, lang: Lang) -> Option<CachedPage> {
+    let cache = Cache::default();
+    let mut response = cache.get(cache_policy::page_cache_key(hash, lang), true).await.ok()??;
+    let etag = response.headers().get("etag").ok()??;
+    let rendered_at_ms = response.headers().get(RENDERED_AT_HEADER).ok()??.parse().ok()?;
+    let body = response.bytes().await.ok()?;
+    Some(CachedPage { body, etag, rendered_at_ms })
+}
+
+pub async fn put(hash: &TokenHash, lang: Lang, page: &CachedPage) -> Result<(), String> {
+    let headers = Headers::new();
+    let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| e.to_string());
+    set("content-type", "text/html; charset=utf-8")?;
+    set("etag", &page.etag)?;
+    set(RENDERED_AT_HEADER, &page.rendered_at_ms.to_string())?;
+    // How long the Cache API keeps it: well past max-age, for stale-if-error.
+    set("cache-control", &format!("public, max-age={}", cache_policy::cache_entry_ttl_seconds()))?;
+    let response = Response::builder().with_status(200).with_headers(headers).fixed(page.body.clone());
+    Cache::default().put(cache_policy::page_cache_key(hash, lang), response).await.map_err(|e| e.to_string())
+}
+
+/// Removes every language's page (and revalidation marker) for a link: on revoke and edit.
+pub async fn purge(hash: &TokenHash) {
+    let cache = Cache::default();
+    for lang in Lang::ALL {
+        let _ = cache.delete(cache_policy::page_cache_key(hash, lang), true).await;
+        let _ = cache.delete(cache_policy::revalidation_marker_key(hash, lang), true).await;
+    }
+}
+
+/// Claims the right to re-render a stale page: false if another request claimed it recently, so
+/// a burst of stale hits triggers one render, not hundreds.
+pub async fn claim_revalidation(hash: &TokenHash, lang: Lang) -> bool {
+    let cache = Cache::default();
+    let key = cache_policy::revalidation_marker_key(hash, lang);
+    if matches!(cache.get(key.as_str(), true).await, Ok(Some(_))) {
+        return false;
+    }
+    let headers = Headers::new();
+    let _ = headers.set("cache-control", &format!("public, max-age={}", cache_policy::REVALIDATION_MARKER_SECONDS));
+    let marker = Response::builder().with_status(200).with_headers(headers).fixed(b"1".to_vec());
+    cache.put(key.as_str(), marker).await.is_ok()
+}
+
+pub async fn release_revalidation(hash: &TokenHash, lang: Lang) {
+    let _ = Cache::default().delete(cache_policy::revalidation_marker_key(hash, lang), true).await;
+}
+
+/// Renders a link in `langs` and stores each page. `Ok(None)`: the link is not live (its cached
+/// pages are purged). Used by the share route's misses and revalidations and by cron prewarm.
+pub async fn render_and_store(env: &Env, config: &Config, hash: &TokenHash, langs: &[Lang], now_ms: i64) -> Result<Option<Vec<(Lang, CachedPage)>>, ApiError> {
+    let Some(page) = load(env, hash).await? else {
+        purge(hash).await;
+        return Ok(None);
+    };
+    let mut pages = Vec::with_capacity(langs.len());
+    for &lang in langs {
+        let rendered = CachedPage::render(&page, lang, &config.media_origin, now_ms);
+        if let Err(e) = put(hash, lang, &rendered).await {
+            // Serving beats caching: the page still goes out, the next request renders again.
+            worker::console_warn!("{{\"level\":\"WARN\",\"message\":\"cache put failed\",\"detail\":{:?}}}", e);
+        }
+        pages.push((lang, rendered));
+    }
+    Ok(Some(pages))
+}

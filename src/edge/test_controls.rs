@@ -1,0 +1,108 @@
+//! Test-only controls: fault switches, counters and cache ageing. Compiled in, but every entry
+//! point checks `Config::test_controls`, which is false unless `ENVIRONMENT=local` and
+//! `TEST_CONTROLS=on`; in staging and production `/__test/*` answers 404 and the switches read off.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+
+use crate::config::Config;
+
+thread_local! {
+    static FAULTS: RefCell<BTreeSet<String>> = const { RefCell::new(BTreeSet::new()) };
+    static DB_CONNECTIONS: Cell<u64> = const { Cell::new(0) };
+    static ORIGIN_CALLS: Cell<u64> = const { Cell::new(0) };
+    static MEDIA_CALLS: Cell<u64> = const { Cell::new(0) };
+    static RENDERS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Is the named fault switched on? Always false outside local test runs.
+pub fn fault(config: &Config, name: &str) -> bool {
+    config.test_controls && FAULTS.with(|f| f.borrow().contains(name))
+}
+
+pub fn set_fault(name: &str, on: bool) {
+    FAULTS.with(|f| {
+        let mut faults = f.borrow_mut();
+        if on {
+            faults.insert(name.to_owned());
+        } else {
+            faults.remove(name);
+        }
+    });
+}
+
+#[derive(Clone, Copy)]
+pub enum Counter {
+    DbConnections,
+    OriginCalls,
+    MediaCalls,
+    Renders,
+}
+
+fn cell(counter: Counter) -> &'static std::thread::LocalKey<Cell<u64>> {
+    match counter {
+        Counter::DbConnections => &DB_CONNECTIONS,
+        Counter::OriginCalls => &ORIGIN_CALLS,
+        Counter::MediaCalls => &MEDIA_CALLS,
+        Counter::Renders => &RENDERS,
+    }
+}
+
+/// Counts always (it is one add); only `/__test/counters` reads it.
+pub fn count(counter: Counter) {
+    cell(counter).with(|c| c.set(c.get() + 1));
+}
+
+pub fn counters() -> serde_json::Value {
+    let get = |c| cell(c).with(Cell::get);
+    serde_json::json!({
+        "db_connections": get(Counter::DbConnections),
+        "origin_calls": get(Counter::OriginCalls),
+        "media_calls": get(Counter::MediaCalls),
+        "renders": get(Counter::Renders),
+        "faults": FAULTS.with(|f| f.borrow().iter().cloned().collect::<Vec<_>>()),
+    })
+}
+
+/// `POST /__test/controls` actions (local test runs only; the route refuses otherwise):
+///
+/// - `{"action": "fault", "name": "queue_publish" | "cron:<job>", "on": true}`
+/// - `{"action": "age_share_cache", "token": "…", "seconds": 301}`: makes a cached page older
+/// - `{"action": "publish_raw", "body": …}` / `{"action": "publish_raw_batch", "bodies": [...]}`
+pub async fn run(cx: &super::context::RequestContext, body: serde_json::Map<String, serde_json::Value>) -> Result<crate::reply::Reply, crate::error::ApiError> {
+    use crate::error::{ApiError, ErrorCode};
+    let bad = |what: &str| ApiError::validation(vec![("body".into(), what.into())]);
+    let ok = || crate::reply::Reply::json(200, &serde_json::json!({"ok": true}));
+    match body.get("action").and_then(|a| a.as_str()) {
+        Some("fault") => {
+            let name = body.get("name").and_then(|n| n.as_str()).ok_or_else(|| bad("name"))?;
+            set_fault(name, body.get("on").and_then(|o| o.as_bool()).unwrap_or(true));
+            Ok(ok())
+        }
+        Some("age_share_cache") => {
+            let token = body.get("token").and_then(|t| t.as_str()).and_then(|t| crate::share::ShareToken::parse(t).ok()).ok_or_else(|| bad("token"))?;
+            let seconds = body.get("seconds").and_then(|s| s.as_i64()).ok_or_else(|| bad("seconds"))?;
+            let hash = token.hash();
+            let mut aged = 0;
+            for lang in crate::lang::Lang::ALL {
+                if let Some(mut page) = super::share_cache::get(&hash, lang).await {
+                    page.rendered_at_ms -= seconds * 1000;
+                    super::share_cache::put(&hash, lang, &page).await.map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
+                    aged += 1;
+                }
+            }
+            Ok(crate::reply::Reply::json(200, &serde_json::json!({"aged": aged})))
+        }
+        Some("publish_raw") => {
+            let message = body.get("body").ok_or_else(|| bad("body"))?;
+            super::jobs::publish_raw(&cx.env, message).await.map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e))?;
+            Ok(ok())
+        }
+        Some("publish_raw_batch") => {
+            let bodies = body.get("bodies").and_then(|b| b.as_array()).ok_or_else(|| bad("bodies"))?;
+            super::jobs::publish_raw_batch(&cx.env, bodies).await.map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e))?;
+            Ok(ok())
+        }
+        _ => Err(bad("unknown action")),
+    }
+}
