@@ -44,7 +44,7 @@ pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) 
         return Ok(reply);
     }
     let email = request.email.as_str().to_owned();
-    let found = db::transaction(&cx.env, Scope::System, Budget::Hot, async |tx| {
+    let found = db::transaction(&cx.io, Scope::System, Budget::Hot, async |tx| {
         let row = tx.opt("SELECT user_id::text, account_id::text, password_hash FROM login_lookup($1)", &[(&email, Type::TEXT)]).await?;
         row.map(|r| Ok::<_, ApiError>((col::<String>(&r, 0)?, col::<String>(&r, 1)?, col::<String>(&r, 2)?))).transpose()
     })
@@ -83,7 +83,7 @@ pub fn logout() -> Reply {
 pub async fn me(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
     let session = incoming.session.as_ref().ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no session"))?;
     let uid = session.uid.to_string();
-    let json = db::transaction(&cx.env, Scope::Account(session.aid), Budget::Hot, async |tx| {
+    let json = db::transaction(&cx.io, Scope::Account(session.aid), Budget::Hot, async |tx| {
         let row = tx
             .opt(
                 "SELECT json_build_object(

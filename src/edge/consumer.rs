@@ -8,7 +8,6 @@
 use futures_util::StreamExt;
 use tokio_postgres::types::Type;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::Env;
 
 use babybook_jobs::{DeadJob, Decision, Failure, FailureKind, Id, Job, JobMessage, MediaOutcome, ReapTarget};
 
@@ -16,7 +15,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::telemetry::{Level, LogLine};
 
-use super::context::{self, Settings};
+use super::context::{self, Io, Settings};
 use super::db::{self, col, Budget, Scope, Tx};
 use super::{jobs, media_client};
 
@@ -87,7 +86,7 @@ pub fn deliveries(batch: &worker::worker_sys::MessageBatch) -> Vec<Delivery> {
 }
 
 /// Consumes one batch of `jobs`.
-pub async fn consume(batch: worker::worker_sys::MessageBatch, env: Env, settings: std::rc::Rc<Settings>) {
+pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: std::rc::Rc<Settings>) {
     let started = context::now_ms();
     let queue = batch.queue().map(String::from).unwrap_or_default();
     let backlog = batch_metric(&batch, "backlogCount");
@@ -95,7 +94,7 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, env: Env, settings
     let messages = deliveries(&batch);
     let size = messages.len();
     let fates: Vec<(Fate, Option<i64>)> = futures_util::stream::iter(messages.iter())
-        .map(|delivery| handle(delivery, &env, config))
+        .map(|delivery| handle(delivery, &io, config))
         .buffer_unordered(config.consumer_concurrency)
         .collect()
         .await;
@@ -116,7 +115,7 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, env: Env, settings
         line = line.field("backlog", backlog);
     }
     context::emit(&line);
-    record_metrics(&env, &queue, size, count(Fate::Acked), count(Fate::Retried), count(Fate::Dead), oldest.unwrap_or(0), backlog.unwrap_or(0.0));
+    record_metrics(&io, &queue, size, count(Fate::Acked), count(Fate::Retried), count(Fate::Dead), oldest.unwrap_or(0), backlog.unwrap_or(0.0));
 }
 
 /// The runtime's batch metadata (`metadata.metrics.backlogCount`, …) when it provides it.
@@ -129,8 +128,8 @@ fn batch_metric(batch: &worker::worker_sys::MessageBatch, name: &str) -> Option<
 /// Queue health signals (seed §5.2) to Workers Analytics Engine; the same numbers are in the
 /// `queue batch` log line, which is what local runs and tests read.
 #[allow(clippy::too_many_arguments)]
-fn record_metrics(env: &Env, queue: &str, size: usize, acked: usize, retried: usize, dead: usize, oldest_ms: i64, backlog: f64) {
-    if let Ok(dataset) = env.analytics_engine(crate::config::binding::QUEUE_METRICS) {
+fn record_metrics(io: &Io, queue: &str, size: usize, acked: usize, retried: usize, dead: usize, oldest_ms: i64, backlog: f64) {
+    if let Ok(dataset) = io.analytics_engine(crate::config::binding::QUEUE_METRICS) {
         let _ = worker::AnalyticsEngineDataPointBuilder::new()
             .indexes([queue])
             .add_blob(queue)
@@ -139,7 +138,7 @@ fn record_metrics(env: &Env, queue: &str, size: usize, acked: usize, retried: us
     }
 }
 
-async fn handle(delivery: &Delivery, env: &Env, config: &Config) -> (Fate, Option<i64>) {
+async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<i64>) {
     let attempts = delivery.attempts();
     let now = context::now_ms();
     let body = delivery.body_text();
@@ -150,7 +149,7 @@ async fn handle(delivery: &Delivery, env: &Env, config: &Config) -> (Fate, Optio
             let dead = DeadJob::of_unreadable(&body, Failure::new(FailureKind::InvalidMessage, None, &e.0).with_attempts(attempts), now);
             let trace = context::new_trace_id();
             let line = context::line(config, &trace, Level::Warn, "job unreadable").field("message_id", delivery.id()).field("detail", e.0);
-            return (send_to_dlq(delivery, env, dead, line).await, None);
+            return (send_to_dlq(delivery, io, dead, line).await, None);
         }
     };
     let queue_time_ms = now - message.enqueued_at_ms();
@@ -167,7 +166,7 @@ async fn handle(delivery: &Delivery, env: &Env, config: &Config) -> (Fate, Optio
         line
     };
     context::emit(&line(Level::Info, "job received"));
-    let step = match execute(env, config, &message).await {
+    let step = match execute(io, config, &message).await {
         Ok(step) => step,
         Err(e) if e.code == crate::error::ErrorCode::DatabaseUnavailable => Step::Failed(Failure::new(FailureKind::Unavailable, None, &format!("database: {}", e.detail))),
         Err(e) => Step::Failed(Failure::new(FailureKind::ServerError, None, &format!("consumer: {}", e.detail))),
@@ -188,26 +187,26 @@ async fn handle(delivery: &Delivery, env: &Env, config: &Config) -> (Fate, Optio
             Fate::Acked
         }
         Decision::Retry { delay_seconds } => {
-            release(env, &message).await;
+            release(io, &message).await;
             delivery.retry(delay_seconds);
             context::emit(&line(Level::Warn, "job retry").field("delay_seconds", delay_seconds));
             Fate::Retried
         }
         Decision::Dead(failure) => {
-            mark_failed(env, &message, &failure).await;
+            mark_failed(io, &message, &failure).await;
             let dead = DeadJob::of_job(message.clone(), failure, now);
-            send_to_dlq(delivery, env, dead, line(Level::Warn, "job dead")).await
+            send_to_dlq(delivery, io, dead, line(Level::Warn, "job dead")).await
         }
     };
     (fate, Some(queue_time_ms))
 }
 
-async fn send_to_dlq(delivery: &Delivery, env: &Env, dead: DeadJob, line: LogLine) -> Fate {
+async fn send_to_dlq(delivery: &Delivery, io: &Io, dead: DeadJob, line: LogLine) -> Fate {
     let line = line
         .field("failure_kind", serde_json::to_value(dead.failure.kind).unwrap_or_default())
         .field("classification", dead.class().as_str())
         .field("failure_detail", dead.failure.detail.clone());
-    match jobs::dead_letter(env, &dead).await {
+    match jobs::dead_letter(io, &dead).await {
         Ok(()) => {
             delivery.ack();
             context::emit(&line);
@@ -222,12 +221,12 @@ async fn send_to_dlq(delivery: &Delivery, env: &Env, dead: DeadJob, line: LogLin
     }
 }
 
-async fn execute(env: &Env, config: &Config, message: &JobMessage) -> Result<Step, ApiError> {
+async fn execute(io: &Io, config: &Config, message: &JobMessage) -> Result<Step, ApiError> {
     match &message.job {
-        Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => process_asset(env, config, message, *asset_id).await,
-        Job::Export { export_id } => process_export(env, config, message, *export_id).await,
-        Job::DeleteAsset { asset_id } | Job::Reap { target: ReapTarget::OrphanAsset { asset_id } } => delete_asset(env, config, message, *asset_id).await,
-        Job::Reap { target: ReapTarget::Export { export_id } } => delete_export(env, config, message, *export_id).await,
+        Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => process_asset(io, config, message, *asset_id).await,
+        Job::Export { export_id } => process_export(io, config, message, *export_id).await,
+        Job::DeleteAsset { asset_id } | Job::Reap { target: ReapTarget::OrphanAsset { asset_id } } => delete_asset(io, config, message, *asset_id).await,
+        Job::Reap { target: ReapTarget::Export { export_id } } => delete_export(io, config, message, *export_id).await,
     }
 }
 
@@ -240,11 +239,11 @@ async fn status_of(tx: &Tx, table: &str, id: &str) -> Result<Option<String>, Api
     tx.opt(&sql, &[(&id, Type::TEXT)]).await?.map(|r| col::<String>(&r, 0)).transpose()
 }
 
-async fn process_asset(env: &Env, config: &Config, message: &JobMessage, asset_id: Id) -> Result<Step, ApiError> {
+async fn process_asset(io: &Io, config: &Config, message: &JobMessage, asset_id: Id) -> Result<Step, ApiError> {
     let asset = asset_id.to_string();
     let redriven = message.redrive_count > 0;
     // Claim: queued (or a processing claim older than the 300 s job budget, or a re-driven failure).
-    let claim = db::transaction(env, scope(message), Budget::Standard, async |tx| {
+    let claim = db::transaction(io, scope(message), Budget::Standard, async |tx| {
         let claimed = tx
             .exec(
                 "UPDATE asset SET status = 'processing', processing_started_at = now(), updated_at = now()
@@ -280,7 +279,7 @@ async fn process_asset(env: &Env, config: &Config, message: &JobMessage, asset_i
     let derivatives = answer.body.get("derivatives").cloned().unwrap_or(serde_json::json!([])).to_string();
     let width = answer.body.get("width").and_then(serde_json::Value::as_i64).map(|w| w as i32);
     let height = answer.body.get("height").and_then(serde_json::Value::as_i64).map(|h| h as i32);
-    db::transaction(env, scope(message), Budget::Standard, async |tx| {
+    db::transaction(io, scope(message), Budget::Standard, async |tx| {
         tx.exec(
             "UPDATE asset SET status = 'ready', derivatives = $2::text::jsonb, width = coalesce($3, width), height = coalesce($4, height),
                ready_at = now(), failure_reason = NULL, updated_at = now()
@@ -293,10 +292,10 @@ async fn process_asset(env: &Env, config: &Config, message: &JobMessage, asset_i
     Ok(Step::Done)
 }
 
-async fn process_export(env: &Env, config: &Config, message: &JobMessage, export_id: Id) -> Result<Step, ApiError> {
+async fn process_export(io: &Io, config: &Config, message: &JobMessage, export_id: Id) -> Result<Step, ApiError> {
     let export = export_id.to_string();
     let redriven = message.redrive_count > 0;
-    let claim = db::transaction(env, scope(message), Budget::Standard, async |tx| {
+    let claim = db::transaction(io, scope(message), Budget::Standard, async |tx| {
         let claimed = tx
             .exec(
                 "UPDATE account_export SET status = 'processing' WHERE id = $1::uuid AND (status = 'queued' OR (status = 'failed' AND $2::bool)) RETURNING 1",
@@ -319,7 +318,7 @@ async fn process_export(env: &Env, config: &Config, message: &JobMessage, export
         return Ok(Step::Failed(failure));
     }
     let key = answer.body.get("object_key").and_then(serde_json::Value::as_str).unwrap_or("").to_owned();
-    db::transaction(env, scope(message), Budget::Standard, async |tx| {
+    db::transaction(io, scope(message), Budget::Standard, async |tx| {
         tx.exec(
             "UPDATE account_export SET status = 'ready', object_key = nullif($2, ''), ready_at = now() WHERE id = $1::uuid RETURNING 1",
             &[(&export, Type::TEXT), (&key, Type::TEXT)],
@@ -330,9 +329,9 @@ async fn process_export(env: &Env, config: &Config, message: &JobMessage, export
     Ok(Step::Done)
 }
 
-async fn delete_asset(env: &Env, config: &Config, message: &JobMessage, asset_id: Id) -> Result<Step, ApiError> {
+async fn delete_asset(io: &Io, config: &Config, message: &JobMessage, asset_id: Id) -> Result<Step, ApiError> {
     let asset = asset_id.to_string();
-    match db::transaction(env, scope(message), Budget::Hot, async |tx| status_of(tx, "asset", &asset).await).await? {
+    match db::transaction(io, scope(message), Budget::Hot, async |tx| status_of(tx, "asset", &asset).await).await? {
         None => return Ok(Step::Failed(Failure::new(FailureKind::UnknownTarget, None, "no such asset in the account"))),
         Some(status) if status == "deleted" => return Ok(Step::Skipped("asset already deleted")),
         Some(_) => {}
@@ -340,7 +339,7 @@ async fn delete_asset(env: &Env, config: &Config, message: &JobMessage, asset_id
     if let MediaOutcome::Failed(failure) = media_client::run_job(config, message).await.outcome {
         return Ok(Step::Failed(failure));
     }
-    db::transaction(env, scope(message), Budget::Standard, async |tx| {
+    db::transaction(io, scope(message), Budget::Standard, async |tx| {
         tx.exec(
             "UPDATE asset SET status = 'deleted', deleted_at = now(), moment_id = NULL, derivatives = '[]'::jsonb, updated_at = now()
              WHERE id = $1::uuid RETURNING 1",
@@ -352,9 +351,9 @@ async fn delete_asset(env: &Env, config: &Config, message: &JobMessage, asset_id
     Ok(Step::Done)
 }
 
-async fn delete_export(env: &Env, config: &Config, message: &JobMessage, export_id: Id) -> Result<Step, ApiError> {
+async fn delete_export(io: &Io, config: &Config, message: &JobMessage, export_id: Id) -> Result<Step, ApiError> {
     let export = export_id.to_string();
-    match db::transaction(env, scope(message), Budget::Hot, async |tx| status_of(tx, "account_export", &export).await).await? {
+    match db::transaction(io, scope(message), Budget::Hot, async |tx| status_of(tx, "account_export", &export).await).await? {
         None => return Ok(Step::Failed(Failure::new(FailureKind::UnknownTarget, None, "no such export in the account"))),
         Some(status) if status == "deleted" => return Ok(Step::Skipped("export already deleted")),
         Some(_) => {}
@@ -362,7 +361,7 @@ async fn delete_export(env: &Env, config: &Config, message: &JobMessage, export_
     if let MediaOutcome::Failed(failure) = media_client::run_job(config, message).await.outcome {
         return Ok(Step::Failed(failure));
     }
-    db::transaction(env, scope(message), Budget::Standard, async |tx| {
+    db::transaction(io, scope(message), Budget::Standard, async |tx| {
         tx.exec("UPDATE account_export SET status = 'deleted', deleted_at = now() WHERE id = $1::uuid RETURNING 1", &[(&export, Type::TEXT)]).await
     })
     .await?;
@@ -370,7 +369,7 @@ async fn delete_export(env: &Env, config: &Config, message: &JobMessage, export_
 }
 
 /// Gives a claimed asset back to the queue before a retry, so the sweep sees it if the retry is lost.
-async fn release(env: &Env, message: &JobMessage) {
+async fn release(io: &Io, message: &JobMessage) {
     let (table, id) = match &message.job {
         Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => ("asset", asset_id.to_string()),
         Job::Export { export_id } => ("account_export", export_id.to_string()),
@@ -380,11 +379,11 @@ async fn release(env: &Env, message: &JobMessage) {
         "asset" => "UPDATE asset SET status = 'queued', queued_at = now(), updated_at = now() WHERE id = $1::uuid AND status = 'processing' RETURNING 1",
         _ => "UPDATE account_export SET status = 'queued' WHERE id = $1::uuid AND status = 'processing' RETURNING 1",
     };
-    let _ = db::transaction(env, scope(message), Budget::Standard, async |tx| tx.exec(sql, &[(&id, Type::TEXT)]).await).await;
+    let _ = db::transaction(io, scope(message), Budget::Standard, async |tx| tx.exec(sql, &[(&id, Type::TEXT)]).await).await;
 }
 
 /// Marks the subject of a dead job `failed` with a reason the app can show.
-pub async fn mark_failed(env: &Env, message: &JobMessage, failure: &Failure) {
+pub async fn mark_failed(io: &Io, message: &JobMessage, failure: &Failure) {
     let reason = format!("{}: {}", failure.kind.class().as_str(), serde_json::to_value(failure.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
     let (sql, id) = match &message.job {
         Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => (
@@ -397,5 +396,5 @@ pub async fn mark_failed(env: &Env, message: &JobMessage, failure: &Failure) {
         ),
         _ => return,
     };
-    let _ = db::transaction(env, scope(message), Budget::Standard, async |tx| tx.exec(sql, &[(&id, Type::TEXT), (&reason, Type::TEXT)]).await).await;
+    let _ = db::transaction(io, scope(message), Budget::Standard, async |tx| tx.exec(sql, &[(&id, Type::TEXT), (&reason, Type::TEXT)]).await).await;
 }

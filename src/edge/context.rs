@@ -69,11 +69,40 @@ pub fn line(config: &Config, trace_id: &TraceId, level: Level, message: &str) ->
     LogLine::new(level, message, &context, now_ms())
 }
 
+/// What keeps an invocation's I/O alive after its answer is out (`waitUntil`).
+#[derive(Clone)]
+pub enum Lifeline {
+    Invocation(Rc<worker::Context>),
+    Cron(Rc<worker::ScheduleContext>),
+}
+
+impl Lifeline {
+    pub fn wait_until(&self, work: impl std::future::Future<Output = ()> + 'static) {
+        match self {
+            Lifeline::Invocation(ctx) => ctx.wait_until(work),
+            Lifeline::Cron(ctx) => ctx.wait_until(work),
+        }
+    }
+}
+
+/// The bindings plus the invocation's lifeline: what every piece of I/O needs.
+#[derive(Clone)]
+pub struct Io {
+    pub env: Env,
+    pub lifeline: Lifeline,
+}
+
+impl std::ops::Deref for Io {
+    type Target = Env;
+    fn deref(&self) -> &Env {
+        &self.env
+    }
+}
+
 /// Everything a handler knows about the request it serves.
 pub struct RequestContext {
-    pub env: Env,
+    pub io: Io,
     pub settings: Rc<Settings>,
-    pub ctx: Rc<worker::Context>,
     pub trace_id: TraceId,
     pub lang: crate::lang::Lang,
     pub client_ip: String,

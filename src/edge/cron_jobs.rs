@@ -5,7 +5,6 @@
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio_postgres::types::Type;
-use worker::Env;
 
 use babybook_jobs::{format_rfc3339_millis, Id, Job, JobMessage, ReapTarget, TraceId};
 
@@ -17,7 +16,7 @@ use crate::prewarm::active_window;
 use crate::share::TokenHash;
 use crate::telemetry::Level;
 
-use super::context::{self, Settings};
+use super::context::{self, Io, Settings};
 use super::db::{self, col, Budget, Scope};
 use super::{jobs, share_cache, test_controls};
 
@@ -33,7 +32,7 @@ fn new_id() -> Result<Id, String> {
 }
 
 /// Runs one job with its start and end lines. `Err` is the failure, already logged.
-pub async fn run(job: CronJob, env: &Env, settings: &Settings, trace: &TraceId, now_ms: i64) -> Result<(), String> {
+pub async fn run(job: CronJob, io: &Io, settings: &Settings, trace: &TraceId, now_ms: i64) -> Result<(), String> {
     let config = &settings.config;
     let started = context::now_ms();
     context::emit(&context::line(config, trace, Level::Info, "cron start").field("cron_job", job.as_str()).field("scheduled_time", format_rfc3339_millis(now_ms)));
@@ -41,10 +40,10 @@ pub async fn run(job: CronJob, env: &Env, settings: &Settings, trace: &TraceId, 
         Err(format!("cron:{} fault switched on (test control)", job.as_str()))
     } else {
         match job {
-            CronJob::Prewarm => prewarm(env, config, trace, now_ms, false).await,
-            CronJob::Reaper => reaper(env, config, trace, now_ms).await,
-            CronJob::QueueProbe => probe(env, config, trace, now_ms).await,
-            CronJob::QueuedSweep => sweep(env, config, trace, now_ms).await,
+            CronJob::Prewarm => prewarm(io, config, trace, now_ms, false).await,
+            CronJob::Reaper => reaper(io, config, trace, now_ms).await,
+            CronJob::QueueProbe => probe(io, config, trace, now_ms).await,
+            CronJob::QueuedSweep => sweep(io, config, trace, now_ms).await,
         }
     };
     let duration = context::now_ms() - started;
@@ -61,14 +60,14 @@ pub async fn run(job: CronJob, env: &Env, settings: &Settings, trace: &TraceId, 
 
 /// Renders the top-N share pages into the edge cache, in every served language, exactly as the
 /// share route would. Outside a seasonal window (unless forced) it does nothing and says so.
-pub async fn prewarm(env: &Env, config: &Config, trace: &TraceId, now_ms: i64, forced: bool) -> Result<Value, String> {
+pub async fn prewarm(io: &Io, config: &Config, trace: &TraceId, now_ms: i64, forced: bool) -> Result<Value, String> {
     let window = active_window(&config.prewarm_windows, now_ms).map(|w| w.name.clone());
     if window.is_none() && !forced {
         context::emit(&context::line(config, trace, Level::Info, "prewarm skipped: outside any seasonal window"));
         return Ok(json!({"window": null, "warmed": 0, "skipped": 0, "failed": 0, "reason": "outside any seasonal window"}));
     }
     let limit = i32::try_from(config.prewarm_top_n).unwrap_or(i32::MAX);
-    let hashes: Vec<TokenHash> = db::transaction(env, Scope::System, Budget::Standard, async |tx| {
+    let hashes: Vec<TokenHash> = db::transaction(io, Scope::System, Budget::Standard, async |tx| {
         let rows = tx.rows("SELECT token_hash FROM popular_share_links($1)", &[(&limit, Type::INT4)]).await?;
         rows.iter().map(|r| col::<Vec<u8>>(r, 0)).collect::<Result<Vec<_>, _>>()
     })
@@ -83,7 +82,7 @@ pub async fn prewarm(env: &Env, config: &Config, trace: &TraceId, now_ms: i64, f
             if context::now_ms() > deadline {
                 return "over_budget";
             }
-            match share_cache::render_and_store(env, config, hash, &Lang::ALL, context::now_ms()).await {
+            match share_cache::render_and_store(io, config, hash, &Lang::ALL, context::now_ms()).await {
                 Ok(Some(_)) => "warmed",
                 Ok(None) => "skipped",
                 Err(_) => "failed",
@@ -103,12 +102,12 @@ pub async fn prewarm(env: &Env, config: &Config, trace: &TraceId, now_ms: i64, f
 /// Enqueues `reap` jobs for exports past their 72 h and orphaned assets, page by page. Rows are
 /// locked, published and marked in one transaction: a failed publish rolls the marks back, and a
 /// second run finds nothing new.
-async fn reaper(env: &Env, config: &Config, trace: &TraceId, now_ms: i64) -> Result<Value, String> {
+async fn reaper(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result<Value, String> {
     let now = format_rfc3339_millis(now_ms);
     let (ttl, grace) = (format!("{} milliseconds", EXPORT_TTL_MS), format!("{} milliseconds", ORPHAN_GRACE_MS));
     let (mut exports, mut orphans) = (0usize, 0usize);
     for _ in 0..MAX_PAGES {
-        let page = db::transaction(env, Scope::System, Budget::Standard, async |tx| {
+        let page = db::transaction(io, Scope::System, Budget::Standard, async |tx| {
             let rows = tx
                 .rows(
                     "SELECT kind, id::text, account_id::text FROM reap_candidates($1::text::timestamptz, $2::text::interval, $3::text::interval, $4)",
@@ -130,7 +129,7 @@ async fn reaper(env: &Env, config: &Config, trace: &TraceId, now_ms: i64) -> Res
                 let job_id = new_id().map_err(|e| ApiError::new(crate::error::ErrorCode::Internal, e))?;
                 messages.push(JobMessage::new(job_id, account, trace.clone(), now_ms, Job::Reap { target }));
             }
-            jobs::publish_all(env, config, &messages).await.map_err(|e| ApiError::new(crate::error::ErrorCode::ServiceUnavailable, e))?;
+            jobs::publish_all(io, config, &messages).await.map_err(|e| ApiError::new(crate::error::ErrorCode::ServiceUnavailable, e))?;
             tx.exec(
                 "SELECT mark_reap_enqueued($1::text[]::uuid[], $2::text[]::uuid[], $3::text::timestamptz)",
                 &[(&export_ids, Type::TEXT_ARRAY), (&asset_ids, Type::TEXT_ARRAY), (&now, Type::TEXT)],
@@ -151,9 +150,9 @@ async fn reaper(env: &Env, config: &Config, trace: &TraceId, now_ms: i64) -> Res
 
 /// The synthetic end-to-end probe (seed §5.6): checks the previous probe's time-to-ready, alerts
 /// (`queue_ttr`, Sev-2) if it took over 5 minutes or never completed, then publishes the next.
-async fn probe(env: &Env, config: &Config, trace: &TraceId, now_ms: i64) -> Result<Value, String> {
+async fn probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result<Value, String> {
     let account = Id::parse(PROBE_ACCOUNT).map_err(|e| e.0)?;
-    let previous = db::transaction(env, Scope::Account(account), Budget::Standard, async |tx| {
+    let previous = db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
         tx.exec("DELETE FROM asset WHERE is_probe AND created_at < now() - interval '1 day' RETURNING 1", &[]).await?;
         let row = tx
             .opt(
@@ -203,7 +202,7 @@ async fn probe(env: &Env, config: &Config, trace: &TraceId, now_ms: i64) -> Resu
     if publish_next {
         let job_id = new_id()?;
         let (job_text, queued_at) = (job_id.to_string(), format_rfc3339_millis(now_ms));
-        let asset = db::transaction(env, Scope::Account(account), Budget::Standard, async |tx| {
+        let asset = db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
             let row = tx
                 .one(
                     "INSERT INTO asset (account_id, media_type, original_key, size_bytes, status, is_probe, job_id, queued_at)
@@ -217,16 +216,16 @@ async fn probe(env: &Env, config: &Config, trace: &TraceId, now_ms: i64) -> Resu
         .await
         .map_err(text)?;
         let asset_id = Id::parse(&asset).map_err(|e| e.0)?;
-        jobs::publish(env, config, &JobMessage::new(job_id, account, trace.clone(), now_ms, Job::Probe { asset_id })).await?;
+        jobs::publish(io, config, &JobMessage::new(job_id, account, trace.clone(), now_ms, Job::Probe { asset_id })).await?;
         report["published"] = json!({"asset_id": asset, "job_id": job_text});
     }
     Ok(report)
 }
 
 /// Re-publishes assets and exports stuck in `queued` (their publish failed after the commit).
-async fn sweep(env: &Env, config: &Config, trace: &TraceId, now_ms: i64) -> Result<Value, String> {
+async fn sweep(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result<Value, String> {
     let (before, now) = (format_rfc3339_millis(now_ms - QUEUED_SWEEP_AFTER_MS), format_rfc3339_millis(now_ms));
-    let (assets, exports) = db::transaction(env, Scope::System, Budget::Standard, async |tx| {
+    let (assets, exports) = db::transaction(io, Scope::System, Budget::Standard, async |tx| {
         let assets = tx
             .rows(
                 "SELECT id::text, account_id::text, job_id::text, original_key, media_type, is_probe
@@ -255,7 +254,7 @@ async fn sweep(env: &Env, config: &Config, trace: &TraceId, now_ms: i64) -> Resu
             let job_id = new_id().map_err(|e| ApiError::new(crate::error::ErrorCode::Internal, e))?;
             messages.push(JobMessage::new(job_id, account, trace.clone(), now_ms, Job::Export { export_id }));
         }
-        jobs::publish_all(env, config, &messages).await.map_err(|e| ApiError::new(crate::error::ErrorCode::ServiceUnavailable, e))?;
+        jobs::publish_all(io, config, &messages).await.map_err(|e| ApiError::new(crate::error::ErrorCode::ServiceUnavailable, e))?;
         Ok((assets.len(), exports.len()))
     })
     .await

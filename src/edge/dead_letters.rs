@@ -8,7 +8,7 @@
 //! R2 keeps the payload as long as the bucket's lifecycle rule says (30 days).
 
 use tokio_postgres::types::Type;
-use worker::{Bucket, Env};
+use worker::Bucket;
 
 use babybook_jobs::{DeadJob, DeadLetter, FailureClass, Job};
 
@@ -16,25 +16,25 @@ use crate::config::binding;
 use crate::telemetry::Level;
 
 use super::consumer::{deliveries, mark_failed};
-use super::context::{self, Settings};
+use super::context::{self, Io, Settings};
 use super::db::{self, Budget, Scope};
 
-pub fn bucket(env: &Env) -> Result<Bucket, String> {
-    env.bucket(binding::DEAD_JOBS).map_err(|e| format!("DEAD_JOBS binding: {e}"))
+pub fn bucket(io: &Io) -> Result<Bucket, String> {
+    io.bucket(binding::DEAD_JOBS).map_err(|e| format!("DEAD_JOBS binding: {e}"))
 }
 
 pub fn object_key(dead: &DeadJob, fallback_id: &str) -> String {
     format!("{}.json", dead.key(fallback_id))
 }
 
-pub async fn consume(batch: worker::worker_sys::MessageBatch, env: Env, settings: std::rc::Rc<Settings>) {
+pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: std::rc::Rc<Settings>) {
     let config = &settings.config;
     for delivery in deliveries(&batch) {
         let now = context::now_ms();
         let dead = DeadLetter::from_value(delivery.body_value(), now);
         let class = dead.class();
         let key = object_key(&dead, &delivery.id());
-        let stored = match bucket(&env) {
+        let stored = match bucket(&io) {
             Ok(bucket) => bucket.put(key.clone(), dead.to_json()).execute().await.map(|_| ()).map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
@@ -46,7 +46,7 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, env: Env, settings
         }
         if let Some(job) = &dead.job {
             if job.job.asset_id().is_some() || matches!(job.job, Job::Export { .. }) {
-                mark_failed(&env, job, &dead.failure).await;
+                mark_failed(&io, job, &dead.failure).await;
             }
         }
         let trace = dead.job.as_ref().map(|j| j.trace_id.clone()).unwrap_or_else(context::new_trace_id);
@@ -72,8 +72,8 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, env: Env, settings
 }
 
 /// Counts the dead jobs of a class, for the probe and the admin listing.
-pub async fn list_keys(env: &Env, class: Option<FailureClass>, limit: u32) -> Result<Vec<String>, String> {
-    let bucket = bucket(env)?;
+pub async fn list_keys(io: &Io, class: Option<FailureClass>, limit: u32) -> Result<Vec<String>, String> {
+    let bucket = bucket(io)?;
     let mut builder = bucket.list().limit(limit);
     if let Some(class) = class {
         builder = builder.prefix(format!("{}/", class.as_str()));
@@ -82,8 +82,8 @@ pub async fn list_keys(env: &Env, class: Option<FailureClass>, limit: u32) -> Re
     Ok(objects.objects().into_iter().map(|o| o.key()).collect())
 }
 
-pub async fn read(env: &Env, key: &str) -> Result<Option<DeadJob>, String> {
-    let Some(object) = bucket(env)?.get(key).execute().await.map_err(|e| e.to_string())? else { return Ok(None) };
+pub async fn read(io: &Io, key: &str) -> Result<Option<DeadJob>, String> {
+    let Some(object) = bucket(io)?.get(key).execute().await.map_err(|e| e.to_string())? else { return Ok(None) };
     let text = match object.body() {
         Some(body) => body.text().await.map_err(|e| e.to_string())?,
         None => return Ok(None),
@@ -91,12 +91,12 @@ pub async fn read(env: &Env, key: &str) -> Result<Option<DeadJob>, String> {
     serde_json::from_str(&text).map(Some).map_err(|e| format!("{key}: {e}"))
 }
 
-pub async fn remove(env: &Env, key: &str) -> Result<(), String> {
-    bucket(env)?.delete(key).await.map_err(|e| e.to_string())
+pub async fn remove(io: &Io, key: &str) -> Result<(), String> {
+    bucket(io)?.delete(key).await.map_err(|e| e.to_string())
 }
 
 /// Before a re-drive: an asset or export marked failed goes back to `queued`.
-pub async fn requeue_subject(env: &Env, job: &babybook_jobs::JobMessage) {
+pub async fn requeue_subject(io: &Io, job: &babybook_jobs::JobMessage) {
     let (sql, id) = match &job.job {
         Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => {
             ("UPDATE asset SET status = 'queued', queued_at = now(), failure_reason = NULL WHERE id = $1::uuid AND status = 'failed' RETURNING 1", asset_id.to_string())
@@ -104,5 +104,5 @@ pub async fn requeue_subject(env: &Env, job: &babybook_jobs::JobMessage) {
         Job::Export { export_id } => ("UPDATE account_export SET status = 'queued', failure_reason = NULL WHERE id = $1::uuid AND status = 'failed' RETURNING 1", export_id.to_string()),
         _ => return,
     };
-    let _ = db::transaction(env, Scope::Account(job.account_id), Budget::Standard, async |tx| tx.exec(sql, &[(&id, Type::TEXT)]).await).await;
+    let _ = db::transaction(io, Scope::Account(job.account_id), Budget::Standard, async |tx| tx.exec(sql, &[(&id, Type::TEXT)]).await).await;
 }

@@ -10,7 +10,7 @@ use crate::config::queue_name;
 use crate::cron::jobs_for;
 use crate::telemetry::Level;
 
-use super::context::{self, Settings};
+use super::context::{self, Io, Lifeline, Settings};
 use super::{consumer, cron_jobs, dead_letters, pipeline};
 
 #[event(start)]
@@ -37,18 +37,19 @@ fn settings_or_log(env: &Env) -> Option<Rc<Settings>> {
 /// runtime's per-message `attempts` is only on the raw message, and the macro turns an `Err` into
 /// a panic that retries the whole batch. This handler decides per message and always resolves.
 #[wasm_bindgen]
-pub fn queue(batch: worker::worker_sys::MessageBatch, env: Env, _ctx: worker::worker_sys::Context) -> js_sys::Promise {
+pub fn queue(batch: worker::worker_sys::MessageBatch, env: Env, ctx: worker::worker_sys::Context) -> js_sys::Promise {
     wasm_bindgen_futures::future_to_promise(async move {
         let Some(settings) = settings_or_log(&env) else {
             // Without configuration nothing can be processed correctly: retry later, all of it.
             let _ = batch.retry_all(JsValue::NULL);
             return Ok(JsValue::UNDEFINED);
         };
+        let io = Io { env, lifeline: Lifeline::Invocation(Rc::new(Context::new(ctx))) };
         let queue = batch.queue().map(String::from).unwrap_or_default();
         if queue.starts_with(queue_name::JOBS_DLQ) {
-            dead_letters::consume(batch, env, settings).await;
+            dead_letters::consume(batch, io, settings).await;
         } else if queue.starts_with(queue_name::JOBS) {
-            consumer::consume(batch, env, settings).await;
+            consumer::consume(batch, io, settings).await;
         } else {
             worker::console_error!("{{\"level\":\"ERROR\",\"message\":\"batch from an unknown queue\",\"queue\":{queue:?}}}");
         }
@@ -60,11 +61,12 @@ pub fn queue(batch: worker::worker_sys::MessageBatch, env: Env, _ctx: worker::wo
 /// `/cdn-cgi/handler/scheduled` locally) then reports the run as failed. Every job of the trigger
 /// runs even when one fails.
 #[wasm_bindgen]
-pub fn scheduled(event: worker::worker_sys::ScheduledEvent, env: Env, _ctx: worker::worker_sys::ScheduleContext) -> js_sys::Promise {
+pub fn scheduled(event: worker::worker_sys::ScheduledEvent, env: Env, ctx: worker::worker_sys::ScheduleContext) -> js_sys::Promise {
     wasm_bindgen_futures::future_to_promise(async move {
         let Some(settings) = settings_or_log(&env) else {
             return Err(JsValue::from_str("configuration error"));
         };
+        let io = Io { env, lifeline: Lifeline::Cron(Rc::new(worker::ScheduleContext::from(ctx))) };
         let cron = event.cron().unwrap_or_default();
         let now_ms = event.scheduled_time().map(|t| t as i64).unwrap_or_else(|_| context::now_ms());
         let trace = context::new_trace_id();
@@ -74,7 +76,7 @@ pub fn scheduled(event: worker::worker_sys::ScheduledEvent, env: Env, _ctx: work
         }
         let mut failures = Vec::new();
         for &job in jobs {
-            if let Err(e) = cron_jobs::run(job, &env, &settings, &trace, now_ms).await {
+            if let Err(e) = cron_jobs::run(job, &io, &settings, &trace, now_ms).await {
                 failures.push(format!("{}: {e}", job.as_str()));
             }
         }

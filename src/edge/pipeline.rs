@@ -67,9 +67,8 @@ pub async fn handle(req: Request, env: Env, ctx: worker::Context) -> Response {
     let url = req.url().ok();
     let origin = url.as_ref().map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     let cx = RequestContext {
-        env,
+        io: context::Io { env, lifeline: context::Lifeline::Invocation(Rc::new(ctx)) },
         settings,
-        ctx: Rc::new(ctx),
         trace_id,
         lang,
         client_ip: crate::rate_limit::client_ip_key(header("cf-connecting-ip")),
@@ -328,7 +327,7 @@ fn error_reply(cx: &RequestContext, notes: &mut Notes, error: ApiError) -> Reply
 
 /// `GET /ready`: `SELECT 1` through Hyperdrive; 503 with `Retry-After` within ~2 s when it cannot.
 async fn ready(cx: &RequestContext) -> Result<Reply, ApiError> {
-    super::db::transaction(&cx.env, super::db::Scope::System, super::db::Budget::Hot, async |tx| tx.exec("SELECT 1", &[]).await).await?;
+    super::db::transaction(&cx.io, super::db::Scope::System, super::db::Budget::Hot, async |tx| tx.exec("SELECT 1", &[]).await).await?;
     Ok(Reply::json(200, &serde_json::json!({"status": "ready", "database": "ok"})))
 }
 

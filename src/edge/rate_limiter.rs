@@ -19,7 +19,7 @@ pub enum Verdict {
 /// `html` answers share-page refusals with a small HTML page for browsers.
 pub async fn check(cx: &RequestContext, policy: &Policy, subject: &str, share_page: bool, accept: Option<&str>) -> Verdict {
     let key = rate_limit::key(policy, subject);
-    let outcome = match cx.env.rate_limiter(policy.binding) {
+    let outcome = match cx.io.rate_limiter(policy.binding) {
         Ok(limiter) => limiter.limit(key).await.map(|o| o.success),
         Err(e) => Err(e),
     };

@@ -2,7 +2,9 @@
 //! render time so the share route (and cron prewarm, byte for byte the same) can apply
 //! stale-while-revalidate and stale-if-error by hand.
 
-use worker::{Cache, Env, Headers, Response};
+use worker::{Cache, Headers, Response};
+
+use super::context::Io;
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -47,9 +49,9 @@ impl CachedPage {
 
 /// Reads what a live link shows, through the narrow `public_share_page` door. `None` for unknown,
 /// expired and revoked links alike.
-pub async fn load(env: &Env, hash: &TokenHash) -> Result<Option<SharePage>, ApiError> {
+pub async fn load(io: &Io, hash: &TokenHash) -> Result<Option<SharePage>, ApiError> {
     let hash_bytes = hash.0.to_vec();
-    let json: Option<String> = db::transaction(env, Scope::System, Budget::Hot, async |tx| {
+    let json: Option<String> = db::transaction(io, Scope::System, Budget::Hot, async |tx| {
         let row = tx.one("SELECT public_share_page($1)", &[(&hash_bytes, tokio_postgres::types::Type::BYTEA)]).await?;
         col::<Option<String>>(&row, 0)
     })
@@ -112,8 +114,8 @@ pub async fn release_revalidation(hash: &TokenHash, lang: Lang) {
 
 /// Renders a link in `langs` and stores each page. `Ok(None)`: the link is not live (its cached
 /// pages are purged). Used by the share route's misses and revalidations and by cron prewarm.
-pub async fn render_and_store(env: &Env, config: &Config, hash: &TokenHash, langs: &[Lang], now_ms: i64) -> Result<Option<Vec<(Lang, CachedPage)>>, ApiError> {
-    let Some(page) = load(env, hash).await? else {
+pub async fn render_and_store(io: &Io, config: &Config, hash: &TokenHash, langs: &[Lang], now_ms: i64) -> Result<Option<Vec<(Lang, CachedPage)>>, ApiError> {
+    let Some(page) = load(io, hash).await? else {
         purge(hash).await;
         return Ok(None);
     };

@@ -88,7 +88,7 @@ pub async fn serve(cx: &RequestContext, incoming: &Incoming, token_text: &str, n
 /// Renders and stores; `Err` carries the error code (the detail is logged here).
 async fn render(cx: &RequestContext, hash: &TokenHash, lang: Lang, now: i64, notes: &mut Notes) -> Result<Option<CachedPage>, ErrorCode> {
     let started = context::now_ms();
-    let result = share_cache::render_and_store(&cx.env, cx.config(), hash, &[lang], now).await;
+    let result = share_cache::render_and_store(&cx.io, cx.config(), hash, &[lang], now).await;
     notes.fields.push(("db_render_ms", (context::now_ms() - started).into()));
     match result {
         Ok(Some(mut pages)) => Ok(pages.pop().map(|(_, page)| page)),
@@ -104,12 +104,12 @@ async fn revalidate_in_background(cx: &RequestContext, hash: TokenHash, lang: La
     if !share_cache::claim_revalidation(&hash, lang).await {
         return;
     }
-    let env = cx.env.clone();
+    let io = cx.io.clone();
     let settings = cx.settings.clone();
     let trace_id = cx.trace_id.clone();
-    cx.ctx.wait_until(async move {
+    cx.io.lifeline.wait_until(async move {
         let now = context::now_ms();
-        let outcome = share_cache::render_and_store(&env, &settings.config, &hash, &[lang], now).await;
+        let outcome = share_cache::render_and_store(&io, &settings.config, &hash, &[lang], now).await;
         share_cache::release_revalidation(&hash, lang).await;
         let (level, result) = match &outcome {
             Ok(Some(_)) => (Level::Info, "revalidated".to_owned()),
@@ -135,11 +135,11 @@ fn count_view(cx: &RequestContext, hash: TokenHash, now: i64) {
         tally.take_if_due(now, interval)
     });
     let Some(tally) = due else { return };
-    let env = cx.env.clone();
-    cx.ctx.wait_until(async move {
+    let io = cx.io.clone();
+    cx.io.lifeline.wait_until(async move {
         let hashes: Vec<Vec<u8>> = tally.iter().map(|(h, _)| h.0.to_vec()).collect();
         let counts: Vec<i32> = tally.iter().map(|(_, n)| i32::try_from(*n).unwrap_or(i32::MAX)).collect();
-        let result = super::db::transaction(&env, super::db::Scope::System, super::db::Budget::Standard, async |tx| {
+        let result = super::db::transaction(&io, super::db::Scope::System, super::db::Budget::Standard, async |tx| {
             use tokio_postgres::types::Type;
             tx.exec("SELECT record_share_views($1, $2)", &[(&hashes, Type::BYTEA_ARRAY), (&counts, Type::INT4_ARRAY)]).await
         })

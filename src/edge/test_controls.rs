@@ -95,12 +95,12 @@ pub async fn run(cx: &super::context::RequestContext, body: serde_json::Map<Stri
         }
         Some("publish_raw") => {
             let message = body.get("body").ok_or_else(|| bad("body"))?;
-            super::jobs::publish_raw(&cx.env, message).await.map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e))?;
+            super::jobs::publish_raw(&cx.io, message).await.map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e))?;
             Ok(ok())
         }
         Some("publish_raw_batch") => {
             let bodies = body.get("bodies").and_then(|b| b.as_array()).ok_or_else(|| bad("bodies"))?;
-            super::jobs::publish_raw_batch(&cx.env, bodies).await.map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e))?;
+            super::jobs::publish_raw_batch(&cx.io, bodies).await.map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e))?;
             Ok(ok())
         }
         _ => Err(bad("unknown action")),

@@ -5,6 +5,13 @@
 pub mod media;
 pub mod origin;
 
+pub use axum::Router;
+
+/// Serves `router` on an already bound listener (the harness binds, then hands it over).
+pub async fn serve_on(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    axum::serve(listener, router).await
+}
+
 /// Binds on loopback only.
 pub(crate) async fn listen(port: u16) -> Result<tokio::net::TcpListener, String> {
     tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| format!("bind 127.0.0.1:{port}: {e}"))

@@ -1,0 +1,125 @@
+//! Child processes that cannot outlive the harness.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Watchdog pipes: dropped only when this process exits, which closes them and wakes the
+/// watchdogs.
+static WATCHDOGS: Mutex<Vec<ChildStdin>> = Mutex::new(Vec::new());
+
+/// A process running in its own process group, killed with the group.
+pub struct Guarded {
+    pub child: Child,
+    pgid: i32,
+}
+
+/// Are we root? Postgres and PgBouncer refuse to run as root, so they run as `postgres` then.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `command` as the `postgres` user when we are root.
+pub fn as_service_user(program: &str) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", program]);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+impl Guarded {
+    /// Spawns `command` in a new process group and arms a watchdog for that group.
+    pub fn spawn(mut command: Command) -> std::io::Result<Guarded> {
+        command.process_group(0);
+        let child = command.spawn()?;
+        let pgid = child.id() as i32;
+        let mut watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(format!("while read -r _; do :; done; kill -TERM -{pgid} 2>/dev/null; sleep 3; kill -KILL -{pgid} 2>/dev/null"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        if let Some(pipe) = watchdog.stdin.take() {
+            WATCHDOGS.lock().expect("watchdogs").push(pipe);
+        }
+        Ok(Guarded { child, pgid })
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` to the whole group.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill with a negative pid signals a process group; no memory is involved.
+        unsafe {
+            libc::kill(-self.pgid, signal);
+        }
+    }
+
+    /// TERM, then KILL after `grace`; reaps the child.
+    pub fn stop(&mut self, grace: Duration) {
+        self.signal(libc::SIGTERM);
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if !self.is_running() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if self.is_running() {
+            self.stop(Duration::from_secs(3));
+        }
+    }
+}
+
+/// A TCP port nobody listens on right now (bind to :0, read it, release it).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Waits until `port` accepts connections, or `timeout`.
+pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Writes `text` to `path`, readable by the service user.
+pub fn write_file(path: &std::path::Path, text: &str) {
+    let mut f = std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    f.write_all(text.as_bytes()).expect("write");
+}
+
+/// Gives a directory to the service user (when root), recursively.
+pub fn chown_service_user(path: &std::path::Path) {
+    if is_root() {
+        let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(path).status().expect("chown");
+        assert!(status.success(), "chown {}", path.display());
+    }
+}

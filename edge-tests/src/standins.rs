@@ -1,0 +1,84 @@
+//! The media worker and origin API stand-ins (real HTTP servers from `babybook-ops`), run on a
+//! background runtime so they outlive any one test.
+
+use std::sync::OnceLock;
+
+use tokio::task::JoinHandle;
+
+/// The runtime the stand-ins and async fixtures run on.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime"))
+}
+
+#[derive(Clone)]
+enum Kind {
+    Media { service_token: Option<String> },
+    Origin,
+}
+
+pub struct StandIn {
+    pub port: u16,
+    kind: Kind,
+    task: Option<JoinHandle<()>>,
+}
+
+impl StandIn {
+    pub fn media(port: u16, service_token: Option<String>) -> StandIn {
+        let mut s = StandIn { port, kind: Kind::Media { service_token }, task: None };
+        s.start();
+        s
+    }
+
+    pub fn origin(port: u16) -> StandIn {
+        let mut s = StandIn { port, kind: Kind::Origin, task: None };
+        s.start();
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)starts the server on its port (a restarted media stand-in starts with empty state).
+    pub fn start(&mut self) {
+        if self.task.is_some() {
+            return;
+        }
+        let (port, kind) = (self.port, self.kind.clone());
+        let listener = runtime().block_on(async move {
+            for _ in 0..50 {
+                if let Ok(l) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                    return l;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("stand-in port {port} stays busy");
+        });
+        let router = match kind {
+            Kind::Media { service_token } => babybook_ops::standin::media::router(service_token),
+            Kind::Origin => babybook_ops::standin::origin::router(),
+        };
+        self.task = Some(runtime().spawn(async move {
+            let _ = axum_serve(listener, router).await;
+        }));
+    }
+
+    /// Stops the server: connections are refused until `start`.
+    pub fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = runtime().block_on(task);
+        }
+    }
+}
+
+async fn axum_serve(listener: tokio::net::TcpListener, router: babybook_ops::standin::Router) -> std::io::Result<()> {
+    babybook_ops::standin::serve_on(listener, router).await
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

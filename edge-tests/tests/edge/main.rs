@@ -1,0 +1,8 @@
+//! The edge, tested as it runs: `wrangler dev` (workerd) with the built Worker, real Postgres
+//! behind PgBouncer in transaction mode, wrangler's local queues, cache, rate limits and cron, and
+//! real HTTP stand-ins for the media worker and the origin API. One binary, so the shared stack
+//! starts once; scenarios that break something start their own.
+
+mod foundation;
+
+pub use edge_tests::{Stack, StackOptions};
