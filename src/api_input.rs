@@ -15,7 +15,12 @@ impl Email {
     pub fn parse(text: &str) -> Result<Email, &'static str> {
         let text = text.trim();
         let (local, domain) = text.split_once('@').ok_or("must be an email address")?;
-        if text.len() > 254 || local.is_empty() || domain.len() < 3 || !domain.contains('.') || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if text.len() > 254
+            || local.is_empty()
+            || domain.len() < 3
+            || !domain.contains('.')
+            || text.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err("must be an email address");
         }
         Ok(Email(text.to_owned()))
@@ -62,8 +67,14 @@ pub const MAX_SHARE_DAYS: u32 = 365;
 pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::new(ErrorCode::InvalidJson, "body is JSON but not an object")),
-        Err(e) => Err(ApiError::new(ErrorCode::InvalidJson, format!("body is not JSON: line {} column {}", e.line(), e.column()))),
+        Ok(_) => Err(ApiError::new(
+            ErrorCode::InvalidJson,
+            "body is JSON but not an object",
+        )),
+        Err(e) => Err(ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("body is not JSON: line {} column {}", e.line(), e.column()),
+        )),
     }
 }
 
@@ -126,7 +137,10 @@ impl Fields {
             Some(v) => match v.as_u64() {
                 Some(d) if (1..=u64::from(MAX_SHARE_DAYS)).contains(&d) => Some(d as u32),
                 _ => {
-                    self.fail("expires_in_days", &format!("must be a whole number from 1 to {MAX_SHARE_DAYS}"));
+                    self.fail(
+                        "expires_in_days",
+                        &format!("must be a whole number from 1 to {MAX_SHARE_DAYS}"),
+                    );
                     None
                 }
             },
@@ -139,7 +153,10 @@ impl Fields {
             return None;
         };
         if items.is_empty() || items.len() > MAX_MOMENTS_PER_SHARE {
-            self.fail("moment_ids", &format!("must list 1 to {MAX_MOMENTS_PER_SHARE} moments"));
+            self.fail(
+                "moment_ids",
+                &format!("must list 1 to {MAX_MOMENTS_PER_SHARE} moments"),
+            );
             return None;
         }
         let mut ids = Vec::with_capacity(items.len());
@@ -161,18 +178,23 @@ impl LoginRequest {
     pub fn parse(body: &[u8]) -> Result<LoginRequest, ApiError> {
         let map = json_object(body)?;
         let mut f = Fields::default();
-        let email = f.string(&map, "email", 254).and_then(|e| match Email::parse(&e) {
-            Ok(email) => Some(email),
-            Err(problem) => {
-                f.fail("email", problem);
-                None
-            }
-        });
+        let email = f
+            .string(&map, "email", 254)
+            .and_then(|e| match Email::parse(&e) {
+                Ok(email) => Some(email),
+                Err(problem) => {
+                    f.fail("email", problem);
+                    None
+                }
+            });
         let password = f.string(&map, "password", 1024);
         if password.as_deref() == Some("") {
             f.fail("password", "required");
         }
-        f.finish(|| LoginRequest { email: email.expect("checked"), password: password.expect("checked") })
+        f.finish(|| LoginRequest {
+            email: email.expect("checked"),
+            password: password.expect("checked"),
+        })
     }
 }
 
@@ -183,7 +205,11 @@ impl CreateShareRequest {
         let moment_ids = f.moment_ids(map.get("moment_ids"));
         let title = f.optional_title(&map).flatten();
         let expires_in_days = f.days(&map);
-        f.finish(|| CreateShareRequest { moment_ids: moment_ids.expect("checked"), title, expires_in_days })
+        f.finish(|| CreateShareRequest {
+            moment_ids: moment_ids.expect("checked"),
+            title,
+            expires_in_days,
+        })
     }
 }
 
@@ -194,10 +220,21 @@ impl UpdateShareRequest {
         let moment_ids = map.get("moment_ids").map(|v| f.moment_ids(Some(v)));
         let title = f.optional_title(&map);
         let expires_in_days = f.days(&map);
-        if moment_ids.is_none() && title.is_none() && expires_in_days.is_none() && f.errors.is_empty() {
-            f.fail("body", "change at least one of moment_ids, title, expires_in_days");
+        if moment_ids.is_none()
+            && title.is_none()
+            && expires_in_days.is_none()
+            && f.errors.is_empty()
+        {
+            f.fail(
+                "body",
+                "change at least one of moment_ids, title, expires_in_days",
+            );
         }
-        f.finish(|| UpdateShareRequest { moment_ids: moment_ids.flatten(), title, expires_in_days })
+        f.finish(|| UpdateShareRequest {
+            moment_ids: moment_ids.flatten(),
+            title,
+            expires_in_days,
+        })
     }
 }
 
@@ -205,13 +242,15 @@ impl UploadCompleteRequest {
     pub fn parse(body: &[u8]) -> Result<UploadCompleteRequest, ApiError> {
         let map = json_object(body)?;
         let mut f = Fields::default();
-        let asset_id = f.string(&map, "asset_id", 36).and_then(|s| match Id::parse(&s) {
-            Ok(id) => Some(id),
-            Err(_) => {
-                f.fail("asset_id", "must be an asset id (UUID)");
-                None
-            }
-        });
+        let asset_id = f
+            .string(&map, "asset_id", 36)
+            .and_then(|s| match Id::parse(&s) {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    f.fail("asset_id", "must be an asset id (UUID)");
+                    None
+                }
+            });
         let size_bytes = match map.get("size_bytes").and_then(Value::as_i64) {
             Some(n) if n > 0 => Some(n),
             _ => {
@@ -219,11 +258,17 @@ impl UploadCompleteRequest {
                 None
             }
         };
-        let etag = f.string(&map, "etag", 128).map(|e| e.trim_matches('"').to_owned());
+        let etag = f
+            .string(&map, "etag", 128)
+            .map(|e| e.trim_matches('"').to_owned());
         if etag.as_deref() == Some("") {
             f.fail("etag", "required");
         }
-        f.finish(|| UploadCompleteRequest { asset_id: asset_id.expect("checked"), size_bytes: size_bytes.expect("checked"), etag: etag.expect("checked") })
+        f.finish(|| UploadCompleteRequest {
+            asset_id: asset_id.expect("checked"),
+            size_bytes: size_bytes.expect("checked"),
+            etag: etag.expect("checked"),
+        })
     }
 }
 
@@ -239,15 +284,28 @@ mod tests {
     #[test]
     fn malformed_json_is_400_not_422() {
         for body in [&b"{"[..], b"", b"[1,2]", b"\"text\"", b"\xff\xfe"] {
-            assert_eq!(LoginRequest::parse(body).unwrap_err().code, ErrorCode::InvalidJson, "{body:?}");
+            assert_eq!(
+                LoginRequest::parse(body).unwrap_err().code,
+                ErrorCode::InvalidJson,
+                "{body:?}"
+            );
         }
     }
 
     #[test]
     fn login_lists_every_bad_field() {
-        assert_eq!(fields(LoginRequest::parse(br#"{}"#).unwrap_err()), ["email", "password"]);
-        assert_eq!(fields(LoginRequest::parse(br#"{"email":"no-at-sign","password":""}"#).unwrap_err()), ["email", "password"]);
-        assert_eq!(fields(LoginRequest::parse(br#"{"email":7,"password":"x"}"#).unwrap_err()), ["email"]);
+        assert_eq!(
+            fields(LoginRequest::parse(br#"{}"#).unwrap_err()),
+            ["email", "password"]
+        );
+        assert_eq!(
+            fields(LoginRequest::parse(br#"{"email":"no-at-sign","password":""}"#).unwrap_err()),
+            ["email", "password"]
+        );
+        assert_eq!(
+            fields(LoginRequest::parse(br#"{"email":7,"password":"x"}"#).unwrap_err()),
+            ["email"]
+        );
         let ok = LoginRequest::parse(br#"{"email":" Mae@Example.com ","password":"pw"}"#).unwrap();
         assert_eq!(ok.email.as_str(), "Mae@Example.com");
     }
@@ -255,27 +313,52 @@ mod tests {
     #[test]
     fn share_creation_needs_real_moment_ids() {
         let id = "6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab";
-        assert_eq!(fields(CreateShareRequest::parse(br#"{"moment_ids":[]}"#).unwrap_err()), ["moment_ids"]);
-        assert_eq!(fields(CreateShareRequest::parse(br#"{"moment_ids":["1; DROP TABLE moment"]}"#).unwrap_err()), ["moment_ids"]);
         assert_eq!(
-            fields(CreateShareRequest::parse(format!(r#"{{"moment_ids":["{id}"],"expires_in_days":0}}"#).as_bytes()).unwrap_err()),
+            fields(CreateShareRequest::parse(br#"{"moment_ids":[]}"#).unwrap_err()),
+            ["moment_ids"]
+        );
+        assert_eq!(
+            fields(
+                CreateShareRequest::parse(br#"{"moment_ids":["1; DROP TABLE moment"]}"#)
+                    .unwrap_err()
+            ),
+            ["moment_ids"]
+        );
+        assert_eq!(
+            fields(
+                CreateShareRequest::parse(
+                    format!(r#"{{"moment_ids":["{id}"],"expires_in_days":0}}"#).as_bytes()
+                )
+                .unwrap_err()
+            ),
             ["expires_in_days"]
         );
-        let ok = CreateShareRequest::parse(format!(r#"{{"moment_ids":["{id}","{id}"],"title":" Férias "}}"#).as_bytes()).unwrap();
+        let ok = CreateShareRequest::parse(
+            format!(r#"{{"moment_ids":["{id}","{id}"],"title":" Férias "}}"#).as_bytes(),
+        )
+        .unwrap();
         assert_eq!(ok.moment_ids.len(), 1, "duplicates collapse");
         assert_eq!(ok.title.as_deref(), Some("Férias"));
     }
 
     #[test]
     fn an_update_must_change_something() {
-        assert_eq!(fields(UpdateShareRequest::parse(b"{}").unwrap_err()), ["body"]);
+        assert_eq!(
+            fields(UpdateShareRequest::parse(b"{}").unwrap_err()),
+            ["body"]
+        );
         let ok = UpdateShareRequest::parse(br#"{"title":null}"#).unwrap();
         assert_eq!(ok.title, Some(None));
     }
 
     #[test]
     fn upload_completion_checks_its_fields() {
-        assert_eq!(fields(UploadCompleteRequest::parse(br#"{"asset_id":"x","size_bytes":-1}"#).unwrap_err()), ["asset_id", "size_bytes", "etag"]);
+        assert_eq!(
+            fields(
+                UploadCompleteRequest::parse(br#"{"asset_id":"x","size_bytes":-1}"#).unwrap_err()
+            ),
+            ["asset_id", "size_bytes", "etag"]
+        );
         let ok = UploadCompleteRequest::parse(br#"{"asset_id":"6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab","size_bytes":10,"etag":"\"abc\""}"#).unwrap();
         assert_eq!(ok.etag, "abc");
     }

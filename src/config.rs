@@ -130,49 +130,93 @@ impl fmt::Display for ConfigError {
 impl Config {
     /// Builds the configuration from a lookup of vars and secrets by name.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &'static str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let environment = match get(var::ENVIRONMENT).as_deref() {
             Some("local") | None => Environment::Local,
             Some("staging") => Environment::Staging,
             Some("production") => Environment::Production,
-            Some(other) => return Err(ConfigError { name: var::ENVIRONMENT, problem: format!("unknown environment {other:?}") }),
+            Some(other) => {
+                return Err(ConfigError {
+                    name: var::ENVIRONMENT,
+                    problem: format!("unknown environment {other:?}"),
+                })
+            }
         };
         let secret = |name: &'static str| -> Result<Option<Secret>, ConfigError> {
             match get(name) {
                 None => Ok(None),
-                Some(value) if value.len() < 32 => {
-                    Err(ConfigError { name, problem: "must be at least 32 characters of random text".into() })
-                }
+                Some(value) if value.len() < 32 => Err(ConfigError {
+                    name,
+                    problem: "must be at least 32 characters of random text".into(),
+                }),
                 Some(value) => Ok(Some(Secret(value))),
             }
         };
         let app_origin = get(var::APP_ORIGIN).unwrap_or_else(|| "https://app.babybook.com".into());
         validate_origin(var::APP_ORIGIN, &app_origin)?;
-        let media_origin = get(var::MEDIA_ORIGIN).unwrap_or_else(|| "https://media.babybook.com".into());
+        let media_origin =
+            get(var::MEDIA_ORIGIN).unwrap_or_else(|| "https://media.babybook.com".into());
         validate_origin(var::MEDIA_ORIGIN, &media_origin)?;
         let prewarm_windows = match get(var::PREWARM_WINDOWS) {
             None => Vec::new(),
-            Some(text) => serde_json::from_str(&text)
-                .map_err(|e| ConfigError { name: var::PREWARM_WINDOWS, problem: e.to_string() })?,
+            Some(text) => serde_json::from_str(&text).map_err(|e| ConfigError {
+                name: var::PREWARM_WINDOWS,
+                problem: e.to_string(),
+            })?,
         };
         Ok(Config {
             environment,
             app_origin,
-            share_hosts: host_list(get(var::SHARE_HOSTS).as_deref().unwrap_or("share.babybook.com")),
+            share_hosts: host_list(
+                get(var::SHARE_HOSTS)
+                    .as_deref()
+                    .unwrap_or("share.babybook.com"),
+            ),
             api_hosts: host_list(get(var::API_HOSTS).as_deref().unwrap_or("api.babybook.com")),
             read_only: parse_flag(var::READ_ONLY, get(var::READ_ONLY))?,
             media_origin,
             origin_url: get(var::ORIGIN_URL).map(|u| u.trim_end_matches('/').to_owned()),
-            media_worker_url: get(var::MEDIA_WORKER_URL).map(|u| u.trim_end_matches('/').to_owned()),
-            log_sample_success: parse_rate(var::LOG_SAMPLE_SUCCESS, get(var::LOG_SAMPLE_SUCCESS), 0.05)?,
-            log_sample_health: parse_rate(var::LOG_SAMPLE_HEALTH, get(var::LOG_SAMPLE_HEALTH), 0.001)?,
+            media_worker_url: get(var::MEDIA_WORKER_URL)
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            log_sample_success: parse_rate(
+                var::LOG_SAMPLE_SUCCESS,
+                get(var::LOG_SAMPLE_SUCCESS),
+                0.05,
+            )?,
+            log_sample_health: parse_rate(
+                var::LOG_SAMPLE_HEALTH,
+                get(var::LOG_SAMPLE_HEALTH),
+                0.001,
+            )?,
             prewarm_windows,
             prewarm_top_n: parse_number(var::PREWARM_TOP_N, get(var::PREWARM_TOP_N), 50)?,
-            prewarm_concurrency: parse_number(var::PREWARM_CONCURRENCY, get(var::PREWARM_CONCURRENCY), 4)?,
-            prewarm_budget_ms: parse_number(var::PREWARM_BUDGET_MS, get(var::PREWARM_BUDGET_MS), 20_000)?,
-            view_flush_seconds: parse_number(var::VIEW_FLUSH_SECONDS, get(var::VIEW_FLUSH_SECONDS), 30)?,
-            consumer_concurrency: parse_number(var::CONSUMER_CONCURRENCY, get(var::CONSUMER_CONCURRENCY), 10)?.max(1),
-            test_controls: environment == Environment::Local && get(var::TEST_CONTROLS).as_deref() == Some("on"),
+            prewarm_concurrency: parse_number(
+                var::PREWARM_CONCURRENCY,
+                get(var::PREWARM_CONCURRENCY),
+                4,
+            )?,
+            prewarm_budget_ms: parse_number(
+                var::PREWARM_BUDGET_MS,
+                get(var::PREWARM_BUDGET_MS),
+                20_000,
+            )?,
+            view_flush_seconds: parse_number(
+                var::VIEW_FLUSH_SECONDS,
+                get(var::VIEW_FLUSH_SECONDS),
+                30,
+            )?,
+            consumer_concurrency: parse_number(
+                var::CONSUMER_CONCURRENCY,
+                get(var::CONSUMER_CONCURRENCY),
+                10,
+            )?
+            .max(1),
+            test_controls: environment == Environment::Local
+                && get(var::TEST_CONTROLS).as_deref() == Some("on"),
             session_key_current: secret(var::SESSION_KEY_CURRENT)?,
             session_key_previous: secret(var::SESSION_KEY_PREVIOUS)?,
             service_api_token: secret(var::SERVICE_API_TOKEN)?,
@@ -190,17 +234,26 @@ impl Config {
 }
 
 fn host_list(text: &str) -> Vec<String> {
-    text.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect()
+    text.split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect()
 }
 
 fn validate_origin(name: &'static str, origin: &str) -> Result<(), ConfigError> {
     let ok = (origin.starts_with("https://") || origin.starts_with("http://"))
         && !origin.ends_with('/')
-        && origin.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
+        && origin
+            .split("://")
+            .nth(1)
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
     if ok {
         Ok(())
     } else {
-        Err(ConfigError { name, problem: format!("{origin:?} is not a scheme://host[:port] origin") })
+        Err(ConfigError {
+            name,
+            problem: format!("{origin:?} is not a scheme://host[:port] origin"),
+        })
     }
 }
 
@@ -208,7 +261,10 @@ fn parse_flag(name: &'static str, value: Option<String>) -> Result<bool, ConfigE
     match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("false") | Some("0") | Some("off") => Ok(false),
         Some("true") | Some("1") | Some("on") => Ok(true),
-        Some(other) => Err(ConfigError { name, problem: format!("{other:?} is not true/false") }),
+        Some(other) => Err(ConfigError {
+            name,
+            problem: format!("{other:?} is not true/false"),
+        }),
     }
 }
 
@@ -217,15 +273,25 @@ fn parse_rate(name: &'static str, value: Option<String>, default: f64) -> Result
         None => Ok(default),
         Some(text) => match text.parse::<f64>() {
             Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
-            _ => Err(ConfigError { name, problem: format!("{text:?} is not a rate between 0 and 1") }),
+            _ => Err(ConfigError {
+                name,
+                problem: format!("{text:?} is not a rate between 0 and 1"),
+            }),
         },
     }
 }
 
-fn parse_number<T: std::str::FromStr>(name: &'static str, value: Option<String>, default: T) -> Result<T, ConfigError> {
+fn parse_number<T: std::str::FromStr>(
+    name: &'static str,
+    value: Option<String>,
+    default: T,
+) -> Result<T, ConfigError> {
     match value {
         None => Ok(default),
-        Some(text) => text.parse().map_err(|_| ConfigError { name, problem: format!("{text:?} is not a number") }),
+        Some(text) => text.parse().map_err(|_| ConfigError {
+            name,
+            problem: format!("{text:?} is not a number"),
+        }),
     }
 }
 
@@ -235,7 +301,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -251,9 +320,21 @@ mod tests {
 
     #[test]
     fn test_controls_are_refused_outside_local() {
-        assert!(config(&[("ENVIRONMENT", "local"), ("TEST_CONTROLS", "on")]).unwrap().test_controls);
-        assert!(!config(&[("ENVIRONMENT", "staging"), ("TEST_CONTROLS", "on")]).unwrap().test_controls);
-        assert!(!config(&[("ENVIRONMENT", "production"), ("TEST_CONTROLS", "on")]).unwrap().test_controls);
+        assert!(
+            config(&[("ENVIRONMENT", "local"), ("TEST_CONTROLS", "on")])
+                .unwrap()
+                .test_controls
+        );
+        assert!(
+            !config(&[("ENVIRONMENT", "staging"), ("TEST_CONTROLS", "on")])
+                .unwrap()
+                .test_controls
+        );
+        assert!(
+            !config(&[("ENVIRONMENT", "production"), ("TEST_CONTROLS", "on")])
+                .unwrap()
+                .test_controls
+        );
     }
 
     #[test]
@@ -274,7 +355,11 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let c = config(&[("SESSION_KEY_CURRENT", "0123456789abcdef0123456789abcdef-secret")]).unwrap();
+        let c = config(&[(
+            "SESSION_KEY_CURRENT",
+            "0123456789abcdef0123456789abcdef-secret",
+        )])
+        .unwrap();
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
     }
 }

@@ -60,13 +60,21 @@ mod tests {
         assert_eq!(reply.status, 204);
         assert_eq!(reply.get("access-control-allow-origin"), Some(APP));
         assert_eq!(reply.get("access-control-allow-credentials"), Some("true"));
-        assert!(reply.get("access-control-allow-headers").unwrap().contains("X-CSRF-Token"));
+        assert!(reply
+            .get("access-control-allow-headers")
+            .unwrap()
+            .contains("X-CSRF-Token"));
         assert_eq!(reply.get("vary"), Some("Origin"));
     }
 
     #[test]
     fn other_origins_get_no_grant_but_still_vary() {
-        for origin in ["https://evil.example", "https://app.babybook.com.evil.example", "null", "http://app.babybook.com"] {
+        for origin in [
+            "https://evil.example",
+            "https://app.babybook.com.evil.example",
+            "null",
+            "http://app.babybook.com",
+        ] {
             let reply = preflight(check_origin(Some(origin), APP), APP);
             assert_eq!(reply.get("access-control-allow-origin"), None, "{origin}");
             assert_eq!(reply.get("access-control-allow-methods"), None, "{origin}");

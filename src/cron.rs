@@ -24,7 +24,14 @@ impl CronJob {
     }
 
     pub fn parse(text: &str) -> Option<CronJob> {
-        [CronJob::Prewarm, CronJob::Reaper, CronJob::QueueProbe, CronJob::QueuedSweep].into_iter().find(|j| j.as_str() == text)
+        [
+            CronJob::Prewarm,
+            CronJob::Reaper,
+            CronJob::QueueProbe,
+            CronJob::QueuedSweep,
+        ]
+        .into_iter()
+        .find(|j| j.as_str() == text)
     }
 }
 
@@ -36,7 +43,11 @@ pub const SCHEDULES: [(&str, &[CronJob]); 3] = [
 ];
 
 pub fn jobs_for(cron: &str) -> &'static [CronJob] {
-    SCHEDULES.iter().find(|(expr, _)| *expr == cron.trim()).map(|(_, jobs)| *jobs).unwrap_or(&[])
+    SCHEDULES
+        .iter()
+        .find(|(expr, _)| *expr == cron.trim())
+        .map(|(_, jobs)| *jobs)
+        .unwrap_or(&[])
 }
 
 /// A queued asset is considered lost (its publish failed after the commit) after this long.
@@ -61,7 +72,12 @@ mod tests {
         for (_, jobs) in SCHEDULES {
             seen.extend_from_slice(jobs);
         }
-        for job in [CronJob::Prewarm, CronJob::Reaper, CronJob::QueueProbe, CronJob::QueuedSweep] {
+        for job in [
+            CronJob::Prewarm,
+            CronJob::Reaper,
+            CronJob::QueueProbe,
+            CronJob::QueuedSweep,
+        ] {
             assert_eq!(seen.iter().filter(|j| **j == job).count(), 1, "{job:?}");
             assert_eq!(CronJob::parse(job.as_str()), Some(job));
         }
@@ -70,12 +86,18 @@ mod tests {
 
     #[test]
     fn the_crons_in_wrangler_toml_are_exactly_these() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/wrangler.toml")).expect("wrangler.toml");
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/wrangler.toml"))
+            .expect("wrangler.toml");
         let config = toml::Value::Table(toml::from_str(&text).expect("wrangler.toml parses"));
         let mut want: Vec<&str> = SCHEDULES.iter().map(|(e, _)| *e).collect();
         want.sort_unstable();
         let crons_of = |table: &toml::Value| -> Vec<String> {
-            let mut crons: Vec<String> = table["triggers"]["crons"].as_array().expect("crons").iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+            let mut crons: Vec<String> = table["triggers"]["crons"]
+                .as_array()
+                .expect("crons")
+                .iter()
+                .map(|c| c.as_str().unwrap().to_owned())
+                .collect();
             crons.sort();
             crons
         };

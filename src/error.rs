@@ -52,7 +52,9 @@ impl ErrorCode {
             ErrorCode::HeadersTooLarge => 431,
             ErrorCode::Internal => 500,
             ErrorCode::BadGateway => 502,
-            ErrorCode::ReadOnly | ErrorCode::DatabaseUnavailable | ErrorCode::ServiceUnavailable => 503,
+            ErrorCode::ReadOnly
+            | ErrorCode::DatabaseUnavailable
+            | ErrorCode::ServiceUnavailable => 503,
             ErrorCode::GatewayTimeout => 504,
         }
     }
@@ -160,7 +162,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> ApiError {
-        ApiError { code, detail: detail.into(), retry_after: code.default_retry_after(), fields: Vec::new() }
+        ApiError {
+            code,
+            detail: detail.into(),
+            retry_after: code.default_retry_after(),
+            fields: Vec::new(),
+        }
     }
 
     pub fn with_retry_after(mut self, seconds: u32) -> ApiError {
@@ -169,8 +176,17 @@ impl ApiError {
     }
 
     pub fn validation(fields: Vec<(String, String)>) -> ApiError {
-        let detail = fields.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>().join(",");
-        ApiError { code: ErrorCode::ValidationFailed, detail, retry_after: None, fields }
+        let detail = fields
+            .iter()
+            .map(|(f, _)| f.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        ApiError {
+            code: ErrorCode::ValidationFailed,
+            detail,
+            retry_after: None,
+            fields,
+        }
     }
 
     /// The canonical envelope. `Cache-Control: no-store`: errors are never cached.
@@ -181,8 +197,11 @@ impl ApiError {
             "trace_id": trace_id,
         });
         if !self.fields.is_empty() {
-            let fields: serde_json::Map<String, serde_json::Value> =
-                self.fields.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+            let fields: serde_json::Map<String, serde_json::Value> = self
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
             error["fields"] = serde_json::Value::Object(fields);
         }
         let mut reply = Reply::json(self.code.status(), &serde_json::json!({ "error": error }))
@@ -201,16 +220,24 @@ mod tests {
 
     #[test]
     fn the_envelope_has_exactly_code_message_and_trace_id() {
-        let reply = ApiError::new(ErrorCode::NotFound, "no route for /x").to_reply("trace-0001", Lang::En);
+        let reply =
+            ApiError::new(ErrorCode::NotFound, "no route for /x").to_reply("trace-0001", Lang::En);
         let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(reply.status, 404);
-        assert_eq!(body, serde_json::json!({"error": {"code": "not_found", "message": "Not found.", "trace_id": "trace-0001"}}));
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "not_found", "message": "Not found.", "trace_id": "trace-0001"}})
+        );
         assert_eq!(reply.get("cache-control"), Some("no-store"));
     }
 
     #[test]
     fn the_detail_never_reaches_the_body() {
-        let reply = ApiError::new(ErrorCode::Internal, "db error: relation \"secret_table\" does not exist").to_reply("t-12345678", Lang::PtBr);
+        let reply = ApiError::new(
+            ErrorCode::Internal,
+            "db error: relation \"secret_table\" does not exist",
+        )
+        .to_reply("t-12345678", Lang::PtBr);
         assert!(!String::from_utf8_lossy(&reply.body).contains("secret_table"));
     }
 
@@ -221,12 +248,15 @@ mod tests {
         assert_eq!(pt.status, 503);
         assert!(String::from_utf8_lossy(&pt.body).contains("somente leitura"));
         assert!(String::from_utf8_lossy(&en.body).contains("read-only"));
-        assert!(pt.get("retry-after").is_some_and(|s| s.parse::<u32>().unwrap() > 0));
+        assert!(pt
+            .get("retry-after")
+            .is_some_and(|s| s.parse::<u32>().unwrap() > 0));
     }
 
     #[test]
     fn validation_errors_list_their_fields() {
-        let reply = ApiError::validation(vec![("email".into(), "required".into())]).to_reply("t-12345678", Lang::En);
+        let reply = ApiError::validation(vec![("email".into(), "required".into())])
+            .to_reply("t-12345678", Lang::En);
         let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(reply.status, 422);
         assert_eq!(body["error"]["fields"]["email"], "required");
@@ -236,15 +266,38 @@ mod tests {
     fn every_code_has_a_status_in_the_error_range_and_messages_in_both_languages() {
         use ErrorCode::*;
         let all = [
-            BadRequest, InvalidJson, ValidationFailed, Unauthorized, Forbidden, CsrfFailed, OriginNotAllowed, NotFound,
-            MethodNotAllowed, Conflict, PayloadTooLarge, UnsupportedMediaType, UriTooLong, HeadersTooLarge,
-            MisdirectedRequest, RateLimited, ReadOnly, DatabaseUnavailable, ServiceUnavailable, BadGateway, GatewayTimeout, Internal,
+            BadRequest,
+            InvalidJson,
+            ValidationFailed,
+            Unauthorized,
+            Forbidden,
+            CsrfFailed,
+            OriginNotAllowed,
+            NotFound,
+            MethodNotAllowed,
+            Conflict,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            UriTooLong,
+            HeadersTooLarge,
+            MisdirectedRequest,
+            RateLimited,
+            ReadOnly,
+            DatabaseUnavailable,
+            ServiceUnavailable,
+            BadGateway,
+            GatewayTimeout,
+            Internal,
         ];
         let mut codes = std::collections::HashSet::new();
         for code in all {
             assert!((400..600).contains(&code.status()), "{code:?}");
             assert!(codes.insert(code.as_str()), "{code:?} repeats a wire code");
-            assert_ne!(code.message(Lang::PtBr), code.message(Lang::En), "{code:?} is not translated");
+            assert_ne!(
+                code.message(Lang::PtBr),
+                code.message(Lang::En),
+                "{code:?} is not translated"
+            );
         }
     }
 }

@@ -64,7 +64,10 @@ const SCANNER_PREFIXES: [&str; 14] = [
 ];
 
 /// Screens a request, cheapest check first.
-pub fn screen(head: &RequestHead<'_>, host_is_served: impl Fn(&str) -> bool) -> Result<(), Rejection> {
+pub fn screen(
+    head: &RequestHead<'_>,
+    host_is_served: impl Fn(&str) -> bool,
+) -> Result<(), Rejection> {
     if head.target_len > MAX_URL_BYTES {
         return Err(Rejection::UriTooLong);
     }
@@ -77,7 +80,12 @@ pub fn screen(head: &RequestHead<'_>, host_is_served: impl Fn(&str) -> bool) -> 
     if is_scanner_path(head.path) {
         return Err(Rejection::Scanner);
     }
-    let host = head.host.split(':').next().unwrap_or("").to_ascii_lowercase();
+    let host = head
+        .host
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if !host_is_served(&host) {
         return Err(Rejection::UnknownHost);
     }
@@ -92,10 +100,15 @@ pub fn is_scanner_path(raw_path: &str) -> bool {
         if path.contains('\0') || path.split(['/', '\\']).any(|segment| segment == "..") {
             return true;
         }
-        if SCANNER_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
+        if SCANNER_PREFIXES
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
+        {
             return true;
         }
-        if path.split('/').any(|segment| segment.ends_with(".php") || segment.ends_with(".asp") || segment.ends_with(".aspx")) {
+        if path.split('/').any(|segment| {
+            segment.ends_with(".php") || segment.ends_with(".asp") || segment.ends_with(".aspx")
+        }) {
             return true;
         }
     }
@@ -127,7 +140,13 @@ mod tests {
     use super::*;
 
     fn head<'a>(method: &'a str, path: &'a str) -> RequestHead<'a> {
-        RequestHead { method, path, target_len: path.len(), header_bytes: 200, host: "api.babybook.com" }
+        RequestHead {
+            method,
+            path,
+            target_len: path.len(),
+            header_bytes: 200,
+            host: "api.babybook.com",
+        }
     }
 
     fn served(host: &str) -> bool {
@@ -151,13 +170,24 @@ mod tests {
             "/cgi-bin/luci",
         ];
         for path in rows {
-            assert_eq!(screen(&head("GET", path), served), Err(Rejection::Scanner), "{path}");
+            assert_eq!(
+                screen(&head("GET", path), served),
+                Err(Rejection::Scanner),
+                "{path}"
+            );
         }
     }
 
     #[test]
     fn real_routes_pass() {
-        for path in ["/s/AAAAAAAAAAAAAAAAAAAAAA", "/health", "/auth/login", "/shares/6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab", "/_static/share.abc.css", "/a.b/c"] {
+        for path in [
+            "/s/AAAAAAAAAAAAAAAAAAAAAA",
+            "/health",
+            "/auth/login",
+            "/shares/6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab",
+            "/_static/share.abc.css",
+            "/a.b/c",
+        ] {
             assert_eq!(screen(&head("GET", path), served), Ok(()), "{path}");
         }
     }
@@ -165,7 +195,10 @@ mod tests {
     #[test]
     fn oversized_targets_and_headers_are_refused_first() {
         let long = format!("/s/{}", "a".repeat(MAX_URL_BYTES));
-        assert_eq!(screen(&head("GET", &long), served), Err(Rejection::UriTooLong));
+        assert_eq!(
+            screen(&head("GET", &long), served),
+            Err(Rejection::UriTooLong)
+        );
         let mut big = head("GET", "/health");
         big.header_bytes = MAX_HEADER_BYTES + 1;
         assert_eq!(screen(&big, served), Err(Rejection::HeadersTooLarge));
@@ -173,8 +206,14 @@ mod tests {
 
     #[test]
     fn unknown_methods_and_hosts_are_refused() {
-        assert_eq!(screen(&head("TRACE", "/health"), served), Err(Rejection::UnknownMethod));
-        assert_eq!(screen(&head("PUT", "/health"), served), Err(Rejection::UnknownMethod));
+        assert_eq!(
+            screen(&head("TRACE", "/health"), served),
+            Err(Rejection::UnknownMethod)
+        );
+        assert_eq!(
+            screen(&head("PUT", "/health"), served),
+            Err(Rejection::UnknownMethod)
+        );
         let mut other = head("GET", "/health");
         other.host = "evil.example:443";
         assert_eq!(screen(&other, served), Err(Rejection::UnknownHost));

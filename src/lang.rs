@@ -28,13 +28,17 @@ impl Lang {
     /// Picks the served language with the highest `q` (RFC 9110 §12.5.4); ties go to the one listed
     /// first, and anything unparseable or unsupported falls back to pt-BR.
     pub fn negotiate(accept_language: Option<&str>) -> Lang {
-        let Some(header) = accept_language else { return Lang::PtBr };
+        let Some(header) = accept_language else {
+            return Lang::PtBr;
+        };
         let mut best: Option<(u16, Lang)> = None;
         // A header longer than this is junk; the hygiene layer bounds headers, this bounds work.
         for item in header.split(',').take(32) {
             let mut parts = item.split(';');
             let range = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = parts.find_map(|p| p.trim().strip_prefix("q=").map(parse_qvalue)).unwrap_or(Some(1000));
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q=").map(parse_qvalue))
+                .unwrap_or(Some(1000));
             let Some(q) = q else { continue };
             let lang = match range.split('-').next() {
                 Some("pt") => Lang::PtBr,

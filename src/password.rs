@@ -18,23 +18,36 @@ const PREFIX: &str = "pbkdf2-sha256";
 pub fn hash_password(password: &str, salt: &[u8], iterations: u32) -> String {
     let mut out = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut out);
-    format!("{PREFIX}${iterations}${}${}", URL_SAFE_NO_PAD.encode(salt), URL_SAFE_NO_PAD.encode(out))
+    format!(
+        "{PREFIX}${iterations}${}${}",
+        URL_SAFE_NO_PAD.encode(salt),
+        URL_SAFE_NO_PAD.encode(out)
+    )
 }
 
 /// Checks a password against a stored hash in constant time. A malformed stored hash never
 /// verifies.
 pub fn verify_password(password: &str, stored: &str) -> bool {
     let mut parts = stored.split('$');
-    let (Some(PREFIX), Some(iterations), Some(salt), Some(expected), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(PREFIX), Some(iterations), Some(salt), Some(expected), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return false;
     };
-    let Ok(iterations) = iterations.parse::<u32>() else { return false };
+    let Ok(iterations) = iterations.parse::<u32>() else {
+        return false;
+    };
     if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
         return false;
     }
-    let (Ok(salt), Ok(expected)) = (URL_SAFE_NO_PAD.decode(salt), URL_SAFE_NO_PAD.decode(expected)) else {
+    let (Ok(salt), Ok(expected)) = (
+        URL_SAFE_NO_PAD.decode(salt),
+        URL_SAFE_NO_PAD.decode(expected),
+    ) else {
         return false;
     };
     let mut out = vec![0u8; expected.len().clamp(16, 64)];
@@ -44,7 +57,8 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
 
 /// What an unknown email is checked against, so a miss costs the same as a wrong password and
 /// timing does not reveal which emails have accounts.
-pub const DUMMY_HASH: &str = "pbkdf2-sha256$100000$ZHVtbXktc2FsdC0xMjM0NQ$zQ0BpO6Ztx0z8J0nO1vA1kvGQmJ2mX4u1m5P9t1YJZQ";
+pub const DUMMY_HASH: &str =
+    "pbkdf2-sha256$100000$ZHVtbXktc2FsdC0xMjM0NQ$zQ0BpO6Ztx0z8J0nO1vA1kvGQmJ2mX4u1m5P9t1YJZQ";
 
 #[cfg(test)]
 mod tests {
@@ -61,7 +75,14 @@ mod tests {
     #[test]
     fn malformed_or_weak_hashes_never_verify() {
         let weak = hash_password("pw", b"salt", 1);
-        for stored in ["", "plain", "pbkdf2-sha256$x$y$z", "md5$1$a$b", weak.as_str(), "pbkdf2-sha256$100000$@@$@@"] {
+        for stored in [
+            "",
+            "plain",
+            "pbkdf2-sha256$x$y$z",
+            "md5$1$a$b",
+            weak.as_str(),
+            "pbkdf2-sha256$100000$@@$@@",
+        ] {
             assert!(!verify_password("pw", stored), "{stored:?}");
         }
     }

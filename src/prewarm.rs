@@ -29,7 +29,13 @@ fn default_lead() -> u32 {
 #[serde(untagged)]
 pub enum When {
     /// A yearly day such as "the second Sunday of May" in a fixed UTC offset.
-    NthWeekday { month: u32, weekday: Weekday, nth: u32, utc_offset: String, duration_hours: u32 },
+    NthWeekday {
+        month: u32,
+        weekday: Weekday,
+        nth: u32,
+        utc_offset: String,
+        duration_hours: u32,
+    },
     /// Fixed instants (RFC 3339).
     Fixed { start: String, end: String },
 }
@@ -60,12 +66,22 @@ impl SeasonalWindow {
     fn occurrences(&self, now_ms: i64) -> Vec<(i64, i64)> {
         let lead = i64::from(self.lead_minutes) * 60_000;
         match &self.when {
-            When::Fixed { start, end } => match (parse_rfc3339_millis(start), parse_rfc3339_millis(end)) {
-                (Ok(s), Ok(e)) => vec![(s - lead, e)],
-                _ => Vec::new(),
-            },
-            When::NthWeekday { month, weekday, nth, utc_offset, duration_hours } => {
-                let Some(offset_ms) = parse_offset(utc_offset) else { return Vec::new() };
+            When::Fixed { start, end } => {
+                match (parse_rfc3339_millis(start), parse_rfc3339_millis(end)) {
+                    (Ok(s), Ok(e)) => vec![(s - lead, e)],
+                    _ => Vec::new(),
+                }
+            }
+            When::NthWeekday {
+                month,
+                weekday,
+                nth,
+                utc_offset,
+                duration_hours,
+            } => {
+                let Some(offset_ms) = parse_offset(utc_offset) else {
+                    return Vec::new();
+                };
                 let year = civil_year(now_ms + offset_ms);
                 [year - 1, year, year + 1]
                     .into_iter()
@@ -80,7 +96,9 @@ impl SeasonalWindow {
     }
 
     pub fn contains(&self, now_ms: i64) -> bool {
-        self.occurrences(now_ms).into_iter().any(|(from, until)| from <= now_ms && now_ms < until)
+        self.occurrences(now_ms)
+            .into_iter()
+            .any(|(from, until)| from <= now_ms && now_ms < until)
     }
 }
 
@@ -110,12 +128,16 @@ fn nth_weekday(year: i64, month: u32, weekday: Weekday, nth: u32) -> Option<i64>
     if !(1..=12).contains(&month) || !(1..=5).contains(&nth) {
         return None;
     }
-    let first = parse_rfc3339_millis(&format!("{year:04}-{month:02}-01T00:00:00Z")).ok()? / MS_PER_DAY;
+    let first =
+        parse_rfc3339_millis(&format!("{year:04}-{month:02}-01T00:00:00Z")).ok()? / MS_PER_DAY;
     // 1970-01-01 was a Thursday (index 3).
     let first_weekday = (first + 3).rem_euclid(7);
     let offset = (weekday.index() - first_weekday).rem_euclid(7);
     let day = first + offset + 7 * i64::from(nth - 1);
-    let same_month = babybook_jobs::format_rfc3339_millis(day * MS_PER_DAY)[5..7].parse::<u32>().ok()? == month;
+    let same_month = babybook_jobs::format_rfc3339_millis(day * MS_PER_DAY)[5..7]
+        .parse::<u32>()
+        .ok()?
+        == month;
     same_month.then_some(day)
 }
 
@@ -137,9 +159,19 @@ mod tests {
     #[test]
     fn mothers_day_in_brazil_is_the_second_sunday_of_may() {
         // 2026-05-10 and 2027-05-09 are the second Sundays of May.
-        assert_eq!(nth_weekday(2026, 5, Weekday::Sunday, 2).map(|d| d * MS_PER_DAY), Some(at("2026-05-10T00:00:00Z")));
-        assert_eq!(nth_weekday(2027, 5, Weekday::Sunday, 2).map(|d| d * MS_PER_DAY), Some(at("2027-05-09T00:00:00Z")));
-        assert_eq!(nth_weekday(2026, 2, Weekday::Sunday, 5), None, "February 2026 has four Sundays");
+        assert_eq!(
+            nth_weekday(2026, 5, Weekday::Sunday, 2).map(|d| d * MS_PER_DAY),
+            Some(at("2026-05-10T00:00:00Z"))
+        );
+        assert_eq!(
+            nth_weekday(2027, 5, Weekday::Sunday, 2).map(|d| d * MS_PER_DAY),
+            Some(at("2027-05-09T00:00:00Z"))
+        );
+        assert_eq!(
+            nth_weekday(2026, 2, Weekday::Sunday, 5),
+            None,
+            "February 2026 has four Sundays"
+        );
     }
 
     #[test]
@@ -165,7 +197,10 @@ mod tests {
             r#"[{"name":"natal","start":"2026-12-24T00:00:00-03:00","end":"2026-12-26T00:00:00-03:00","lead_minutes":60}]"#,
         )
         .unwrap();
-        assert_eq!(active_window(&windows, at("2026-12-23T23:30:00-03:00")).map(|w| w.name.as_str()), Some("natal"));
+        assert_eq!(
+            active_window(&windows, at("2026-12-23T23:30:00-03:00")).map(|w| w.name.as_str()),
+            Some("natal")
+        );
         assert!(active_window(&windows, at("2026-12-26T00:00:00-03:00")).is_none());
     }
 }

@@ -7,8 +7,17 @@ use sha2::Sha256;
 use crate::error::{ApiError, ErrorCode};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded in either direction.
-const HOP_BY_HOP: [&str; 9] =
-    ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection"];
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-connection",
+];
 
 /// Internal headers the edge sets for the origin. Client-sent copies are always dropped.
 pub const SERVICE_AUTH: &str = "authorization";
@@ -25,12 +34,21 @@ fn is_internal(name: &str) -> bool {
     name.starts_with("x-babybook-")
         || name.starts_with("x-internal-")
         || name.starts_with("cf-")
-        || matches!(name, "authorization" | "x-trace-id" | "x-forwarded-for" | "x-real-ip" | "forwarded" | "traceparent" | "x-service-token")
+        || matches!(
+            name,
+            "authorization"
+                | "x-trace-id"
+                | "x-forwarded-for"
+                | "x-real-ip"
+                | "forwarded"
+                | "traceparent"
+                | "x-service-token"
+        )
 }
 
 /// The client's headers that may reach the origin: no hop-by-hop headers (including those the
 /// `Connection` header names), no internal headers, no `Host`.
-pub fn forwardable_request_headers<'a>(headers: &'a [(String, String)]) -> Vec<(&'a str, &'a str)> {
+pub fn forwardable_request_headers(headers: &[(String, String)]) -> Vec<(&str, &str)> {
     let named_by_connection: Vec<String> = headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
@@ -56,7 +74,9 @@ pub fn forwardable_response_headers(headers: &[(String, String)]) -> Vec<(String
         .iter()
         .filter(|(name, _)| {
             let lower = name.to_ascii_lowercase();
-            !HOP_BY_HOP.contains(&lower.as_str()) && lower != "content-length" && lower != "content-encoding"
+            !HOP_BY_HOP.contains(&lower.as_str())
+                && lower != "content-length"
+                && lower != "content-encoding"
         })
         .cloned()
         .collect()
@@ -64,22 +84,35 @@ pub fn forwardable_response_headers(headers: &[(String, String)]) -> Vec<(String
 
 /// Signs the identity the edge asserts to the origin: `HMAC-SHA256(key, "user|account|trace")`
 /// in hex, with a key derived from `SERVICE_API_TOKEN` so the origin can check it.
-pub fn identity_signature(service_token: &str, user_id: &str, account_id: &str, trace_id: &str) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(service_token.as_bytes()).expect("HMAC takes any key length");
+pub fn identity_signature(
+    service_token: &str,
+    user_id: &str,
+    account_id: &str,
+    trace_id: &str,
+) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(service_token.as_bytes())
+        .expect("HMAC takes any key length");
     mac.update(b"babybook-identity-v1|");
     mac.update(user_id.as_bytes());
     mac.update(b"|");
     mac.update(account_id.as_bytes());
     mac.update(b"|");
     mac.update(trace_id.as_bytes());
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What the edge answers for an origin status: 5xx becomes a `502` envelope (the origin's body,
 /// which may hold internals, is dropped); everything else passes through.
 pub fn map_origin_status(status: u16) -> Result<u16, ApiError> {
     if status >= 500 {
-        Err(ApiError::new(ErrorCode::BadGateway, format!("origin answered {status}")))
+        Err(ApiError::new(
+            ErrorCode::BadGateway,
+            format!("origin answered {status}"),
+        ))
     } else {
         Ok(status)
     }
@@ -90,7 +123,10 @@ mod tests {
     use super::*;
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -109,7 +145,10 @@ mod tests {
             ("Host", "api.babybook.com"),
             ("Cookie", "__Host-session=abc"),
         ]);
-        let names: Vec<String> = forwardable_request_headers(&incoming).iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+        let names: Vec<String> = forwardable_request_headers(&incoming)
+            .iter()
+            .map(|(n, _)| n.to_ascii_lowercase())
+            .collect();
         assert_eq!(names, ["accept", "cookie"]);
     }
 
@@ -117,15 +156,27 @@ mod tests {
     fn origin_failures_become_502_without_their_body() {
         assert_eq!(map_origin_status(200), Ok(200));
         assert_eq!(map_origin_status(404), Ok(404));
-        assert_eq!(map_origin_status(500).unwrap_err().code, ErrorCode::BadGateway);
-        assert_eq!(map_origin_status(503).unwrap_err().code, ErrorCode::BadGateway);
+        assert_eq!(
+            map_origin_status(500).unwrap_err().code,
+            ErrorCode::BadGateway
+        );
+        assert_eq!(
+            map_origin_status(503).unwrap_err().code,
+            ErrorCode::BadGateway
+        );
     }
 
     #[test]
     fn identity_signatures_bind_user_account_and_trace() {
         let a = identity_signature("token-0123456789abcdef0123456789ab", "u", "a", "t");
         assert_eq!(a.len(), 64);
-        assert_ne!(a, identity_signature("token-0123456789abcdef0123456789ab", "u", "b", "t"));
-        assert_ne!(a, identity_signature("other-0123456789abcdef0123456789ab", "u", "a", "t"));
+        assert_ne!(
+            a,
+            identity_signature("token-0123456789abcdef0123456789ab", "u", "b", "t")
+        );
+        assert_ne!(
+            a,
+            identity_signature("other-0123456789abcdef0123456789ab", "u", "a", "t")
+        );
     }
 }

@@ -124,7 +124,10 @@ impl RequestClass {
 /// The client's address as the limiter keys it, from `CF-Connecting-IP` only (`X-Forwarded-For`
 /// is client-controlled). IPv6 is keyed by its /64: one subscriber's whole prefix is one client.
 pub fn client_ip_key(cf_connecting_ip: Option<&str>) -> String {
-    match cf_connecting_ip.map(str::trim).and_then(|ip| ip.parse::<std::net::IpAddr>().ok()) {
+    match cf_connecting_ip
+        .map(str::trim)
+        .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+    {
         Some(std::net::IpAddr::V4(v4)) => v4.to_string(),
         Some(std::net::IpAddr::V6(v6)) => {
             let s = v6.segments();
@@ -153,7 +156,9 @@ pub fn retry_after_seconds(policy: &Policy, now_ms: i64) -> u32 {
     let into_window = now_ms.rem_euclid(period_ms);
     let remaining_ms = period_ms - into_window;
     // Round up: a client told "1" that comes back after 1 s must land in the next window.
-    u32::try_from((remaining_ms + 999) / 1000).unwrap_or(policy.period_seconds).clamp(1, policy.period_seconds)
+    u32::try_from((remaining_ms + 999) / 1000)
+        .unwrap_or(policy.period_seconds)
+        .clamp(1, policy.period_seconds)
 }
 
 /// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers syntax) for a refusal.
@@ -161,7 +166,13 @@ pub fn refusal_headers(policy: &Policy, now_ms: i64) -> [(&'static str, String);
     let reset = retry_after_seconds(policy, now_ms);
     [
         ("retry-after", reset.to_string()),
-        ("ratelimit-policy", format!("\"{}\";q={};w={}", policy.name, policy.limit, policy.period_seconds)),
+        (
+            "ratelimit-policy",
+            format!(
+                "\"{}\";q={};w={}",
+                policy.name, policy.limit, policy.period_seconds
+            ),
+        ),
         ("ratelimit", format!("\"{}\";r=0;t={reset}", policy.name)),
     ]
 }
@@ -178,7 +189,12 @@ pub struct FixedWindow {
 
 impl FixedWindow {
     pub fn new(policy: &Policy) -> FixedWindow {
-        FixedWindow { limit: policy.limit, period_ms: i64::from(policy.period_seconds) * 1000, window: i64::MIN, count: 0 }
+        FixedWindow {
+            limit: policy.limit,
+            period_ms: i64::from(policy.period_seconds) * 1000,
+            window: i64::MIN,
+            count: 0,
+        }
     }
 
     pub fn admit(&mut self, now_ms: i64) -> bool {
@@ -225,8 +241,14 @@ mod tests {
     #[test]
     fn client_ips_come_only_from_cf_connecting_ip_and_are_normalised() {
         assert_eq!(client_ip_key(Some("203.0.113.9")), "203.0.113.9");
-        assert_eq!(client_ip_key(Some("2001:db8:1:2:3:4:5:6")), "2001:db8:1:2::/64");
-        assert_eq!(client_ip_key(Some("2001:db8:1:2:ffff::1")), "2001:db8:1:2::/64");
+        assert_eq!(
+            client_ip_key(Some("2001:db8:1:2:3:4:5:6")),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            client_ip_key(Some("2001:db8:1:2:ffff::1")),
+            "2001:db8:1:2::/64"
+        );
         assert_eq!(client_ip_key(Some("not-an-ip")), "unknown");
         assert_eq!(client_ip_key(None), "unknown");
     }
@@ -242,7 +264,10 @@ mod tests {
     fn the_refusal_headers_name_the_policy_and_the_reset() {
         let headers = refusal_headers(&SHARE, 1_000_003_500);
         assert_eq!(headers[0], ("retry-after", "7".to_owned()));
-        assert_eq!(headers[1], ("ratelimit-policy", "\"share\";q=600;w=10".to_owned()));
+        assert_eq!(
+            headers[1],
+            ("ratelimit-policy", "\"share\";q=600;w=10".to_owned())
+        );
         assert_eq!(headers[2], ("ratelimit", "\"share\";r=0;t=7".to_owned()));
     }
 

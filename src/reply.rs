@@ -12,7 +12,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(status: u16) -> Reply {
-        Reply { status, headers: Vec::new(), body: Vec::new() }
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     pub fn json(status: u16, value: &serde_json::Value) -> Reply {
@@ -22,7 +26,9 @@ impl Reply {
     }
 
     pub fn html(status: u16, html: String) -> Reply {
-        Reply::new(status).header("content-type", "text/html; charset=utf-8").with_body(html.into_bytes())
+        Reply::new(status)
+            .header("content-type", "text/html; charset=utf-8")
+            .with_body(html.into_bytes())
     }
 
     pub fn header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Reply {
@@ -39,9 +45,16 @@ impl Reply {
 
     /// Adds a value to a list-valued header such as `Vary`, once.
     pub fn append_to_list(&mut self, name: &'static str, value: &str) {
-        match self.headers.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match self
+            .headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some((_, existing)) => {
-                if !existing.split(',').any(|v| v.trim().eq_ignore_ascii_case(value)) {
+                if !existing
+                    .split(',')
+                    .any(|v| v.trim().eq_ignore_ascii_case(value))
+                {
                     existing.push_str(", ");
                     existing.push_str(value);
                 }
@@ -56,7 +69,10 @@ impl Reply {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -66,7 +82,9 @@ mod tests {
 
     #[test]
     fn set_header_replaces_case_insensitively() {
-        let reply = Reply::new(200).header("Cache-Control", "no-store").header("cache-control", "public");
+        let reply = Reply::new(200)
+            .header("Cache-Control", "no-store")
+            .header("cache-control", "public");
         assert_eq!(reply.headers.len(), 1);
         assert_eq!(reply.get("CACHE-CONTROL"), Some("public"));
     }

@@ -99,19 +99,31 @@ pub enum Access {
 
 impl Access {
     pub fn needs_session(self) -> bool {
-        matches!(self, Access::Read(ReadAccess::Session) | Access::Write(WriteGuard::SessionAndCsrf))
+        matches!(
+            self,
+            Access::Read(ReadAccess::Session) | Access::Write(WriteGuard::SessionAndCsrf)
+        )
     }
 
     pub fn needs_csrf(self) -> bool {
-        matches!(self, Access::Write(WriteGuard::SessionAndCsrf | WriteGuard::CsrfBeforeSignIn))
+        matches!(
+            self,
+            Access::Write(WriteGuard::SessionAndCsrf | WriteGuard::CsrfBeforeSignIn)
+        )
     }
 
     pub fn is_admin(self) -> bool {
-        matches!(self, Access::Read(ReadAccess::AdminToken) | Access::Write(WriteGuard::AdminToken))
+        matches!(
+            self,
+            Access::Read(ReadAccess::AdminToken) | Access::Write(WriteGuard::AdminToken)
+        )
     }
 
     pub fn is_test_control(self) -> bool {
-        matches!(self, Access::Read(ReadAccess::TestControl) | Access::Write(WriteGuard::TestControl))
+        matches!(
+            self,
+            Access::Read(ReadAccess::TestControl) | Access::Write(WriteGuard::TestControl)
+        )
     }
 
     /// User-facing writes: the ones read-only mode stops.
@@ -135,23 +147,54 @@ pub struct Route {
 
 impl Route {
     /// A GET route (HEAD is served with it).
-    pub const fn read(pattern: &'static str, id: RouteId, surface: Surface, access: ReadAccess) -> Route {
-        Route { method: Method::Get, pattern, id, surface, access: Access::Read(access), body_limit: 0 }
+    pub const fn read(
+        pattern: &'static str,
+        id: RouteId,
+        surface: Surface,
+        access: ReadAccess,
+    ) -> Route {
+        Route {
+            method: Method::Get,
+            pattern,
+            id,
+            surface,
+            access: Access::Read(access),
+            body_limit: 0,
+        }
     }
 
     /// A write route on the API host. The guard is not optional.
-    pub const fn write(method: WriteMethod, pattern: &'static str, id: RouteId, guard: WriteGuard) -> Route {
+    pub const fn write(
+        method: WriteMethod,
+        pattern: &'static str,
+        id: RouteId,
+        guard: WriteGuard,
+    ) -> Route {
         let method = match method {
             WriteMethod::Post => Method::Post,
             WriteMethod::Patch => Method::Patch,
             WriteMethod::Delete => Method::Delete,
         };
-        Route { method, pattern, id, surface: Surface::Api, access: Access::Write(guard), body_limit: JSON_BODY_LIMIT }
+        Route {
+            method,
+            pattern,
+            id,
+            surface: Surface::Api,
+            access: Access::Write(guard),
+            body_limit: JSON_BODY_LIMIT,
+        }
     }
 
     #[cfg(test)]
     pub const fn unguarded_for_test(method: Method, pattern: &'static str, id: RouteId) -> Route {
-        Route { method, pattern, id, surface: Surface::Api, access: Access::Unguarded, body_limit: JSON_BODY_LIMIT }
+        Route {
+            method,
+            pattern,
+            id,
+            surface: Surface::Api,
+            access: Access::Unguarded,
+            body_limit: JSON_BODY_LIMIT,
+        }
     }
 
     pub fn method(&self) -> Method {
@@ -176,7 +219,9 @@ impl Route {
     /// Which rate-limit policies apply, given whether the caller has a session.
     pub fn request_class(&self, has_session: bool) -> RequestClass {
         match (self.id, self.access) {
-            (RouteId::Health | RouteId::Ready | RouteId::ShareStylesheet, _) => RequestClass::Exempt,
+            (RouteId::Health | RouteId::Ready | RouteId::ShareStylesheet, _) => {
+                RequestClass::Exempt
+            }
             (_, a) if a.is_admin() || a.is_test_control() => RequestClass::Exempt,
             (RouteId::SharePage, _) => RequestClass::Share,
             (RouteId::Login, _) => RequestClass::Login,
@@ -203,25 +248,70 @@ use WriteMethod as WM;
 static TABLE: [Route; 21] = [
     Route::read("/health", Id::Health, Surface::Any, R::Public),
     Route::read("/ready", Id::Ready, Surface::Any, R::Public),
-    Route::read("/_static/:file", Id::ShareStylesheet, Surface::Share, R::Public),
+    Route::read(
+        "/_static/:file",
+        Id::ShareStylesheet,
+        Surface::Share,
+        R::Public,
+    ),
     Route::read("/s/:token", Id::SharePage, Surface::Share, R::Public),
-    Route::read("/auth/csrf", Id::CsrfToken, Surface::Api, R::OptionalSession),
+    Route::read(
+        "/auth/csrf",
+        Id::CsrfToken,
+        Surface::Api,
+        R::OptionalSession,
+    ),
     Route::write(WM::Post, "/auth/login", Id::Login, W::CsrfBeforeSignIn),
     Route::write(WM::Post, "/auth/logout", Id::Logout, W::SessionAndCsrf),
     Route::read("/me", Id::Me, Surface::Api, R::Session),
     Route::read("/shares", Id::ListShares, Surface::Api, R::Session),
     Route::write(WM::Post, "/shares", Id::CreateShare, W::SessionAndCsrf),
     Route::write(WM::Patch, "/shares/:id", Id::UpdateShare, W::SessionAndCsrf),
-    Route::write(WM::Delete, "/shares/:id", Id::RevokeShare, W::SessionAndCsrf),
+    Route::write(
+        WM::Delete,
+        "/shares/:id",
+        Id::RevokeShare,
+        W::SessionAndCsrf,
+    ),
     Route::read("/assets/:id", Id::GetAsset, Surface::Api, R::Session),
-    Route::write(WM::Delete, "/assets/:id", Id::DeleteAsset, W::SessionAndCsrf),
-    Route::write(WM::Post, "/uploads/complete", Id::UploadComplete, W::SessionAndCsrf),
+    Route::write(
+        WM::Delete,
+        "/assets/:id",
+        Id::DeleteAsset,
+        W::SessionAndCsrf,
+    ),
+    Route::write(
+        WM::Post,
+        "/uploads/complete",
+        Id::UploadComplete,
+        W::SessionAndCsrf,
+    ),
     Route::write(WM::Post, "/exports", Id::CreateExport, W::SessionAndCsrf),
-    Route::write(WM::Post, "/admin/jobs/redrive", Id::AdminRedrive, W::AdminToken),
-    Route::read("/admin/jobs/dead", Id::AdminDeadJobs, Surface::Api, R::AdminToken),
+    Route::write(
+        WM::Post,
+        "/admin/jobs/redrive",
+        Id::AdminRedrive,
+        W::AdminToken,
+    ),
+    Route::read(
+        "/admin/jobs/dead",
+        Id::AdminDeadJobs,
+        Surface::Api,
+        R::AdminToken,
+    ),
     Route::write(WM::Post, "/admin/prewarm", Id::AdminPrewarm, W::AdminToken),
-    Route::write(WM::Post, "/__test/controls", Id::TestControls, W::TestControl),
-    Route::read("/__test/counters", Id::TestCounters, Surface::Any, R::TestControl),
+    Route::write(
+        WM::Post,
+        "/__test/controls",
+        Id::TestControls,
+        W::TestControl,
+    ),
+    Route::read(
+        "/__test/counters",
+        Id::TestCounters,
+        Surface::Any,
+        R::TestControl,
+    ),
 ];
 
 /// Every route the edge serves.
@@ -253,7 +343,10 @@ pub struct Matched<'p> {
 
 impl Matched<'_> {
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        self.params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
     }
 }
 
@@ -261,17 +354,26 @@ impl Matched<'_> {
 pub enum Resolution<'p> {
     Found(Matched<'p>),
     /// The path exists, not with this method: `405` with `Allow`.
-    MethodNotAllowed { allow: String },
+    MethodNotAllowed {
+        allow: String,
+    },
     NotFound,
 }
 
 /// Finds the route for `method` and `path` among those of a host's surfaces.
 /// `HEAD` resolves like `GET`.
-pub fn resolve<'p>(routes: &'static [Route], method: &str, path: &'p str, serves: impl Fn(Surface) -> bool) -> Resolution<'p> {
+pub fn resolve<'p>(
+    routes: &'static [Route],
+    method: &str,
+    path: &'p str,
+    serves: impl Fn(Surface) -> bool,
+) -> Resolution<'p> {
     let method = if method == "HEAD" { "GET" } else { method };
     let mut allowed: Vec<&'static str> = Vec::new();
     for route in routes.iter().filter(|r| serves(r.surface)) {
-        let Some(params) = match_pattern(route.pattern, path) else { continue };
+        let Some(params) = match_pattern(route.pattern, path) else {
+            continue;
+        };
         if route.method.as_str() == method {
             return Resolution::Found(Matched { route, params });
         }
@@ -284,7 +386,9 @@ pub fn resolve<'p>(routes: &'static [Route], method: &str, path: &'p str, serves
         allowed.push("HEAD");
     }
     allowed.push("OPTIONS");
-    Resolution::MethodNotAllowed { allow: allowed.join(", ") }
+    Resolution::MethodNotAllowed {
+        allow: allowed.join(", "),
+    }
 }
 
 fn match_pattern<'p>(pattern: &'static str, path: &'p str) -> Option<Vec<(&'static str, &'p str)>> {
@@ -333,7 +437,11 @@ mod tests {
     fn every_user_write_needs_csrf_and_every_session_write_a_session() {
         for route in table().iter().filter(|r| r.method().is_write()) {
             let a = route.access();
-            assert!(a.needs_csrf() || a.is_admin() || a.is_test_control(), "{:?}", route.id());
+            assert!(
+                a.needs_csrf() || a.is_admin() || a.is_test_control(),
+                "{:?}",
+                route.id()
+            );
             if route.id() != RouteId::Login && a.needs_csrf() {
                 assert!(a.needs_session(), "{:?}", route.id());
             }
@@ -353,7 +461,10 @@ mod tests {
             Resolution::Found(m) => assert_eq!(m.route.id(), RouteId::RevokeShare),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(resolve(table(), "HEAD", "/health", all), Resolution::Found(_)));
+        assert!(matches!(
+            resolve(table(), "HEAD", "/health", all),
+            Resolution::Found(_)
+        ));
         assert_eq!(resolve(table(), "GET", "/s/", all), Resolution::NotFound);
         assert_eq!(resolve(table(), "GET", "/s/a/b", all), Resolution::NotFound);
         assert_eq!(resolve(table(), "GET", "/nope", all), Resolution::NotFound);
@@ -363,29 +474,57 @@ mod tests {
     fn a_known_path_with_the_wrong_method_is_405_with_allow() {
         assert_eq!(
             resolve(table(), "POST", "/me", all),
-            Resolution::MethodNotAllowed { allow: "GET, HEAD, OPTIONS".into() }
+            Resolution::MethodNotAllowed {
+                allow: "GET, HEAD, OPTIONS".into()
+            }
         );
         assert_eq!(
             resolve(table(), "GET", "/shares/x", all),
-            Resolution::MethodNotAllowed { allow: "PATCH, DELETE, OPTIONS".into() }
+            Resolution::MethodNotAllowed {
+                allow: "PATCH, DELETE, OPTIONS".into()
+            }
         );
     }
 
     #[test]
     fn hosts_see_only_their_surfaces() {
         let share_host = |s: Surface| matches!(s, Surface::Share | Surface::Any);
-        assert_eq!(resolve(table(), "GET", "/me", share_host), Resolution::NotFound);
-        assert!(matches!(resolve(table(), "GET", "/health", share_host), Resolution::Found(_)));
+        assert_eq!(
+            resolve(table(), "GET", "/me", share_host),
+            Resolution::NotFound
+        );
+        assert!(matches!(
+            resolve(table(), "GET", "/health", share_host),
+            Resolution::Found(_)
+        ));
     }
 
     #[test]
     fn rate_limit_classes_follow_the_policy_table() {
         let find = |id| table().iter().find(|r| r.id() == id).unwrap();
-        assert_eq!(find(RouteId::SharePage).request_class(false), RequestClass::Share);
-        assert_eq!(find(RouteId::Login).request_class(false), RequestClass::Login);
-        assert_eq!(find(RouteId::Me).request_class(false), RequestClass::ApiAnonymous);
-        assert_eq!(find(RouteId::Me).request_class(true), RequestClass::ApiAuthenticatedRead);
-        assert_eq!(find(RouteId::CreateShare).request_class(true), RequestClass::ApiAuthenticatedWrite);
-        assert_eq!(find(RouteId::Ready).request_class(false), RequestClass::Exempt);
+        assert_eq!(
+            find(RouteId::SharePage).request_class(false),
+            RequestClass::Share
+        );
+        assert_eq!(
+            find(RouteId::Login).request_class(false),
+            RequestClass::Login
+        );
+        assert_eq!(
+            find(RouteId::Me).request_class(false),
+            RequestClass::ApiAnonymous
+        );
+        assert_eq!(
+            find(RouteId::Me).request_class(true),
+            RequestClass::ApiAuthenticatedRead
+        );
+        assert_eq!(
+            find(RouteId::CreateShare).request_class(true),
+            RequestClass::ApiAuthenticatedWrite
+        );
+        assert_eq!(
+            find(RouteId::Ready).request_class(false),
+            RequestClass::Exempt
+        );
     }
 }

@@ -30,7 +30,10 @@ impl SigningKey {
     pub fn new(secret: &str) -> SigningKey {
         let digest = Sha256::digest(format!("babybook-session-key:{secret}").as_bytes());
         let id = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-        SigningKey { id, secret: secret.as_bytes().to_vec() }
+        SigningKey {
+            id,
+            secret: secret.as_bytes().to_vec(),
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -109,7 +112,13 @@ impl SessionError {
 
 impl Session {
     pub fn new(sid: String, uid: Id, aid: Id, now_s: i64) -> Session {
-        Session { sid, uid, aid, iat: now_s, exp: now_s + SESSION_TTL_SECONDS }
+        Session {
+            sid,
+            uid,
+            aid,
+            iat: now_s,
+            exp: now_s + SESSION_TTL_SECONDS,
+        }
     }
 
     /// The cookie value, signed with the current key.
@@ -128,22 +137,32 @@ impl Session {
             return Err(SessionError::Malformed);
         }
         let mut parts = value.split('.');
-        let (Some(version), Some(key_id), Some(payload), Some(tag_text), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(version), Some(key_id), Some(payload), Some(tag_text), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(SessionError::Malformed);
         };
         if version != VERSION {
             return Err(SessionError::Malformed);
         }
         let key = keys.by_id(key_id).ok_or(SessionError::UnknownKey)?;
-        let tag = URL_SAFE_NO_PAD.decode(tag_text).map_err(|_| SessionError::Malformed)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag_text)
+            .map_err(|_| SessionError::Malformed)?;
         let signed = &value[..value.len() - tag_text.len() - 1];
         let mut mac = key.mac();
         mac.update(signed.as_bytes());
-        mac.verify_slice(&tag).map_err(|_| SessionError::BadSignature)?;
-        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| SessionError::Malformed)?;
-        let session: Session = serde_json::from_slice(&payload).map_err(|_| SessionError::Malformed)?;
+        mac.verify_slice(&tag)
+            .map_err(|_| SessionError::BadSignature)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| SessionError::Malformed)?;
+        let session: Session =
+            serde_json::from_slice(&payload).map_err(|_| SessionError::Malformed)?;
         if session.exp <= now_s {
             return Err(SessionError::Expired);
         }
@@ -177,11 +196,19 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn keys(current: &str, previous: Option<&str>) -> SessionKeys {
-        SessionKeys { current: SigningKey::new(current), previous: previous.map(SigningKey::new) }
+        SessionKeys {
+            current: SigningKey::new(current),
+            previous: previous.map(SigningKey::new),
+        }
     }
 
     fn session() -> Session {
-        Session::new("sid-1".into(), Id::from_random_bytes([1; 16]), Id::from_random_bytes([2; 16]), NOW)
+        Session::new(
+            "sid-1".into(),
+            Id::from_random_bytes([1; 16]),
+            Id::from_random_bytes([2; 16]),
+            NOW,
+        )
     }
 
     #[test]
@@ -201,7 +228,10 @@ mod tests {
             bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
             let tampered = String::from_utf8(bytes).unwrap();
             if tampered != value {
-                assert!(Session::open(&tampered, &k, NOW).is_err(), "byte {i} flipped still verifies");
+                assert!(
+                    Session::open(&tampered, &k, NOW).is_err(),
+                    "byte {i} flipped still verifies"
+                );
             }
         }
     }
@@ -210,18 +240,35 @@ mod tests {
     fn rotation_accepts_the_previous_key_until_it_is_removed() {
         let old = keys("old-secret-0123456789abcdef0123456789", None);
         let value = session().seal(&old);
-        let rotated = keys("new-secret-0123456789abcdef0123456789", Some("old-secret-0123456789abcdef0123456789"));
+        let rotated = keys(
+            "new-secret-0123456789abcdef0123456789",
+            Some("old-secret-0123456789abcdef0123456789"),
+        );
         assert!(Session::open(&value, &rotated, NOW).is_ok());
         let finished = keys("new-secret-0123456789abcdef0123456789", None);
-        assert_eq!(Session::open(&value, &finished, NOW), Err(SessionError::UnknownKey));
+        assert_eq!(
+            Session::open(&value, &finished, NOW),
+            Err(SessionError::UnknownKey)
+        );
     }
 
     #[test]
     fn expired_and_malformed_cookies_are_refused() {
         let k = keys("current-secret-0123456789abcdef0123", None);
         let value = session().seal(&k);
-        assert_eq!(Session::open(&value, &k, NOW + SESSION_TTL_SECONDS), Err(SessionError::Expired));
-        for junk in ["", "v1", "v1.a.b", "v2.a.b.c", "v1.a.b.c.d", "v1.%%%.@@.!!", &"x".repeat(5000)] {
+        assert_eq!(
+            Session::open(&value, &k, NOW + SESSION_TTL_SECONDS),
+            Err(SessionError::Expired)
+        );
+        for junk in [
+            "",
+            "v1",
+            "v1.a.b",
+            "v2.a.b.c",
+            "v1.a.b.c.d",
+            "v1.%%%.@@.!!",
+            &"x".repeat(5000),
+        ] {
             assert!(Session::open(junk, &k, NOW).is_err(), "{junk:?}");
         }
     }
@@ -232,16 +279,28 @@ mod tests {
         let value = session().seal(&k);
         let forged_tag = URL_SAFE_NO_PAD.encode([0u8; 32]);
         let forged = format!("{}.{forged_tag}", &value[..value.rfind('.').unwrap()]);
-        assert_eq!(Session::open(&forged, &k, NOW), Err(SessionError::BadSignature));
+        assert_eq!(
+            Session::open(&forged, &k, NOW),
+            Err(SessionError::BadSignature)
+        );
     }
 
     #[test]
     fn the_cookie_has_every_attribute_the_spec_lists() {
         let header = set_cookie("abc");
-        for attr in ["__Host-session=abc", "HttpOnly", "Secure", "Path=/", "SameSite=None"] {
+        for attr in [
+            "__Host-session=abc",
+            "HttpOnly",
+            "Secure",
+            "Path=/",
+            "SameSite=None",
+        ] {
             assert!(header.contains(attr), "missing {attr}");
         }
-        assert!(!header.contains("Domain"), "__Host- cookies must not set Domain");
+        assert!(
+            !header.contains("Domain"),
+            "__Host- cookies must not set Domain"
+        );
     }
 
     #[test]

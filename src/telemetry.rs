@@ -48,7 +48,10 @@ pub const MASKED: &str = "[MASKED]";
 impl LogLine {
     pub fn new(level: Level, message: &str, context: &LogContext, now_ms: i64) -> LogLine {
         let mut fields = Map::new();
-        fields.insert("timestamp".into(), Value::String(format_rfc3339_millis(now_ms)));
+        fields.insert(
+            "timestamp".into(),
+            Value::String(format_rfc3339_millis(now_ms)),
+        );
         fields.insert("level".into(), Value::String(level.as_str().into()));
         fields.insert("message".into(), Value::String(message.into()));
         fields.insert("service".into(), Value::String(crate::SERVICE.into()));
@@ -154,7 +157,8 @@ pub fn count_rejection(tag: &'static str) {
 
 /// The counts since the last call, for the next logged line (`rejections` field).
 pub fn take_rejection_counts() -> Map<String, Value> {
-    REJECTIONS.with(|r| std::mem::take(&mut *r.borrow_mut()))
+    REJECTIONS
+        .with(|r| std::mem::take(&mut *r.borrow_mut()))
         .into_iter()
         .map(|(k, v)| (k.to_owned(), Value::from(v)))
         .collect()
@@ -165,20 +169,41 @@ mod tests {
     use super::*;
 
     fn context() -> LogContext {
-        LogContext { env: "local", trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into() }
+        LogContext {
+            env: "local",
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+        }
     }
 
     #[test]
     fn a_line_has_the_fields_of_the_seed_example() {
         let account = Id::from_random_bytes([9; 16]);
-        let line = LogLine::new(Level::Info, "Job received", &context(), 0).account(&account).field("queue_time_ms", 120);
+        let line = LogLine::new(Level::Info, "Job received", &context(), 0)
+            .account(&account)
+            .field("queue_time_ms", 120);
         let value: Value = serde_json::from_str(&line.to_json()).unwrap();
-        for key in ["timestamp", "level", "message", "service", "env", "version", "trace_id", "account_id_hash", "queue_time_ms"] {
+        for key in [
+            "timestamp",
+            "level",
+            "message",
+            "service",
+            "env",
+            "version",
+            "trace_id",
+            "account_id_hash",
+            "queue_time_ms",
+        ] {
             assert!(value.get(key).is_some(), "missing {key}");
         }
         assert_eq!(value["timestamp"], "1970-01-01T00:00:00.000Z");
-        assert!(!line.to_json().contains(&account.to_string()), "raw account id leaked");
-        assert!(value["account_id_hash"].as_str().unwrap().starts_with("sha256-"));
+        assert!(
+            !line.to_json().contains(&account.to_string()),
+            "raw account id leaked"
+        );
+        assert!(value["account_id_hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256-"));
     }
 
     #[test]
@@ -189,14 +214,21 @@ mod tests {
 
     #[test]
     fn sampling_keeps_every_error_and_a_fraction_of_the_rest() {
-        let rates = SampleRates { success: 0.05, health: 0.001, rejection: 0.01 };
+        let rates = SampleRates {
+            success: 0.05,
+            health: 0.001,
+            rejection: 0.01,
+        };
         assert!(SampleClass::of_request(500, false, false).keep(&rates, 0.999));
         assert!(SampleClass::of_request(404, false, false).keep(&rates, 0.999));
         assert!(!SampleClass::of_request(200, true, false).keep(&rates, 0.01));
         assert!(SampleClass::of_request(200, true, false).keep(&rates, 0.0005));
         assert!(SampleClass::of_request(200, false, false).keep(&rates, 0.04));
         assert!(!SampleClass::of_request(200, false, false).keep(&rates, 0.06));
-        assert!(!SampleClass::of_request(429, false, true).keep(&rates, 0.5), "floods are sampled, not logged in full");
+        assert!(
+            !SampleClass::of_request(429, false, true).keep(&rates, 0.5),
+            "floods are sampled, not logged in full"
+        );
     }
 
     #[test]

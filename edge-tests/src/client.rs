@@ -28,11 +28,18 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn headers_named(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn text(&self) -> String {
@@ -40,17 +47,30 @@ impl Response {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {}", self.status, self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {}", self.status, self.text()))
     }
 
     /// The canonical error envelope's code, checking the envelope's shape on the way.
     pub fn error_code(&self) -> String {
         let body = self.json();
-        let error = body.get("error").unwrap_or_else(|| panic!("no error envelope: {body}"));
+        let error = body
+            .get("error")
+            .unwrap_or_else(|| panic!("no error envelope: {body}"));
         for field in ["code", "message", "trace_id"] {
-            assert!(error.get(field).and_then(Value::as_str).is_some_and(|s| !s.is_empty()), "envelope lacks {field}: {body}");
+            assert!(
+                error
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty()),
+                "envelope lacks {field}: {body}"
+            );
         }
-        assert_eq!(Some(error["trace_id"].as_str().unwrap_or("")), self.header("x-trace-id"), "envelope trace_id differs from X-Trace-Id");
+        assert_eq!(
+            Some(error["trace_id"].as_str().unwrap_or("")),
+            self.header("x-trace-id"),
+            "envelope trace_id differs from X-Trace-Id"
+        );
         error["code"].as_str().unwrap_or_default().to_owned()
     }
 }
@@ -60,8 +80,14 @@ static NEXT_IP: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new
 /// A client address no other client in this run uses (TEST-NET-3 and documentation ranges:
 /// header values only, never dialled).
 pub fn unique_ip() -> String {
-    let n = NEXT_IP.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + std::process::id() % 1000 * 40_000;
-    format!("198.{}.{}.{}", 18 + (n >> 16) % 2, (n >> 8) & 0xff, n & 0xff)
+    let n = NEXT_IP.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + std::process::id() % 1000 * 40_000;
+    format!(
+        "198.{}.{}.{}",
+        18 + (n >> 16) % 2,
+        (n >> 8) & 0xff,
+        n & 0xff
+    )
 }
 
 impl Client {
@@ -72,16 +98,28 @@ impl Client {
             .pool_max_idle_per_host(64)
             .build()
             .expect("http client");
-        Client { http, base, ip: unique_ip(), extra: Vec::new(), death }
+        Client {
+            http,
+            base,
+            ip: unique_ip(),
+            extra: Vec::new(),
+            death,
+        }
     }
 
     /// The same server as another client, from another address.
     pub fn with_new_ip(&self) -> Client {
-        Client { ip: unique_ip(), ..self.clone() }
+        Client {
+            ip: unique_ip(),
+            ..self.clone()
+        }
     }
 
     pub fn with_ip(&self, ip: &str) -> Client {
-        Client { ip: ip.to_owned(), ..self.clone() }
+        Client {
+            ip: ip.to_owned(),
+            ..self.clone()
+        }
     }
 
     pub fn with_header(&self, name: &str, value: &str) -> Client {
@@ -98,12 +136,21 @@ impl Client {
         self.request("GET", path, headers, None)
     }
 
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Response {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Response {
         if let Some(why) = self.death.lock().expect("death").as_ref() {
             panic!("wrangler dev died during the run:\n{why}");
         }
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).header("cf-connecting-ip", &self.ip);
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("cf-connecting-ip", &self.ip);
         for (n, v) in &self.extra {
             request = request.header(n.as_str(), v.as_str());
         }
@@ -124,9 +171,17 @@ impl Client {
             }
         };
         let status = response.status().as_u16();
-        let headers = response.headers().iter().map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
         let body = response.bytes().map(|b| b.to_vec()).unwrap_or_default();
-        Response { status, headers, body }
+        Response {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub fn post_json(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> Response {
@@ -141,7 +196,13 @@ pub fn set_cookie_value(response: &Response, name: &str) -> Option<String> {
     response
         .headers_named("set-cookie")
         .into_iter()
-        .find_map(|c| c.split(';').next()?.trim().strip_prefix(&format!("{name}=")).map(str::to_owned))
+        .find_map(|c| {
+            c.split(';')
+                .next()?
+                .trim()
+                .strip_prefix(&format!("{name}="))
+                .map(str::to_owned)
+        })
 }
 
 /// A client signed in as a family's user, as the SPA is after `GET /auth/csrf` → `POST /auth/login`.
@@ -159,7 +220,10 @@ impl SignedIn {
     pub fn sign_in(client: &Client, email: &str, password: &str) -> SignedIn {
         let csrf = client.get("/auth/csrf");
         assert_eq!(csrf.status, 200, "GET /auth/csrf: {}", csrf.text());
-        let token = csrf.json()["csrf_token"].as_str().expect("csrf_token").to_owned();
+        let token = csrf.json()["csrf_token"]
+            .as_str()
+            .expect("csrf_token")
+            .to_owned();
         let cookie = format!("__Host-csrf={token}");
         let login = client.post_json(
             "/auth/login",
@@ -178,7 +242,10 @@ impl SignedIn {
     }
 
     pub fn cookies(&self) -> String {
-        format!("__Host-session={}; __Host-csrf={}", self.session_cookie, self.csrf_token)
+        format!(
+            "__Host-session={}; __Host-csrf={}",
+            self.session_cookie, self.csrf_token
+        )
     }
 
     pub fn get(&self, path: &str) -> Response {
@@ -188,10 +255,18 @@ impl SignedIn {
     /// A write with session, CSRF cookie and matching header.
     pub fn write(&self, method: &str, path: &str, body: Option<&Value>) -> Response {
         let cookies = self.cookies();
-        let mut headers = vec![("cookie", cookies.as_str()), ("x-csrf-token", self.csrf_token.as_str())];
+        let mut headers = vec![
+            ("cookie", cookies.as_str()),
+            ("x-csrf-token", self.csrf_token.as_str()),
+        ];
         if body.is_some() {
             headers.push(("content-type", "application/json"));
         }
-        self.client.request(method, path, &headers, body.map(|b| b.to_string().into_bytes()))
+        self.client.request(
+            method,
+            path,
+            &headers,
+            body.map(|b| b.to_string().into_bytes()),
+        )
     }
 }

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::procs::{as_service_user, chown_service_user, free_port, wait_for_port, write_file, Guarded};
+use crate::procs::{
+    as_service_user, chown_service_user, free_port, wait_for_port, write_file, Guarded,
+};
 
 /// The newest `/usr/lib/postgresql/*/bin` (Debian's layout).
 pub fn pg_bindir() -> PathBuf {
@@ -13,8 +15,15 @@ pub fn pg_bindir() -> PathBuf {
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
         .filter(|p| p.join("initdb").exists())
         .collect();
-    dirs.sort_by_key(|p| p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0));
-    dirs.pop().expect("no initdb under /usr/lib/postgresql/*/bin")
+    dirs.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    dirs.pop()
+        .expect("no initdb under /usr/lib/postgresql/*/bin")
 }
 
 pub const TEMPLATE_DB: &str = "babybook_template";
@@ -33,22 +42,66 @@ impl Cluster {
         std::fs::create_dir_all(dir).expect("cluster dir");
         chown_service_user(dir);
         let out = as_service_user(bin.join("initdb").to_str().expect("path"))
-            .args(["-D", data.to_str().expect("path"), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "-N"])
+            .args([
+                "-D",
+                data.to_str().expect("path"),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "-N",
+            ])
             .stdout(Stdio::null())
             .output()
             .expect("run initdb");
-        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = free_port();
         let mut command = as_service_user(bin.join("postgres").to_str().expect("path"));
         command
-            .args(["-D", data.to_str().expect("path"), "-p", &port.to_string(), "-k", dir.to_str().expect("path")])
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
-            .args(["-c", "max_connections=300", "-c", "shared_buffers=64MB", "-c", "log_min_messages=warning"])
+            .args([
+                "-D",
+                data.to_str().expect("path"),
+                "-p",
+                &port.to_string(),
+                "-k",
+                dir.to_str().expect("path"),
+            ])
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ])
+            .args([
+                "-c",
+                "max_connections=300",
+                "-c",
+                "shared_buffers=64MB",
+                "-c",
+                "log_min_messages=warning",
+            ])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("postgres.log")).expect("log file"));
         let process = Guarded::spawn(command).expect("start postgres");
-        assert!(wait_for_port(port, Duration::from_secs(30)), "postgres did not listen on {port}");
-        let cluster = Cluster { port, dir: dir.to_owned(), process };
+        assert!(
+            wait_for_port(port, Duration::from_secs(30)),
+            "postgres did not listen on {port}"
+        );
+        let cluster = Cluster {
+            port,
+            dir: dir.to_owned(),
+            process,
+        };
         cluster.wait_ready();
         cluster.create_template();
         cluster
@@ -56,7 +109,8 @@ impl Cluster {
 
     fn wait_ready(&self) {
         for _ in 0..100 {
-            if postgres::Client::connect(&self.url("postgres", "postgres"), postgres::NoTls).is_ok() {
+            if postgres::Client::connect(&self.url("postgres", "postgres"), postgres::NoTls).is_ok()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -69,19 +123,29 @@ impl Cluster {
     }
 
     pub fn superuser(&self, db: &str) -> postgres::Client {
-        postgres::Client::connect(&self.url("postgres", db), postgres::NoTls).unwrap_or_else(|e| panic!("connect {db}: {e}"))
+        postgres::Client::connect(&self.url("postgres", db), postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect {db}: {e}"))
     }
 
     fn create_template(&self) {
-        self.superuser("postgres").batch_execute(&format!("CREATE DATABASE {TEMPLATE_DB}")).expect("create template");
+        self.superuser("postgres")
+            .batch_execute(&format!("CREATE DATABASE {TEMPLATE_DB}"))
+            .expect("create template");
         let url = self.url("postgres", TEMPLATE_DB);
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        runtime.block_on(babybook_ops::migrate::run(&url)).expect("migrations apply on an empty database");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime
+            .block_on(babybook_ops::migrate::run(&url))
+            .expect("migrations apply on an empty database");
     }
 
     /// A fresh, migrated database (a copy of the template).
     pub fn create_database(&self, name: &str) {
-        self.superuser("postgres").batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")).expect("create database");
+        self.superuser("postgres")
+            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}"))
+            .expect("create database");
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -107,7 +171,10 @@ impl Bouncer {
     pub fn start(dir: &Path, cluster_port: u16, databases: &[&str], pool_size: u32) -> Bouncer {
         std::fs::create_dir_all(dir).expect("bouncer dir");
         let port = free_port();
-        let dbs: String = databases.iter().map(|db| format!("{db} = host=127.0.0.1 port={cluster_port} dbname={db}\n")).collect();
+        let dbs: String = databases
+            .iter()
+            .map(|db| format!("{db} = host=127.0.0.1 port={cluster_port} dbname={db}\n"))
+            .collect();
         let config = format!(
             "[databases]\n{dbs}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
              auth_type = trust\nauth_file = {auth}\nadmin_users = postgres\npool_mode = transaction\n\
@@ -120,10 +187,21 @@ impl Bouncer {
         write_file(&dir.join("pgbouncer.ini"), &config);
         chown_service_user(dir);
         let mut command = as_service_user("pgbouncer");
-        command.arg(dir.join("pgbouncer.ini")).stdout(Stdio::null()).stderr(std::fs::File::create(dir.join("pgbouncer.log")).expect("log"));
+        command
+            .arg(dir.join("pgbouncer.ini"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("pgbouncer.log")).expect("log"));
         let process = Guarded::spawn(command).expect("start pgbouncer (apt-get install pgbouncer)");
-        assert!(wait_for_port(port, Duration::from_secs(15)), "pgbouncer did not listen on {port}: {}", std::fs::read_to_string(dir.join("pgbouncer.log")).unwrap_or_default());
-        Bouncer { port, pool_size, process }
+        assert!(
+            wait_for_port(port, Duration::from_secs(15)),
+            "pgbouncer did not listen on {port}: {}",
+            std::fs::read_to_string(dir.join("pgbouncer.log")).unwrap_or_default()
+        );
+        Bouncer {
+            port,
+            pool_size,
+            process,
+        }
     }
 
     pub fn url(&self, user: &str, db: &str) -> String {
@@ -132,8 +210,12 @@ impl Bouncer {
 
     /// Runs a command on PgBouncer's admin console (`PAUSE`, `RESUME`, `KILL db`, `SHOW POOLS`…).
     pub fn admin(&self, command: &str) -> Vec<postgres::SimpleQueryMessage> {
-        let mut client = postgres::Client::connect(&self.url("postgres", "pgbouncer"), postgres::NoTls).expect("pgbouncer admin console");
-        client.simple_query(command).unwrap_or_else(|e| panic!("pgbouncer {command}: {e}"))
+        let mut client =
+            postgres::Client::connect(&self.url("postgres", "pgbouncer"), postgres::NoTls)
+                .expect("pgbouncer admin console");
+        client
+            .simple_query(command)
+            .unwrap_or_else(|e| panic!("pgbouncer {command}: {e}"))
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -147,5 +229,9 @@ impl Bouncer {
 
 /// `psql`-free helper: is `pid` alive?
 pub fn pid_alive(pid: u32) -> bool {
-    Command::new("kill").args(["-0", &pid.to_string()]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }

@@ -119,7 +119,11 @@ pub fn write_file(path: &std::path::Path, text: &str) {
 /// Gives a directory to the service user (when root), recursively.
 pub fn chown_service_user(path: &std::path::Path) {
     if is_root() {
-        let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(path).status().expect("chown");
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(path)
+            .status()
+            .expect("chown");
         assert!(status.success(), "chown {}", path.display());
     }
 }

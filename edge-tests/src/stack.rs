@@ -20,18 +20,27 @@ use crate::procs::{free_port, Guarded};
 use crate::standins::{runtime, StandIn};
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_owned()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_owned()
 }
 
 fn run_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target"));
         let base = target.join("edge-stacks");
         // Leftovers of runs that are gone (their pid is dead) are removed.
         if let Ok(entries) = std::fs::read_dir(&base) {
             for entry in entries.flatten() {
-                let stale = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()).is_some_and(|pid| !pid_alive(pid));
+                let stale = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|pid| !pid_alive(pid));
                 if stale {
                     let _ = std::fs::remove_dir_all(entry.path());
                 }
@@ -66,7 +75,15 @@ pub struct StackOptions {
 
 impl StackOptions {
     pub fn named(name: &str) -> StackOptions {
-        StackOptions { name: name.to_owned(), vars: Vec::new(), pool_size: 20, own_cluster: false, port: None, media_port: None, test_controls: true }
+        StackOptions {
+            name: name.to_owned(),
+            vars: Vec::new(),
+            pool_size: 20,
+            own_cluster: false,
+            port: None,
+            media_port: None,
+            test_controls: true,
+        }
     }
 
     pub fn var(mut self, name: &str, value: &str) -> StackOptions {
@@ -100,7 +117,14 @@ pub struct Stack {
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 fn random_hex(bytes: usize) -> String {
-    (0..bytes).map(|_| format!("{:02x}", babybook_edge::secure_random::bytes::<1>().expect("randomness")[0])).collect()
+    (0..bytes)
+        .map(|_| {
+            format!(
+                "{:02x}",
+                babybook_edge::secure_random::bytes::<1>().expect("randomness")[0]
+            )
+        })
+        .collect()
 }
 
 impl Stack {
@@ -115,17 +139,31 @@ impl Stack {
         let dir = run_dir().join(format!("{}-{n}", options.name));
         std::fs::create_dir_all(&dir).expect("stack dir");
         let db_name = format!("babybook_{}_{n}", options.name.replace('-', "_"));
-        let own_cluster = options.own_cluster.then(|| Mutex::new(Cluster::start(&dir.join("cluster"))));
+        let own_cluster = options
+            .own_cluster
+            .then(|| Mutex::new(Cluster::start(&dir.join("cluster"))));
         let cluster_guard = match &own_cluster {
             Some(c) => c.lock().expect("cluster"),
             None => cluster().lock().expect("cluster"),
         };
         cluster_guard.create_database(&db_name);
-        let bouncer = Bouncer::start(&dir.join("pgbouncer"), cluster_guard.port, &[&db_name], options.pool_size);
+        let bouncer = Bouncer::start(
+            &dir.join("pgbouncer"),
+            cluster_guard.port,
+            &[&db_name],
+            options.pool_size,
+        );
         drop(cluster_guard);
 
-        let secrets = Secrets { session_key: random_hex(32), service_token: random_hex(32), admin_token: random_hex(32) };
-        let media = StandIn::media(options.media_port.unwrap_or_else(free_port), Some(secrets.service_token.clone()));
+        let secrets = Secrets {
+            session_key: random_hex(32),
+            service_token: random_hex(32),
+            admin_token: random_hex(32),
+        };
+        let media = StandIn::media(
+            options.media_port.unwrap_or_else(free_port),
+            Some(secrets.service_token.clone()),
+        );
         let origin = StandIn::origin(free_port());
         let port = options.port.unwrap_or_else(free_port);
         let stack = Stack {
@@ -156,11 +194,20 @@ impl Stack {
             ("MEDIA_WORKER_URL".into(), media_url.clone()),
             ("MEDIA_ORIGIN".into(), media_url),
             ("ORIGIN_URL".into(), origin_url),
-            ("TEST_CONTROLS".into(), if options.test_controls { "on" } else { "off" }.into()),
+            (
+                "TEST_CONTROLS".into(),
+                if options.test_controls { "on" } else { "off" }.into(),
+            ),
             ("VIEW_FLUSH_SECONDS".into(), "0".into()),
             ("LOG_SAMPLE_SUCCESS".into(), "1".into()),
-            ("SESSION_KEY_CURRENT".into(), self.secrets.session_key.clone()),
-            ("SERVICE_API_TOKEN".into(), self.secrets.service_token.clone()),
+            (
+                "SESSION_KEY_CURRENT".into(),
+                self.secrets.session_key.clone(),
+            ),
+            (
+                "SERVICE_API_TOKEN".into(),
+                self.secrets.service_token.clone(),
+            ),
             ("ADMIN_API_TOKEN".into(), self.secrets.admin_token.clone()),
         ];
         for (k, v) in &options.vars {
@@ -170,7 +217,15 @@ impl Stack {
         let mut command = Command::new(repo.join("node_modules/.bin/wrangler"));
         command
             .current_dir(&repo)
-            .args(["dev", "--port", &port.to_string(), "--ip", "127.0.0.1", "--inspector-port", &free_port().to_string()])
+            .args([
+                "dev",
+                "--port",
+                &port.to_string(),
+                "--ip",
+                "127.0.0.1",
+                "--inspector-port",
+                &free_port().to_string(),
+            ])
             .arg("--persist-to")
             .arg(self.dir.join("wrangler-state"))
             .args(["--show-interactive-dev-session=false"]);
@@ -178,7 +233,13 @@ impl Stack {
             command.arg("--var").arg(format!("{k}:{v}"));
         }
         command
-            .env("CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE", format!("postgres://app_rw:local@127.0.0.1:{bouncer_port}/{}?sslmode=disable", self.db_name))
+            .env(
+                "CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE",
+                format!(
+                    "postgres://app_rw:local@127.0.0.1:{bouncer_port}/{}?sslmode=disable",
+                    self.db_name
+                ),
+            )
             .env("WRANGLER_SEND_METRICS", "false")
             .env("FORCE_COLOR", "0")
             .env("NO_COLOR", "1")
@@ -188,8 +249,24 @@ impl Stack {
             .stderr(Stdio::piped());
         let mut guarded = Guarded::spawn(command).expect("start wrangler dev (npm ci first)");
         let log_path = self.dir.join("wrangler.log");
-        let file = Arc::new(Mutex::new(std::fs::File::create(&log_path).expect("wrangler log")));
-        for stream in [guarded.child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), guarded.child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+        let file = Arc::new(Mutex::new(
+            std::fs::File::create(&log_path).expect("wrangler log"),
+        ));
+        for stream in [
+            guarded
+                .child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            guarded
+                .child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let (lines, file) = (self.log_lines.clone(), file.clone());
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -202,15 +279,31 @@ impl Stack {
         *self.wrangler.lock().expect("wrangler") = Some(guarded);
         self.wait_healthy(Duration::from_secs(120));
         // Watch for an unexpected exit for the rest of the run.
-        let (death, lines, stopping, name) = (self.death.clone(), self.log_lines.clone(), self.stopping.clone(), self.name.clone());
+        let (death, lines, stopping, name) = (
+            self.death.clone(),
+            self.log_lines.clone(),
+            self.stopping.clone(),
+            self.name.clone(),
+        );
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_millis(250));
             if stopping.load(Ordering::Relaxed) {
                 return;
             }
             if !pid_alive(pid) {
-                let tail: Vec<String> = lines.lock().expect("lines").iter().rev().take(40).rev().cloned().collect();
-                let why = format!("stack {name}: wrangler dev (pid {pid}) exited. Last lines:\n{}", tail.join("\n"));
+                let tail: Vec<String> = lines
+                    .lock()
+                    .expect("lines")
+                    .iter()
+                    .rev()
+                    .take(40)
+                    .rev()
+                    .cloned()
+                    .collect();
+                let why = format!(
+                    "stack {name}: wrangler dev (pid {pid}) exited. Last lines:\n{}",
+                    tail.join("\n")
+                );
                 eprintln!("\n!!!!! {why}\n");
                 *death.lock().expect("death") = Some(why);
                 return;
@@ -219,29 +312,58 @@ impl Stack {
     }
 
     fn wait_healthy(&self, timeout: Duration) {
-        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build().expect("client");
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("client");
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if client.get(format!("{}/health", self.base_url)).send().is_ok_and(|r| r.status().is_success()) {
+            if client
+                .get(format!("{}/health", self.base_url))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return;
             }
-            let alive = self.wrangler.lock().expect("wrangler").as_mut().is_some_and(|w| w.is_running());
+            let alive = self
+                .wrangler
+                .lock()
+                .expect("wrangler")
+                .as_mut()
+                .is_some_and(|w| w.is_running());
             if !alive {
                 break;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("stack {}: wrangler dev never became healthy:\n{}", self.name, self.log_tail(60));
+        panic!(
+            "stack {}: wrangler dev never became healthy:\n{}",
+            self.name,
+            self.log_tail(60)
+        );
     }
 
     pub fn log_tail(&self, n: usize) -> String {
         let lines = self.log_lines.lock().expect("lines");
-        lines.iter().rev().take(n).rev().cloned().collect::<Vec<_>>().join("\n")
+        lines
+            .iter()
+            .rev()
+            .take(n)
+            .rev()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Is `wrangler dev` still up? (Tests of failure scenarios assert it survived.)
     pub fn alive(&self) -> bool {
-        self.death.lock().expect("death").is_none() && self.wrangler.lock().expect("wrangler").as_mut().is_some_and(|w| w.is_running())
+        self.death.lock().expect("death").is_none()
+            && self
+                .wrangler
+                .lock()
+                .expect("wrangler")
+                .as_mut()
+                .is_some_and(|w| w.is_running())
     }
 
     pub fn client(&self) -> Client {
@@ -260,19 +382,26 @@ impl Stack {
     /// A direct superuser connection to this stack's database (fixtures and assertions).
     pub fn db(&self) -> postgres::Client {
         let url = self.with_cluster(|c| c.url("postgres", &self.db_name));
-        postgres::Client::connect(&url, postgres::NoTls).unwrap_or_else(|e| panic!("connect {}: {e}", self.db_name))
+        postgres::Client::connect(&url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect {}: {e}", self.db_name))
     }
 
     /// A direct connection as one of the app's roles.
     pub fn db_as(&self, role: &str) -> postgres::Client {
         let url = self.with_cluster(|c| c.url(role, &self.db_name));
-        postgres::Client::connect(&url, postgres::NoTls).unwrap_or_else(|e| panic!("connect as {role}: {e}"))
+        postgres::Client::connect(&url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect as {role}: {e}"))
     }
 
     /// A connection through PgBouncer (transaction pooling), as the Worker connects.
     pub fn pooled_as(&self, role: &str) -> postgres::Client {
-        let url = self.bouncer.lock().expect("bouncer").url(role, &self.db_name);
-        postgres::Client::connect(&url, postgres::NoTls).unwrap_or_else(|e| panic!("connect through pgbouncer as {role}: {e}"))
+        let url = self
+            .bouncer
+            .lock()
+            .expect("bouncer")
+            .url(role, &self.db_name);
+        postgres::Client::connect(&url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect through pgbouncer as {role}: {e}"))
     }
 
     pub fn bouncer(&self) -> MutexGuard<'_, Bouncer> {
@@ -281,13 +410,21 @@ impl Stack {
 
     /// SIGKILLs this stack's own Postgres cluster.
     pub fn kill_database(&self) {
-        self.own_cluster.as_ref().expect("kill_database needs StackOptions::own_cluster").lock().expect("cluster").kill();
+        self.own_cluster
+            .as_ref()
+            .expect("kill_database needs StackOptions::own_cluster")
+            .lock()
+            .expect("cluster")
+            .kill();
     }
 
     /// Client connections the app role holds on the server (for leak checks).
     pub fn server_connections(&self, role: &str) -> i64 {
         self.db()
-            .query_one("SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND datname = $2", &[&role, &self.db_name])
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND datname = $2",
+                &[&role, &self.db_name],
+            )
             .expect("pg_stat_activity")
             .get(0)
     }
@@ -298,7 +435,11 @@ impl Stack {
         let n = N.fetch_add(1, Ordering::Relaxed);
         let spec = FamilySpec {
             account_name: format!("Família {n}"),
-            email: format!("family-{}-{n}-{}@example.test", std::process::id(), random_hex(3)),
+            email: format!(
+                "family-{}-{n}-{}@example.test",
+                std::process::id(),
+                random_hex(3)
+            ),
             password: format!("password-{}", random_hex(6)),
             child_name: format!("Criança {n}"),
             moments,
@@ -308,7 +449,9 @@ impl Stack {
         let url = self.with_cluster(|c| c.url("postgres", &self.db_name));
         runtime().block_on(async move {
             let mut client = babybook_ops::connect(&url).await.expect("connect");
-            create_family(&mut client, &spec).await.expect("create family")
+            create_family(&mut client, &spec)
+                .await
+                .expect("create family")
         })
     }
 
@@ -319,18 +462,32 @@ impl Stack {
     // ---------------------------------------------------------------- logs, cron, admin
 
     pub fn logs(&self) -> Vec<Value> {
-        self.log_lines.lock().expect("lines").iter().filter_map(|l| parse_line(l)).collect()
+        self.log_lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter_map(|l| parse_line(l))
+            .collect()
     }
 
     /// Waits for a log line matching `pred`.
-    pub fn wait_for_log(&self, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_for_log(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(line) = self.logs().into_iter().find(|l| pred(l)) {
                 return line;
             }
             if Instant::now() > deadline {
-                panic!("stack {}: no log line for {what} within {timeout:?}. Tail:\n{}", self.name, self.log_tail(40));
+                panic!(
+                    "stack {}: no log line for {what} within {timeout:?}. Tail:\n{}",
+                    self.name,
+                    self.log_tail(40)
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -338,8 +495,13 @@ impl Stack {
 
     /// Fires a cron trigger through wrangler's local scheduled endpoint at `time_ms`.
     pub fn fire_cron(&self, cron: &str, time_ms: i64) -> crate::Response {
-        let cron = cron.replace(' ', "+").replace('/', "%2F").replace('*', "%2A");
-        self.client().get(&format!("/cdn-cgi/handler/scheduled?cron={cron}&time={time_ms}"))
+        let cron = cron
+            .replace(' ', "+")
+            .replace('/', "%2F")
+            .replace('*', "%2A");
+        self.client().get(&format!(
+            "/cdn-cgi/handler/scheduled?cron={cron}&time={time_ms}"
+        ))
     }
 
     pub fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> crate::Response {
@@ -348,13 +510,23 @@ impl Stack {
         if body.is_some() {
             headers.push(("content-type", "application/json"));
         }
-        self.client().request(method, path, &headers, body.map(|b| b.to_string().into_bytes()))
+        self.client().request(
+            method,
+            path,
+            &headers,
+            body.map(|b| b.to_string().into_bytes()),
+        )
     }
 
     /// `POST /__test/controls`.
     pub fn control(&self, body: Value) -> crate::Response {
         let response = self.client().post_json("/__test/controls", &[], &body);
-        assert_eq!(response.status, 200, "test control {body}: {}", response.text());
+        assert_eq!(
+            response.status,
+            200,
+            "test control {body}: {}",
+            response.text()
+        );
         response
     }
 
@@ -366,17 +538,28 @@ impl Stack {
     pub fn media_control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}{path}", self.media.lock().expect("media").url());
         let http = reqwest::blocking::Client::new();
-        let mut request = http.request(reqwest::Method::from_bytes(method.as_bytes()).expect("method"), url);
+        let mut request = http.request(
+            reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+            url,
+        );
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body.to_string());
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
         }
         let response = request.send().expect("media stand-in control");
         response.json().unwrap_or(Value::Null)
     }
 
     pub fn origin_requests(&self) -> Value {
-        let url = format!("{}/__control/requests", self.origin.lock().expect("origin").url());
-        reqwest::blocking::get(url).expect("origin stand-in").json().expect("json")
+        let url = format!(
+            "{}/__control/requests",
+            self.origin.lock().expect("origin").url()
+        );
+        reqwest::blocking::get(url)
+            .expect("origin stand-in")
+            .json()
+            .expect("json")
     }
 
     pub fn stop(&self) {

@@ -8,7 +8,13 @@ use tokio::task::JoinHandle;
 /// The runtime the stand-ins and async fixtures run on.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime"))
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
 }
 
 #[derive(Clone)]
@@ -25,13 +31,21 @@ pub struct StandIn {
 
 impl StandIn {
     pub fn media(port: u16, service_token: Option<String>) -> StandIn {
-        let mut s = StandIn { port, kind: Kind::Media { service_token }, task: None };
+        let mut s = StandIn {
+            port,
+            kind: Kind::Media { service_token },
+            task: None,
+        };
         s.start();
         s
     }
 
     pub fn origin(port: u16) -> StandIn {
-        let mut s = StandIn { port, kind: Kind::Origin, task: None };
+        let mut s = StandIn {
+            port,
+            kind: Kind::Origin,
+            task: None,
+        };
         s.start();
         s
     }
@@ -73,7 +87,10 @@ impl StandIn {
     }
 }
 
-async fn axum_serve(listener: tokio::net::TcpListener, router: babybook_ops::standin::Router) -> std::io::Result<()> {
+async fn axum_serve(
+    listener: tokio::net::TcpListener,
+    router: babybook_ops::standin::Router,
+) -> std::io::Result<()> {
     babybook_ops::standin::serve_on(listener, router).await
 }
 

@@ -43,8 +43,18 @@ pub struct Share {
 }
 
 const TITLES: [&str; 12] = [
-    "Primeiro sorriso", "Banho de sol", "Visita da vovó", "Primeira papinha", "Engatinhando", "Primeiro dentinho",
-    "Passeio no parque", "Dormindo no colo", "Primeiras palavras", "Aniversário de um ano", "Primeiros passos", "Praia!",
+    "Primeiro sorriso",
+    "Banho de sol",
+    "Visita da vovó",
+    "Primeira papinha",
+    "Engatinhando",
+    "Primeiro dentinho",
+    "Passeio no parque",
+    "Dormindo no colo",
+    "Primeiras palavras",
+    "Aniversário de um ano",
+    "Primeiros passos",
+    "Praia!",
 ];
 
 fn salt() -> [u8; 16] {
@@ -56,7 +66,10 @@ pub async fn create_family(client: &mut Client, spec: &FamilySpec) -> Result<Fam
     let err = |e: tokio_postgres::Error| format!("create family {}: {e}", spec.email);
     let tx = client.transaction().await.map_err(err)?;
     let account_id: String = tx
-        .query_one("INSERT INTO account (name, plan) VALUES ($1, 'plus') RETURNING id::text", &[&spec.account_name])
+        .query_one(
+            "INSERT INTO account (name, plan) VALUES ($1, 'plus') RETURNING id::text",
+            &[&spec.account_name],
+        )
         .await
         .map_err(err)?
         .get(0);
@@ -81,7 +94,10 @@ pub async fn create_family(client: &mut Client, spec: &FamilySpec) -> Result<Fam
     let mut asset_ids = Vec::new();
     for i in 0..spec.moments {
         let title = TITLES[i as usize % TITLES.len()];
-        let body = format!("{title}: um dia para lembrar.\n\nEscrito pela família para a {}.", spec.child_name);
+        let body = format!(
+            "{title}: um dia para lembrar.\n\nEscrito pela família para a {}.",
+            spec.child_name
+        );
         let row = tx
             .query_one(
                 "WITH m AS (
@@ -127,7 +143,11 @@ pub async fn create_family(client: &mut Client, spec: &FamilySpec) -> Result<Fam
             .await
             .map_err(err)?
             .get(0);
-        shares.push(Share { id, token: token.as_text(), token_hash_hex: hash.to_hex() });
+        shares.push(Share {
+            id,
+            token: token.as_text(),
+            token_hash_hex: hash.to_hex(),
+        });
     }
     tx.commit().await.map_err(err)?;
     Ok(Family {
@@ -153,7 +173,9 @@ pub struct Spec {
 /// N accounts with M moments and K share links each. Emails are unique per run.
 pub async fn run(database_url: &str, spec: Spec) -> Result<Vec<Family>, String> {
     let mut client = crate::connect(database_url).await?;
-    let run = babybook_edge::secure_random::new_id().map_err(|e| e.to_string())?.to_string();
+    let run = babybook_edge::secure_random::new_id()
+        .map_err(|e| e.to_string())?
+        .to_string();
     let mut families = Vec::new();
     for i in 0..spec.accounts {
         let family = create_family(

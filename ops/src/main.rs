@@ -22,7 +22,9 @@ fn flags(args: &[String]) -> Result<HashMap<String, String>, String> {
     let mut map = HashMap::new();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
-        let name = flag.strip_prefix("--").ok_or_else(|| format!("unexpected argument {flag:?}"))?;
+        let name = flag
+            .strip_prefix("--")
+            .ok_or_else(|| format!("unexpected argument {flag:?}"))?;
         let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
         map.insert(name.to_owned(), value.clone());
     }
@@ -30,17 +32,24 @@ fn flags(args: &[String]) -> Result<HashMap<String, String>, String> {
 }
 
 fn required<'a>(flags: &'a HashMap<String, String>, name: &str) -> Result<&'a str, String> {
-    flags.get(name).map(String::as_str).ok_or_else(|| format!("--{name} is required"))
+    flags
+        .get(name)
+        .map(String::as_str)
+        .ok_or_else(|| format!("--{name} is required"))
 }
 
 fn number(flags: &HashMap<String, String>, name: &str, default: u32) -> Result<u32, String> {
-    flags.get(name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("--{name} must be a number")))
+    flags.get(name).map_or(Ok(default), |v| {
+        v.parse().map_err(|_| format!("--{name} must be a number"))
+    })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(command) = args.first() else { return usage() };
+    let Some(command) = args.first() else {
+        return usage();
+    };
     let (command, rest) = match (command.as_str(), args.get(1).map(String::as_str)) {
         ("standin", Some(kind)) => (format!("standin {kind}"), &args[2..]),
         (c, _) => (c.to_owned(), &args[1..]),
@@ -49,7 +58,13 @@ async fn main() -> ExitCode {
         let f = flags(rest)?;
         match command.as_str() {
             "migrate" => migrate::run(required(&f, "database-url")?).await,
-            "seed-demo" => seed::demo(required(&f, "database-url")?, f.get("base-url").map(String::as_str)).await,
+            "seed-demo" => {
+                seed::demo(
+                    required(&f, "database-url")?,
+                    f.get("base-url").map(String::as_str),
+                )
+                .await
+            }
             "generate" => {
                 let spec = generate::Spec {
                     accounts: number(&f, "accounts", 10)?,
@@ -66,7 +81,13 @@ async fn main() -> ExitCode {
                     }
                 }
             }
-            "standin media" => standin::media::serve(number(&f, "port", 8790)? as u16, f.get("service-token").cloned()).await,
+            "standin media" => {
+                standin::media::serve(
+                    number(&f, "port", 8790)? as u16,
+                    f.get("service-token").cloned(),
+                )
+                .await
+            }
             "standin origin" => standin::origin::serve(number(&f, "port", 8791)? as u16).await,
             _ => Err(format!("unknown command {command:?}")),
         }

@@ -70,19 +70,27 @@ impl FailureKind {
     pub fn is_transient(self) -> bool {
         matches!(
             self,
-            FailureKind::Throttled | FailureKind::Unavailable | FailureKind::ServerError | FailureKind::Timeout | FailureKind::Connection
+            FailureKind::Throttled
+                | FailureKind::Unavailable
+                | FailureKind::ServerError
+                | FailureKind::Timeout
+                | FailureKind::Connection
         )
     }
 
     pub fn class(self) -> FailureClass {
         match self {
-            FailureKind::InvalidMessage | FailureKind::UnknownTarget | FailureKind::CorruptMedia => FailureClass::Definitive,
+            FailureKind::InvalidMessage
+            | FailureKind::UnknownTarget
+            | FailureKind::CorruptMedia => FailureClass::Definitive,
             FailureKind::Forbidden
             | FailureKind::Throttled
             | FailureKind::Unavailable
             | FailureKind::Timeout
             | FailureKind::Connection => FailureClass::External,
-            FailureKind::Rejected | FailureKind::ServerError | FailureKind::Unreported => FailureClass::WorkerBug,
+            FailureKind::Rejected | FailureKind::ServerError | FailureKind::Unreported => {
+                FailureClass::WorkerBug
+            }
         }
     }
 }
@@ -108,7 +116,12 @@ impl Failure {
         while !detail.is_char_boundary(end) {
             end -= 1;
         }
-        Failure { kind, status, detail: detail[..end].to_owned(), attempts: 0 }
+        Failure {
+            kind,
+            status,
+            detail: detail[..end].to_owned(),
+            attempts: 0,
+        }
     }
 
     pub fn with_attempts(mut self, attempts: u32) -> Self {
@@ -135,7 +148,13 @@ impl DeadJob {
     pub const MAX_RAW_BODY: usize = 16 * 1024;
 
     pub fn of_job(job: JobMessage, failure: Failure, now_ms: i64) -> Self {
-        DeadJob { schema_version: SCHEMA_VERSION, job: Some(job), raw_body: None, failure, dead_at: format_rfc3339_millis(now_ms) }
+        DeadJob {
+            schema_version: SCHEMA_VERSION,
+            job: Some(job),
+            raw_body: None,
+            failure,
+            dead_at: format_rfc3339_millis(now_ms),
+        }
     }
 
     pub fn of_unreadable(raw_body: &str, failure: Failure, now_ms: i64) -> Self {
@@ -158,7 +177,11 @@ impl DeadJob {
 
     /// A stable name for where the dead job is kept until re-driven: `<class>/<job id or digest>`.
     pub fn key(&self, fallback_id: &str) -> String {
-        let id = self.job.as_ref().map(|j| j.job_id.to_string()).unwrap_or_else(|| fallback_id.to_owned());
+        let id = self
+            .job
+            .as_ref()
+            .map(|j| j.job_id.to_string())
+            .unwrap_or_else(|| fallback_id.to_owned());
         format!("{}/{}", self.class().as_str(), id)
     }
 
@@ -182,12 +205,20 @@ impl DeadLetter {
     pub fn from_value(body: serde_json::Value, now_ms: i64) -> DeadJob {
         match Self::classify_body(body) {
             DeadLetter::Reported(dead) => dead,
-            DeadLetter::Unreported(job) => {
-                DeadJob::of_job(job, Failure::new(FailureKind::Unreported, None, "dead-lettered by the runtime after max_retries"), now_ms)
-            }
-            DeadLetter::Unreadable(raw) => {
-                DeadJob::of_unreadable(&raw, Failure::new(FailureKind::InvalidMessage, None, "unreadable dead letter"), now_ms)
-            }
+            DeadLetter::Unreported(job) => DeadJob::of_job(
+                job,
+                Failure::new(
+                    FailureKind::Unreported,
+                    None,
+                    "dead-lettered by the runtime after max_retries",
+                ),
+                now_ms,
+            ),
+            DeadLetter::Unreadable(raw) => DeadJob::of_unreadable(
+                &raw,
+                Failure::new(FailureKind::InvalidMessage, None, "unreadable dead letter"),
+                now_ms,
+            ),
         }
     }
 
@@ -218,15 +249,24 @@ mod tests {
             Id::from_random_bytes([2; 16]),
             TraceId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
             0,
-            Job::Probe { asset_id: Id::from_random_bytes([3; 16]) },
+            Job::Probe {
+                asset_id: Id::from_random_bytes([3; 16]),
+            },
         )
     }
 
     #[test]
     fn a_reported_dead_job_keeps_its_failure_through_the_dlq() {
-        let dead = DeadJob::of_job(job(), Failure::new(FailureKind::CorruptMedia, Some(422), "bad header").with_attempts(1), 5);
+        let dead = DeadJob::of_job(
+            job(),
+            Failure::new(FailureKind::CorruptMedia, Some(422), "bad header").with_attempts(1),
+            5,
+        );
         let body: serde_json::Value = serde_json::from_str(&dead.to_json()).unwrap();
-        assert_eq!(DeadLetter::classify_body(body), DeadLetter::Reported(dead.clone()));
+        assert_eq!(
+            DeadLetter::classify_body(body),
+            DeadLetter::Reported(dead.clone())
+        );
         assert_eq!(dead.class(), FailureClass::Definitive);
         assert!(dead.key("x").starts_with("definitive/"));
     }

@@ -12,7 +12,10 @@ impl Id {
     pub fn parse(text: &str) -> Result<Self, ContractError> {
         // Only the canonical hyphenated form: the same id must have one spelling in logs and keys.
         if text.len() != 36 {
-            return Err(ContractError(format!("not a hyphenated UUID: {} characters", text.len())));
+            return Err(ContractError(format!(
+                "not a hyphenated UUID: {} characters",
+                text.len()
+            )));
         }
         uuid::Uuid::try_parse(text)
             .map(Id)
@@ -73,7 +76,9 @@ impl TraceId {
         if ok_len && ok_chars {
             Ok(TraceId(text.to_owned()))
         } else {
-            Err(ContractError("trace id must be 8-64 characters of [0-9A-Za-z._-]".into()))
+            Err(ContractError(
+                "trace id must be 8-64 characters of [0-9A-Za-z._-]".into(),
+            ))
         }
     }
 
@@ -165,7 +170,8 @@ mod tests {
 
     #[test]
     fn generated_trace_ids_are_32_lowercase_hex() {
-        let id = TraceId::from_random_bytes([0x0f, 0xa0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+        let id =
+            TraceId::from_random_bytes([0x0f, 0xa0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
         assert_eq!(id.as_str().len(), 32);
         assert!(id.as_str().starts_with("0fa0"));
         assert!(TraceId::parse(id.as_str()).is_ok());

@@ -35,7 +35,11 @@ fn is_zero(n: &u32) -> bool {
 #[serde(tag = "job_type", rename_all = "snake_case")]
 pub enum Job {
     /// Make the derived previews of an uploaded original.
-    Transcode { asset_id: Id, original_key: String, media_type: String },
+    Transcode {
+        asset_id: Id,
+        original_key: String,
+        media_type: String,
+    },
     /// Build a downloadable archive of an account (expires after 72 h).
     Export { export_id: Id },
     /// Delete an asset's stored objects (original and derivatives).
@@ -89,15 +93,28 @@ impl Job {
     /// The asset the job is about, if it is about one.
     pub fn asset_id(&self) -> Option<Id> {
         match self {
-            Job::Transcode { asset_id, .. } | Job::DeleteAsset { asset_id } | Job::Probe { asset_id } => Some(*asset_id),
-            Job::Reap { target: ReapTarget::OrphanAsset { asset_id } } => Some(*asset_id),
-            Job::Export { .. } | Job::Reap { target: ReapTarget::Export { .. } } => None,
+            Job::Transcode { asset_id, .. }
+            | Job::DeleteAsset { asset_id }
+            | Job::Probe { asset_id } => Some(*asset_id),
+            Job::Reap {
+                target: ReapTarget::OrphanAsset { asset_id },
+            } => Some(*asset_id),
+            Job::Export { .. }
+            | Job::Reap {
+                target: ReapTarget::Export { .. },
+            } => None,
         }
     }
 }
 
 impl JobMessage {
-    pub fn new(job_id: Id, account_id: Id, trace_id: TraceId, enqueued_at_ms: i64, job: Job) -> Self {
+    pub fn new(
+        job_id: Id,
+        account_id: Id,
+        trace_id: TraceId,
+        enqueued_at_ms: i64,
+        job: Job,
+    ) -> Self {
         JobMessage {
             schema_version: SCHEMA_VERSION,
             job_id,
@@ -111,31 +128,43 @@ impl JobMessage {
 
     /// Parses a message body: JSON text, then the checks JSON Schema also makes.
     pub fn parse(body: &str) -> Result<Self, ContractError> {
-        let message: JobMessage =
-            serde_json::from_str(body).map_err(|e| ContractError(format!("not a v1 job message: {e}")))?;
+        let message: JobMessage = serde_json::from_str(body)
+            .map_err(|e| ContractError(format!("not a v1 job message: {e}")))?;
         message.validate()?;
         Ok(message)
     }
 
     /// Like [`JobMessage::parse`], for a body the queue runtime already decoded.
     pub fn from_value(body: serde_json::Value) -> Result<Self, ContractError> {
-        let message: JobMessage =
-            serde_json::from_value(body).map_err(|e| ContractError(format!("not a v1 job message: {e}")))?;
+        let message: JobMessage = serde_json::from_value(body)
+            .map_err(|e| ContractError(format!("not a v1 job message: {e}")))?;
         message.validate()?;
         Ok(message)
     }
 
     fn validate(&self) -> Result<(), ContractError> {
         if self.schema_version != SCHEMA_VERSION {
-            return Err(ContractError(format!("unsupported schema_version {}", self.schema_version)));
+            return Err(ContractError(format!(
+                "unsupported schema_version {}",
+                self.schema_version
+            )));
         }
         parse_rfc3339_millis(&self.enqueued_at)?;
-        if let Job::Transcode { original_key, media_type, .. } = &self.job {
+        if let Job::Transcode {
+            original_key,
+            media_type,
+            ..
+        } = &self.job
+        {
             if original_key.is_empty() || original_key.len() > 1024 {
-                return Err(ContractError("original_key must be 1-1024 characters".into()));
+                return Err(ContractError(
+                    "original_key must be 1-1024 characters".into(),
+                ));
             }
             if !(media_type.starts_with("image/") || media_type.starts_with("video/")) {
-                return Err(ContractError("media_type must be image/* or video/*".into()));
+                return Err(ContractError(
+                    "media_type must be image/* or video/*".into(),
+                ));
             }
         }
         Ok(())
@@ -167,13 +196,20 @@ mod tests {
     #[test]
     fn a_transcode_job_flattens_its_fields_beside_the_job_type() {
         let trace = TraceId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
-        let job = Job::Transcode { asset_id: id(2), original_key: "originals/a.jpg".into(), media_type: "image/jpeg".into() };
+        let job = Job::Transcode {
+            asset_id: id(2),
+            original_key: "originals/a.jpg".into(),
+            media_type: "image/jpeg".into(),
+        };
         let message = JobMessage::new(id(1), id(3), trace, 1_700_000_000_000, job);
         let value: serde_json::Value = serde_json::from_str(&message.to_json()).unwrap();
         assert_eq!(value["job_type"], "transcode");
         assert_eq!(value["asset_id"], id(2).to_string());
         assert_eq!(value["enqueued_at"], "2023-11-14T22:13:20.000Z");
-        assert!(value.get("redrive_count").is_none(), "zero redrives are left out");
+        assert!(
+            value.get("redrive_count").is_none(),
+            "zero redrives are left out"
+        );
         assert_eq!(JobMessage::parse(&message.to_json()), Ok(message));
     }
 
@@ -189,6 +225,12 @@ mod tests {
     fn the_asset_of_a_job_is_known_only_for_asset_jobs() {
         assert_eq!(Job::Probe { asset_id: id(5) }.asset_id(), Some(id(5)));
         assert_eq!(Job::Export { export_id: id(5) }.asset_id(), None);
-        assert_eq!(Job::Reap { target: ReapTarget::OrphanAsset { asset_id: id(6) } }.asset_id(), Some(id(6)));
+        assert_eq!(
+            Job::Reap {
+                target: ReapTarget::OrphanAsset { asset_id: id(6) }
+            }
+            .asset_id(),
+            Some(id(6))
+        );
     }
 }

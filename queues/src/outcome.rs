@@ -13,7 +13,9 @@ pub const RETRY_CAP_SECONDS: u32 = 300;
 /// `base · 2^(attempt-1)`, capped. 1 s, 2 s, 4 s, 8 s, … Never zero.
 pub fn retry_delay_seconds(attempt: u32) -> u32 {
     let exponent = attempt.saturating_sub(1).min(31);
-    RETRY_BASE_SECONDS.saturating_mul(1u32 << exponent).clamp(1, RETRY_CAP_SECONDS)
+    RETRY_BASE_SECONDS
+        .saturating_mul(1u32 << exponent)
+        .clamp(1, RETRY_CAP_SECONDS)
 }
 
 /// How a call to the media worker ended, from the consumer's side of the wire.
@@ -43,7 +45,9 @@ impl MediaOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Ack,
-    Retry { delay_seconds: u32 },
+    Retry {
+        delay_seconds: u32,
+    },
     /// Stop retrying: publish a [`crate::DeadJob`] with this failure to the dead-letter queue, then ack.
     Dead(Failure),
 }
@@ -53,8 +57,12 @@ impl Decision {
     pub fn after(outcome: MediaOutcome, attempts: u32) -> Decision {
         match outcome {
             MediaOutcome::Done => Decision::Ack,
-            MediaOutcome::Failed(failure) if failure.kind.is_transient() && attempts < MAX_ATTEMPTS => {
-                Decision::Retry { delay_seconds: retry_delay_seconds(attempts) }
+            MediaOutcome::Failed(failure)
+                if failure.kind.is_transient() && attempts < MAX_ATTEMPTS =>
+            {
+                Decision::Retry {
+                    delay_seconds: retry_delay_seconds(attempts),
+                }
             }
             MediaOutcome::Failed(failure) => Decision::Dead(failure.with_attempts(attempts)),
         }
@@ -71,7 +79,11 @@ mod tests {
     fn backoff_doubles_from_one_second() {
         let delays: Vec<u32> = (1..=6).map(retry_delay_seconds).collect();
         assert_eq!(delays, [1, 2, 4, 8, 16, 32]);
-        assert_eq!(retry_delay_seconds(0), 1, "a runtime that reports 0 attempts still waits");
+        assert_eq!(
+            retry_delay_seconds(0),
+            1,
+            "a runtime that reports 0 attempts still waits"
+        );
         assert_eq!(retry_delay_seconds(40), RETRY_CAP_SECONDS);
     }
 
@@ -88,15 +100,42 @@ mod tests {
     fn status_codes_map_to_the_three_ways_a_job_fails() {
         let rows = [
             (200, None),
-            (422, Some((FailureKind::CorruptMedia, false, FailureClass::Definitive))),
-            (403, Some((FailureKind::Forbidden, false, FailureClass::External))),
-            (401, Some((FailureKind::Forbidden, false, FailureClass::External))),
-            (400, Some((FailureKind::Rejected, false, FailureClass::WorkerBug))),
-            (404, Some((FailureKind::Rejected, false, FailureClass::WorkerBug))),
-            (429, Some((FailureKind::Throttled, true, FailureClass::External))),
-            (500, Some((FailureKind::ServerError, true, FailureClass::WorkerBug))),
-            (503, Some((FailureKind::Unavailable, true, FailureClass::External))),
-            (504, Some((FailureKind::Unavailable, true, FailureClass::External))),
+            (
+                422,
+                Some((FailureKind::CorruptMedia, false, FailureClass::Definitive)),
+            ),
+            (
+                403,
+                Some((FailureKind::Forbidden, false, FailureClass::External)),
+            ),
+            (
+                401,
+                Some((FailureKind::Forbidden, false, FailureClass::External)),
+            ),
+            (
+                400,
+                Some((FailureKind::Rejected, false, FailureClass::WorkerBug)),
+            ),
+            (
+                404,
+                Some((FailureKind::Rejected, false, FailureClass::WorkerBug)),
+            ),
+            (
+                429,
+                Some((FailureKind::Throttled, true, FailureClass::External)),
+            ),
+            (
+                500,
+                Some((FailureKind::ServerError, true, FailureClass::WorkerBug)),
+            ),
+            (
+                503,
+                Some((FailureKind::Unavailable, true, FailureClass::External)),
+            ),
+            (
+                504,
+                Some((FailureKind::Unavailable, true, FailureClass::External)),
+            ),
         ];
         for (status, want) in rows {
             match (MediaOutcome::from_status(status, ""), want) {
@@ -117,7 +156,9 @@ mod tests {
         for attempt in 1..MAX_ATTEMPTS {
             assert_eq!(
                 Decision::after(unavailable(), attempt),
-                Decision::Retry { delay_seconds: retry_delay_seconds(attempt) },
+                Decision::Retry {
+                    delay_seconds: retry_delay_seconds(attempt)
+                },
                 "attempt {attempt}"
             );
         }

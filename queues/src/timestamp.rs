@@ -22,7 +22,13 @@ pub fn format_rfc3339_millis(epoch_ms: i64) -> String {
 pub fn parse_rfc3339_millis(text: &str) -> Result<i64, ContractError> {
     let bad = || ContractError(format!("not an RFC 3339 timestamp: {text:?}"));
     let b = text.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return Err(bad());
     }
     let num = |range: std::ops::Range<usize>| -> Result<i64, ContractError> {
@@ -34,7 +40,13 @@ pub fn parse_rfc3339_millis(text: &str) -> Result<i64, ContractError> {
     };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return Err(bad());
     }
     let mut pos = 19;
@@ -54,7 +66,10 @@ pub fn parse_rfc3339_millis(text: &str) -> Result<i64, ContractError> {
     }
     let offset_ms = match &text[pos..] {
         "Z" | "z" => 0,
-        tz if tz.len() == 6 && matches!(tz.as_bytes()[0], b'+' | b'-') && tz.as_bytes()[3] == b':' => {
+        tz if tz.len() == 6
+            && matches!(tz.as_bytes()[0], b'+' | b'-')
+            && tz.as_bytes()[3] == b':' =>
+        {
             let sign = if tz.starts_with('-') { -1 } else { 1 };
             let h = num(pos + 1..pos + 3)?;
             let m = num(pos + 4..pos + 6)?;
@@ -111,8 +126,14 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(format_rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_rfc3339_millis(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-        assert_eq!(format_rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339_millis(1_700_000_000_123),
+            "2023-11-14T22:13:20.123Z"
+        );
+        assert_eq!(
+            format_rfc3339_millis(951_782_400_000),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 
     #[test]
@@ -130,7 +151,14 @@ mod tests {
 
     #[test]
     fn refuses_impossible_dates_and_junk() {
-        for text in ["2023-02-29T00:00:00Z", "2023-13-01T00:00:00Z", "2023-11-14 22:13:20Z", "2023-11-14T22:13:20", "yesterday", "2023-11-14T22:13:20+3:00"] {
+        for text in [
+            "2023-02-29T00:00:00Z",
+            "2023-13-01T00:00:00Z",
+            "2023-11-14 22:13:20Z",
+            "2023-11-14T22:13:20",
+            "yesterday",
+            "2023-11-14T22:13:20+3:00",
+        ] {
             assert!(parse_rfc3339_millis(text).is_err(), "accepted {text:?}");
         }
     }

@@ -20,14 +20,14 @@ ensure_rust_tools() {
     say "rustup target add wasm32-unknown-unknown"
     rustup target add wasm32-unknown-unknown
   fi
-  if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$WORKER_BUILD_VERSION" ]; then
+  if [ "$(worker-build --version 2>/dev/null | awk '{print $NF}')" != "$WORKER_BUILD_VERSION" ]; then
     say "cargo install worker-build $WORKER_BUILD_VERSION"
     cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked
   fi
   [ -f "$REPO/Cargo.lock" ] || (cd "$REPO" && cargo generate-lockfile)
   local want; want="$(wasm_bindgen_version)"
   [ -n "$want" ] || die "no wasm-bindgen in Cargo.lock"
-  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $NF}')" != "$want" ]; then
     say "cargo install wasm-bindgen-cli $want (matches Cargo.lock)"
     # Not --locked: the CLI's own lockfile can pin crates this toolchain cannot build.
     cargo install wasm-bindgen-cli --version "$want" --force

@@ -22,7 +22,10 @@ use super::media_client;
 use super::pipeline::Incoming;
 
 fn session(incoming: &Incoming) -> Result<&Session, ApiError> {
-    incoming.session.as_ref().ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no session"))
+    incoming
+        .session
+        .as_ref()
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no session"))
 }
 
 fn path_id(text: &str) -> Result<Id, ApiError> {
@@ -30,10 +33,15 @@ fn path_id(text: &str) -> Result<Id, ApiError> {
 }
 
 fn new_id() -> Result<Id, ApiError> {
-    crate::secure_random::new_id().map_err(|e| ApiError::new(ErrorCode::Internal, format!("randomness: {e}")))
+    crate::secure_random::new_id()
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("randomness: {e}")))
 }
 
-pub async fn get_asset(cx: &RequestContext, incoming: &Incoming, id: &str) -> Result<Reply, ApiError> {
+pub async fn get_asset(
+    cx: &RequestContext,
+    incoming: &Incoming,
+    id: &str,
+) -> Result<Reply, ApiError> {
     let s = session(incoming)?;
     let id = path_id(id)?.to_string();
     let media = cx.config().media_origin.clone();
@@ -54,7 +62,9 @@ pub async fn get_asset(cx: &RequestContext, incoming: &Incoming, id: &str) -> Re
         col::<String>(&row, 0)
     })
     .await?;
-    Ok(Reply::new(200).header("content-type", "application/json; charset=utf-8").with_body(json.into_bytes()))
+    Ok(Reply::new(200)
+        .header("content-type", "application/json; charset=utf-8")
+        .with_body(json.into_bytes()))
 }
 
 fn accepted(body: serde_json::Value) -> Reply {
@@ -73,7 +83,11 @@ async fn publish_or_defer(cx: &RequestContext, message: &JobMessage, what: &str)
                 .field("detail", e),
         );
     } else {
-        let mut line = cx.line(Level::Info, "job published").account(&message.account_id).field("job_type", message.job_type().as_str()).field("job_id", message.job_id.to_string());
+        let mut line = cx
+            .line(Level::Info, "job published")
+            .account(&message.account_id)
+            .field("job_type", message.job_type().as_str())
+            .field("job_id", message.job_id.to_string());
         if let Some(asset) = message.job.asset_id() {
             line = line.field("asset_id", asset.to_string());
         }
@@ -106,35 +120,62 @@ pub async fn upload_complete(cx: &RequestContext, incoming: &Incoming) -> Result
             s.aid,
             cx.trace_id.clone(),
             context::now_ms(),
-            Job::Transcode { asset_id: request.asset_id, original_key: original_key.clone(), media_type: media_type.clone() },
+            Job::Transcode {
+                asset_id: request.asset_id,
+                original_key: original_key.clone(),
+                media_type: media_type.clone(),
+            },
         )
     };
     match status.as_str() {
         "ready" | "processing" => return Ok(accepted(body(&status))),
         "queued" => {
             // A retry of a completed call: publish again (the consumer is idempotent).
-            let id = job_id.as_deref().and_then(|j| Id::parse(j).ok()).map_or_else(new_id, Ok)?;
+            let id = job_id
+                .as_deref()
+                .and_then(|j| Id::parse(j).ok())
+                .map_or_else(new_id, Ok)?;
             publish_or_defer(cx, &job_for(id), &asset).await;
             return Ok(accepted(body("queued")));
         }
         "pending" => {}
-        "failed" => return Err(ApiError::new(ErrorCode::Conflict, "asset already failed; upload it again")),
+        "failed" => {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "asset already failed; upload it again",
+            ))
+        }
         _ => return Err(ApiError::new(ErrorCode::NotFound, "asset is deleted")),
     }
 
     // 2. The client's size and ETag are claims: check them against storage.
     let stored = media_client::object_info(cx.config(), &original_key, cx.trace_id.as_str())
         .await
-        .map_err(|f| ApiError::new(ErrorCode::ServiceUnavailable, format!("storage check: {:?} {}", f.kind, f.detail)).with_retry_after(5))?;
+        .map_err(|f| {
+            ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                format!("storage check: {:?} {}", f.kind, f.detail),
+            )
+            .with_retry_after(5)
+        })?;
     let Some((size, etag)) = stored else {
-        return Err(ApiError::validation(vec![("asset_id".into(), "no uploaded object for this asset".into())]));
+        return Err(ApiError::validation(vec![(
+            "asset_id".into(),
+            "no uploaded object for this asset".into(),
+        )]));
     };
     let mut problems = Vec::new();
     if size != request.size_bytes {
-        problems.push(("size_bytes".to_owned(), "does not match the uploaded object".to_owned()));
+        problems.push((
+            "size_bytes".to_owned(),
+            "does not match the uploaded object".to_owned(),
+        ));
     }
     if etag != request.etag {
-        problems.push(("etag".to_owned(), "does not match the uploaded object".to_owned()));
+        problems.push((
+            "etag".to_owned(),
+            "does not match the uploaded object".to_owned(),
+        ));
     }
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));
@@ -158,7 +199,11 @@ pub async fn upload_complete(cx: &RequestContext, incoming: &Incoming) -> Result
     Ok(accepted(body("queued")))
 }
 
-pub async fn delete_asset(cx: &RequestContext, incoming: &Incoming, id: &str) -> Result<Reply, ApiError> {
+pub async fn delete_asset(
+    cx: &RequestContext,
+    incoming: &Incoming,
+    id: &str,
+) -> Result<Reply, ApiError> {
     let s = session(incoming)?;
     let asset_id = path_id(id)?;
     let asset = asset_id.to_string();
@@ -172,12 +217,24 @@ pub async fn delete_asset(cx: &RequestContext, incoming: &Incoming, id: &str) ->
         Ok(())
     })
     .await?;
-    let message = JobMessage::new(new_id()?, s.aid, cx.trace_id.clone(), context::now_ms(), Job::DeleteAsset { asset_id });
+    let message = JobMessage::new(
+        new_id()?,
+        s.aid,
+        cx.trace_id.clone(),
+        context::now_ms(),
+        Job::DeleteAsset { asset_id },
+    );
     if let Err(e) = jobs::publish(&cx.io, cx.config(), &message).await {
         // Detached from its moment, the asset is an orphan: the daily reaper deletes it anyway.
-        context::emit(&cx.line(Level::Warn, "publish deferred to the reaper").field("job_id", message.job_id.to_string()).field("detail", e));
+        context::emit(
+            &cx.line(Level::Warn, "publish deferred to the reaper")
+                .field("job_id", message.job_id.to_string())
+                .field("detail", e),
+        );
     }
-    Ok(accepted(serde_json::json!({"asset_id": asset, "status": "deleting"})))
+    Ok(accepted(
+        serde_json::json!({"asset_id": asset, "status": "deleting"}),
+    ))
 }
 
 pub async fn create_export(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
@@ -186,8 +243,17 @@ pub async fn create_export(cx: &RequestContext, incoming: &Incoming) -> Result<R
         col::<String>(&tx.one("INSERT INTO account_export (account_id) VALUES (current_account_id()) RETURNING id::text", &[]).await?, 0)
     })
     .await?;
-    let export_id = Id::parse(&export).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    let message = JobMessage::new(new_id()?, s.aid, cx.trace_id.clone(), context::now_ms(), Job::Export { export_id });
+    let export_id =
+        Id::parse(&export).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let message = JobMessage::new(
+        new_id()?,
+        s.aid,
+        cx.trace_id.clone(),
+        context::now_ms(),
+        Job::Export { export_id },
+    );
     publish_or_defer(cx, &message, &export).await;
-    Ok(accepted(serde_json::json!({"export_id": export, "status": "queued"})))
+    Ok(accepted(
+        serde_json::json!({"export_id": export, "status": "queued"}),
+    ))
 }

@@ -25,11 +25,16 @@ const SHARE_JSON: &str = "json_build_object(
                    WHEN l.expires_at IS NOT NULL AND l.expires_at <= now() THEN 'expired' ELSE 'live' END)";
 
 fn session(incoming: &Incoming) -> Result<&Session, ApiError> {
-    incoming.session.as_ref().ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no session"))
+    incoming
+        .session
+        .as_ref()
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no session"))
 }
 
 fn json_reply(status: u16, json: String) -> Reply {
-    Reply::new(status).header("content-type", "application/json; charset=utf-8").with_body(json.into_bytes())
+    Reply::new(status)
+        .header("content-type", "application/json; charset=utf-8")
+        .with_body(json.into_bytes())
 }
 
 /// A path id that is not a UUID names nothing: 404, like an id of another account.
@@ -40,7 +45,10 @@ fn path_id(text: &str) -> Result<Id, ApiError> {
 pub async fn list(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
     let s = session(incoming)?;
     let sql = format!("SELECT coalesce(json_agg({SHARE_JSON} ORDER BY l.created_at DESC), '[]'::json)::text FROM share_link l");
-    let json = db::transaction(&cx.io, Scope::Account(s.aid), Budget::Hot, async |tx| col::<String>(&tx.one(&sql, &[]).await?, 0)).await?;
+    let json = db::transaction(&cx.io, Scope::Account(s.aid), Budget::Hot, async |tx| {
+        col::<String>(&tx.one(&sql, &[]).await?, 0)
+    })
+    .await?;
     Ok(json_reply(200, format!("{{\"shares\":{json}}}")))
 }
 
@@ -54,10 +62,16 @@ async fn child_of_moments(tx: &Tx, ids: &[String]) -> Result<String, ApiError> {
         .await?;
     let (found, children): (i64, i64) = (col(&row, 0)?, col(&row, 1)?);
     if found != ids.len() as i64 {
-        return Err(ApiError::validation(vec![("moment_ids".into(), "some moments do not exist".into())]));
+        return Err(ApiError::validation(vec![(
+            "moment_ids".into(),
+            "some moments do not exist".into(),
+        )]));
     }
     if children != 1 {
-        return Err(ApiError::validation(vec![("moment_ids".into(), "all moments must be of one child".into())]));
+        return Err(ApiError::validation(vec![(
+            "moment_ids".into(),
+            "all moments must be of one child".into(),
+        )]));
     }
     col::<Option<String>>(&row, 2)?.ok_or_else(|| ApiError::new(ErrorCode::Internal, "no child"))
 }
@@ -65,7 +79,8 @@ async fn child_of_moments(tx: &Tx, ids: &[String]) -> Result<String, ApiError> {
 pub async fn create(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
     let s = session(incoming)?;
     let request = CreateShareRequest::parse(&incoming.body)?;
-    let token = ShareToken::generate().map_err(|e| ApiError::new(ErrorCode::Internal, format!("randomness: {e}")))?;
+    let token = ShareToken::generate()
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("randomness: {e}")))?;
     let hash = token.hash().0.to_vec();
     let ids: Vec<String> = request.moment_ids.iter().map(Id::to_string).collect();
     let days = request.expires_in_days.map(|d| d.to_string());
@@ -75,18 +90,34 @@ pub async fn create(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, A
          VALUES (current_account_id(), $1::uuid, $2, $3, $4::text[]::uuid[], now() + ($5::text || ' days')::interval)
          RETURNING {SHARE_JSON}::text"
     );
-    let json = db::transaction(&cx.io, Scope::Account(s.aid), Budget::Standard, async |tx| {
-        let child = child_of_moments(tx, &ids).await?;
-        let row = tx
-            .one(&sql, &[(&child, Type::TEXT), (&hash, Type::BYTEA), (&title, Type::TEXT), (&ids, Type::TEXT_ARRAY), (&days, Type::TEXT)])
-            .await?;
-        col::<String>(&row, 0)
-    })
+    let json = db::transaction(
+        &cx.io,
+        Scope::Account(s.aid),
+        Budget::Standard,
+        async |tx| {
+            let child = child_of_moments(tx, &ids).await?;
+            let row = tx
+                .one(
+                    &sql,
+                    &[
+                        (&child, Type::TEXT),
+                        (&hash, Type::BYTEA),
+                        (&title, Type::TEXT),
+                        (&ids, Type::TEXT_ARRAY),
+                        (&days, Type::TEXT),
+                    ],
+                )
+                .await?;
+            col::<String>(&row, 0)
+        },
+    )
     .await?;
     // The token is shown once, here; the database keeps only its hash.
     let path = format!("/s/{}", token.as_text());
     let base = match cx.config().share_hosts.first() {
-        Some(host) if cx.config().environment != crate::config::Environment::Local => format!("https://{host}"),
+        Some(host) if cx.config().environment != crate::config::Environment::Local => {
+            format!("https://{host}")
+        }
         _ => cx.origin.clone(),
     };
     let body = format!(
@@ -100,7 +131,10 @@ pub async fn update(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
     let s = session(incoming)?;
     let id = path_id(id)?.to_string();
     let request = UpdateShareRequest::parse(&incoming.body)?;
-    let ids: Option<Vec<String>> = request.moment_ids.as_ref().map(|m| m.iter().map(Id::to_string).collect());
+    let ids: Option<Vec<String>> = request
+        .moment_ids
+        .as_ref()
+        .map(|m| m.iter().map(Id::to_string).collect());
     let set_title = request.title.is_some();
     let title = request.title.clone().flatten();
     let days = request.expires_in_days.map(|d| d.to_string());
@@ -114,20 +148,37 @@ pub async fn update(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
          WHERE l.id = $1::uuid AND l.revoked_at IS NULL
          RETURNING {SHARE_JSON}::text, l.token_hash"
     );
-    let (json, hash) = db::transaction(&cx.io, Scope::Account(s.aid), Budget::Standard, async |tx| {
-        let child = match &ids {
-            Some(ids) => Some(child_of_moments(tx, ids).await?),
-            None => None,
-        };
-        let row = tx
-            .opt(
-                &sql,
-                &[(&id, Type::TEXT), (&ids, Type::TEXT_ARRAY), (&child, Type::TEXT), (&set_title, Type::BOOL), (&title, Type::TEXT), (&days, Type::TEXT)],
-            )
-            .await?
-            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no live share with that id in this account"))?;
-        Ok((col::<String>(&row, 0)?, col::<Vec<u8>>(&row, 1)?))
-    })
+    let (json, hash) = db::transaction(
+        &cx.io,
+        Scope::Account(s.aid),
+        Budget::Standard,
+        async |tx| {
+            let child = match &ids {
+                Some(ids) => Some(child_of_moments(tx, ids).await?),
+                None => None,
+            };
+            let row = tx
+                .opt(
+                    &sql,
+                    &[
+                        (&id, Type::TEXT),
+                        (&ids, Type::TEXT_ARRAY),
+                        (&child, Type::TEXT),
+                        (&set_title, Type::BOOL),
+                        (&title, Type::TEXT),
+                        (&days, Type::TEXT),
+                    ],
+                )
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::NotFound,
+                        "no live share with that id in this account",
+                    )
+                })?;
+            Ok((col::<String>(&row, 0)?, col::<Vec<u8>>(&row, 1)?))
+        },
+    )
     .await?;
     purge(&hash).await;
     Ok(json_reply(200, format!("{{\"share\":{json}}}")))

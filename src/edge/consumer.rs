@@ -9,7 +9,9 @@ use futures_util::StreamExt;
 use tokio_postgres::types::Type;
 use wasm_bindgen::{JsCast, JsValue};
 
-use babybook_jobs::{DeadJob, Decision, Failure, FailureKind, Id, Job, JobMessage, MediaOutcome, ReapTarget};
+use babybook_jobs::{
+    DeadJob, Decision, Failure, FailureKind, Id, Job, JobMessage, MediaOutcome, ReapTarget,
+};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -41,7 +43,10 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn attempts(&self) -> u32 {
-        js_sys::Reflect::get(&self.raw, &JsValue::from_str("attempts")).ok().and_then(|v| v.as_f64()).map_or(1, |n| n.max(1.0) as u32)
+        js_sys::Reflect::get(&self.raw, &JsValue::from_str("attempts"))
+            .ok()
+            .and_then(|v| v.as_f64())
+            .map_or(1, |n| n.max(1.0) as u32)
     }
 
     pub fn id(&self) -> String {
@@ -53,7 +58,10 @@ impl Delivery {
         match self.raw.body() {
             Ok(value) => match value.as_string() {
                 Some(text) => text,
-                None => js_sys::JSON::stringify(&value).ok().and_then(|s| s.as_string()).unwrap_or_default(),
+                None => js_sys::JSON::stringify(&value)
+                    .ok()
+                    .and_then(|s| s.as_string())
+                    .unwrap_or_default(),
             },
             Err(_) => String::new(),
         }
@@ -73,7 +81,11 @@ impl Delivery {
 
     pub fn retry(&self, delay_seconds: u32) {
         let options = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&options, &JsValue::from_str("delaySeconds"), &JsValue::from(delay_seconds));
+        let _ = js_sys::Reflect::set(
+            &options,
+            &JsValue::from_str("delaySeconds"),
+            &JsValue::from(delay_seconds),
+        );
         let _ = self.raw.retry(options.into());
     }
 }
@@ -81,12 +93,23 @@ impl Delivery {
 pub fn deliveries(batch: &worker::worker_sys::MessageBatch) -> Vec<Delivery> {
     batch
         .messages()
-        .map(|array| array.iter().map(|m| Delivery { raw: m.unchecked_into() }).collect())
+        .map(|array| {
+            array
+                .iter()
+                .map(|m| Delivery {
+                    raw: m.unchecked_into(),
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Consumes one batch of `jobs`.
-pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: std::rc::Rc<Settings>) {
+pub async fn consume(
+    batch: worker::worker_sys::MessageBatch,
+    io: Io,
+    settings: std::rc::Rc<Settings>,
+) {
     let started = context::now_ms();
     let queue = batch.queue().map(String::from).unwrap_or_default();
     let backlog = batch_metric(&batch, "backlogCount");
@@ -115,25 +138,52 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
         line = line.field("backlog", backlog);
     }
     context::emit(&line);
-    record_metrics(&io, &queue, size, count(Fate::Acked), count(Fate::Retried), count(Fate::Dead), oldest.unwrap_or(0), backlog.unwrap_or(0.0));
+    record_metrics(
+        &io,
+        &queue,
+        size,
+        count(Fate::Acked),
+        count(Fate::Retried),
+        count(Fate::Dead),
+        oldest.unwrap_or(0),
+        backlog.unwrap_or(0.0),
+    );
 }
 
 /// The runtime's batch metadata (`metadata.metrics.backlogCount`, …) when it provides it.
 fn batch_metric(batch: &worker::worker_sys::MessageBatch, name: &str) -> Option<f64> {
     let metadata = js_sys::Reflect::get(batch, &JsValue::from_str("metadata")).ok()?;
     let metrics = js_sys::Reflect::get(&metadata, &JsValue::from_str("metrics")).ok()?;
-    js_sys::Reflect::get(&metrics, &JsValue::from_str(name)).ok()?.as_f64()
+    js_sys::Reflect::get(&metrics, &JsValue::from_str(name))
+        .ok()?
+        .as_f64()
 }
 
 /// Queue health signals (seed §5.2) to Workers Analytics Engine; the same numbers are in the
 /// `queue batch` log line, which is what local runs and tests read.
 #[allow(clippy::too_many_arguments)]
-fn record_metrics(io: &Io, queue: &str, size: usize, acked: usize, retried: usize, dead: usize, oldest_ms: i64, backlog: f64) {
+fn record_metrics(
+    io: &Io,
+    queue: &str,
+    size: usize,
+    acked: usize,
+    retried: usize,
+    dead: usize,
+    oldest_ms: i64,
+    backlog: f64,
+) {
     if let Ok(dataset) = io.analytics_engine(crate::config::binding::QUEUE_METRICS) {
         let _ = worker::AnalyticsEngineDataPointBuilder::new()
             .indexes([queue])
             .add_blob(queue)
-            .doubles([size as f64, acked as f64, retried as f64, dead as f64, oldest_ms as f64, backlog])
+            .doubles([
+                size as f64,
+                acked as f64,
+                retried as f64,
+                dead as f64,
+                oldest_ms as f64,
+                backlog,
+            ])
             .write_to(&dataset);
     }
 }
@@ -146,9 +196,15 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
         Ok(message) => message,
         Err(e) => {
             // A poison pill: dead at once, kept verbatim for the operator, never a retry loop.
-            let dead = DeadJob::of_unreadable(&body, Failure::new(FailureKind::InvalidMessage, None, &e.0).with_attempts(attempts), now);
+            let dead = DeadJob::of_unreadable(
+                &body,
+                Failure::new(FailureKind::InvalidMessage, None, &e.0).with_attempts(attempts),
+                now,
+            );
             let trace = context::new_trace_id();
-            let line = context::line(config, &trace, Level::Warn, "job unreadable").field("message_id", delivery.id()).field("detail", e.0);
+            let line = context::line(config, &trace, Level::Warn, "job unreadable")
+                .field("message_id", delivery.id())
+                .field("detail", e.0);
             return (send_to_dlq(delivery, io, dead, line).await, None);
         }
     };
@@ -168,8 +224,18 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
     context::emit(&line(Level::Info, "job received"));
     let step = match execute(io, config, &message).await {
         Ok(step) => step,
-        Err(e) if e.code == crate::error::ErrorCode::DatabaseUnavailable => Step::Failed(Failure::new(FailureKind::Unavailable, None, &format!("database: {}", e.detail))),
-        Err(e) => Step::Failed(Failure::new(FailureKind::ServerError, None, &format!("consumer: {}", e.detail))),
+        Err(e) if e.code == crate::error::ErrorCode::DatabaseUnavailable => {
+            Step::Failed(Failure::new(
+                FailureKind::Unavailable,
+                None,
+                &format!("database: {}", e.detail),
+            ))
+        }
+        Err(e) => Step::Failed(Failure::new(
+            FailureKind::ServerError,
+            None,
+            &format!("consumer: {}", e.detail),
+        )),
     };
     let decision = match step {
         Step::Done => Decision::Ack,
@@ -203,7 +269,10 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
 
 async fn send_to_dlq(delivery: &Delivery, io: &Io, dead: DeadJob, line: LogLine) -> Fate {
     let line = line
-        .field("failure_kind", serde_json::to_value(dead.failure.kind).unwrap_or_default())
+        .field(
+            "failure_kind",
+            serde_json::to_value(dead.failure.kind).unwrap_or_default(),
+        )
         .field("classification", dead.class().as_str())
         .field("failure_detail", dead.failure.detail.clone());
     match jobs::dead_letter(io, &dead).await {
@@ -223,10 +292,17 @@ async fn send_to_dlq(delivery: &Delivery, io: &Io, dead: DeadJob, line: LogLine)
 
 async fn execute(io: &Io, config: &Config, message: &JobMessage) -> Result<Step, ApiError> {
     match &message.job {
-        Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => process_asset(io, config, message, *asset_id).await,
+        Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => {
+            process_asset(io, config, message, *asset_id).await
+        }
         Job::Export { export_id } => process_export(io, config, message, *export_id).await,
-        Job::DeleteAsset { asset_id } | Job::Reap { target: ReapTarget::OrphanAsset { asset_id } } => delete_asset(io, config, message, *asset_id).await,
-        Job::Reap { target: ReapTarget::Export { export_id } } => delete_export(io, config, message, *export_id).await,
+        Job::DeleteAsset { asset_id }
+        | Job::Reap {
+            target: ReapTarget::OrphanAsset { asset_id },
+        } => delete_asset(io, config, message, *asset_id).await,
+        Job::Reap {
+            target: ReapTarget::Export { export_id },
+        } => delete_export(io, config, message, *export_id).await,
     }
 }
 
@@ -236,10 +312,18 @@ fn scope(message: &JobMessage) -> Scope {
 
 async fn status_of(tx: &Tx, table: &str, id: &str) -> Result<Option<String>, ApiError> {
     let sql = format!("SELECT status FROM {table} WHERE id = $1::uuid");
-    tx.opt(&sql, &[(&id, Type::TEXT)]).await?.map(|r| col::<String>(&r, 0)).transpose()
+    tx.opt(&sql, &[(&id, Type::TEXT)])
+        .await?
+        .map(|r| col::<String>(&r, 0))
+        .transpose()
 }
 
-async fn process_asset(io: &Io, config: &Config, message: &JobMessage, asset_id: Id) -> Result<Step, ApiError> {
+async fn process_asset(
+    io: &Io,
+    config: &Config,
+    message: &JobMessage,
+    asset_id: Id,
+) -> Result<Step, ApiError> {
     let asset = asset_id.to_string();
     let redriven = message.redrive_count > 0;
     // Claim: queued (or a processing claim older than the 300 s job budget, or a re-driven failure).
@@ -262,12 +346,22 @@ async fn process_asset(io: &Io, config: &Config, message: &JobMessage, asset_id:
     .await?;
     match claim {
         None => {}
-        Some(None) => return Ok(Step::Failed(Failure::new(FailureKind::UnknownTarget, None, "no such asset in the account"))),
+        Some(None) => {
+            return Ok(Step::Failed(Failure::new(
+                FailureKind::UnknownTarget,
+                None,
+                "no such asset in the account",
+            )))
+        }
         Some(Some(status)) => {
             return Ok(match status.as_str() {
                 "ready" => Step::Skipped("asset already ready"),
                 "processing" => Step::Skipped("asset being processed by another delivery"),
-                "pending" => Step::Failed(Failure::new(FailureKind::UnknownTarget, None, "asset upload never completed")),
+                "pending" => Step::Failed(Failure::new(
+                    FailureKind::UnknownTarget,
+                    None,
+                    "asset upload never completed",
+                )),
                 _ => Step::Skipped("asset failed or deleted"),
             })
         }
@@ -276,9 +370,22 @@ async fn process_asset(io: &Io, config: &Config, message: &JobMessage, asset_id:
     if let MediaOutcome::Failed(failure) = answer.outcome {
         return Ok(Step::Failed(failure));
     }
-    let derivatives = answer.body.get("derivatives").cloned().unwrap_or(serde_json::json!([])).to_string();
-    let width = answer.body.get("width").and_then(serde_json::Value::as_i64).map(|w| w as i32);
-    let height = answer.body.get("height").and_then(serde_json::Value::as_i64).map(|h| h as i32);
+    let derivatives = answer
+        .body
+        .get("derivatives")
+        .cloned()
+        .unwrap_or(serde_json::json!([]))
+        .to_string();
+    let width = answer
+        .body
+        .get("width")
+        .and_then(serde_json::Value::as_i64)
+        .map(|w| w as i32);
+    let height = answer
+        .body
+        .get("height")
+        .and_then(serde_json::Value::as_i64)
+        .map(|h| h as i32);
     db::transaction(io, scope(message), Budget::Standard, async |tx| {
         tx.exec(
             "UPDATE asset SET status = 'ready', derivatives = $2::text::jsonb, width = coalesce($3, width), height = coalesce($4, height),
@@ -292,7 +399,12 @@ async fn process_asset(io: &Io, config: &Config, message: &JobMessage, asset_id:
     Ok(Step::Done)
 }
 
-async fn process_export(io: &Io, config: &Config, message: &JobMessage, export_id: Id) -> Result<Step, ApiError> {
+async fn process_export(
+    io: &Io,
+    config: &Config,
+    message: &JobMessage,
+    export_id: Id,
+) -> Result<Step, ApiError> {
     let export = export_id.to_string();
     let redriven = message.redrive_count > 0;
     let claim = db::transaction(io, scope(message), Budget::Standard, async |tx| {
@@ -310,14 +422,25 @@ async fn process_export(io: &Io, config: &Config, message: &JobMessage, export_i
     .await?;
     match claim {
         None => {}
-        Some(None) => return Ok(Step::Failed(Failure::new(FailureKind::UnknownTarget, None, "no such export in the account"))),
+        Some(None) => {
+            return Ok(Step::Failed(Failure::new(
+                FailureKind::UnknownTarget,
+                None,
+                "no such export in the account",
+            )))
+        }
         Some(Some(_)) => return Ok(Step::Skipped("export already handled")),
     }
     let answer = media_client::run_job(config, message).await;
     if let MediaOutcome::Failed(failure) = answer.outcome {
         return Ok(Step::Failed(failure));
     }
-    let key = answer.body.get("object_key").and_then(serde_json::Value::as_str).unwrap_or("").to_owned();
+    let key = answer
+        .body
+        .get("object_key")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     db::transaction(io, scope(message), Budget::Standard, async |tx| {
         tx.exec(
             "UPDATE account_export SET status = 'ready', object_key = nullif($2, ''), ready_at = now() WHERE id = $1::uuid RETURNING 1",
@@ -329,10 +452,25 @@ async fn process_export(io: &Io, config: &Config, message: &JobMessage, export_i
     Ok(Step::Done)
 }
 
-async fn delete_asset(io: &Io, config: &Config, message: &JobMessage, asset_id: Id) -> Result<Step, ApiError> {
+async fn delete_asset(
+    io: &Io,
+    config: &Config,
+    message: &JobMessage,
+    asset_id: Id,
+) -> Result<Step, ApiError> {
     let asset = asset_id.to_string();
-    match db::transaction(io, scope(message), Budget::Hot, async |tx| status_of(tx, "asset", &asset).await).await? {
-        None => return Ok(Step::Failed(Failure::new(FailureKind::UnknownTarget, None, "no such asset in the account"))),
+    match db::transaction(io, scope(message), Budget::Hot, async |tx| {
+        status_of(tx, "asset", &asset).await
+    })
+    .await?
+    {
+        None => {
+            return Ok(Step::Failed(Failure::new(
+                FailureKind::UnknownTarget,
+                None,
+                "no such asset in the account",
+            )))
+        }
         Some(status) if status == "deleted" => return Ok(Step::Skipped("asset already deleted")),
         Some(_) => {}
     }
@@ -351,10 +489,25 @@ async fn delete_asset(io: &Io, config: &Config, message: &JobMessage, asset_id: 
     Ok(Step::Done)
 }
 
-async fn delete_export(io: &Io, config: &Config, message: &JobMessage, export_id: Id) -> Result<Step, ApiError> {
+async fn delete_export(
+    io: &Io,
+    config: &Config,
+    message: &JobMessage,
+    export_id: Id,
+) -> Result<Step, ApiError> {
     let export = export_id.to_string();
-    match db::transaction(io, scope(message), Budget::Hot, async |tx| status_of(tx, "account_export", &export).await).await? {
-        None => return Ok(Step::Failed(Failure::new(FailureKind::UnknownTarget, None, "no such export in the account"))),
+    match db::transaction(io, scope(message), Budget::Hot, async |tx| {
+        status_of(tx, "account_export", &export).await
+    })
+    .await?
+    {
+        None => {
+            return Ok(Step::Failed(Failure::new(
+                FailureKind::UnknownTarget,
+                None,
+                "no such export in the account",
+            )))
+        }
         Some(status) if status == "deleted" => return Ok(Step::Skipped("export already deleted")),
         Some(_) => {}
     }
@@ -371,7 +524,9 @@ async fn delete_export(io: &Io, config: &Config, message: &JobMessage, export_id
 /// Gives a claimed asset back to the queue before a retry, so the sweep sees it if the retry is lost.
 async fn release(io: &Io, message: &JobMessage) {
     let (table, id) = match &message.job {
-        Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => ("asset", asset_id.to_string()),
+        Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => {
+            ("asset", asset_id.to_string())
+        }
         Job::Export { export_id } => ("account_export", export_id.to_string()),
         _ => return,
     };
@@ -379,12 +534,22 @@ async fn release(io: &Io, message: &JobMessage) {
         "asset" => "UPDATE asset SET status = 'queued', queued_at = now(), updated_at = now() WHERE id = $1::uuid AND status = 'processing' RETURNING 1",
         _ => "UPDATE account_export SET status = 'queued' WHERE id = $1::uuid AND status = 'processing' RETURNING 1",
     };
-    let _ = db::transaction(io, scope(message), Budget::Standard, async |tx| tx.exec(sql, &[(&id, Type::TEXT)]).await).await;
+    let _ = db::transaction(io, scope(message), Budget::Standard, async |tx| {
+        tx.exec(sql, &[(&id, Type::TEXT)]).await
+    })
+    .await;
 }
 
 /// Marks the subject of a dead job `failed` with a reason the app can show.
 pub async fn mark_failed(io: &Io, message: &JobMessage, failure: &Failure) {
-    let reason = format!("{}: {}", failure.kind.class().as_str(), serde_json::to_value(failure.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
+    let reason = format!(
+        "{}: {}",
+        failure.kind.class().as_str(),
+        serde_json::to_value(failure.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    );
     let (sql, id) = match &message.job {
         Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => (
             "UPDATE asset SET status = 'failed', failure_reason = $2, updated_at = now() WHERE id = $1::uuid AND status NOT IN ('ready', 'deleted') RETURNING 1",
@@ -396,5 +561,9 @@ pub async fn mark_failed(io: &Io, message: &JobMessage, failure: &Failure) {
         ),
         _ => return,
     };
-    let _ = db::transaction(io, scope(message), Budget::Standard, async |tx| tx.exec(sql, &[(&id, Type::TEXT), (&reason, Type::TEXT)]).await).await;
+    let _ = db::transaction(io, scope(message), Budget::Standard, async |tx| {
+        tx.exec(sql, &[(&id, Type::TEXT), (&reason, Type::TEXT)])
+            .await
+    })
+    .await;
 }

@@ -24,18 +24,30 @@ thread_local! {
 }
 
 fn lookup(env: &Env, name: &str) -> Option<String> {
-    env.secret(name).ok().map(|s| s.to_string()).or_else(|| env.var(name).ok().map(|v| v.to_string()))
+    env.secret(name)
+        .ok()
+        .map(|s| s.to_string())
+        .or_else(|| env.var(name).ok().map(|v| v.to_string()))
 }
 
 pub fn settings(env: &Env) -> Result<Rc<Settings>, ConfigError> {
     SETTINGS.with(|cell| {
         cell.get_or_init(|| {
             let config = Config::from_lookup(|name| lookup(env, name))?;
-            let session_keys = config.session_key_current.as_ref().map(|current| SessionKeys {
-                current: SigningKey::new(current.expose()),
-                previous: config.session_key_previous.as_ref().map(|p| SigningKey::new(p.expose())),
-            });
-            Ok(Rc::new(Settings { config, session_keys }))
+            let session_keys = config
+                .session_key_current
+                .as_ref()
+                .map(|current| SessionKeys {
+                    current: SigningKey::new(current.expose()),
+                    previous: config
+                        .session_key_previous
+                        .as_ref()
+                        .map(|p| SigningKey::new(p.expose())),
+                });
+            Ok(Rc::new(Settings {
+                config,
+                session_keys,
+            }))
         })
         .clone()
     })
@@ -49,8 +61,10 @@ pub fn now_ms() -> i64 {
 
 pub fn new_trace_id() -> TraceId {
     // A CSPRNG failure is not worth failing a request over: fall back to the clock.
-    crate::secure_random::new_trace_id()
-        .unwrap_or_else(|_| TraceId::parse(&format!("edge-{:016x}", now_ms())).unwrap_or_else(|_| TraceId::from_random_bytes([0; 16])))
+    crate::secure_random::new_trace_id().unwrap_or_else(|_| {
+        TraceId::parse(&format!("edge-{:016x}", now_ms()))
+            .unwrap_or_else(|_| TraceId::from_random_bytes([0; 16]))
+    })
 }
 
 /// Writes a log line to the Worker's log stream (stdout of `wrangler dev`, Workers Logs deployed).
@@ -65,7 +79,10 @@ pub fn emit(line: &LogLine) {
 
 /// A log line for a job or cron run, outside any request.
 pub fn line(config: &Config, trace_id: &TraceId, level: Level, message: &str) -> LogLine {
-    let context = LogContext { env: config.environment.as_str(), trace_id: trace_id.to_string() };
+    let context = LogContext {
+        env: config.environment.as_str(),
+        trace_id: trace_id.to_string(),
+    };
     LogLine::new(level, message, &context, now_ms())
 }
 

@@ -9,7 +9,10 @@ use tokio_postgres::types::Type;
 use babybook_jobs::{format_rfc3339_millis, Id, Job, JobMessage, ReapTarget, TraceId};
 
 use crate::config::Config;
-use crate::cron::{CronJob, EXPORT_TTL_MS, MAX_PAGES, ORPHAN_GRACE_MS, PAGE_SIZE, PROBE_ALERT_MS, QUEUED_SWEEP_AFTER_MS};
+use crate::cron::{
+    CronJob, EXPORT_TTL_MS, MAX_PAGES, ORPHAN_GRACE_MS, PAGE_SIZE, PROBE_ALERT_MS,
+    QUEUED_SWEEP_AFTER_MS,
+};
 use crate::error::ApiError;
 use crate::lang::Lang;
 use crate::prewarm::active_window;
@@ -32,12 +35,25 @@ fn new_id() -> Result<Id, String> {
 }
 
 /// Runs one job with its start and end lines. `Err` is the failure, already logged.
-pub async fn run(job: CronJob, io: &Io, settings: &Settings, trace: &TraceId, now_ms: i64) -> Result<(), String> {
+pub async fn run(
+    job: CronJob,
+    io: &Io,
+    settings: &Settings,
+    trace: &TraceId,
+    now_ms: i64,
+) -> Result<(), String> {
     let config = &settings.config;
     let started = context::now_ms();
-    context::emit(&context::line(config, trace, Level::Info, "cron start").field("cron_job", job.as_str()).field("scheduled_time", format_rfc3339_millis(now_ms)));
+    context::emit(
+        &context::line(config, trace, Level::Info, "cron start")
+            .field("cron_job", job.as_str())
+            .field("scheduled_time", format_rfc3339_millis(now_ms)),
+    );
     let result = if test_controls::fault(config, &format!("cron:{}", job.as_str())) {
-        Err(format!("cron:{} fault switched on (test control)", job.as_str()))
+        Err(format!(
+            "cron:{} fault switched on (test control)",
+            job.as_str()
+        ))
     } else {
         match job {
             CronJob::Prewarm => prewarm(io, config, trace, now_ms, false).await,
@@ -49,10 +65,18 @@ pub async fn run(job: CronJob, io: &Io, settings: &Settings, trace: &TraceId, no
     let duration = context::now_ms() - started;
     match &result {
         Ok(report) => context::emit(
-            &context::line(config, trace, Level::Info, "cron end").field("cron_job", job.as_str()).field("ok", true).field("duration_ms", duration).field("report", report.clone()),
+            &context::line(config, trace, Level::Info, "cron end")
+                .field("cron_job", job.as_str())
+                .field("ok", true)
+                .field("duration_ms", duration)
+                .field("report", report.clone()),
         ),
         Err(e) => context::emit(
-            &context::line(config, trace, Level::Error, "cron end").field("cron_job", job.as_str()).field("ok", false).field("duration_ms", duration).field("error", e.clone()),
+            &context::line(config, trace, Level::Error, "cron end")
+                .field("cron_job", job.as_str())
+                .field("ok", false)
+                .field("duration_ms", duration)
+                .field("error", e.clone()),
         ),
     }
     result.map(|_| ())
@@ -60,16 +84,36 @@ pub async fn run(job: CronJob, io: &Io, settings: &Settings, trace: &TraceId, no
 
 /// Renders the top-N share pages into the edge cache, in every served language, exactly as the
 /// share route would. Outside a seasonal window (unless forced) it does nothing and says so.
-pub async fn prewarm(io: &Io, config: &Config, trace: &TraceId, now_ms: i64, forced: bool) -> Result<Value, String> {
+pub async fn prewarm(
+    io: &Io,
+    config: &Config,
+    trace: &TraceId,
+    now_ms: i64,
+    forced: bool,
+) -> Result<Value, String> {
     let window = active_window(&config.prewarm_windows, now_ms).map(|w| w.name.clone());
     if window.is_none() && !forced {
-        context::emit(&context::line(config, trace, Level::Info, "prewarm skipped: outside any seasonal window"));
-        return Ok(json!({"window": null, "warmed": 0, "skipped": 0, "failed": 0, "reason": "outside any seasonal window"}));
+        context::emit(&context::line(
+            config,
+            trace,
+            Level::Info,
+            "prewarm skipped: outside any seasonal window",
+        ));
+        return Ok(
+            json!({"window": null, "warmed": 0, "skipped": 0, "failed": 0, "reason": "outside any seasonal window"}),
+        );
     }
     let limit = i32::try_from(config.prewarm_top_n).unwrap_or(i32::MAX);
     let hashes: Vec<TokenHash> = db::transaction(io, Scope::System, Budget::Standard, async |tx| {
-        let rows = tx.rows("SELECT token_hash FROM popular_share_links($1)", &[(&limit, Type::INT4)]).await?;
-        rows.iter().map(|r| col::<Vec<u8>>(r, 0)).collect::<Result<Vec<_>, _>>()
+        let rows = tx
+            .rows(
+                "SELECT token_hash FROM popular_share_links($1)",
+                &[(&limit, Type::INT4)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| col::<Vec<u8>>(r, 0))
+            .collect::<Result<Vec<_>, _>>()
     })
     .await
     .map_err(text)?
@@ -82,7 +126,9 @@ pub async fn prewarm(io: &Io, config: &Config, trace: &TraceId, now_ms: i64, for
             if context::now_ms() > deadline {
                 return "over_budget";
             }
-            match share_cache::render_and_store(io, config, hash, &Lang::ALL, context::now_ms()).await {
+            match share_cache::render_and_store(io, config, hash, &Lang::ALL, context::now_ms())
+                .await
+            {
                 Ok(Some(_)) => "warmed",
                 Ok(None) => "skipped",
                 Err(_) => "failed",
@@ -104,7 +150,10 @@ pub async fn prewarm(io: &Io, config: &Config, trace: &TraceId, now_ms: i64, for
 /// second run finds nothing new.
 async fn reaper(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result<Value, String> {
     let now = format_rfc3339_millis(now_ms);
-    let (ttl, grace) = (format!("{} milliseconds", EXPORT_TTL_MS), format!("{} milliseconds", ORPHAN_GRACE_MS));
+    let (ttl, grace) = (
+        format!("{} milliseconds", EXPORT_TTL_MS),
+        format!("{} milliseconds", ORPHAN_GRACE_MS),
+    );
     let (mut exports, mut orphans) = (0usize, 0usize);
     for _ in 0..MAX_PAGES {
         let page = db::transaction(io, Scope::System, Budget::Standard, async |tx| {
@@ -183,7 +232,11 @@ async fn probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result
         };
         match (status.as_str(), ttr_ms) {
             ("ready", Some(ttr)) => {
-                context::emit(&context::line(config, trace, Level::Info, "queue probe ttr").field("probe_asset_id", id.clone()).field("ttr_ms", ttr));
+                context::emit(
+                    &context::line(config, trace, Level::Info, "queue probe ttr")
+                        .field("probe_asset_id", id.clone())
+                        .field("ttr_ms", ttr),
+                );
                 if ttr > PROBE_ALERT_MS {
                     alert("took longer than the threshold", ttr);
                 }
@@ -216,7 +269,18 @@ async fn probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result
         .await
         .map_err(text)?;
         let asset_id = Id::parse(&asset).map_err(|e| e.0)?;
-        jobs::publish(io, config, &JobMessage::new(job_id, account, trace.clone(), now_ms, Job::Probe { asset_id })).await?;
+        jobs::publish(
+            io,
+            config,
+            &JobMessage::new(
+                job_id,
+                account,
+                trace.clone(),
+                now_ms,
+                Job::Probe { asset_id },
+            ),
+        )
+        .await?;
         report["published"] = json!({"asset_id": asset, "job_id": job_text});
     }
     Ok(report)
@@ -224,7 +288,10 @@ async fn probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result
 
 /// Re-publishes assets and exports stuck in `queued` (their publish failed after the commit).
 async fn sweep(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result<Value, String> {
-    let (before, now) = (format_rfc3339_millis(now_ms - QUEUED_SWEEP_AFTER_MS), format_rfc3339_millis(now_ms));
+    let (before, now) = (
+        format_rfc3339_millis(now_ms - QUEUED_SWEEP_AFTER_MS),
+        format_rfc3339_millis(now_ms),
+    );
     let (assets, exports) = db::transaction(io, Scope::System, Budget::Standard, async |tx| {
         let assets = tx
             .rows(

@@ -73,9 +73,17 @@ pub struct Tx {
 impl Tx {
     pub async fn rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, ApiError> {
         // The server enforces statement_timeout; this bounds a connection that stops answering.
-        match within(self.budget.statement_ms() + 1_000, self.client.query_typed(sql, params)).await {
+        match within(
+            self.budget.statement_ms() + 1_000,
+            self.client.query_typed(sql, params),
+        )
+        .await
+        {
             Ok(result) => result.map_err(map_error),
-            Err(_) => Err(ApiError::new(ErrorCode::DatabaseUnavailable, "statement did not answer in time")),
+            Err(_) => Err(ApiError::new(
+                ErrorCode::DatabaseUnavailable,
+                "statement did not answer in time",
+            )),
         }
     }
 
@@ -84,7 +92,9 @@ impl Tx {
     }
 
     pub async fn one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, ApiError> {
-        self.opt(sql, params).await?.ok_or_else(|| ApiError::new(ErrorCode::Internal, "expected a row"))
+        self.opt(sql, params)
+            .await?
+            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "expected a row"))
     }
 
     pub async fn exec(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, ApiError> {
@@ -93,8 +103,12 @@ impl Tx {
 }
 
 /// Reads a column without the panic `Row::get` has on a type mismatch.
-pub fn col<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, ApiError> {
-    row.try_get(index).map_err(|e| ApiError::new(ErrorCode::Internal, format!("column {index}: {e}")))
+pub fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    index: usize,
+) -> Result<T, ApiError> {
+    row.try_get(index)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("column {index}: {e}")))
 }
 
 /// Runs `work` in one transaction under `scope`; commits if it returns `Ok`, rolls back otherwise.
@@ -115,10 +129,14 @@ pub async fn transaction<T>(
         Err(_) => {
             // The handshake is still in flight: let it end on its own, as for a stuck statement.
             io.lifeline.wait_until(async move {
-                worker::Delay::from(std::time::Duration::from_millis(u64::from(LINGER_LIMIT_MS))).await;
+                worker::Delay::from(std::time::Duration::from_millis(u64::from(LINGER_LIMIT_MS)))
+                    .await;
                 socket.close();
             });
-            return Err(ApiError::new(ErrorCode::DatabaseUnavailable, "connect timed out"));
+            return Err(ApiError::new(
+                ErrorCode::DatabaseUnavailable,
+                "connect timed out",
+            ));
         }
     };
     let tx = Tx { client, budget };
@@ -128,7 +146,10 @@ pub async fn transaction<T>(
     // outlive the request.
     drop(tx);
     let mut finished = finished;
-    if within(if result.is_ok() { 1_000 } else { 50 }, &mut finished).await.is_err() {
+    if within(if result.is_ok() { 1_000 } else { 50 }, &mut finished)
+        .await
+        .is_err()
+    {
         // A statement is still unanswered (a stuck pool, a dead server). Closing now would leave
         // the server's late answer with nowhere to go; instead the invocation stays alive until
         // the connection ends by itself, closing it only if that takes unreasonably long.
@@ -179,7 +200,9 @@ impl TlsConnect<Socket> for TrackedTls {
 
     fn connect(self, _plain: Socket) -> Self::Future {
         let upgraded = match self.0 .0.borrow().as_ref() {
-            Some(raw) => raw.start_tls().map_err(|e| TlsUpgradeFailed(format!("{e:?}"))),
+            Some(raw) => raw
+                .start_tls()
+                .map_err(|e| TlsUpgradeFailed(format!("{e:?}"))),
             None => Err(TlsUpgradeFailed("socket already closed".into())),
         };
         std::future::ready(upgraded.map(|raw| {
@@ -189,14 +212,22 @@ impl TlsConnect<Socket> for TrackedTls {
     }
 }
 
-async fn run<T>(tx: &Tx, scope: Scope, budget: Budget, work: impl AsyncFnOnce(&Tx) -> Result<T, ApiError>) -> Result<T, ApiError> {
+async fn run<T>(
+    tx: &Tx,
+    scope: Scope,
+    budget: Budget,
+    work: impl AsyncFnOnce(&Tx) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
     let account = match scope {
         Scope::Account(id) => id.to_string(),
         Scope::System => String::new(),
     };
     let statement_ms = budget.statement_ms().to_string();
     let begin = async {
-        tx.client.query_typed("BEGIN", &[]).await.map_err(map_error)?;
+        tx.client
+            .query_typed("BEGIN", &[])
+            .await
+            .map_err(map_error)?;
         tx.client
             .query_typed(
                 "SELECT set_config('statement_timeout', $1, true), set_config('app.account_id', $2, true)",
@@ -207,9 +238,12 @@ async fn run<T>(tx: &Tx, scope: Scope, budget: Budget, work: impl AsyncFnOnce(&T
     };
     // Behind a transaction pooler the server connection is assigned at the first statement:
     // this is where a saturated pool shows, so it gets the acquire timeout too.
-    within(ACQUIRE_TIMEOUT_MS, begin)
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::DatabaseUnavailable, "no server connection within the acquire timeout"))??;
+    within(ACQUIRE_TIMEOUT_MS, begin).await.map_err(|_| {
+        ApiError::new(
+            ErrorCode::DatabaseUnavailable,
+            "no server connection within the acquire timeout",
+        )
+    })??;
     match work(tx).await {
         Ok(value) => {
             within(budget.statement_ms(), tx.client.query_typed("COMMIT", &[]))
@@ -228,20 +262,30 @@ async fn run<T>(tx: &Tx, scope: Scope, budget: Budget, work: impl AsyncFnOnce(&T
 type Finished = futures_util::future::LocalBoxFuture<'static, ()>;
 
 async fn connect(io: &Io, raw: RawSocket) -> Result<(Client, Finished), ApiError> {
-    let unavailable = |what: &str, e: &dyn std::fmt::Display| ApiError::new(ErrorCode::DatabaseUnavailable, format!("{what}: {e}"));
-    let hyperdrive = io.hyperdrive(binding::HYPERDRIVE).map_err(|e| unavailable("hyperdrive binding", &e))?;
-    let config: tokio_postgres::Config =
-        hyperdrive.connection_string().parse().map_err(|e| unavailable("hyperdrive connection string", &e))?;
+    let unavailable = |what: &str, e: &dyn std::fmt::Display| {
+        ApiError::new(ErrorCode::DatabaseUnavailable, format!("{what}: {e}"))
+    };
+    let hyperdrive = io
+        .hyperdrive(binding::HYPERDRIVE)
+        .map_err(|e| unavailable("hyperdrive binding", &e))?;
+    let config: tokio_postgres::Config = hyperdrive
+        .connection_string()
+        .parse()
+        .map_err(|e| unavailable("hyperdrive connection string", &e))?;
     let address = js_sys::Object::new();
     let _ = js_sys::Reflect::set(&address, &"hostname".into(), &hyperdrive.host().into());
     let _ = js_sys::Reflect::set(&address, &"port".into(), &JsValue::from(hyperdrive.port()));
     let options = js_sys::Object::new();
     let _ = js_sys::Reflect::set(&options, &"secureTransport".into(), &"starttls".into());
     let _ = js_sys::Reflect::set(&options, &"allowHalfOpen".into(), &false.into());
-    let socket = worker::worker_sys::connect(address.into(), options.into()).map_err(|e| unavailable("socket", &format!("{e:?}")))?;
+    let socket = worker::worker_sys::connect(address.into(), options.into())
+        .map_err(|e| unavailable("socket", &format!("{e:?}")))?;
     *raw.0.borrow_mut() = Some(socket.clone());
     count(Counter::DbConnections);
-    let (client, connection) = config.connect_raw(Socket::from(socket), TrackedTls(raw)).await.map_err(|e| unavailable("connect", &e))?;
+    let (client, connection) = config
+        .connect_raw(Socket::from(socket), TrackedTls(raw))
+        .await
+        .map_err(|e| unavailable("connect", &e))?;
     let (sender, receiver) = futures_channel::oneshot::channel::<()>();
     wasm_bindgen_futures::spawn_local(async move {
         // Ends when the client is dropped (clean) or the server goes away (the work sees it).
@@ -260,14 +304,21 @@ fn map_error(e: tokio_postgres::Error) -> ApiError {
     let state = db.code().code();
     let code = match state {
         "23505" => ErrorCode::Conflict,
-        "23503" | "23502" | "23514" | "22P02" | "22001" | "22003" | "22007" | "22008" => ErrorCode::ValidationFailed,
+        "23503" | "23502" | "23514" | "22P02" | "22001" | "22003" | "22007" | "22008" => {
+            ErrorCode::ValidationFailed
+        }
         // query_canceled (statement_timeout), too many connections, cannot connect now, admin shutdown
-        "57014" | "53300" | "57P03" | "57P01" | "08006" | "08001" | "08004" => ErrorCode::DatabaseUnavailable,
+        "57014" | "53300" | "57P03" | "57P01" | "08006" | "08001" | "08004" => {
+            ErrorCode::DatabaseUnavailable
+        }
         _ => ErrorCode::Internal,
     };
     let mut error = ApiError::new(code, format!("postgres {state}: {}", db.message()));
     if code == ErrorCode::ValidationFailed {
-        error.fields = vec![("body".into(), "refers to data that does not exist or breaks a rule".into())];
+        error.fields = vec![(
+            "body".into(),
+            "refers to data that does not exist or breaks a rule".into(),
+        )];
     }
     error
 }

@@ -20,14 +20,19 @@ use super::context::{self, Io, Settings};
 use super::db::{self, Budget, Scope};
 
 pub fn bucket(io: &Io) -> Result<Bucket, String> {
-    io.bucket(binding::DEAD_JOBS).map_err(|e| format!("DEAD_JOBS binding: {e}"))
+    io.bucket(binding::DEAD_JOBS)
+        .map_err(|e| format!("DEAD_JOBS binding: {e}"))
 }
 
 pub fn object_key(dead: &DeadJob, fallback_id: &str) -> String {
     format!("{}.json", dead.key(fallback_id))
 }
 
-pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: std::rc::Rc<Settings>) {
+pub async fn consume(
+    batch: worker::worker_sys::MessageBatch,
+    io: Io,
+    settings: std::rc::Rc<Settings>,
+) {
     let config = &settings.config;
     for delivery in deliveries(&batch) {
         let now = context::now_ms();
@@ -35,12 +40,26 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
         let class = dead.class();
         let key = object_key(&dead, &delivery.id());
         let stored = match bucket(&io) {
-            Ok(bucket) => bucket.put(key.clone(), dead.to_json()).execute().await.map(|_| ()).map_err(|e| e.to_string()),
+            Ok(bucket) => bucket
+                .put(key.clone(), dead.to_json())
+                .execute()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
         if let Err(e) = stored {
             // Keep the message until the store is back; the alert fires when it is stored.
-            context::emit(&context::line(config, &context::new_trace_id(), Level::Error, "dead job not stored").field("key", key).field("detail", e));
+            context::emit(
+                &context::line(
+                    config,
+                    &context::new_trace_id(),
+                    Level::Error,
+                    "dead job not stored",
+                )
+                .field("key", key)
+                .field("detail", e),
+            );
             delivery.retry(30);
             continue;
         }
@@ -49,22 +68,35 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
                 mark_failed(&io, job, &dead.failure).await;
             }
         }
-        let trace = dead.job.as_ref().map(|j| j.trace_id.clone()).unwrap_or_else(context::new_trace_id);
+        let trace = dead
+            .job
+            .as_ref()
+            .map(|j| j.trace_id.clone())
+            .unwrap_or_else(context::new_trace_id);
         let mut line = context::line(config, &trace, Level::Error, "dead job")
             .field("alert", "dlq_item")
             .field("severity", "sev2")
             .field("classification", class.as_str())
-            .field("action", match class {
-                FailureClass::Definitive => "asset marked failed; the user can be told",
-                FailureClass::WorkerBug => "alert: fix the worker, then re-drive",
-                FailureClass::External => "escalate to the provider; re-drive when it recovers",
-            })
+            .field(
+                "action",
+                match class {
+                    FailureClass::Definitive => "asset marked failed; the user can be told",
+                    FailureClass::WorkerBug => "alert: fix the worker, then re-drive",
+                    FailureClass::External => "escalate to the provider; re-drive when it recovers",
+                },
+            )
             .field("attempts", dead.failure.attempts)
-            .field("last_error", serde_json::to_value(&dead.failure).unwrap_or_default())
+            .field(
+                "last_error",
+                serde_json::to_value(&dead.failure).unwrap_or_default(),
+            )
             .field("dead_job_key", key)
             .field("runbook", "docs/runbooks/dlq.md");
         if let Some(job) = &dead.job {
-            line = line.account(&job.account_id).field("job_id", job.job_id.to_string()).field("job_type", job.job_type().as_str());
+            line = line
+                .account(&job.account_id)
+                .field("job_id", job.job_id.to_string())
+                .field("job_type", job.job_type().as_str());
         }
         context::emit(&line);
         delivery.ack();
@@ -72,7 +104,11 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
 }
 
 /// Counts the dead jobs of a class, for the probe and the admin listing.
-pub async fn list_keys(io: &Io, class: Option<FailureClass>, limit: u32) -> Result<Vec<String>, String> {
+pub async fn list_keys(
+    io: &Io,
+    class: Option<FailureClass>,
+    limit: u32,
+) -> Result<Vec<String>, String> {
     let bucket = bucket(io)?;
     let mut builder = bucket.list().limit(limit);
     if let Some(class) = class {
@@ -83,12 +119,21 @@ pub async fn list_keys(io: &Io, class: Option<FailureClass>, limit: u32) -> Resu
 }
 
 pub async fn read(io: &Io, key: &str) -> Result<Option<DeadJob>, String> {
-    let Some(object) = bucket(io)?.get(key).execute().await.map_err(|e| e.to_string())? else { return Ok(None) };
+    let Some(object) = bucket(io)?
+        .get(key)
+        .execute()
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
     let text = match object.body() {
         Some(body) => body.text().await.map_err(|e| e.to_string())?,
         None => return Ok(None),
     };
-    serde_json::from_str(&text).map(Some).map_err(|e| format!("{key}: {e}"))
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| format!("{key}: {e}"))
 }
 
 pub async fn remove(io: &Io, key: &str) -> Result<(), String> {
@@ -104,5 +149,11 @@ pub async fn requeue_subject(io: &Io, job: &babybook_jobs::JobMessage) {
         Job::Export { export_id } => ("UPDATE account_export SET status = 'queued', failure_reason = NULL WHERE id = $1::uuid AND status = 'failed' RETURNING 1", export_id.to_string()),
         _ => return,
     };
-    let _ = db::transaction(io, Scope::Account(job.account_id), Budget::Standard, async |tx| tx.exec(sql, &[(&id, Type::TEXT)]).await).await;
+    let _ = db::transaction(
+        io,
+        Scope::Account(job.account_id),
+        Budget::Standard,
+        async |tx| tx.exec(sql, &[(&id, Type::TEXT)]).await,
+    )
+    .await;
 }

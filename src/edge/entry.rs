@@ -27,7 +27,10 @@ fn settings_or_log(env: &Env) -> Option<Rc<Settings>> {
     match context::settings(env) {
         Ok(settings) => Some(settings),
         Err(e) => {
-            worker::console_error!("{{\"level\":\"ERROR\",\"message\":\"configuration error\",\"detail\":{:?}}}", e.to_string());
+            worker::console_error!(
+                "{{\"level\":\"ERROR\",\"message\":\"configuration error\",\"detail\":{:?}}}",
+                e.to_string()
+            );
             None
         }
     }
@@ -37,14 +40,21 @@ fn settings_or_log(env: &Env) -> Option<Rc<Settings>> {
 /// runtime's per-message `attempts` is only on the raw message, and the macro turns an `Err` into
 /// a panic that retries the whole batch. This handler decides per message and always resolves.
 #[wasm_bindgen]
-pub fn queue(batch: worker::worker_sys::MessageBatch, env: Env, ctx: worker::worker_sys::Context) -> js_sys::Promise {
+pub fn queue(
+    batch: worker::worker_sys::MessageBatch,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+) -> js_sys::Promise {
     wasm_bindgen_futures::future_to_promise(async move {
         let Some(settings) = settings_or_log(&env) else {
             // Without configuration nothing can be processed correctly: retry later, all of it.
             let _ = batch.retry_all(JsValue::NULL);
             return Ok(JsValue::UNDEFINED);
         };
-        let io = Io { env, lifeline: Lifeline::Invocation(Rc::new(Context::new(ctx))) };
+        let io = Io {
+            env,
+            lifeline: Lifeline::Invocation(Rc::new(Context::new(ctx))),
+        };
         let queue = batch.queue().map(String::from).unwrap_or_default();
         if queue.starts_with(queue_name::JOBS_DLQ) {
             dead_letters::consume(batch, io, settings).await;
@@ -61,18 +71,36 @@ pub fn queue(batch: worker::worker_sys::MessageBatch, env: Env, ctx: worker::wor
 /// `/cdn-cgi/handler/scheduled` locally) then reports the run as failed. Every job of the trigger
 /// runs even when one fails.
 #[wasm_bindgen]
-pub fn scheduled(event: worker::worker_sys::ScheduledEvent, env: Env, ctx: worker::worker_sys::ScheduleContext) -> js_sys::Promise {
+pub fn scheduled(
+    event: worker::worker_sys::ScheduledEvent,
+    env: Env,
+    ctx: worker::worker_sys::ScheduleContext,
+) -> js_sys::Promise {
     wasm_bindgen_futures::future_to_promise(async move {
         let Some(settings) = settings_or_log(&env) else {
             return Err(JsValue::from_str("configuration error"));
         };
-        let io = Io { env, lifeline: Lifeline::Cron(Rc::new(worker::ScheduleContext::from(ctx))) };
+        let io = Io {
+            env,
+            lifeline: Lifeline::Cron(Rc::new(worker::ScheduleContext::from(ctx))),
+        };
         let cron = event.cron().unwrap_or_default();
-        let now_ms = event.scheduled_time().map(|t| t as i64).unwrap_or_else(|_| context::now_ms());
+        let now_ms = event
+            .scheduled_time()
+            .map(|t| t as i64)
+            .unwrap_or_else(|_| context::now_ms());
         let trace = context::new_trace_id();
         let jobs = jobs_for(&cron);
         if jobs.is_empty() {
-            context::emit(&context::line(&settings.config, &trace, Level::Warn, "cron trigger with no jobs").field("cron", cron.clone()));
+            context::emit(
+                &context::line(
+                    &settings.config,
+                    &trace,
+                    Level::Warn,
+                    "cron trigger with no jobs",
+                )
+                .field("cron", cron.clone()),
+            );
         }
         let mut failures = Vec::new();
         for &job in jobs {
@@ -83,7 +111,10 @@ pub fn scheduled(event: worker::worker_sys::ScheduledEvent, env: Env, ctx: worke
         if failures.is_empty() {
             Ok(JsValue::UNDEFINED)
         } else {
-            Err(JsValue::from_str(&format!("cron {cron} (trace {trace}): {}", failures.join("; "))))
+            Err(JsValue::from_str(&format!(
+                "cron {cron} (trace {trace}): {}",
+                failures.join("; ")
+            )))
         }
     })
 }

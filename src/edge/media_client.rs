@@ -22,10 +22,23 @@ pub struct Answer {
 }
 
 fn base_url(config: &Config) -> Result<&str, Failure> {
-    config.media_worker_url.as_deref().ok_or_else(|| Failure::new(FailureKind::Forbidden, None, "MEDIA_WORKER_URL is not configured"))
+    config.media_worker_url.as_deref().ok_or_else(|| {
+        Failure::new(
+            FailureKind::Forbidden,
+            None,
+            "MEDIA_WORKER_URL is not configured",
+        )
+    })
 }
 
-async fn send(config: &Config, method: Method, url: &str, trace_id: &str, body: Option<String>, timeout_ms: u32) -> Result<(u16, String), Failure> {
+async fn send(
+    config: &Config,
+    method: Method,
+    url: &str,
+    trace_id: &str,
+    body: Option<String>,
+    timeout_ms: u32,
+) -> Result<(u16, String), Failure> {
     let headers = Headers::new();
     let _ = headers.set("content-type", "application/json");
     let _ = headers.set("x-trace-id", trace_id);
@@ -35,8 +48,11 @@ async fn send(config: &Config, method: Method, url: &str, trace_id: &str, body: 
     let controller = AbortController::default();
     let signal = controller.signal();
     let mut init = RequestInit::new();
-    init.with_method(method).with_headers(headers).with_body(body.map(|b| JsValue::from_str(&b)));
-    let request = Request::new_with_init(url, &init).map_err(|e| Failure::new(FailureKind::Rejected, None, &format!("request: {e}")))?;
+    init.with_method(method)
+        .with_headers(headers)
+        .with_body(body.map(|b| JsValue::from_str(&b)));
+    let request = Request::new_with_init(url, &init)
+        .map_err(|e| Failure::new(FailureKind::Rejected, None, &format!("request: {e}")))?;
     count(Counter::MediaCalls);
     let call = async {
         let mut response = Fetch::Request(request).send_with_signal(&signal).await?;
@@ -49,7 +65,11 @@ async fn send(config: &Config, method: Method, url: &str, trace_id: &str, body: 
         Ok(Err(e)) => Err(Failure::new(FailureKind::Connection, None, &e.to_string())),
         Err(_) => {
             controller.abort();
-            Err(Failure::new(FailureKind::Timeout, None, &format!("no answer within {timeout_ms} ms")))
+            Err(Failure::new(
+                FailureKind::Timeout,
+                None,
+                &format!("no answer within {timeout_ms} ms"),
+            ))
         }
     }
 }
@@ -58,36 +78,89 @@ async fn send(config: &Config, method: Method, url: &str, trace_id: &str, body: 
 pub async fn run_job(config: &Config, message: &JobMessage) -> Answer {
     let url = match base_url(config) {
         Ok(base) => format!("{base}/jobs"),
-        Err(f) => return Answer { outcome: MediaOutcome::Failed(f), body: serde_json::Value::Null },
+        Err(f) => {
+            return Answer {
+                outcome: MediaOutcome::Failed(f),
+                body: serde_json::Value::Null,
+            }
+        }
     };
-    match send(config, Method::Post, &url, message.trace_id.as_str(), Some(message.to_json()), MEDIA_CALL_TIMEOUT_MS).await {
+    match send(
+        config,
+        Method::Post,
+        &url,
+        message.trace_id.as_str(),
+        Some(message.to_json()),
+        MEDIA_CALL_TIMEOUT_MS,
+    )
+    .await
+    {
         Ok((status, text)) => {
             let detail: String = text.chars().take(200).collect();
-            Answer { outcome: MediaOutcome::from_status(status, &detail), body: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null) }
+            Answer {
+                outcome: MediaOutcome::from_status(status, &detail),
+                body: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+            }
         }
-        Err(failure) => Answer { outcome: MediaOutcome::Failed(failure), body: serde_json::Value::Null },
+        Err(failure) => Answer {
+            outcome: MediaOutcome::Failed(failure),
+            body: serde_json::Value::Null,
+        },
     }
 }
 
 /// What storage holds under `key`: `Ok(None)` when there is no such object.
-pub async fn object_info(config: &Config, key: &str, trace_id: &str) -> Result<Option<(i64, String)>, Failure> {
-    let encoded: String = key.split('/').map(|s| js_sys::encode_uri_component(s).as_string().unwrap_or_default()).collect::<Vec<_>>().join("/");
+pub async fn object_info(
+    config: &Config,
+    key: &str,
+    trace_id: &str,
+) -> Result<Option<(i64, String)>, Failure> {
+    let encoded: String = key
+        .split('/')
+        .map(|s| {
+            js_sys::encode_uri_component(s)
+                .as_string()
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("/");
     let url = format!("{}/objects/{encoded}", base_url(config)?);
-    let (status, text) = send(config, Method::Get, &url, trace_id, None, OBJECT_HEAD_TIMEOUT_MS).await?;
+    let (status, text) = send(
+        config,
+        Method::Get,
+        &url,
+        trace_id,
+        None,
+        OBJECT_HEAD_TIMEOUT_MS,
+    )
+    .await?;
     match status {
         404 => Ok(None),
         200 => {
-            let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| Failure::new(FailureKind::Rejected, Some(200), "object info is not JSON"))?;
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| {
+                Failure::new(FailureKind::Rejected, Some(200), "object info is not JSON")
+            })?;
             let size = value.get("size").and_then(serde_json::Value::as_i64);
-            let etag = value.get("etag").and_then(serde_json::Value::as_str).map(|e| e.trim_matches('"').to_owned());
+            let etag = value
+                .get("etag")
+                .and_then(serde_json::Value::as_str)
+                .map(|e| e.trim_matches('"').to_owned());
             match (size, etag) {
                 (Some(size), Some(etag)) => Ok(Some((size, etag))),
-                _ => Err(Failure::new(FailureKind::Rejected, Some(200), "object info lacks size or etag")),
+                _ => Err(Failure::new(
+                    FailureKind::Rejected,
+                    Some(200),
+                    "object info lacks size or etag",
+                )),
             }
         }
         other => match MediaOutcome::from_status(other, &text) {
             MediaOutcome::Failed(f) => Err(f),
-            MediaOutcome::Done => Err(Failure::new(FailureKind::Rejected, Some(other), "unexpected status")),
+            MediaOutcome::Done => Err(Failure::new(
+                FailureKind::Rejected,
+                Some(other),
+                "unexpected status",
+            )),
         },
     }
 }

@@ -36,7 +36,10 @@ pub struct Incoming {
 
 impl Incoming {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -53,21 +56,33 @@ pub struct Notes {
 pub async fn handle(req: Request, env: Env, ctx: worker::Context) -> Response {
     let started_ms = context::now_ms();
     let headers: Vec<(String, String)> = req.headers().entries().collect();
-    let header = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
     let trace_id = trace_id_from(header("traceparent"), header("x-trace-id"));
     let lang = Lang::negotiate(header("accept-language"));
     let settings = match context::settings(&env) {
         Ok(settings) => settings,
         Err(e) => {
             worker::console_error!("{{\"level\":\"ERROR\",\"message\":\"configuration error\",\"detail\":{:?},\"trace_id\":\"{}\"}}", e.to_string(), trace_id);
-            let reply = ApiError::new(ErrorCode::Internal, e.to_string()).to_reply(trace_id.as_str(), lang);
+            let reply =
+                ApiError::new(ErrorCode::Internal, e.to_string()).to_reply(trace_id.as_str(), lang);
             return into_response(reply, false);
         }
     };
     let url = req.url().ok();
-    let origin = url.as_ref().map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    let origin = url
+        .as_ref()
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
     let cx = RequestContext {
-        io: context::Io { env, lifeline: context::Lifeline::Invocation(Rc::new(ctx)) },
+        io: context::Io {
+            env,
+            lifeline: context::Lifeline::Invocation(Rc::new(ctx)),
+        },
         settings,
         trace_id,
         lang,
@@ -76,9 +91,18 @@ pub async fn handle(req: Request, env: Env, ctx: worker::Context) -> Response {
         started_ms,
     };
     let method = req.inner().method();
-    let path = url.as_ref().map(|u| u.path().to_owned()).unwrap_or_else(|| "/".into());
-    let target_len = url.as_ref().map(|u| u.path().len() + u.query().map_or(0, |q| q.len() + 1)).unwrap_or(0);
-    let host = url.as_ref().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+    let path = url
+        .as_ref()
+        .map(|u| u.path().to_owned())
+        .unwrap_or_else(|| "/".into());
+    let target_len = url
+        .as_ref()
+        .map(|u| u.path().len() + u.query().map_or(0, |q| q.len() + 1))
+        .unwrap_or(0);
+    let host = url
+        .as_ref()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
     let mut notes = Notes::default();
     let head = RequestHead {
         method: &method,
@@ -102,11 +126,18 @@ pub async fn handle(req: Request, env: Env, ctx: worker::Context) -> Response {
 }
 
 fn decorate_api(reply: &mut Reply, cx: &RequestContext, origin: Option<&str>) {
-    cors::decorate(reply, cors::check_origin(origin, &cx.config().app_origin), &cx.config().app_origin);
+    cors::decorate(
+        reply,
+        cors::check_origin(origin, &cx.config().app_origin),
+        &cx.config().app_origin,
+    );
     reply.set_header("strict-transport-security", share_headers::HSTS);
     reply.set_header("x-content-type-options", "nosniff");
     if reply.get("content-security-policy").is_none() {
-        reply.set_header("content-security-policy", "default-src 'none'; frame-ancestors 'none'");
+        reply.set_header(
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        );
     }
 }
 
@@ -115,9 +146,11 @@ fn trace_id_from(traceparent: Option<&str>, x_trace_id: Option<&str>) -> TraceId
     let from_traceparent = traceparent.and_then(|tp| {
         let mut parts = tp.trim().split('-');
         let (_version, trace) = (parts.next()?, parts.next()?);
-        (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()) && trace != "0".repeat(32))
-            .then(|| TraceId::parse(&trace.to_ascii_lowercase()).ok())
-            .flatten()
+        (trace.len() == 32
+            && trace.bytes().all(|b| b.is_ascii_hexdigit())
+            && trace != "0".repeat(32))
+        .then(|| TraceId::parse(&trace.to_ascii_lowercase()).ok())
+        .flatten()
     });
     from_traceparent
         .or_else(|| x_trace_id.and_then(|t| TraceId::parse(t.trim()).ok()))
@@ -126,15 +159,31 @@ fn trace_id_from(traceparent: Option<&str>, x_trace_id: Option<&str>) -> TraceId
 
 fn host_surfaces(cx: &RequestContext, host: &str) -> (bool, bool) {
     let host = host.to_ascii_lowercase();
-    (cx.config().is_share_host(&host), cx.config().is_api_host(&host))
+    (
+        cx.config().is_share_host(&host),
+        cx.config().is_api_host(&host),
+    )
 }
 
-async fn route(mut req: Request, cx: &RequestContext, head: &RequestHead<'_>, headers: Vec<(String, String)>, notes: &mut Notes) -> Reply {
+async fn route(
+    mut req: Request,
+    cx: &RequestContext,
+    head: &RequestHead<'_>,
+    headers: Vec<(String, String)>,
+    notes: &mut Notes,
+) -> Reply {
     let config = cx.config();
-    let header = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
 
     // 1. Hygiene.
-    if let Err(rejection) = hygiene::screen(head, |host| config.is_share_host(host) || config.is_api_host(host)) {
+    if let Err(rejection) = hygiene::screen(head, |host| {
+        config.is_share_host(host) || config.is_api_host(host)
+    }) {
         telemetry::count_rejection(rejection.log_tag());
         notes.rejection = Some(rejection.log_tag());
         let code = match rejection {
@@ -144,7 +193,8 @@ async fn route(mut req: Request, cx: &RequestContext, head: &RequestHead<'_>, he
             Rejection::UnknownHost => ErrorCode::MisdirectedRequest,
             Rejection::UnknownMethod => ErrorCode::MethodNotAllowed,
         };
-        let mut reply = ApiError::new(code, rejection.log_tag()).to_reply(cx.trace_id.as_str(), cx.lang);
+        let mut reply =
+            ApiError::new(code, rejection.log_tag()).to_reply(cx.trace_id.as_str(), cx.lang);
         if rejection == Rejection::UnknownMethod {
             let allow = match routes::resolve(routes::table(), "TRACE", head.path, |_| true) {
                 Resolution::MethodNotAllowed { allow } => allow,
@@ -165,32 +215,46 @@ async fn route(mut req: Request, cx: &RequestContext, head: &RequestHead<'_>, he
     if head.method == "OPTIONS" && serves_api {
         notes.surface = Some(Surface::Api);
         notes.route = Some("OPTIONS *");
-        return cors::preflight(cors::check_origin(header("origin").as_deref(), &config.app_origin), &config.app_origin);
+        return cors::preflight(
+            cors::check_origin(header("origin").as_deref(), &config.app_origin),
+            &config.app_origin,
+        );
     }
 
     // 3. Route.
-    let matched: Matched<'_> = match routes::resolve(routes::table(), head.method, head.path, serves) {
-        Resolution::Found(m) => m,
-        Resolution::MethodNotAllowed { allow } => {
-            notes.rejection = Some("method_not_allowed");
-            telemetry::count_rejection("method_not_allowed");
-            return ApiError::new(ErrorCode::MethodNotAllowed, "method").to_reply(cx.trace_id.as_str(), cx.lang).header("allow", allow);
-        }
-        Resolution::NotFound if serves_api && config.origin_url.is_some() && !head.path.starts_with("/s/") => {
-            notes.surface = Some(Surface::Api);
-            notes.route = Some("proxy");
-            let session = header("cookie").and_then(|c| open_session(cx, &c).ok());
-            notes.account = session.as_ref().map(|s| s.aid);
-            return proxy::forward(cx, req, head.method, &headers, session.as_ref()).await.unwrap_or_else(|e| error_reply(cx, notes, e));
-        }
-        Resolution::NotFound => {
-            if serves_share && head.path.starts_with("/s/") {
-                notes.surface = Some(Surface::Share);
-                return share_route::not_found(cx);
+    let matched: Matched<'_> =
+        match routes::resolve(routes::table(), head.method, head.path, serves) {
+            Resolution::Found(m) => m,
+            Resolution::MethodNotAllowed { allow } => {
+                notes.rejection = Some("method_not_allowed");
+                telemetry::count_rejection("method_not_allowed");
+                return ApiError::new(ErrorCode::MethodNotAllowed, "method")
+                    .to_reply(cx.trace_id.as_str(), cx.lang)
+                    .header("allow", allow);
             }
-            return error_reply(cx, notes, ApiError::new(ErrorCode::NotFound, format!("no route for {}", head.path)));
-        }
-    };
+            Resolution::NotFound
+                if serves_api && config.origin_url.is_some() && !head.path.starts_with("/s/") =>
+            {
+                notes.surface = Some(Surface::Api);
+                notes.route = Some("proxy");
+                let session = header("cookie").and_then(|c| open_session(cx, &c).ok());
+                notes.account = session.as_ref().map(|s| s.aid);
+                return proxy::forward(cx, req, head.method, &headers, session.as_ref())
+                    .await
+                    .unwrap_or_else(|e| error_reply(cx, notes, e));
+            }
+            Resolution::NotFound => {
+                if serves_share && head.path.starts_with("/s/") {
+                    notes.surface = Some(Surface::Share);
+                    return share_route::not_found(cx);
+                }
+                return error_reply(
+                    cx,
+                    notes,
+                    ApiError::new(ErrorCode::NotFound, format!("no route for {}", head.path)),
+                );
+            }
+        };
     let route = matched.route;
     notes.route = Some(route.pattern());
     notes.surface = Some(match route.surface() {
@@ -201,43 +265,92 @@ async fn route(mut req: Request, cx: &RequestContext, head: &RequestHead<'_>, he
 
     // 4. Guards.
     if access.is_test_control() && !config.test_controls {
-        return error_reply(cx, notes, ApiError::new(ErrorCode::NotFound, "test controls are off"));
+        return error_reply(
+            cx,
+            notes,
+            ApiError::new(ErrorCode::NotFound, "test controls are off"),
+        );
     }
     if access.is_admin() {
-        let presented = header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned));
+        let presented =
+            header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned));
         let valid = match (&config.admin_api_token, presented) {
             (Some(expected), Some(given)) => {
-                given.len() == expected.expose().len() && bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes()))
+                given.len() == expected.expose().len()
+                    && bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes()))
             }
             _ => false,
         };
         if !valid {
-            return error_reply(cx, notes, ApiError::new(ErrorCode::Unauthorized, "admin token missing or wrong"));
+            return error_reply(
+                cx,
+                notes,
+                ApiError::new(ErrorCode::Unauthorized, "admin token missing or wrong"),
+            );
         }
     }
     let origin_check = cors::check_origin(header("origin").as_deref(), &config.app_origin);
     if route.method().is_write() && origin_check == OriginCheck::Refused && !access.is_admin() {
-        return error_reply(cx, notes, ApiError::new(ErrorCode::OriginNotAllowed, format!("write from origin {:?}", header("origin"))));
+        return error_reply(
+            cx,
+            notes,
+            ApiError::new(
+                ErrorCode::OriginNotAllowed,
+                format!("write from origin {:?}", header("origin")),
+            ),
+        );
     }
     if access.is_user_write() && config.read_only {
-        return error_reply(cx, notes, ApiError::new(ErrorCode::ReadOnly, "READ_ONLY is on"));
+        return error_reply(
+            cx,
+            notes,
+            ApiError::new(ErrorCode::ReadOnly, "READ_ONLY is on"),
+        );
     }
-    let session = if route.surface() == Surface::Api { header("cookie").map(|c| open_session(cx, &c)) } else { None };
+    let session = if route.surface() == Surface::Api {
+        header("cookie").map(|c| open_session(cx, &c))
+    } else {
+        None
+    };
     let session = match (session, access.needs_session()) {
         (Some(Ok(s)), _) => Some(s),
         (Some(Err(e)), true) => return error_reply(cx, notes, e),
-        (None, true) => return error_reply(cx, notes, ApiError::new(ErrorCode::Unauthorized, "no session cookie")),
+        (None, true) => {
+            return error_reply(
+                cx,
+                notes,
+                ApiError::new(ErrorCode::Unauthorized, "no session cookie"),
+            )
+        }
         (_, false) => None,
     };
     notes.account = session.as_ref().map(|s| s.aid);
     if access.needs_csrf() {
         let Some(keys) = cx.settings.session_keys.as_ref() else {
-            return error_reply(cx, notes, ApiError::new(ErrorCode::Internal, "SESSION_KEY_CURRENT is not configured"));
+            return error_reply(
+                cx,
+                notes,
+                ApiError::new(ErrorCode::Internal, "SESSION_KEY_CURRENT is not configured"),
+            );
         };
-        let sid = if route.id() == RouteId::Login { None } else { session.as_ref().map(|s| s.sid.as_str()) };
-        let cookie_token = header("cookie").and_then(|c| session::cookie_value(&c, csrf::COOKIE_NAME).map(str::to_owned));
-        if let Err(e) = csrf::verify(keys, sid, header(csrf::HEADER_NAME).as_deref(), cookie_token.as_deref()) {
-            return error_reply(cx, notes, ApiError::new(ErrorCode::CsrfFailed, format!("csrf {}", e.as_str())));
+        let sid = if route.id() == RouteId::Login {
+            None
+        } else {
+            session.as_ref().map(|s| s.sid.as_str())
+        };
+        let cookie_token = header("cookie")
+            .and_then(|c| session::cookie_value(&c, csrf::COOKIE_NAME).map(str::to_owned));
+        if let Err(e) = csrf::verify(
+            keys,
+            sid,
+            header(csrf::HEADER_NAME).as_deref(),
+            cookie_token.as_deref(),
+        ) {
+            return error_reply(
+                cx,
+                notes,
+                ApiError::new(ErrorCode::CsrfFailed, format!("csrf {}", e.as_str())),
+            );
         }
     }
 
@@ -246,30 +359,70 @@ async fn route(mut req: Request, cx: &RequestContext, head: &RequestHead<'_>, he
     if route.method().is_write() {
         let declared = header("content-length").and_then(|l| l.trim().parse::<usize>().ok());
         if declared.is_some_and(|n| n > route.body_limit()) {
-            return error_reply(cx, notes, ApiError::new(ErrorCode::PayloadTooLarge, "content-length over the route limit"));
+            return error_reply(
+                cx,
+                notes,
+                ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "content-length over the route limit",
+                ),
+            );
         }
         body = match req.bytes().await {
             Ok(bytes) => bytes,
-            Err(e) => return error_reply(cx, notes, ApiError::new(ErrorCode::BadRequest, format!("body: {e}"))),
+            Err(e) => {
+                return error_reply(
+                    cx,
+                    notes,
+                    ApiError::new(ErrorCode::BadRequest, format!("body: {e}")),
+                )
+            }
         };
         if body.len() > route.body_limit() {
-            return error_reply(cx, notes, ApiError::new(ErrorCode::PayloadTooLarge, "body over the route limit"));
+            return error_reply(
+                cx,
+                notes,
+                ApiError::new(ErrorCode::PayloadTooLarge, "body over the route limit"),
+            );
         }
-        let json = header("content-type").is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"));
+        let json = header("content-type")
+            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"));
         if !body.is_empty() && !json {
-            return error_reply(cx, notes, ApiError::new(ErrorCode::UnsupportedMediaType, "body is not application/json"));
+            return error_reply(
+                cx,
+                notes,
+                ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "body is not application/json",
+                ),
+            );
         }
     }
 
     // 6. Rate limits (the email-keyed login policy is applied by the login handler).
     let class = route.request_class(session.is_some());
-    for policy in class.policies().iter().filter(|p| p.keyed_by != KeyedBy::Email) {
+    for policy in class
+        .policies()
+        .iter()
+        .filter(|p| p.keyed_by != KeyedBy::Email)
+    {
         let subject = match policy.keyed_by {
             KeyedBy::ClientIp => cx.client_ip.clone(),
-            KeyedBy::User => session.as_ref().map(|s| s.uid.to_string()).unwrap_or_else(|| cx.client_ip.clone()),
+            KeyedBy::User => session
+                .as_ref()
+                .map(|s| s.uid.to_string())
+                .unwrap_or_else(|| cx.client_ip.clone()),
             KeyedBy::Email => continue,
         };
-        if let Verdict::Refused(reply) = rate_limiter::check(cx, policy, &subject, route.id() == RouteId::SharePage, header("accept").as_deref()).await {
+        if let Verdict::Refused(reply) = rate_limiter::check(
+            cx,
+            policy,
+            &subject,
+            route.id() == RouteId::SharePage,
+            header("accept").as_deref(),
+        )
+        .await
+        {
             notes.rejection = Some("rate_limited");
             notes.fields.push(("rate_limit_policy", policy.name.into()));
             return reply;
@@ -277,22 +430,45 @@ async fn route(mut req: Request, cx: &RequestContext, head: &RequestHead<'_>, he
     }
 
     // 7. The handler.
-    let incoming = Incoming { headers, body, session };
+    let incoming = Incoming {
+        headers,
+        body,
+        session,
+    };
     let result = match route.id() {
-        RouteId::Health => Ok(Reply::json(200, &serde_json::json!({"status": "ok", "service": crate::SERVICE, "version": crate::VERSION}))),
+        RouteId::Health => Ok(Reply::json(
+            200,
+            &serde_json::json!({"status": "ok", "service": crate::SERVICE, "version": crate::VERSION}),
+        )),
         RouteId::Ready => ready(cx).await,
-        RouteId::ShareStylesheet => Ok(share_route::stylesheet(cx, matched.param("file").unwrap_or(""))),
-        RouteId::SharePage => Ok(share_route::serve(cx, &incoming, matched.param("token").unwrap_or(""), notes).await),
+        RouteId::ShareStylesheet => Ok(share_route::stylesheet(
+            cx,
+            matched.param("file").unwrap_or(""),
+        )),
+        RouteId::SharePage => {
+            Ok(
+                share_route::serve(cx, &incoming, matched.param("token").unwrap_or(""), notes)
+                    .await,
+            )
+        }
         RouteId::CsrfToken => api_auth::csrf_token(cx, &incoming),
         RouteId::Login => api_auth::login(cx, &incoming, notes).await,
         RouteId::Logout => Ok(api_auth::logout()),
         RouteId::Me => api_auth::me(cx, &incoming).await,
         RouteId::ListShares => api_shares::list(cx, &incoming).await,
         RouteId::CreateShare => api_shares::create(cx, &incoming).await,
-        RouteId::UpdateShare => api_shares::update(cx, &incoming, matched.param("id").unwrap_or("")).await,
-        RouteId::RevokeShare => api_shares::revoke(cx, &incoming, matched.param("id").unwrap_or("")).await,
-        RouteId::GetAsset => api_media::get_asset(cx, &incoming, matched.param("id").unwrap_or("")).await,
-        RouteId::DeleteAsset => api_media::delete_asset(cx, &incoming, matched.param("id").unwrap_or("")).await,
+        RouteId::UpdateShare => {
+            api_shares::update(cx, &incoming, matched.param("id").unwrap_or("")).await
+        }
+        RouteId::RevokeShare => {
+            api_shares::revoke(cx, &incoming, matched.param("id").unwrap_or("")).await
+        }
+        RouteId::GetAsset => {
+            api_media::get_asset(cx, &incoming, matched.param("id").unwrap_or("")).await
+        }
+        RouteId::DeleteAsset => {
+            api_media::delete_asset(cx, &incoming, matched.param("id").unwrap_or("")).await
+        }
         RouteId::UploadComplete => api_media::upload_complete(cx, &incoming).await,
         RouteId::CreateExport => api_media::create_export(cx, &incoming).await,
         RouteId::AdminRedrive => admin::redrive(cx, &incoming).await,
@@ -308,27 +484,48 @@ async fn route(mut req: Request, cx: &RequestContext, head: &RequestHead<'_>, he
 }
 
 fn open_session(cx: &RequestContext, cookie_header: &str) -> Result<Session, ApiError> {
-    let Some(value) = session::cookie_value(cookie_header, session::COOKIE_NAME).filter(|v| !v.is_empty()) else {
+    let Some(value) =
+        session::cookie_value(cookie_header, session::COOKIE_NAME).filter(|v| !v.is_empty())
+    else {
         return Err(ApiError::new(ErrorCode::Unauthorized, "no session cookie"));
     };
     let Some(keys) = cx.settings.session_keys.as_ref() else {
-        return Err(ApiError::new(ErrorCode::Internal, "SESSION_KEY_CURRENT is not configured"));
+        return Err(ApiError::new(
+            ErrorCode::Internal,
+            "SESSION_KEY_CURRENT is not configured",
+        ));
     };
-    Session::open(value, keys, cx.started_ms / 1000).map_err(|e| ApiError::new(ErrorCode::Unauthorized, format!("session {}", e.as_str())))
+    Session::open(value, keys, cx.started_ms / 1000)
+        .map_err(|e| ApiError::new(ErrorCode::Unauthorized, format!("session {}", e.as_str())))
 }
 
 fn error_reply(cx: &RequestContext, notes: &mut Notes, error: ApiError) -> Reply {
-    notes.fields.push(("error_detail", error.detail.clone().into()));
+    notes
+        .fields
+        .push(("error_detail", error.detail.clone().into()));
     if error.code == ErrorCode::Internal {
-        context::emit(&cx.line(Level::Error, "internal error").field("detail", error.detail.clone()).field("route", notes.route.unwrap_or("")));
+        context::emit(
+            &cx.line(Level::Error, "internal error")
+                .field("detail", error.detail.clone())
+                .field("route", notes.route.unwrap_or("")),
+        );
     }
     error.to_reply(cx.trace_id.as_str(), cx.lang)
 }
 
 /// `GET /ready`: `SELECT 1` through Hyperdrive; 503 with `Retry-After` within ~2 s when it cannot.
 async fn ready(cx: &RequestContext) -> Result<Reply, ApiError> {
-    super::db::transaction(&cx.io, super::db::Scope::System, super::db::Budget::Hot, async |tx| tx.exec("SELECT 1", &[]).await).await?;
-    Ok(Reply::json(200, &serde_json::json!({"status": "ready", "database": "ok"})))
+    super::db::transaction(
+        &cx.io,
+        super::db::Scope::System,
+        super::db::Budget::Hot,
+        async |tx| tx.exec("SELECT 1", &[]).await,
+    )
+    .await?;
+    Ok(Reply::json(
+        200,
+        &serde_json::json!({"status": "ready", "database": "ok"}),
+    ))
 }
 
 async fn test_controls_route(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
@@ -339,7 +536,11 @@ async fn test_controls_route(cx: &RequestContext, incoming: &Incoming) -> Result
 fn log_request(cx: &RequestContext, method: &str, reply: &Reply, notes: &Notes) {
     let is_health = matches!(notes.route, Some("/health") | Some("/ready"));
     let class = SampleClass::of_request(reply.status, is_health, notes.rejection.is_some());
-    let rates = SampleRates { success: cx.config().log_sample_success, health: cx.config().log_sample_health, rejection: 0.01 };
+    let rates = SampleRates {
+        success: cx.config().log_sample_success,
+        health: cx.config().log_sample_health,
+        rejection: 0.01,
+    };
     if !class.keep(&rates, crate::secure_random::unit_interval()) {
         return;
     }
@@ -361,7 +562,10 @@ fn log_request(cx: &RequestContext, method: &str, reply: &Reply, notes: &Notes) 
         line = line.field("rejection", tag);
         let counts = telemetry::take_rejection_counts();
         if !counts.is_empty() {
-            line = line.field("rejections_since_last_logged", serde_json::Value::Object(counts));
+            line = line.field(
+                "rejections_since_last_logged",
+                serde_json::Value::Object(counts),
+            );
         }
     }
     for (key, value) in &notes.fields {
@@ -377,7 +581,9 @@ pub fn into_response(reply: Reply, head_request: bool) -> Response {
         // Values we set are ASCII; a value the runtime refuses is dropped, not a crash.
         let _ = headers.set(name, value);
     }
-    let builder = Response::builder().with_status(reply.status).with_headers(headers);
+    let builder = Response::builder()
+        .with_status(reply.status)
+        .with_headers(headers);
     if head_request || reply.status == 204 || reply.status == 304 {
         builder.empty()
     } else {

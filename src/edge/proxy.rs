@@ -15,11 +15,26 @@ use super::timeout::within;
 
 const MAX_PROXY_BODY: usize = 1024 * 1024;
 
-pub async fn forward(cx: &RequestContext, mut req: Request, method: &str, headers: &[(String, String)], session: Option<&Session>) -> Result<Reply, ApiError> {
+pub async fn forward(
+    cx: &RequestContext,
+    mut req: Request,
+    method: &str,
+    headers: &[(String, String)],
+    session: Option<&Session>,
+) -> Result<Reply, ApiError> {
     let config = cx.config();
-    let origin = config.origin_url.as_deref().ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no ORIGIN_URL"))?;
-    let url = req.url().map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
-    let target = format!("{origin}{}{}", url.path(), url.query().map(|q| format!("?{q}")).unwrap_or_default());
+    let origin = config
+        .origin_url
+        .as_deref()
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no ORIGIN_URL"))?;
+    let url = req
+        .url()
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
+    let target = format!(
+        "{origin}{}{}",
+        url.path(),
+        url.query().map(|q| format!("?{q}")).unwrap_or_default()
+    );
 
     let out = Headers::new();
     for (name, value) in policy::forwardable_request_headers(headers) {
@@ -33,21 +48,33 @@ pub async fn forward(cx: &RequestContext, mut req: Request, method: &str, header
             let (uid, aid) = (s.uid.to_string(), s.aid.to_string());
             let _ = out.set(policy::USER_ID, &uid);
             let _ = out.set(policy::ACCOUNT_ID, &aid);
-            let _ = out.set(policy::IDENTITY_SIGNATURE, &policy::identity_signature(token.expose(), &uid, &aid, cx.trace_id.as_str()));
+            let _ = out.set(
+                policy::IDENTITY_SIGNATURE,
+                &policy::identity_signature(token.expose(), &uid, &aid, cx.trace_id.as_str()),
+            );
         }
     }
     let body = if matches!(method, "GET" | "HEAD") {
         None
     } else {
-        let bytes = req.bytes().await.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
+        let bytes = req
+            .bytes()
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
         if bytes.len() > MAX_PROXY_BODY {
-            return Err(ApiError::new(ErrorCode::PayloadTooLarge, "proxied body over 1 MiB"));
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                "proxied body over 1 MiB",
+            ));
         }
         Some(JsValue::from(js_sys::Uint8Array::from(bytes.as_slice())))
     };
     let mut init = RequestInit::new();
-    init.with_method(Method::from(method.to_owned())).with_headers(out).with_body(body);
-    let request = Request::new_with_init(&target, &init).map_err(|e| ApiError::new(ErrorCode::BadGateway, e.to_string()))?;
+    init.with_method(Method::from(method.to_owned()))
+        .with_headers(out)
+        .with_body(body);
+    let request = Request::new_with_init(&target, &init)
+        .map_err(|e| ApiError::new(ErrorCode::BadGateway, e.to_string()))?;
     let controller = AbortController::default();
     let signal = controller.signal();
     count(Counter::OriginCalls);
@@ -60,10 +87,18 @@ pub async fn forward(cx: &RequestContext, mut req: Request, method: &str, header
     };
     let (status, headers, body) = match within(ORIGIN_TIMEOUT_MS, call).await {
         Ok(Ok(answer)) => answer,
-        Ok(Err(e)) => return Err(ApiError::new(ErrorCode::BadGateway, format!("origin unreachable: {e}"))),
+        Ok(Err(e)) => {
+            return Err(ApiError::new(
+                ErrorCode::BadGateway,
+                format!("origin unreachable: {e}"),
+            ))
+        }
         Err(_) => {
             controller.abort();
-            return Err(ApiError::new(ErrorCode::GatewayTimeout, format!("origin gave no answer within {ORIGIN_TIMEOUT_MS} ms")));
+            return Err(ApiError::new(
+                ErrorCode::GatewayTimeout,
+                format!("origin gave no answer within {ORIGIN_TIMEOUT_MS} ms"),
+            ));
         }
     };
     let status = policy::map_origin_status(status)?;

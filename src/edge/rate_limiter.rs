@@ -17,7 +17,13 @@ pub enum Verdict {
 
 /// Counts one request against `policy` for `subject` (an IP key, a user id, an email).
 /// `html` answers share-page refusals with a small HTML page for browsers.
-pub async fn check(cx: &RequestContext, policy: &Policy, subject: &str, share_page: bool, accept: Option<&str>) -> Verdict {
+pub async fn check(
+    cx: &RequestContext,
+    policy: &Policy,
+    subject: &str,
+    share_page: bool,
+    accept: Option<&str>,
+) -> Verdict {
     let key = rate_limit::key(policy, subject);
     let outcome = match cx.io.rate_limiter(policy.binding) {
         Ok(limiter) => limiter.limit(key).await.map(|o| o.success),
@@ -31,7 +37,14 @@ pub async fn check(cx: &RequestContext, policy: &Policy, subject: &str, share_pa
                 &cx.line(Level::Error, "rate limiter failed")
                     .field("policy", policy.name)
                     .field("detail", e.to_string())
-                    .field("fail_mode", if policy.on_limiter_error == OnLimiterError::FailOpen { "open" } else { "closed" }),
+                    .field(
+                        "fail_mode",
+                        if policy.on_limiter_error == OnLimiterError::FailOpen {
+                            "open"
+                        } else {
+                            "closed"
+                        },
+                    ),
             );
             policy.on_limiter_error == OnLimiterError::FailOpen
         }

@@ -31,15 +31,27 @@ impl CachedPage {
         count(Counter::Renders);
         let body = render_share_page(page, lang, media_origin).into_bytes();
         let etag = weak_etag(&body);
-        CachedPage { body, etag, rendered_at_ms: now_ms }
+        CachedPage {
+            body,
+            etag,
+            rendered_at_ms: now_ms,
+        }
     }
 
     /// The response a client gets for this page: 200 with the body, or 304 when `not_modified`.
-    pub fn to_reply(&self, lang: Lang, media_origin: &str, status: CacheStatus, not_modified: bool) -> Reply {
+    pub fn to_reply(
+        &self,
+        lang: Lang,
+        media_origin: &str,
+        status: CacheStatus,
+        not_modified: bool,
+    ) -> Reply {
         let mut reply = if not_modified {
             Reply::new(304)
         } else {
-            Reply::new(200).header("content-type", "text/html; charset=utf-8").with_body(self.body.clone())
+            Reply::new(200)
+                .header("content-type", "text/html; charset=utf-8")
+                .with_body(self.body.clone())
         };
         apply_page_headers(&mut reply, &self.etag, lang, media_origin);
         reply.set_header(CACHE_STATUS_HEADER, status.as_str());
@@ -52,25 +64,45 @@ impl CachedPage {
 pub async fn load(io: &Io, hash: &TokenHash) -> Result<Option<SharePage>, ApiError> {
     let hash_bytes = hash.0.to_vec();
     let json: Option<String> = db::transaction(io, Scope::System, Budget::Hot, async |tx| {
-        let row = tx.one("SELECT public_share_page($1)", &[(&hash_bytes, tokio_postgres::types::Type::BYTEA)]).await?;
+        let row = tx
+            .one(
+                "SELECT public_share_page($1)",
+                &[(&hash_bytes, tokio_postgres::types::Type::BYTEA)],
+            )
+            .await?;
         col::<Option<String>>(&row, 0)
     })
     .await?;
     match json {
         None => Ok(None),
-        Some(text) => SharePage::from_json(&text)
-            .map(Some)
-            .map_err(|e| ApiError::new(crate::error::ErrorCode::Internal, format!("share page JSON: {e}"))),
+        Some(text) => SharePage::from_json(&text).map(Some).map_err(|e| {
+            ApiError::new(
+                crate::error::ErrorCode::Internal,
+                format!("share page JSON: {e}"),
+            )
+        }),
     }
 }
 
 pub async fn get(hash: &TokenHash, lang: Lang) -> Option<CachedPage> {
     let cache = Cache::default();
-    let mut response = cache.get(cache_policy::page_cache_key(hash, lang), true).await.ok()??;
+    let mut response = cache
+        .get(cache_policy::page_cache_key(hash, lang), true)
+        .await
+        .ok()??;
     let etag = response.headers().get("etag").ok()??;
-    let rendered_at_ms = response.headers().get(RENDERED_AT_HEADER).ok()??.parse().ok()?;
+    let rendered_at_ms = response
+        .headers()
+        .get(RENDERED_AT_HEADER)
+        .ok()??
+        .parse()
+        .ok()?;
     let body = response.bytes().await.ok()?;
-    Some(CachedPage { body, etag, rendered_at_ms })
+    Some(CachedPage {
+        body,
+        etag,
+        rendered_at_ms,
+    })
 }
 
 pub async fn put(hash: &TokenHash, lang: Lang, page: &CachedPage) -> Result<(), String> {
@@ -80,17 +112,33 @@ pub async fn put(hash: &TokenHash, lang: Lang, page: &CachedPage) -> Result<(), 
     set("etag", &page.etag)?;
     set(RENDERED_AT_HEADER, &page.rendered_at_ms.to_string())?;
     // How long the Cache API keeps it: well past max-age, for stale-if-error.
-    set("cache-control", &format!("public, max-age={}", cache_policy::cache_entry_ttl_seconds()))?;
-    let response = Response::builder().with_status(200).with_headers(headers).fixed(page.body.clone());
-    Cache::default().put(cache_policy::page_cache_key(hash, lang), response).await.map_err(|e| e.to_string())
+    set(
+        "cache-control",
+        &format!(
+            "public, max-age={}",
+            cache_policy::cache_entry_ttl_seconds()
+        ),
+    )?;
+    let response = Response::builder()
+        .with_status(200)
+        .with_headers(headers)
+        .fixed(page.body.clone());
+    Cache::default()
+        .put(cache_policy::page_cache_key(hash, lang), response)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Removes every language's page (and revalidation marker) for a link: on revoke and edit.
 pub async fn purge(hash: &TokenHash) {
     let cache = Cache::default();
     for lang in Lang::ALL {
-        let _ = cache.delete(cache_policy::page_cache_key(hash, lang), true).await;
-        let _ = cache.delete(cache_policy::revalidation_marker_key(hash, lang), true).await;
+        let _ = cache
+            .delete(cache_policy::page_cache_key(hash, lang), true)
+            .await;
+        let _ = cache
+            .delete(cache_policy::revalidation_marker_key(hash, lang), true)
+            .await;
     }
 }
 
@@ -103,18 +151,35 @@ pub async fn claim_revalidation(hash: &TokenHash, lang: Lang) -> bool {
         return false;
     }
     let headers = Headers::new();
-    let _ = headers.set("cache-control", &format!("public, max-age={}", cache_policy::REVALIDATION_MARKER_SECONDS));
-    let marker = Response::builder().with_status(200).with_headers(headers).fixed(b"1".to_vec());
+    let _ = headers.set(
+        "cache-control",
+        &format!(
+            "public, max-age={}",
+            cache_policy::REVALIDATION_MARKER_SECONDS
+        ),
+    );
+    let marker = Response::builder()
+        .with_status(200)
+        .with_headers(headers)
+        .fixed(b"1".to_vec());
     cache.put(key.as_str(), marker).await.is_ok()
 }
 
 pub async fn release_revalidation(hash: &TokenHash, lang: Lang) {
-    let _ = Cache::default().delete(cache_policy::revalidation_marker_key(hash, lang), true).await;
+    let _ = Cache::default()
+        .delete(cache_policy::revalidation_marker_key(hash, lang), true)
+        .await;
 }
 
 /// Renders a link in `langs` and stores each page. `Ok(None)`: the link is not live (its cached
 /// pages are purged). Used by the share route's misses and revalidations and by cron prewarm.
-pub async fn render_and_store(io: &Io, config: &Config, hash: &TokenHash, langs: &[Lang], now_ms: i64) -> Result<Option<Vec<(Lang, CachedPage)>>, ApiError> {
+pub async fn render_and_store(
+    io: &Io,
+    config: &Config,
+    hash: &TokenHash,
+    langs: &[Lang],
+    now_ms: i64,
+) -> Result<Option<Vec<(Lang, CachedPage)>>, ApiError> {
     let Some(page) = load(io, hash).await? else {
         purge(hash).await;
         return Ok(None);
@@ -124,7 +189,10 @@ pub async fn render_and_store(io: &Io, config: &Config, hash: &TokenHash, langs:
         let rendered = CachedPage::render(&page, lang, &config.media_origin, now_ms);
         if let Err(e) = put(hash, lang, &rendered).await {
             // Serving beats caching: the page still goes out, the next request renders again.
-            worker::console_warn!("{{\"level\":\"WARN\",\"message\":\"cache put failed\",\"detail\":{:?}}}", e);
+            worker::console_warn!(
+                "{{\"level\":\"WARN\",\"message\":\"cache put failed\",\"detail\":{:?}}}",
+                e
+            );
         }
         pages.push((lang, rendered));
     }

@@ -39,13 +39,20 @@ pub fn stylesheet(cx: &RequestContext, file: &str) -> Reply {
     if format!("/_static/{file}") != crate::share::page::stylesheet_path() {
         return not_found(cx);
     }
-    let mut reply = Reply::new(200).header("content-type", "text/css; charset=utf-8").with_body(STYLESHEET.as_bytes().to_vec());
+    let mut reply = Reply::new(200)
+        .header("content-type", "text/css; charset=utf-8")
+        .with_body(STYLESHEET.as_bytes().to_vec());
     reply.set_header("cache-control", "public, max-age=31536000, immutable");
     headers::apply_security_headers(&mut reply, &cx.config().media_origin);
     reply
 }
 
-pub async fn serve(cx: &RequestContext, incoming: &Incoming, token_text: &str, notes: &mut Notes) -> Reply {
+pub async fn serve(
+    cx: &RequestContext,
+    incoming: &Incoming,
+    token_text: &str,
+    notes: &mut Notes,
+) -> Reply {
     let Ok(token) = ShareToken::parse(token_text) else {
         notes.fields.push(("share", "malformed".into()));
         return not_found(cx);
@@ -67,29 +74,48 @@ pub async fn serve(cx: &RequestContext, incoming: &Incoming, token_text: &str, n
         Some((Freshness::Expired, old)) => match render(cx, &hash, lang, now, notes).await {
             Ok(Some(page)) => (page, CacheStatus::Miss),
             Ok(None) => return not_found(cx),
-            Err(code) if code == ErrorCode::DatabaseUnavailable => {
-                context::emit(&cx.line(Level::Warn, "share served stale-if-error").field("token_hash", hash.short()));
+            Err(ErrorCode::DatabaseUnavailable) => {
+                context::emit(
+                    &cx.line(Level::Warn, "share served stale-if-error")
+                        .field("token_hash", hash.short()),
+                );
                 (old, CacheStatus::StaleIfError)
             }
-            Err(_) => return share_error_page(cx, MessagePage::Unavailable, 503).header("retry-after", "5"),
+            Err(_) => {
+                return share_error_page(cx, MessagePage::Unavailable, 503)
+                    .header("retry-after", "5")
+            }
         },
         None => match render(cx, &hash, lang, now, notes).await {
             Ok(Some(page)) => (page, CacheStatus::Miss),
             Ok(None) => return not_found(cx),
-            Err(_) => return share_error_page(cx, MessagePage::Unavailable, 503).header("retry-after", "5"),
+            Err(_) => {
+                return share_error_page(cx, MessagePage::Unavailable, 503)
+                    .header("retry-after", "5")
+            }
         },
     };
     notes.fields.push(("cache_status", status.as_str().into()));
     count_view(cx, hash, now);
-    let not_modified = if_none_match.as_deref().is_some_and(|inm| if_none_match_matches(inm, &page.etag));
+    let not_modified = if_none_match
+        .as_deref()
+        .is_some_and(|inm| if_none_match_matches(inm, &page.etag));
     page.to_reply(lang, &media_origin, status, not_modified)
 }
 
 /// Renders and stores; `Err` carries the error code (the detail is logged here).
-async fn render(cx: &RequestContext, hash: &TokenHash, lang: Lang, now: i64, notes: &mut Notes) -> Result<Option<CachedPage>, ErrorCode> {
+async fn render(
+    cx: &RequestContext,
+    hash: &TokenHash,
+    lang: Lang,
+    now: i64,
+    notes: &mut Notes,
+) -> Result<Option<CachedPage>, ErrorCode> {
     let started = context::now_ms();
     let result = share_cache::render_and_store(&cx.io, cx.config(), hash, &[lang], now).await;
-    notes.fields.push(("db_render_ms", (context::now_ms() - started).into()));
+    notes
+        .fields
+        .push(("db_render_ms", (context::now_ms() - started).into()));
     match result {
         Ok(Some(mut pages)) => Ok(pages.pop().map(|(_, page)| page)),
         Ok(None) => Ok(None),
@@ -109,7 +135,8 @@ async fn revalidate_in_background(cx: &RequestContext, hash: TokenHash, lang: La
     let trace_id = cx.trace_id.clone();
     cx.io.lifeline.wait_until(async move {
         let now = context::now_ms();
-        let outcome = share_cache::render_and_store(&io, &settings.config, &hash, &[lang], now).await;
+        let outcome =
+            share_cache::render_and_store(&io, &settings.config, &hash, &[lang], now).await;
         share_cache::release_revalidation(&hash, lang).await;
         let (level, result) = match &outcome {
             Ok(Some(_)) => (Level::Info, "revalidated".to_owned()),
@@ -138,11 +165,23 @@ fn count_view(cx: &RequestContext, hash: TokenHash, now: i64) {
     let io = cx.io.clone();
     cx.io.lifeline.wait_until(async move {
         let hashes: Vec<Vec<u8>> = tally.iter().map(|(h, _)| h.0.to_vec()).collect();
-        let counts: Vec<i32> = tally.iter().map(|(_, n)| i32::try_from(*n).unwrap_or(i32::MAX)).collect();
-        let result = super::db::transaction(&io, super::db::Scope::System, super::db::Budget::Standard, async |tx| {
-            use tokio_postgres::types::Type;
-            tx.exec("SELECT record_share_views($1, $2)", &[(&hashes, Type::BYTEA_ARRAY), (&counts, Type::INT4_ARRAY)]).await
-        })
+        let counts: Vec<i32> = tally
+            .iter()
+            .map(|(_, n)| i32::try_from(*n).unwrap_or(i32::MAX))
+            .collect();
+        let result = super::db::transaction(
+            &io,
+            super::db::Scope::System,
+            super::db::Budget::Standard,
+            async |tx| {
+                use tokio_postgres::types::Type;
+                tx.exec(
+                    "SELECT record_share_views($1, $2)",
+                    &[(&hashes, Type::BYTEA_ARRAY), (&counts, Type::INT4_ARRAY)],
+                )
+                .await
+            },
+        )
         .await;
         if result.is_err() {
             VIEWS.with(|v| v.borrow_mut().restore(tally));

@@ -69,38 +69,66 @@ pub fn counters() -> serde_json::Value {
 /// - `{"action": "fault", "name": "queue_publish" | "cron:<job>", "on": true}`
 /// - `{"action": "age_share_cache", "token": "…", "seconds": 301}`: makes a cached page older
 /// - `{"action": "publish_raw", "body": …}` / `{"action": "publish_raw_batch", "bodies": [...]}`
-pub async fn run(cx: &super::context::RequestContext, body: serde_json::Map<String, serde_json::Value>) -> Result<crate::reply::Reply, crate::error::ApiError> {
+pub async fn run(
+    cx: &super::context::RequestContext,
+    body: serde_json::Map<String, serde_json::Value>,
+) -> Result<crate::reply::Reply, crate::error::ApiError> {
     use crate::error::{ApiError, ErrorCode};
     let bad = |what: &str| ApiError::validation(vec![("body".into(), what.into())]);
     let ok = || crate::reply::Reply::json(200, &serde_json::json!({"ok": true}));
     match body.get("action").and_then(|a| a.as_str()) {
         Some("fault") => {
-            let name = body.get("name").and_then(|n| n.as_str()).ok_or_else(|| bad("name"))?;
-            set_fault(name, body.get("on").and_then(|o| o.as_bool()).unwrap_or(true));
+            let name = body
+                .get("name")
+                .and_then(|n| n.as_str())
+                .ok_or_else(|| bad("name"))?;
+            set_fault(
+                name,
+                body.get("on").and_then(|o| o.as_bool()).unwrap_or(true),
+            );
             Ok(ok())
         }
         Some("age_share_cache") => {
-            let token = body.get("token").and_then(|t| t.as_str()).and_then(|t| crate::share::ShareToken::parse(t).ok()).ok_or_else(|| bad("token"))?;
-            let seconds = body.get("seconds").and_then(|s| s.as_i64()).ok_or_else(|| bad("seconds"))?;
+            let token = body
+                .get("token")
+                .and_then(|t| t.as_str())
+                .and_then(|t| crate::share::ShareToken::parse(t).ok())
+                .ok_or_else(|| bad("token"))?;
+            let seconds = body
+                .get("seconds")
+                .and_then(|s| s.as_i64())
+                .ok_or_else(|| bad("seconds"))?;
             let hash = token.hash();
             let mut aged = 0;
             for lang in crate::lang::Lang::ALL {
                 if let Some(mut page) = super::share_cache::get(&hash, lang).await {
                     page.rendered_at_ms -= seconds * 1000;
-                    super::share_cache::put(&hash, lang, &page).await.map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
+                    super::share_cache::put(&hash, lang, &page)
+                        .await
+                        .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
                     aged += 1;
                 }
             }
-            Ok(crate::reply::Reply::json(200, &serde_json::json!({"aged": aged})))
+            Ok(crate::reply::Reply::json(
+                200,
+                &serde_json::json!({"aged": aged}),
+            ))
         }
         Some("publish_raw") => {
             let message = body.get("body").ok_or_else(|| bad("body"))?;
-            super::jobs::publish_raw(&cx.io, message).await.map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e))?;
+            super::jobs::publish_raw(&cx.io, message)
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e))?;
             Ok(ok())
         }
         Some("publish_raw_batch") => {
-            let bodies = body.get("bodies").and_then(|b| b.as_array()).ok_or_else(|| bad("bodies"))?;
-            super::jobs::publish_raw_batch(&cx.io, bodies).await.map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e))?;
+            let bodies = body
+                .get("bodies")
+                .and_then(|b| b.as_array())
+                .ok_or_else(|| bad("bodies"))?;
+            super::jobs::publish_raw_batch(&cx.io, bodies)
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e))?;
             Ok(ok())
         }
         _ => Err(bad("unknown action")),

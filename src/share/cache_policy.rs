@@ -43,11 +43,19 @@ pub fn cache_entry_ttl_seconds() -> i64 {
 /// The edge cache's key for one rendered page. Built from the token *hash*, never the token, and
 /// under a host of our own so it can never collide with a real URL's cache entry.
 pub fn page_cache_key(hash: &TokenHash, lang: Lang) -> String {
-    format!("https://share-cache.babybook.internal/v1/page/{}/{}", hash.to_hex(), lang.tag())
+    format!(
+        "https://share-cache.babybook.internal/v1/page/{}/{}",
+        hash.to_hex(),
+        lang.tag()
+    )
 }
 
 pub fn revalidation_marker_key(hash: &TokenHash, lang: Lang) -> String {
-    format!("https://share-cache.babybook.internal/v1/revalidating/{}/{}", hash.to_hex(), lang.tag())
+    format!(
+        "https://share-cache.babybook.internal/v1/revalidating/{}/{}",
+        hash.to_hex(),
+        lang.tag()
+    )
 }
 
 /// The response header that reports what the cache did (documented in the README).

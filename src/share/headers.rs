@@ -23,7 +23,10 @@ pub fn apply_security_headers(reply: &mut Reply, media_origin: &str) {
     reply.set_header("x-robots-tag", "noindex");
     reply.set_header("referrer-policy", "no-referrer");
     reply.set_header("x-content-type-options", "nosniff");
-    reply.set_header("content-security-policy", content_security_policy(media_origin));
+    reply.set_header(
+        "content-security-policy",
+        content_security_policy(media_origin),
+    );
     reply.set_header("strict-transport-security", HSTS);
 }
 
@@ -56,7 +59,11 @@ pub fn if_none_match_matches(header: &str, current_etag: &str) -> bool {
     if header == "*" {
         return true;
     }
-    header.split(',').take(64).filter_map(|member| opaque_tag(member.trim())).any(|tag| Some(tag) == current)
+    header
+        .split(',')
+        .take(64)
+        .filter_map(|member| opaque_tag(member.trim()))
+        .any(|tag| Some(tag) == current)
 }
 
 /// The quoted part of an entity-tag, without the `W/` prefix. `None` if it is not an entity-tag.
@@ -64,7 +71,10 @@ fn opaque_tag(tag: &str) -> Option<&str> {
     let tag = tag.strip_prefix("W/").unwrap_or(tag);
     let inner = tag.strip_prefix('"')?.strip_suffix('"')?;
     // etagc = %x21 / %x23-7E / obs-text: no DQUOTE, no controls, no spaces.
-    inner.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80).then_some(inner)
+    inner
+        .bytes()
+        .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+        .then_some(inner)
 }
 
 #[cfg(test)]
@@ -112,7 +122,13 @@ mod tests {
     fn every_share_response_gets_the_security_headers() {
         let mut reply = Reply::new(404);
         apply_security_headers(&mut reply, "https://media.babybook.com");
-        for name in ["x-robots-tag", "referrer-policy", "x-content-type-options", "content-security-policy", "strict-transport-security"] {
+        for name in [
+            "x-robots-tag",
+            "referrer-policy",
+            "x-content-type-options",
+            "content-security-policy",
+            "strict-transport-security",
+        ] {
             assert!(reply.get(name).is_some(), "missing {name}");
         }
         assert_eq!(reply.get("x-robots-tag"), Some("noindex"));

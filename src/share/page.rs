@@ -50,9 +50,12 @@ pub struct Preview {
 impl SharePage {
     pub fn from_json(text: &str) -> Result<SharePage, serde_json::Error> {
         let mut page: SharePage = serde_json::from_str(text)?;
-        page.moments.sort_by(|a, b| a.occurred_on.cmp(&b.occurred_on));
+        page.moments
+            .sort_by(|a, b| a.occurred_on.cmp(&b.occurred_on));
         for moment in &mut page.moments {
-            moment.media.retain(|m| !m.previews.is_empty() && m.width > 0 && m.height > 0);
+            moment
+                .media
+                .retain(|m| !m.previews.is_empty() && m.width > 0 && m.height > 0);
             for media in &mut moment.media {
                 media.previews.sort_by_key(|p| p.width);
             }
@@ -84,11 +87,14 @@ fn words(lang: Lang) -> &'static Words {
         photo_of: "Foto de",
         private_note: "Página privada compartilhada por link. Não indexada por buscadores.",
         not_found_title: "Link não encontrado",
-        not_found_body: "Este link de compartilhamento não existe, expirou ou foi revogado pela família.",
+        not_found_body:
+            "Este link de compartilhamento não existe, expirou ou foi revogado pela família.",
         unavailable_title: "Página temporariamente indisponível",
-        unavailable_body: "Não conseguimos carregar esta página agora. Tente novamente em alguns instantes.",
+        unavailable_body:
+            "Não conseguimos carregar esta página agora. Tente novamente em alguns instantes.",
         rate_limited_title: "Muitas visitas em pouco tempo",
-        rate_limited_body: "Recebemos muitas requisições do seu endereço. Aguarde alguns segundos e recarregue.",
+        rate_limited_body:
+            "Recebemos muitas requisições do seu endereço. Aguarde alguns segundos e recarregue.",
     };
     static EN: Words = Words {
         site: "Baby Book",
@@ -101,7 +107,8 @@ fn words(lang: Lang) -> &'static Words {
         unavailable_title: "Page temporarily unavailable",
         unavailable_body: "We could not load this page right now. Please try again in a moment.",
         rate_limited_title: "Too many visits in a short time",
-        rate_limited_body: "We received too many requests from your address. Wait a few seconds and reload.",
+        rate_limited_body:
+            "We received too many requests from your address. Wait a few seconds and reload.",
     };
     match lang {
         Lang::PtBr => &PT,
@@ -109,10 +116,34 @@ fn words(lang: Lang) -> &'static Words {
     }
 }
 
-const MONTHS_PT: [&str; 12] =
-    ["janeiro", "fevereiro", "março", "abril", "maio", "junho", "julho", "agosto", "setembro", "outubro", "novembro", "dezembro"];
-const MONTHS_EN: [&str; 12] =
-    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const MONTHS_PT: [&str; 12] = [
+    "janeiro",
+    "fevereiro",
+    "março",
+    "abril",
+    "maio",
+    "junho",
+    "julho",
+    "agosto",
+    "setembro",
+    "outubro",
+    "novembro",
+    "dezembro",
+];
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
 
 /// `2025-05-12` → "12 de maio de 2025" / "May 12, 2025"; anything else is shown as it is.
 pub fn format_date(iso: &str, lang: Lang) -> String {
@@ -188,7 +219,11 @@ struct MessageTemplate {
 fn media_url(media_origin: &str, key: &str) -> String {
     // Keys come from our own database; still, keep them path-shaped so a bad row cannot make
     // the page point anywhere but the media origin.
-    let key: String = key.trim_start_matches('/').chars().filter(|c| !c.is_control() && *c != ' ').collect();
+    let key: String = key
+        .trim_start_matches('/')
+        .chars()
+        .filter(|c| !c.is_control() && *c != ' ')
+        .collect();
     format!("{media_origin}/{key}")
 }
 
@@ -217,9 +252,16 @@ pub fn render_share_page(page: &SharePage, lang: Lang, media_origin: &str) -> St
                 .iter()
                 .map(|media| {
                     let largest = media.previews.last().map(|p| p.key.as_str()).unwrap_or("");
-                    let fallback = media.previews.iter().find(|p| p.width >= 640).or(media.previews.last());
+                    let fallback = media
+                        .previews
+                        .iter()
+                        .find(|p| p.width >= 640)
+                        .or(media.previews.last());
                     ImageView {
-                        src: media_url(media_origin, fallback.map(|p| p.key.as_str()).unwrap_or(largest)),
+                        src: media_url(
+                            media_origin,
+                            fallback.map(|p| p.key.as_str()).unwrap_or(largest),
+                        ),
                         srcset: media
                             .previews
                             .iter()
@@ -229,15 +271,32 @@ pub fn render_share_page(page: &SharePage, lang: Lang, media_origin: &str) -> St
                         sizes: "(max-width: 720px) 100vw, 720px",
                         width: media.width,
                         height: media.height,
-                        alt: media.alt.clone().filter(|a| !a.trim().is_empty()).unwrap_or_else(|| format!("{} {}", w.photo_of, page.child_name)),
+                        alt: media
+                            .alt
+                            .clone()
+                            .filter(|a| !a.trim().is_empty())
+                            .unwrap_or_else(|| format!("{} {}", w.photo_of, page.child_name)),
                     }
                 })
                 .collect(),
         })
         .collect();
-    let og_image = moments.iter().flat_map(|m| m.images.first()).next().map(|img| img.src.clone());
-    let heading = page.title.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| page.child_name.clone());
-    let description = format!("{} {} · {}", moments.len(), w.shared_moments, page.child_name);
+    let og_image = moments
+        .iter()
+        .flat_map(|m| m.images.first())
+        .next()
+        .map(|img| img.src.clone());
+    let heading = page
+        .title
+        .clone()
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| page.child_name.clone());
+    let description = format!(
+        "{} {} · {}",
+        moments.len(),
+        w.shared_moments,
+        page.child_name
+    );
     let template = ShareTemplate {
         lang: lang.tag(),
         og_locale: lang.og_locale(),
@@ -270,7 +329,15 @@ pub fn render_message_page(which: MessagePage, lang: Lang) -> String {
         MessagePage::Unavailable => (w.unavailable_title, w.unavailable_body),
         MessagePage::RateLimited => (w.rate_limited_title, w.rate_limited_body),
     };
-    MessageTemplate { lang: lang.tag(), words: w, stylesheet: stylesheet_path(), title, body }.render().unwrap_or_default()
+    MessageTemplate {
+        lang: lang.tag(),
+        words: w,
+        stylesheet: stylesheet_path(),
+        title,
+        body,
+    }
+    .render()
+    .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -290,7 +357,10 @@ pub(crate) mod tests {
             })
             .collect::<Vec<_>>()
             .join(",");
-        SharePage::from_json(&format!(r#"{{"child_name":"Helena","moments":[{moments}]}}"#)).unwrap()
+        SharePage::from_json(&format!(
+            r#"{{"child_name":"Helena","moments":[{moments}]}}"#
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -308,13 +378,20 @@ pub(crate) mod tests {
         assert!(html.contains("12 de maio de 2025"));
         assert!(html.contains(r#"<html lang="pt-BR">"#));
         assert!(html.contains(r#"srcset="https://media.babybook.com/derived/a/b/480.webp 480w, https://media.babybook.com/derived/a/b/960.webp 960w""#));
-        assert!(html.contains(r#"loading="lazy""#) && html.contains(r#"width="800""#) && html.contains(r#"height="600""#));
+        assert!(
+            html.contains(r#"loading="lazy""#)
+                && html.contains(r#"width="800""#)
+                && html.contains(r#"height="600""#)
+        );
         assert!(html.contains(r#"alt="Sorriso""#));
         assert!(html.contains(r#"<meta property="og:image" content="https://media.babybook.com/derived/a/b/960.webp">"#));
         assert!(html.contains(r#"<meta name="twitter:card" content="summary_large_image">"#));
         assert!(html.contains(r#"<meta name="robots" content="noindex">"#));
         assert!(!html.contains("<script"));
-        assert!(!html.contains("style="), "inline styles would break the CSP");
+        assert!(
+            !html.contains("style="),
+            "inline styles would break the CSP"
+        );
     }
 
     #[test]
@@ -336,12 +413,18 @@ pub(crate) mod tests {
     #[test]
     fn rendering_is_deterministic() {
         let page = sample_page(5);
-        assert_eq!(render_share_page(&page, Lang::PtBr, "https://m"), render_share_page(&page, Lang::PtBr, "https://m"));
+        assert_eq!(
+            render_share_page(&page, Lang::PtBr, "https://m"),
+            render_share_page(&page, Lang::PtBr, "https://m")
+        );
     }
 
     #[test]
     fn media_keys_cannot_leave_the_media_origin() {
-        assert_eq!(media_url("https://media.babybook.com", "/derived/a b\n.webp"), "https://media.babybook.com/derived/ab.webp");
+        assert_eq!(
+            media_url("https://media.babybook.com", "/derived/a b\n.webp"),
+            "https://media.babybook.com/derived/ab.webp"
+        );
     }
 
     #[test]

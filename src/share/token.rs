@@ -23,7 +23,11 @@ impl ShareToken {
     /// Accepts exactly the canonical encoding: 22 base64url characters whose unused low bits are
     /// zero, so one token has one spelling (and one cache key).
     pub fn parse(text: &str) -> Result<ShareToken, MalformedToken> {
-        if text.len() != Self::TEXT_LEN || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if text.len() != Self::TEXT_LEN
+            || !text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(MalformedToken);
         }
         let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| MalformedToken)?;
@@ -117,7 +121,11 @@ mod tests {
             ("ÀAAAAAAAAAAAAAAAAAAA", "non-ascii"),
         ];
         for (text, why) in rows {
-            assert_eq!(ShareToken::parse(text), Err(MalformedToken), "{why}: {text:?}");
+            assert_eq!(
+                ShareToken::parse(text),
+                Err(MalformedToken),
+                "{why}: {text:?}"
+            );
         }
         assert!(ShareToken::parse(&good).is_ok());
     }
@@ -125,8 +133,14 @@ mod tests {
     #[test]
     fn the_hash_is_sha256_of_the_token_bytes() {
         let token = ShareToken::from_bytes([0; 16]);
-        assert_eq!(token.hash().to_hex(), "374708fff7719dd5979ec875d56cd2286f6d3cf7ec317a3b25632aab28ec37bb");
-        assert_eq!(TokenHash::from_hex(&token.hash().to_hex()), Some(token.hash()));
+        assert_eq!(
+            token.hash().to_hex(),
+            "374708fff7719dd5979ec875d56cd2286f6d3cf7ec317a3b25632aab28ec37bb"
+        );
+        assert_eq!(
+            TokenHash::from_hex(&token.hash().to_hex()),
+            Some(token.hash())
+        );
     }
 
     #[test]

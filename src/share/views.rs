@@ -57,7 +57,11 @@ mod tests {
         let a = TokenHash([1; 32]);
         tally.record(a);
         tally.record(a);
-        assert_eq!(tally.take_if_due(0, 30_000), Some(vec![(a, 2)]), "the first view flushes at once");
+        assert_eq!(
+            tally.take_if_due(0, 30_000),
+            Some(vec![(a, 2)]),
+            "the first view flushes at once"
+        );
         tally.record(a);
         assert_eq!(tally.take_if_due(10_000, 30_000), None);
         assert_eq!(tally.take_if_due(30_000, 30_000), Some(vec![(a, 1)]));

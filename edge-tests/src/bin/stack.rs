@@ -18,24 +18,48 @@ fn main() {
 }
 
 fn dev() {
-    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8787);
-    let media_port: u16 = std::env::var("MEDIA_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8790);
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8787);
+    let media_port: u16 = std::env::var("MEDIA_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8790);
     let mut options = StackOptions::named("dev");
     options.port = Some(port);
     options.media_port = Some(media_port);
     options.test_controls = false;
-    options.vars.push(("VIEW_FLUSH_SECONDS".into(), "30".into()));
+    options
+        .vars
+        .push(("VIEW_FLUSH_SECONDS".into(), "30".into()));
     eprintln!("starting Postgres, PgBouncer, the media stand-in and wrangler dev …");
     let stack = Stack::start(options);
-    let url = format!("postgres://postgres@127.0.0.1:{}/{}", stack_db_port(&stack), stack.db_name);
-    edge_tests::standins::runtime().block_on(babybook_ops::seed::demo(&url, Some(&stack.base_url))).expect("demo data");
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/{}",
+        stack_db_port(&stack),
+        stack.db_name
+    );
+    edge_tests::standins::runtime()
+        .block_on(babybook_ops::seed::demo(&url, Some(&stack.base_url)))
+        .expect("demo data");
     println!();
     println!("  edge worker        {}", stack.base_url);
     println!("  health / ready     {0}/health  {0}/ready", stack.base_url);
-    println!("  demo share page    {}/s/{}", stack.base_url, babybook_ops::seed::demo_token().as_text());
-    println!("  media stand-in     {}", stack.media.lock().expect("media").url());
+    println!(
+        "  demo share page    {}/s/{}",
+        stack.base_url,
+        babybook_ops::seed::demo_token().as_text()
+    );
+    println!(
+        "  media stand-in     {}",
+        stack.media.lock().expect("media").url()
+    );
     println!("  database           {url}");
-    println!("  worker logs        {}", stack.dir.join("wrangler.log").display());
+    println!(
+        "  worker logs        {}",
+        stack.dir.join("wrangler.log").display()
+    );
     println!();
     println!("  Ctrl-C stops everything.");
     let (tx, rx) = std::sync::mpsc::channel();

@@ -27,14 +27,33 @@ fn errors_before_any_handler_still_get_the_envelope_with_the_trace_id() {
 fn a_trace_id_sent_by_the_client_is_echoed_and_logged() {
     let stack = Stack::shared();
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let response = stack.client().get_with("/me", &[("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01"))]);
+    let response = stack.client().get_with(
+        "/me",
+        &[("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01"))],
+    );
     assert_eq!(response.header("x-trace-id"), Some(trace));
-    let line = stack.wait_for_log(Duration::from_secs(5), "the request line", |l| l["trace_id"] == trace && l["message"] == "request");
-    for field in ["timestamp", "level", "message", "service", "env", "version", "trace_id"] {
+    let line = stack.wait_for_log(Duration::from_secs(5), "the request line", |l| {
+        l["trace_id"] == trace && l["message"] == "request"
+    });
+    for field in [
+        "timestamp",
+        "level",
+        "message",
+        "service",
+        "env",
+        "version",
+        "trace_id",
+    ] {
         assert!(line.get(field).is_some(), "log line lacks {field}: {line}");
     }
-    let other = stack.client().get_with("/health", &[("x-trace-id", "bad trace id with spaces")]);
-    assert_ne!(other.header("x-trace-id"), Some("bad trace id with spaces"), "an invalid trace id must be replaced");
+    let other = stack
+        .client()
+        .get_with("/health", &[("x-trace-id", "bad trace id with spaces")]);
+    assert_ne!(
+        other.header("x-trace-id"),
+        Some("bad trace id with spaces"),
+        "an invalid trace id must be replaced"
+    );
 }
 
 #[test]
@@ -59,14 +78,24 @@ fn a_thousand_ready_probes_at_concurrency_32_all_succeed_and_leak_no_connections
     // PgBouncer keeps at most its pool open to the server; the Worker holds none between requests.
     std::thread::sleep(Duration::from_millis(500));
     let held = stack.server_connections("app_rw");
-    assert!(held <= stack.bouncer().pool_size as i64, "{held} server connections for app_rw");
+    assert!(
+        held <= stack.bouncer().pool_size as i64,
+        "{held} server connections for app_rw"
+    );
     let clients = stack.bouncer().admin("SHOW CLIENTS").iter().filter(|m| matches!(m, postgres::SimpleQueryMessage::Row(r) if r.get("user") == Some("app_rw"))).count();
-    assert_eq!(clients, 0, "the Worker left client connections open in PgBouncer");
+    assert_eq!(
+        clients, 0,
+        "the Worker left client connections open in PgBouncer"
+    );
 }
 
 #[test]
-fn when_the_database_dies_ready_answers_503_within_two_seconds_health_stays_200_and_the_server_stays_up() {
-    let stack = Stack::start(StackOptions { own_cluster: true, ..StackOptions::named("db-stop") });
+fn when_the_database_dies_ready_answers_503_within_two_seconds_health_stays_200_and_the_server_stays_up(
+) {
+    let stack = Stack::start(StackOptions {
+        own_cluster: true,
+        ..StackOptions::named("db-stop")
+    });
     assert_eq!(stack.client().get("/ready").status, 200);
     stack.kill_database();
     let started = Instant::now();
@@ -74,10 +103,16 @@ fn when_the_database_dies_ready_answers_503_within_two_seconds_health_stays_200_
     let took = started.elapsed();
     assert_eq!(response.status, 503, "{}", response.text());
     assert_eq!(response.error_code(), "database_unavailable");
-    assert!(response.header("retry-after").is_some_and(|s| s.parse::<u32>().unwrap() > 0));
+    assert!(response
+        .header("retry-after")
+        .is_some_and(|s| s.parse::<u32>().unwrap() > 0));
     assert!(took < Duration::from_millis(2_500), "503 took {took:?}");
     assert!(stack.alive(), "wrangler dev died when the database stopped");
-    assert_eq!(stack.client().get("/health").status, 200, "liveness must not depend on the database");
+    assert_eq!(
+        stack.client().get("/health").status,
+        200,
+        "liveness must not depend on the database"
+    );
 }
 
 #[test]
@@ -88,8 +123,16 @@ fn when_pgbouncer_cannot_get_a_server_connection_ready_fails_fast() {
     let started = Instant::now();
     let response = stack.client().get("/ready");
     assert_eq!(response.status, 503, "{}", response.text());
-    assert!(started.elapsed() < Duration::from_millis(2_500), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(2_500),
+        "took {:?}",
+        started.elapsed()
+    );
     stack.bouncer().admin(&format!("RESUME {}", stack.db_name));
-    assert_eq!(stack.client().get("/ready").status, 200, "the edge recovers when the pool does");
+    assert_eq!(
+        stack.client().get("/ready").status,
+        200,
+        "the edge recovers when the pool does"
+    );
     assert!(stack.alive());
 }

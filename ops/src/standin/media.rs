@@ -79,11 +79,16 @@ struct AppState {
 pub async fn serve(port: u16, service_token: Option<String>) -> Result<(), String> {
     let listener = super::listen(port).await?;
     println!("media stand-in listening on http://127.0.0.1:{port}");
-    axum::serve(listener, router(service_token)).await.map_err(|e| e.to_string())
+    axum::serve(listener, router(service_token))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 pub fn router(service_token: Option<String>) -> Router {
-    let state = AppState { inner: Arc::default(), service_token };
+    let state = AppState {
+        inner: Arc::default(),
+        service_token,
+    };
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/jobs", post(job))
@@ -101,7 +106,10 @@ pub fn router(service_token: Option<String>) -> Router {
 fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     match &state.service_token {
         None => true,
-        Some(token) => headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {token}")),
+        Some(token) => {
+            headers.get("authorization").and_then(|v| v.to_str().ok())
+                == Some(&format!("Bearer {token}"))
+        }
     }
 }
 
@@ -123,12 +131,19 @@ fn ids_of(job: &Value) -> Vec<String> {
     ids
 }
 
-async fn job(State(state): State<AppState>, headers: HeaderMap, Json(job): Json<Value>) -> Response {
+async fn job(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(job): Json<Value>,
+) -> Response {
     let ids = ids_of(&job);
     let authorized = authorized(&state, &headers);
     let mode = {
         let mut inner = state.inner.lock().expect("stand-in state");
-        let key = ids.iter().find(|id| inner.behaviours.contains_key(*id)).cloned();
+        let key = ids
+            .iter()
+            .find(|id| inner.behaviours.contains_key(*id))
+            .cloned();
         let behaviour = match key {
             Some(k) => inner.behaviours.get_mut(&k),
             None => inner.default.as_mut(),
@@ -152,9 +167,21 @@ async fn job(State(state): State<AppState>, headers: HeaderMap, Json(job): Json<
     let (status, body) = answer(mode, &job);
     let call = Call {
         at_ms: super::now_ms(),
-        job_id: job.get("job_id").and_then(Value::as_str).unwrap_or("").to_owned(),
-        job_type: job.get("job_type").and_then(Value::as_str).unwrap_or("").to_owned(),
-        trace_id: headers.get("x-trace-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned(),
+        job_id: job
+            .get("job_id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        job_type: job
+            .get("job_type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        trace_id: headers
+            .get("x-trace-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned(),
         ids,
         status: status.as_u16(),
         authorized,
@@ -174,16 +201,25 @@ fn answer(mode: Mode, job: &Value) -> (StatusCode, Value) {
         Mode::ServerError => return err(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         Mode::BadRequest => return err(StatusCode::BAD_REQUEST, "bad_request"),
     }
-    let account = job.get("account_id").and_then(Value::as_str).unwrap_or("unknown");
+    let account = job
+        .get("account_id")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
     let body = match job.get("job_type").and_then(Value::as_str) {
         Some("transcode") => {
-            let asset = job.get("asset_id").and_then(Value::as_str).unwrap_or("unknown");
+            let asset = job
+                .get("asset_id")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown");
             json!({"status": "ready", "width": 1600, "height": 1200, "derivatives": [
                 {"key": format!("derived/{account}/{asset}/480.webp"), "width": 480},
                 {"key": format!("derived/{account}/{asset}/960.webp"), "width": 960}]})
         }
         Some("export") => {
-            let export = job.get("export_id").and_then(Value::as_str).unwrap_or("unknown");
+            let export = job
+                .get("export_id")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown");
             json!({"status": "ready", "object_key": format!("exports/{account}/{export}.zip")})
         }
         Some("delete_asset") | Some("reap") => json!({"status": "deleted"}),
@@ -192,26 +228,55 @@ fn answer(mode: Mode, job: &Value) -> (StatusCode, Value) {
     (StatusCode::OK, body)
 }
 
-async fn object(State(state): State<AppState>, headers: HeaderMap, Path(key): Path<String>) -> Response {
+async fn object(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Response {
     if !authorized(&state, &headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
-    match state.inner.lock().expect("stand-in state").objects.get(&key) {
+    match state
+        .inner
+        .lock()
+        .expect("stand-in state")
+        .objects
+        .get(&key)
+    {
         Some((size, etag)) => Json(json!({"size": size, "etag": etag})).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
 async fn placeholder(Path(key): Path<String>) -> Response {
-    let hue = key.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 360;
+    let hue = key
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 360;
     let svg = format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="1600" height="1200" viewBox="0 0 16 12"><rect width="16" height="12" fill="hsl({hue},45%,82%)"/><circle cx="8" cy="6" r="3" fill="hsl({hue},45%,62%)"/></svg>"##
     );
-    ([("content-type", "image/svg+xml"), ("cache-control", "public, max-age=86400")], svg).into_response()
+    (
+        [
+            ("content-type", "image/svg+xml"),
+            ("cache-control", "public, max-age=86400"),
+        ],
+        svg,
+    )
+        .into_response()
 }
 
-async fn set_behaviour(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<Behaviour>) -> StatusCode {
-    state.inner.lock().expect("stand-in state").behaviours.insert(id, b);
+async fn set_behaviour(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(b): Json<Behaviour>,
+) -> StatusCode {
+    state
+        .inner
+        .lock()
+        .expect("stand-in state")
+        .behaviours
+        .insert(id, b);
     StatusCode::NO_CONTENT
 }
 
@@ -228,7 +293,12 @@ struct ObjectInfo {
 }
 
 async fn put_object(State(state): State<AppState>, Json(o): Json<ObjectInfo>) -> StatusCode {
-    state.inner.lock().expect("stand-in state").objects.insert(o.key, (o.size, o.etag));
+    state
+        .inner
+        .lock()
+        .expect("stand-in state")
+        .objects
+        .insert(o.key, (o.size, o.etag));
     StatusCode::NO_CONTENT
 }
 
@@ -239,7 +309,14 @@ struct CallsQuery {
 
 async fn calls(State(state): State<AppState>, Query(q): Query<CallsQuery>) -> Json<Vec<Call>> {
     let inner = state.inner.lock().expect("stand-in state");
-    Json(inner.calls.iter().filter(|c| q.id.as_ref().is_none_or(|id| c.ids.contains(id))).cloned().collect())
+    Json(
+        inner
+            .calls
+            .iter()
+            .filter(|c| q.id.as_ref().is_none_or(|id| c.ids.contains(id)))
+            .cloned()
+            .collect(),
+    )
 }
 
 async fn reset(State(state): State<AppState>) -> StatusCode {

@@ -30,13 +30,18 @@ type Log = Arc<Mutex<Vec<Seen>>>;
 pub async fn serve(port: u16) -> Result<(), String> {
     let listener = super::listen(port).await?;
     println!("origin stand-in listening on http://127.0.0.1:{port}");
-    axum::serve(listener, router()).await.map_err(|e| e.to_string())
+    axum::serve(listener, router())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 pub fn router() -> Router {
     let log: Log = Arc::default();
     Router::new()
-        .route("/__control/requests", get(|State(log): State<Log>| async move { Json(log.lock().expect("log").clone()) }))
+        .route(
+            "/__control/requests",
+            get(|State(log): State<Log>| async move { Json(log.lock().expect("log").clone()) }),
+        )
         .fallback(any_request)
         .with_state(log)
 }
@@ -47,14 +52,27 @@ async fn any_request(State(log): State<Log>, request: Request) -> Response {
     let headers = request
         .headers()
         .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("<binary>").to_owned()))
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                v.to_str().unwrap_or("<binary>").to_owned(),
+            )
+        })
         .collect();
-    log.lock().expect("log").push(Seen { method: method.clone(), path: path.clone(), headers });
+    log.lock().expect("log").push(Seen {
+        method: method.clone(),
+        path: path.clone(),
+        headers,
+    });
     if path.starts_with("/slow") {
         tokio::time::sleep(Duration::from_secs(15)).await;
     }
     if path.starts_with("/fail") {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "Traceback: psycopg.OperationalError at db-internal-01:5432").into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Traceback: psycopg.OperationalError at db-internal-01:5432",
+        )
+            .into_response();
     }
     Json(json!({"origin": true, "method": method, "path": path})).into_response()
 }
