@@ -68,7 +68,7 @@ pub async fn login(
     let found = db::transaction(&cx.io, Scope::System, Budget::Hot, async |tx| {
         let row = tx
             .opt(
-                "SELECT user_id::text, account_id::text, password_hash FROM login_lookup($1)",
+                "SELECT user_id::text, account_id::text, password_hash FROM login_lookup($1::text::citext)",
                 &[(&email, Type::TEXT)],
             )
             .await?;

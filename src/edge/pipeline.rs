@@ -578,8 +578,9 @@ fn log_request(cx: &RequestContext, method: &str, reply: &Reply, notes: &Notes) 
 pub fn into_response(reply: Reply, head_request: bool) -> Response {
     let headers = Headers::new();
     for (name, value) in &reply.headers {
+        // `append`: Set-Cookie may repeat (Reply::set_header keeps other names unique).
         // Values we set are ASCII; a value the runtime refuses is dropped, not a crash.
-        let _ = headers.set(name, value);
+        let _ = headers.append(name, value);
     }
     let builder = Response::builder()
         .with_status(reply.status)
