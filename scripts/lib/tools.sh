@@ -76,3 +76,13 @@ ensure_pgbouncer() {
     die "pgbouncer not found: sudo apt-get install pgbouncer"
   fi
 }
+
+# Debian's Chromium, for the share page's CSP test (driven by npm's playwright-core).
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return
+  if [ "$(id -u)" = 0 ]; then
+    say "apt-get install chromium"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    die "chromium not found: sudo apt-get install chromium"
+  fi
+}

@@ -304,13 +304,11 @@ fn map_error(e: tokio_postgres::Error) -> ApiError {
     let state = db.code().code();
     let code = match state {
         "23505" => ErrorCode::Conflict,
-        "23503" | "23502" | "23514" | "22P02" | "22001" | "22003" | "22007" | "22008" => {
-            ErrorCode::ValidationFailed
-        }
-        // query_canceled (statement_timeout), too many connections, cannot connect now, admin shutdown
-        "57014" | "53300" | "57P03" | "57P01" | "08006" | "08001" | "08004" => {
-            ErrorCode::DatabaseUnavailable
-        }
+        "23503" | "23502" | "23514" | "22P02" | "22001" | "22003" | "22007" | "22008" => ErrorCode::ValidationFailed,
+        // Connection exceptions (08, also what PgBouncer says when it cannot reach the server),
+        // insufficient resources (53: too many connections) and operator intervention (57:
+        // statement timeout, shutdown): the database is unavailable, not the request wrong.
+        _ if state.starts_with("08") || state.starts_with("53") || state.starts_with("57") => ErrorCode::DatabaseUnavailable,
         _ => ErrorCode::Internal,
     };
     let mut error = ApiError::new(code, format!("postgres {state}: {}", db.message()));

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::lang::Lang;
 use crate::reply::Reply;
-use crate::share::cache_policy::{self, CacheStatus, CACHE_STATUS_HEADER, RENDERED_AT_HEADER};
+use crate::share::cache_policy::{self, CacheStatus, CACHE_STATUS_HEADER, EXPIRES_AT_HEADER, RENDERED_AT_HEADER};
 use crate::share::headers::{apply_page_headers, weak_etag};
 use crate::share::page::{render_share_page, SharePage};
 use crate::share::TokenHash;
@@ -24,6 +24,7 @@ pub struct CachedPage {
     pub body: Vec<u8>,
     pub etag: String,
     pub rendered_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
 }
 
 impl CachedPage {
@@ -35,6 +36,7 @@ impl CachedPage {
             body,
             etag,
             rendered_at_ms: now_ms,
+            expires_at_ms: page.expires_at_ms,
         }
     }
 
@@ -97,11 +99,13 @@ pub async fn get(hash: &TokenHash, lang: Lang) -> Option<CachedPage> {
         .ok()??
         .parse()
         .ok()?;
+    let expires_at_ms = response.headers().get(EXPIRES_AT_HEADER).ok().flatten().and_then(|v| v.parse().ok());
     let body = response.bytes().await.ok()?;
     Some(CachedPage {
         body,
         etag,
         rendered_at_ms,
+        expires_at_ms,
     })
 }
 
@@ -111,6 +115,9 @@ pub async fn put(hash: &TokenHash, lang: Lang, page: &CachedPage) -> Result<(), 
     set("content-type", "text/html; charset=utf-8")?;
     set("etag", &page.etag)?;
     set(RENDERED_AT_HEADER, &page.rendered_at_ms.to_string())?;
+    if let Some(at) = page.expires_at_ms {
+        set(EXPIRES_AT_HEADER, &at.to_string())?;
+    }
     // How long the Cache API keeps it: well past max-age, for stale-if-error.
     set(
         "cache-control",

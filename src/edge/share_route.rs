@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use crate::error::ErrorCode;
 use crate::lang::Lang;
 use crate::reply::Reply;
-use crate::share::cache_policy::{freshness, CacheStatus, Freshness};
+use crate::share::cache_policy::{freshness, link_expired, CacheStatus, Freshness};
 use crate::share::headers::{self, if_none_match_matches};
 use crate::share::page::{MessagePage, STYLESHEET};
 use crate::share::views::ViewTally;
@@ -25,6 +25,9 @@ use super::share_cache::{self, CachedPage};
 
 thread_local! {
     static VIEWS: RefCell<ViewTally> = RefCell::new(ViewTally::default());
+    /// Re-renders under way in this isolate. Checked and claimed without an await in between, so
+    /// concurrent stale hits here start one render; the cache marker does the same across isolates.
+    static REVALIDATING: RefCell<std::collections::HashSet<(TokenHash, Lang)>> = RefCell::new(std::collections::HashSet::new());
 }
 
 /// The one not-found page: byte-identical for malformed, unknown, expired and revoked tokens.
@@ -65,6 +68,10 @@ pub async fn serve(
     let media_origin = cx.config().media_origin.clone();
 
     let cached = share_cache::get(&hash, lang).await;
+    if cached.as_ref().is_some_and(|c| link_expired(c.expires_at_ms, now)) {
+        share_cache::purge(&hash).await;
+        return not_found(cx);
+    }
     let (page, status) = match cached.map(|c| (freshness(c.rendered_at_ms, now), c)) {
         Some((Freshness::Fresh, page)) => (page, CacheStatus::Hit),
         Some((Freshness::Stale, page)) => {
@@ -127,7 +134,11 @@ async fn render(
 }
 
 async fn revalidate_in_background(cx: &RequestContext, hash: TokenHash, lang: Lang) {
+    if !REVALIDATING.with(|r| r.borrow_mut().insert((hash, lang))) {
+        return;
+    }
     if !share_cache::claim_revalidation(&hash, lang).await {
+        REVALIDATING.with(|r| r.borrow_mut().remove(&(hash, lang)));
         return;
     }
     let io = cx.io.clone();
@@ -138,6 +149,7 @@ async fn revalidate_in_background(cx: &RequestContext, hash: TokenHash, lang: La
         let outcome =
             share_cache::render_and_store(&io, &settings.config, &hash, &[lang], now).await;
         share_cache::release_revalidation(&hash, lang).await;
+        REVALIDATING.with(|r| r.borrow_mut().remove(&(hash, lang)));
         let (level, result) = match &outcome {
             Ok(Some(_)) => (Level::Info, "revalidated".to_owned()),
             Ok(None) => (Level::Info, "gone".to_owned()),

@@ -62,6 +62,13 @@ pub fn revalidation_marker_key(hash: &TokenHash, lang: Lang) -> String {
 pub const CACHE_STATUS_HEADER: &str = "x-cache-status";
 /// Stored with each cached page: epoch milliseconds of its render.
 pub const RENDERED_AT_HEADER: &str = "x-rendered-at";
+/// Stored with each cached page of an expiring link: epoch milliseconds of its expiry.
+pub const EXPIRES_AT_HEADER: &str = "x-link-expires-at";
+
+/// A cached page of a link that has expired since it was rendered is not served.
+pub fn link_expired(expires_at_ms: Option<i64>, now_ms: i64) -> bool {
+    expires_at_ms.is_some_and(|at| at <= now_ms)
+}
 
 /// What the cache did for a share request, as `X-Cache-Status` and the log's `cache_status` say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +119,13 @@ mod tests {
         assert_ne!(pt, en);
         assert!(pt.contains(&hash.to_hex()));
         assert_ne!(pt, revalidation_marker_key(&hash, Lang::PtBr));
+    }
+
+    #[test]
+    fn a_cached_page_dies_with_its_link() {
+        assert!(!link_expired(None, 10));
+        assert!(!link_expired(Some(11), 10));
+        assert!(link_expired(Some(10), 10));
     }
 
     #[test]

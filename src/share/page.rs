@@ -15,6 +15,9 @@ pub struct SharePage {
     pub child_name: String,
     #[serde(default)]
     pub title: Option<String>,
+    /// When the link stops being live (epoch ms); a cached copy is not served past it.
+    #[serde(default)]
+    pub expires_at_ms: Option<i64>,
     #[serde(default)]
     pub moments: Vec<Moment>,
 }

@@ -5,5 +5,6 @@
 
 mod data_rls;
 mod foundation;
+mod share;
 
 pub use edge_tests::{Stack, StackOptions};
