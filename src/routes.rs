@@ -126,10 +126,6 @@ impl Access {
         )
     }
 
-    /// User-facing writes: the ones read-only mode stops.
-    pub fn is_user_write(self) -> bool {
-        self.needs_csrf()
-    }
 }
 
 /// Default body limit of JSON API routes (issue 9: 64 KiB).
@@ -214,6 +210,12 @@ impl Route {
     }
     pub fn body_limit(&self) -> usize {
         self.body_limit
+    }
+
+    /// Writes of account data: what read-only mode (seed §7.3) stops. Signing in and out change
+    /// no data (sessions are signed cookies), so they keep working during maintenance.
+    pub fn changes_data(&self) -> bool {
+        self.access.needs_csrf() && !matches!(self.id, RouteId::Login | RouteId::Logout)
     }
 
     /// Which rate-limit policies apply, given whether the caller has a session.
@@ -446,6 +448,15 @@ mod tests {
                 assert!(a.needs_session(), "{:?}", route.id());
             }
         }
+    }
+
+    #[test]
+    fn read_only_mode_stops_every_data_write_and_nothing_else() {
+        let stopped: Vec<RouteId> = table().iter().filter(|r| r.changes_data()).map(Route::id).collect();
+        assert_eq!(
+            stopped,
+            [RouteId::CreateShare, RouteId::UpdateShare, RouteId::RevokeShare, RouteId::DeleteAsset, RouteId::UploadComplete, RouteId::CreateExport]
+        );
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub async fn create(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, A
     let days = request.expires_in_days.map(|d| d.to_string());
     let title = request.title.clone();
     let sql = format!(
-        "INSERT INTO share_link (account_id, child_id, token_hash, title, moment_ids, expires_at)
+        "INSERT INTO share_link AS l (account_id, child_id, token_hash, title, moment_ids, expires_at)
          VALUES (current_account_id(), $1::uuid, $2, $3, $4::text[]::uuid[], now() + ($5::text || ' days')::interval)
          RETURNING {SHARE_JSON}::text"
     );

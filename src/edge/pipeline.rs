@@ -300,7 +300,7 @@ async fn route(
             ),
         );
     }
-    if access.is_user_write() && config.read_only {
+    if route.changes_data() && config.read_only {
         return error_reply(
             cx,
             notes,

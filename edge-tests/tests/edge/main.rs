@@ -3,6 +3,7 @@
 //! real HTTP stand-ins for the media worker and the origin API. One binary, so the shared stack
 //! starts once; scenarios that break something start their own.
 
+mod api;
 mod data_rls;
 mod foundation;
 mod share;

@@ -1,0 +1,322 @@
+//! Issue 5: the authenticated API at the edge.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use babybook_edge::routes::{self, Access};
+use babybook_edge::session::{Session, SessionKeys, SigningKey};
+use babybook_jobs::Id;
+use serde_json::json;
+
+use crate::{Stack, StackOptions};
+
+const APP_ORIGIN: &str = "http://localhost:5173";
+
+fn share_count(stack: &Stack, account: &str) -> i64 {
+    stack.db().query_one("SELECT count(*) FROM share_link WHERE account_id = $1::text::uuid", &[&account]).unwrap().get(0)
+}
+
+#[test]
+fn the_spa_flow_from_preflight_to_logout() {
+    let stack = Stack::shared();
+    let family = stack.family(2, 0);
+    let client = stack.client().with_header("origin", APP_ORIGIN);
+
+    let preflight = client.request("OPTIONS", "/shares", &[("access-control-request-method", "POST"), ("access-control-request-headers", "content-type, x-csrf-token")], None);
+    assert_eq!(preflight.status, 204);
+    assert_eq!(preflight.header("access-control-allow-origin"), Some(APP_ORIGIN));
+    assert_eq!(preflight.header("access-control-allow-credentials"), Some("true"));
+    assert!(preflight.header("access-control-allow-headers").unwrap().to_lowercase().contains("x-csrf-token"));
+    assert!(preflight.header("vary").unwrap().contains("Origin"));
+
+    let signed_in = edge_tests::SignedIn::sign_in(&client, &family.email, &family.password);
+    let me = signed_in.get("/me");
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert_eq!(me.json()["user"]["email"], family.email.as_str());
+    assert_eq!(me.header("cache-control"), Some("no-store"));
+    assert_eq!(me.header("access-control-allow-origin"), Some(APP_ORIGIN));
+    assert!(me.header("strict-transport-security").is_some());
+
+    let created = signed_in.write("POST", "/shares", Some(&json!({"moment_ids": family.moment_ids, "title": "Para a vovó", "expires_in_days": 30})));
+    assert_eq!(created.status, 201, "{}", created.text());
+    let body = created.json();
+    let (share_id, token) = (body["share"]["id"].as_str().unwrap().to_owned(), body["token"].as_str().unwrap().to_owned());
+    assert_eq!(body["share"]["status"], "live");
+    let page = client.get(&format!("/s/{token}"));
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("Para a vovó"));
+    let listed = signed_in.get("/shares").json();
+    assert!(listed["shares"].as_array().unwrap().iter().any(|s| s["id"] == share_id.as_str()));
+    assert!(!listed.to_string().contains(&token), "the token is shown once, never listed");
+
+    assert_eq!(signed_in.write("DELETE", &format!("/shares/{share_id}"), None).status, 204);
+    assert_eq!(client.get(&format!("/s/{token}")).status, 404, "revocation is immediate");
+
+    let logout = signed_in.write("POST", "/auth/logout", None);
+    assert_eq!(logout.status, 204);
+    assert!(logout.headers_named("set-cookie").iter().any(|c| c.starts_with("__Host-session=;") && c.contains("Max-Age=0")));
+    let after = client.get("/me");
+    assert_eq!(after.status, 401);
+    assert_eq!(after.error_code(), "unauthorized");
+}
+
+#[test]
+fn the_session_cookie_has_every_attribute_the_spec_requires() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let client = stack.client();
+    let token = client.get("/auth/csrf").json()["csrf_token"].as_str().unwrap().to_owned();
+    let login = client.post_json("/auth/login", &[("x-csrf-token", &token), ("cookie", &format!("__Host-csrf={token}"))], &json!({"email": family.email, "password": family.password}));
+    let cookie = login.headers_named("set-cookie").into_iter().find(|c| c.starts_with("__Host-session=")).expect("session cookie").to_owned();
+    for attribute in ["HttpOnly", "Secure", "Path=/", "SameSite=None"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    let wrong = client.post_json("/auth/login", &[("x-csrf-token", &token), ("cookie", &format!("__Host-csrf={token}"))], &json!({"email": family.email, "password": "wrong"}));
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.headers_named("set-cookie").is_empty());
+}
+
+#[test]
+fn every_write_without_a_valid_csrf_token_is_403_and_changes_nothing() {
+    let stack = Stack::shared();
+    let family = stack.family(2, 1);
+    let signed_in = stack.sign_in(&family);
+    let other = stack.sign_in(&stack.family(1, 0));
+    let before = share_count(stack, &family.account_id);
+    let body = json!({"moment_ids": family.moment_ids}).to_string().into_bytes();
+    let session = format!("__Host-session={}", signed_in.session_cookie);
+    let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
+        ("no token at all", vec![("cookie", session.clone())]),
+        ("header without cookie", vec![("cookie", session.clone()), ("x-csrf-token", signed_in.csrf_token.clone())]),
+        ("wrong token", vec![("cookie", format!("{session}; __Host-csrf=forged.value")), ("x-csrf-token", "forged.value".into())]),
+        ("header differs from cookie", vec![("cookie", format!("{session}; __Host-csrf={}", signed_in.csrf_token)), ("x-csrf-token", other.csrf_token.clone())]),
+        ("another session's token", vec![("cookie", format!("{session}; __Host-csrf={}", other.csrf_token)), ("x-csrf-token", other.csrf_token.clone())]),
+    ];
+    for (why, headers) in cases {
+        let mut all: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        all.push(("content-type", "application/json"));
+        let r = signed_in.client.request("POST", "/shares", &all, Some(body.clone()));
+        assert_eq!(r.status, 403, "{why}: {}", r.text());
+        assert_eq!(r.error_code(), "csrf_failed", "{why}");
+    }
+    assert_eq!(share_count(stack, &family.account_id), before, "a refused write changed the database");
+}
+
+#[test]
+fn every_registered_write_route_refuses_a_request_without_csrf_or_admin_credentials() {
+    let stack = Stack::shared();
+    let client = stack.client();
+    for route in routes::table().iter().filter(|r| r.method().is_write()) {
+        let path = route.pattern().replace(":id", &Id::from_random_bytes([7; 16]).to_string());
+        let r = client.request(route.method().as_str(), &path, &[("content-type", "application/json")], Some(b"{}".to_vec()));
+        let expected = match route.access() {
+            Access::Write(routes::WriteGuard::AdminToken) => 401,
+            Access::Write(routes::WriteGuard::SessionAndCsrf) => 401,
+            Access::Write(routes::WriteGuard::CsrfBeforeSignIn) => 403,
+            Access::Write(routes::WriteGuard::TestControl) => continue,
+            other => panic!("write route {} with {other:?}", route.pattern()),
+        };
+        assert_eq!(r.status, expected, "{} {} answered {}: {}", route.method().as_str(), route.pattern(), r.status, r.text());
+    }
+}
+
+#[test]
+fn other_origins_get_no_cors_grant_and_cannot_write() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let signed_in = stack.sign_in(&family);
+    let evil = signed_in.client.with_header("origin", "https://evil.example");
+    let preflight = evil.request("OPTIONS", "/shares", &[("access-control-request-method", "POST")], None);
+    assert_eq!(preflight.header("access-control-allow-origin"), None);
+    assert_eq!(preflight.header("access-control-allow-credentials"), None);
+    let cookies = signed_in.cookies();
+    let r = evil.request("POST", "/shares", &[("cookie", &cookies), ("x-csrf-token", &signed_in.csrf_token), ("content-type", "application/json")], Some(json!({"moment_ids": family.moment_ids}).to_string().into_bytes()));
+    assert_eq!(r.status, 403);
+    assert_eq!(r.error_code(), "origin_not_allowed");
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    assert_eq!(share_count(stack, &family.account_id), 0);
+}
+
+fn seal(keys: &SessionKeys, uid: &str, aid: &str, now_s: i64) -> String {
+    Session::new("sid-test".into(), Id::parse(uid).unwrap(), Id::parse(aid).unwrap(), now_s).seal(keys)
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[test]
+fn tampered_expired_and_unknown_key_cookies_are_401_never_500() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let keys = SessionKeys { current: SigningKey::new(&stack.secrets.session_key), previous: None };
+    let good = seal(&keys, &family.user_id, &family.account_id, now_s());
+    let client = stack.client();
+    let me = |cookie: &str| client.get_with("/me", &[("cookie", &format!("__Host-session={cookie}"))]);
+    assert_eq!(me(&good).status, 200, "a correctly signed cookie works");
+    let mut tampered = good.clone().into_bytes();
+    let middle = tampered.len() / 2;
+    tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+    let stranger = SessionKeys { current: SigningKey::new("some-other-key-0123456789abcdef0123456789"), previous: None };
+    let cases = [
+        ("tampered", String::from_utf8(tampered).unwrap()),
+        ("expired", seal(&keys, &family.user_id, &family.account_id, now_s() - 15 * 24 * 3600)),
+        ("unknown key", seal(&stranger, &family.user_id, &family.account_id, now_s())),
+        ("junk", "%%%not.a.cookie".into()),
+        ("empty", String::new()),
+    ];
+    for (why, cookie) in cases {
+        let r = me(&cookie);
+        assert_eq!(r.status, 401, "{why}: {}", r.text());
+        assert_eq!(r.error_code(), "unauthorized", "{why}");
+    }
+}
+
+#[test]
+fn key_rotation_accepts_the_previous_key_until_it_is_removed() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let old = "previous-session-key-0123456789abcdef0123456789";
+    let rotated = Stack::start(StackOptions::named("rotation").var("SESSION_KEY_PREVIOUS", old));
+    let family_there = rotated.family(1, 0);
+    let old_keys = SessionKeys { current: SigningKey::new(old), previous: None };
+    let cookie = seal(&old_keys, &family_there.user_id, &family_there.account_id, now_s());
+    let r = rotated.client().get_with("/me", &[("cookie", &format!("__Host-session={cookie}"))]);
+    assert_eq!(r.status, 200, "a cookie signed with the previous key is still accepted: {}", r.text());
+    // The shared stack never had that key: as after the previous key is removed.
+    let cookie = seal(&old_keys, &family.user_id, &family.account_id, now_s());
+    assert_eq!(stack.client().get_with("/me", &[("cookie", &format!("__Host-session={cookie}"))]).status, 401);
+}
+
+#[test]
+fn one_account_cannot_read_or_revoke_anothers_share_and_sees_404_not_403() {
+    let stack = Stack::shared();
+    let (a, b) = (stack.family(1, 0), stack.family(1, 1));
+    let signed_in = stack.sign_in(&a);
+    let b_share = &b.shares[0];
+    let revoke = signed_in.write("DELETE", &format!("/shares/{}", b_share.id), None);
+    assert_eq!(revoke.status, 404);
+    let patch = signed_in.write("PATCH", &format!("/shares/{}", b_share.id), Some(&json!({"title": "mine now"})));
+    assert_eq!(patch.status, 404);
+    assert_eq!(signed_in.get(&format!("/assets/{}", b.asset_ids[0])).status, 404);
+    assert!(!signed_in.get("/shares").text().contains(&b_share.id));
+    assert_eq!(stack.client().get(&format!("/s/{}", b_share.token)).status, 200, "B's share is untouched");
+}
+
+#[test]
+fn bad_input_gets_clear_errors_in_the_envelope() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let s = stack.sign_in(&family);
+    let cookies = s.cookies();
+    let headers = |ct: &'static str| vec![("cookie", cookies.clone()), ("x-csrf-token", s.csrf_token.clone()), ("content-type", ct.to_owned())];
+    let send = |ct: &'static str, body: Vec<u8>| {
+        let h = headers(ct);
+        let refs: Vec<(&str, &str)> = h.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        s.client.request("POST", "/shares", &refs, Some(body))
+    };
+    let invalid_json = send("application/json", b"{\"moment_ids\": [".to_vec());
+    assert_eq!((invalid_json.status, invalid_json.error_code().as_str()), (400, "invalid_json"));
+    let fields = send("application/json", br#"{"moment_ids": [], "expires_in_days": 9999}"#.to_vec());
+    assert_eq!((fields.status, fields.error_code().as_str()), (422, "validation_failed"));
+    assert!(fields.json()["error"]["fields"]["moment_ids"].is_string());
+    assert!(fields.json()["error"]["fields"]["expires_in_days"].is_string());
+    let unknown = send("application/json", json!({"moment_ids": [Id::from_random_bytes([1; 16]).to_string()]}).to_string().into_bytes());
+    assert_eq!(unknown.status, 422, "moments of no account");
+    let too_big = send("application/json", vec![b' '; 70 * 1024]);
+    assert_eq!((too_big.status, too_big.error_code().as_str()), (413, "payload_too_large"));
+    let form = send("application/x-www-form-urlencoded", b"moment_ids=1".to_vec());
+    assert_eq!((form.status, form.error_code().as_str()), (415, "unsupported_media_type"));
+}
+
+fn read_only() -> &'static Stack {
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    STACK.get_or_init(|| Stack::start(StackOptions::named("read-only").var("READ_ONLY", "true").var("ORIGIN_URL", "")))
+}
+
+#[test]
+fn read_only_mode_refuses_every_data_write_with_503_and_keeps_reads_and_sign_in_working() {
+    let stack = read_only();
+    let family = stack.family(1, 1);
+    let signed_in = stack.sign_in(&family);
+    for route in routes::table().iter().filter(|r| r.changes_data()) {
+        let path = route.pattern().replace(":id", &Id::from_random_bytes([9; 16]).to_string());
+        let r = signed_in.client.request(route.method().as_str(), &path, &[("accept-language", "pt-BR")], None);
+        assert_eq!(r.status, 503, "{} {}", route.method().as_str(), route.pattern());
+        assert_eq!(r.error_code(), "read_only");
+        assert!(r.header("retry-after").is_some_and(|v| v.parse::<u32>().unwrap() > 0));
+        assert!(r.json()["error"]["message"].as_str().unwrap().contains("somente leitura"));
+    }
+    let english = signed_in.client.request("POST", "/exports", &[("accept-language", "en")], None);
+    assert!(english.json()["error"]["message"].as_str().unwrap().contains("read-only"));
+    assert_eq!(signed_in.get("/me").status, 200);
+    assert_eq!(signed_in.get("/shares").status, 200);
+    assert_eq!(stack.client().get(&format!("/s/{}", family.shares[0].token)).status, 200);
+}
+
+#[test]
+fn without_an_origin_configured_unknown_api_routes_are_404_envelopes() {
+    let r = read_only().client().get("/no/such/route");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.error_code(), "not_found");
+}
+
+#[test]
+fn the_proxy_sends_the_service_credential_and_trace_id_and_drops_forged_internal_headers() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let signed_in = stack.sign_in(&family);
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let cookies = signed_in.cookies();
+    let r = signed_in.client.request(
+        "GET",
+        "/v1/moments?page=2",
+        &[("cookie", &cookies), ("x-trace-id", trace), ("x-babybook-account-id", "forged"), ("x-babybook-user-id", "forged"), ("authorization", "Bearer forged")],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["path"], "/v1/moments");
+    let seen = stack.origin_requests();
+    let request = seen.as_array().unwrap().iter().rev().find(|s| s["path"] == "/v1/moments").expect("the origin saw the call");
+    let header = |name: &str| request["headers"].as_array().unwrap().iter().filter(|h| h[0] == name).map(|h| h[1].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    assert_eq!(header("authorization"), vec![format!("Bearer {}", stack.secrets.service_token)]);
+    assert_eq!(header("x-trace-id"), vec![trace.to_owned()]);
+    assert_eq!(header("x-babybook-account-id"), vec![family.account_id.clone()], "the account comes from the session, never the client");
+    assert_eq!(header("x-babybook-user-id"), vec![family.user_id.clone()]);
+    assert_eq!(header("x-babybook-identity-signature").len(), 1);
+    assert!(header("x-babybook-identity-signature")[0].len() == 64);
+}
+
+#[test]
+fn origin_failures_become_502_and_a_hanging_origin_504_within_the_timeout() {
+    let stack = Stack::shared();
+    let client = stack.client();
+    let failed = client.get("/fail/now");
+    assert_eq!(failed.status, 502);
+    assert_eq!(failed.error_code(), "bad_gateway");
+    assert!(!failed.text().contains("Traceback"), "the origin's internals must not reach the client");
+    let started = Instant::now();
+    let hung = client.get("/slow/report");
+    assert_eq!(hung.status, 504);
+    assert_eq!(hung.error_code(), "gateway_timeout");
+    assert!(started.elapsed() < Duration::from_secs(12), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn with_the_database_unreachable_api_reads_and_writes_answer_503_within_two_seconds() {
+    let stack = Stack::start(StackOptions::named("api-db-down"));
+    let family = stack.family(1, 0);
+    let signed_in = stack.sign_in(&family);
+    stack.bouncer().admin(&format!("PAUSE {}", stack.db_name));
+    for (method, path, body) in [("GET", "/me", None), ("GET", "/shares", None), ("POST", "/shares", Some(json!({"moment_ids": family.moment_ids})))] {
+        let started = Instant::now();
+        let r = if method == "GET" { signed_in.get(path) } else { signed_in.write(method, path, body.as_ref()) };
+        assert_eq!(r.status, 503, "{method} {path}: {}", r.text());
+        assert_eq!(r.error_code(), "database_unavailable");
+        assert!(r.header("retry-after").is_some());
+        assert!(started.elapsed() < Duration::from_millis(2_500), "{method} {path} took {:?}", started.elapsed());
+    }
+    stack.bouncer().admin(&format!("RESUME {}", stack.db_name));
+    assert_eq!(signed_in.get("/me").status, 200);
+    assert!(stack.alive());
+}
