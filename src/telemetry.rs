@@ -148,11 +148,18 @@ impl SampleClass {
 
 thread_local! {
     static REJECTIONS: RefCell<BTreeMap<&'static str, u64>> = const { RefCell::new(BTreeMap::new()) };
+    static REJECTION_TOTALS: RefCell<BTreeMap<&'static str, u64>> = const { RefCell::new(BTreeMap::new()) };
 }
 
 /// Counts a rejection by tag (`scanner`, `rate_limited`, …) in this isolate.
 pub fn count_rejection(tag: &'static str) {
     REJECTIONS.with(|r| *r.borrow_mut().entry(tag).or_insert(0) += 1);
+    REJECTION_TOTALS.with(|r| *r.borrow_mut().entry(tag).or_insert(0) += 1);
+}
+
+/// Every rejection this isolate has counted, by tag (never reset; for test counters).
+pub fn rejection_totals() -> Map<String, Value> {
+    REJECTION_TOTALS.with(|r| r.borrow().iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect())
 }
 
 /// The counts since the last call, for the next logged line (`rejections` field).

@@ -278,6 +278,7 @@ impl Stack {
         let pid = guarded.pid();
         *self.wrangler.lock().expect("wrangler") = Some(guarded);
         self.wait_healthy(Duration::from_secs(120));
+        self.wait_for_initial_rebuild();
         // Watch for an unexpected exit for the rest of the run.
         let (death, lines, stopping, name) = (
             self.death.clone(),
@@ -341,6 +342,18 @@ impl Stack {
             self.name,
             self.log_tail(60)
         );
+    }
+
+    /// wrangler's build watcher runs the custom build once more when it is ready, then reloads
+    /// the Worker (resetting isolate state); tests start after that, not during it.
+    fn wait_for_initial_rebuild(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let builds = || self.log_lines.lock().expect("lines").iter().filter(|l| l.contains("build-worker: up to date") || l.contains("gzipped (budget")).count();
+        while builds() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(1_500));
+        self.wait_healthy(Duration::from_secs(60));
     }
 
     pub fn log_tail(&self, n: usize) -> String {

@@ -560,13 +560,12 @@ fn log_request(cx: &RequestContext, method: &str, reply: &Reply, notes: &Notes) 
     }
     if let Some(tag) = notes.rejection {
         line = line.field("rejection", tag);
-        let counts = telemetry::take_rejection_counts();
-        if !counts.is_empty() {
-            line = line.field(
-                "rejections_since_last_logged",
-                serde_json::Value::Object(counts),
-            );
-        }
+    }
+    // Rejections are counted always and logged by a sample: the counts since the last logged
+    // line ride on whichever line is logged next.
+    let counts = telemetry::take_rejection_counts();
+    if !counts.is_empty() {
+        line = line.field("rejections_since_last_logged", serde_json::Value::Object(counts));
     }
     for (key, value) in &notes.fields {
         line.set(key, value.clone());

@@ -60,6 +60,7 @@ pub fn counters() -> serde_json::Value {
         "origin_calls": get(Counter::OriginCalls),
         "media_calls": get(Counter::MediaCalls),
         "renders": get(Counter::Renders),
+        "rejections": crate::telemetry::rejection_totals(),
         "faults": FAULTS.with(|f| f.borrow().iter().cloned().collect::<Vec<_>>()),
     })
 }

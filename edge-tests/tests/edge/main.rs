@@ -6,6 +6,7 @@
 mod api;
 mod data_rls;
 mod foundation;
+mod protection;
 mod share;
 
 pub use edge_tests::{Stack, StackOptions};
