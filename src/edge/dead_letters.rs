@@ -97,6 +97,9 @@ pub async fn consume(
                 .account(&job.account_id)
                 .field("job_id", job.job_id.to_string())
                 .field("job_type", job.job_type().as_str());
+            if let Some(asset) = job.job.asset_id() {
+                line = line.field("asset_id", asset.to_string());
+            }
         }
         context::emit(&line);
         delivery.ack();

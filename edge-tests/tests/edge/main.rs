@@ -7,6 +7,7 @@ mod api;
 mod data_rls;
 mod foundation;
 mod protection;
+mod queues;
 mod share;
 
 pub use edge_tests::{Stack, StackOptions};

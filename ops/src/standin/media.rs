@@ -60,6 +60,8 @@ pub struct Call {
     pub ids: Vec<String>,
     pub status: u16,
     pub authorized: bool,
+    /// The job as received (the edge sends the job message itself).
+    pub body: Value,
 }
 
 #[derive(Default)]
@@ -185,6 +187,7 @@ async fn job(
         ids,
         status: status.as_u16(),
         authorized,
+        body: job.clone(),
     };
     state.inner.lock().expect("stand-in state").calls.push(call);
     (status, Json(body)).into_response()
