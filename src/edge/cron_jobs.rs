@@ -159,7 +159,7 @@ async fn reaper(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Resul
         let page = db::transaction(io, Scope::System, Budget::Standard, async |tx| {
             let rows = tx
                 .rows(
-                    "SELECT kind, id::text, account_id::text FROM reap_candidates($1::text::timestamptz, $2::text::interval, $3::text::interval, $4)",
+                    "SELECT kind, id::text, account_id::text FROM reap_candidates($1::text::timestamptz, $2::text::interval, $3::text::interval, $4::int)",
                     &[(&now, Type::TEXT), (&ttl, Type::TEXT), (&grace, Type::TEXT), (&PAGE_SIZE, Type::INT8)],
                 )
                 .await?;
