@@ -49,7 +49,8 @@ pub struct UpdateShareRequest {
     pub moment_ids: Option<Vec<Id>>,
     /// `Some(None)` clears the title.
     pub title: Option<Option<String>>,
-    pub expires_in_days: Option<u32>,
+    /// `Some(None)` (`"expires_in_days": null`) removes the expiry.
+    pub expires_in_days: Option<Option<u32>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,10 +68,7 @@ pub const MAX_SHARE_DAYS: u32 = 365;
 pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::new(
-            ErrorCode::InvalidJson,
-            "body is JSON but not an object",
-        )),
+        Ok(_) => Err(ApiError::new(ErrorCode::InvalidJson, "body is JSON but not an object")),
         Err(e) => Err(ApiError::new(
             ErrorCode::InvalidJson,
             format!("body is not JSON: line {} column {}", e.line(), e.column()),
@@ -153,10 +151,7 @@ impl Fields {
             return None;
         };
         if items.is_empty() || items.len() > MAX_MOMENTS_PER_SHARE {
-            self.fail(
-                "moment_ids",
-                &format!("must list 1 to {MAX_MOMENTS_PER_SHARE} moments"),
-            );
+            self.fail("moment_ids", &format!("must list 1 to {MAX_MOMENTS_PER_SHARE} moments"));
             return None;
         }
         let mut ids = Vec::with_capacity(items.len());
@@ -178,15 +173,13 @@ impl LoginRequest {
     pub fn parse(body: &[u8]) -> Result<LoginRequest, ApiError> {
         let map = json_object(body)?;
         let mut f = Fields::default();
-        let email = f
-            .string(&map, "email", 254)
-            .and_then(|e| match Email::parse(&e) {
-                Ok(email) => Some(email),
-                Err(problem) => {
-                    f.fail("email", problem);
-                    None
-                }
-            });
+        let email = f.string(&map, "email", 254).and_then(|e| match Email::parse(&e) {
+            Ok(email) => Some(email),
+            Err(problem) => {
+                f.fail("email", problem);
+                None
+            }
+        });
         let password = f.string(&map, "password", 1024);
         if password.as_deref() == Some("") {
             f.fail("password", "required");
@@ -219,16 +212,13 @@ impl UpdateShareRequest {
         let mut f = Fields::default();
         let moment_ids = map.get("moment_ids").map(|v| f.moment_ids(Some(v)));
         let title = f.optional_title(&map);
-        let expires_in_days = f.days(&map);
-        if moment_ids.is_none()
-            && title.is_none()
-            && expires_in_days.is_none()
-            && f.errors.is_empty()
-        {
-            f.fail(
-                "body",
-                "change at least one of moment_ids, title, expires_in_days",
-            );
+        let expires_in_days = match map.get("expires_in_days") {
+            None => None,
+            Some(serde_json::Value::Null) => Some(None),
+            Some(_) => f.days(&map).map(Some),
+        };
+        if moment_ids.is_none() && title.is_none() && expires_in_days.is_none() && f.errors.is_empty() {
+            f.fail("body", "change at least one of moment_ids, title, expires_in_days");
         }
         f.finish(|| UpdateShareRequest {
             moment_ids: moment_ids.flatten(),
@@ -242,15 +232,13 @@ impl UploadCompleteRequest {
     pub fn parse(body: &[u8]) -> Result<UploadCompleteRequest, ApiError> {
         let map = json_object(body)?;
         let mut f = Fields::default();
-        let asset_id = f
-            .string(&map, "asset_id", 36)
-            .and_then(|s| match Id::parse(&s) {
-                Ok(id) => Some(id),
-                Err(_) => {
-                    f.fail("asset_id", "must be an asset id (UUID)");
-                    None
-                }
-            });
+        let asset_id = f.string(&map, "asset_id", 36).and_then(|s| match Id::parse(&s) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                f.fail("asset_id", "must be an asset id (UUID)");
+                None
+            }
+        });
         let size_bytes = match map.get("size_bytes").and_then(Value::as_i64) {
             Some(n) if n > 0 => Some(n),
             _ => {
@@ -258,9 +246,7 @@ impl UploadCompleteRequest {
                 None
             }
         };
-        let etag = f
-            .string(&map, "etag", 128)
-            .map(|e| e.trim_matches('"').to_owned());
+        let etag = f.string(&map, "etag", 128).map(|e| e.trim_matches('"').to_owned());
         if etag.as_deref() == Some("") {
             f.fail("etag", "required");
         }
@@ -318,48 +304,52 @@ mod tests {
             ["moment_ids"]
         );
         assert_eq!(
-            fields(
-                CreateShareRequest::parse(br#"{"moment_ids":["1; DROP TABLE moment"]}"#)
-                    .unwrap_err()
-            ),
+            fields(CreateShareRequest::parse(br#"{"moment_ids":["1; DROP TABLE moment"]}"#).unwrap_err()),
             ["moment_ids"]
         );
         assert_eq!(
             fields(
-                CreateShareRequest::parse(
-                    format!(r#"{{"moment_ids":["{id}"],"expires_in_days":0}}"#).as_bytes()
-                )
-                .unwrap_err()
+                CreateShareRequest::parse(format!(r#"{{"moment_ids":["{id}"],"expires_in_days":0}}"#).as_bytes())
+                    .unwrap_err()
             ),
             ["expires_in_days"]
         );
-        let ok = CreateShareRequest::parse(
-            format!(r#"{{"moment_ids":["{id}","{id}"],"title":" Férias "}}"#).as_bytes(),
-        )
-        .unwrap();
+        let ok =
+            CreateShareRequest::parse(format!(r#"{{"moment_ids":["{id}","{id}"],"title":" Férias "}}"#).as_bytes())
+                .unwrap();
         assert_eq!(ok.moment_ids.len(), 1, "duplicates collapse");
         assert_eq!(ok.title.as_deref(), Some("Férias"));
     }
 
     #[test]
     fn an_update_must_change_something() {
-        assert_eq!(
-            fields(UpdateShareRequest::parse(b"{}").unwrap_err()),
-            ["body"]
-        );
+        assert_eq!(fields(UpdateShareRequest::parse(b"{}").unwrap_err()), ["body"]);
         let ok = UpdateShareRequest::parse(br#"{"title":null}"#).unwrap();
         assert_eq!(ok.title, Some(None));
+        assert_eq!(
+            UpdateShareRequest::parse(br#"{"expires_in_days":null}"#)
+                .unwrap()
+                .expires_in_days,
+            Some(None)
+        );
+        assert_eq!(
+            UpdateShareRequest::parse(br#"{"expires_in_days":7}"#)
+                .unwrap()
+                .expires_in_days,
+            Some(Some(7))
+        );
     }
 
     #[test]
     fn upload_completion_checks_its_fields() {
         assert_eq!(
-            fields(
-                UploadCompleteRequest::parse(br#"{"asset_id":"x","size_bytes":-1}"#).unwrap_err()
-            ),
+            fields(UploadCompleteRequest::parse(br#"{"asset_id":"x","size_bytes":-1}"#).unwrap_err()),
             ["asset_id", "size_bytes", "etag"]
         );
-        let ok = UploadCompleteRequest::parse(br#"{"asset_id":"6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab","size_bytes":10,"etag":"\"abc\""}"#).unwrap();
+        let ok = UploadCompleteRequest::parse(
+            br#"{"asset_id":"6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab","size_bytes":10,"etag":"\"abc\""}"#,
+        )
+        .unwrap();
         assert_eq!(ok.etag, "abc");
     }
 }

@@ -130,11 +130,7 @@ impl fmt::Display for ConfigError {
 impl Config {
     /// Builds the configuration from a lookup of vars and secrets by name.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &'static str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let environment = match get(var::ENVIRONMENT).as_deref() {
             Some("local") | None => Environment::Local,
             Some("staging") => Environment::Staging,
@@ -158,8 +154,7 @@ impl Config {
         };
         let app_origin = get(var::APP_ORIGIN).unwrap_or_else(|| "https://app.babybook.com".into());
         validate_origin(var::APP_ORIGIN, &app_origin)?;
-        let media_origin =
-            get(var::MEDIA_ORIGIN).unwrap_or_else(|| "https://media.babybook.com".into());
+        let media_origin = get(var::MEDIA_ORIGIN).unwrap_or_else(|| "https://media.babybook.com".into());
         validate_origin(var::MEDIA_ORIGIN, &media_origin)?;
         let prewarm_windows = match get(var::PREWARM_WINDOWS) {
             None => Vec::new(),
@@ -171,52 +166,21 @@ impl Config {
         Ok(Config {
             environment,
             app_origin,
-            share_hosts: host_list(
-                get(var::SHARE_HOSTS)
-                    .as_deref()
-                    .unwrap_or("share.babybook.com"),
-            ),
+            share_hosts: host_list(get(var::SHARE_HOSTS).as_deref().unwrap_or("share.babybook.com")),
             api_hosts: host_list(get(var::API_HOSTS).as_deref().unwrap_or("api.babybook.com")),
             read_only: parse_flag(var::READ_ONLY, get(var::READ_ONLY))?,
             media_origin,
             origin_url: get(var::ORIGIN_URL).map(|u| u.trim_end_matches('/').to_owned()),
-            media_worker_url: get(var::MEDIA_WORKER_URL)
-                .map(|u| u.trim_end_matches('/').to_owned()),
-            log_sample_success: parse_rate(
-                var::LOG_SAMPLE_SUCCESS,
-                get(var::LOG_SAMPLE_SUCCESS),
-                0.05,
-            )?,
-            log_sample_health: parse_rate(
-                var::LOG_SAMPLE_HEALTH,
-                get(var::LOG_SAMPLE_HEALTH),
-                0.001,
-            )?,
+            media_worker_url: get(var::MEDIA_WORKER_URL).map(|u| u.trim_end_matches('/').to_owned()),
+            log_sample_success: parse_rate(var::LOG_SAMPLE_SUCCESS, get(var::LOG_SAMPLE_SUCCESS), 0.05)?,
+            log_sample_health: parse_rate(var::LOG_SAMPLE_HEALTH, get(var::LOG_SAMPLE_HEALTH), 0.001)?,
             prewarm_windows,
             prewarm_top_n: parse_number(var::PREWARM_TOP_N, get(var::PREWARM_TOP_N), 50)?,
-            prewarm_concurrency: parse_number(
-                var::PREWARM_CONCURRENCY,
-                get(var::PREWARM_CONCURRENCY),
-                4,
-            )?,
-            prewarm_budget_ms: parse_number(
-                var::PREWARM_BUDGET_MS,
-                get(var::PREWARM_BUDGET_MS),
-                20_000,
-            )?,
-            view_flush_seconds: parse_number(
-                var::VIEW_FLUSH_SECONDS,
-                get(var::VIEW_FLUSH_SECONDS),
-                30,
-            )?,
-            consumer_concurrency: parse_number(
-                var::CONSUMER_CONCURRENCY,
-                get(var::CONSUMER_CONCURRENCY),
-                10,
-            )?
-            .max(1),
-            test_controls: environment == Environment::Local
-                && get(var::TEST_CONTROLS).as_deref() == Some("on"),
+            prewarm_concurrency: parse_number(var::PREWARM_CONCURRENCY, get(var::PREWARM_CONCURRENCY), 4)?,
+            prewarm_budget_ms: parse_number(var::PREWARM_BUDGET_MS, get(var::PREWARM_BUDGET_MS), 20_000)?,
+            view_flush_seconds: parse_number(var::VIEW_FLUSH_SECONDS, get(var::VIEW_FLUSH_SECONDS), 30)?,
+            consumer_concurrency: parse_number(var::CONSUMER_CONCURRENCY, get(var::CONSUMER_CONCURRENCY), 10)?.max(1),
+            test_controls: environment == Environment::Local && get(var::TEST_CONTROLS).as_deref() == Some("on"),
             session_key_current: secret(var::SESSION_KEY_CURRENT)?,
             session_key_previous: secret(var::SESSION_KEY_PREVIOUS)?,
             service_api_token: secret(var::SERVICE_API_TOKEN)?,
@@ -281,11 +245,7 @@ fn parse_rate(name: &'static str, value: Option<String>, default: f64) -> Result
     }
 }
 
-fn parse_number<T: std::str::FromStr>(
-    name: &'static str,
-    value: Option<String>,
-    default: T,
-) -> Result<T, ConfigError> {
+fn parse_number<T: std::str::FromStr>(name: &'static str, value: Option<String>, default: T) -> Result<T, ConfigError> {
     match value {
         None => Ok(default),
         Some(text) => text.parse().map_err(|_| ConfigError {
@@ -301,10 +261,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -355,11 +312,43 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let c = config(&[(
-            "SESSION_KEY_CURRENT",
-            "0123456789abcdef0123456789abcdef-secret",
-        )])
-        .unwrap();
+        let c = config(&[("SESSION_KEY_CURRENT", "0123456789abcdef0123456789abcdef-secret")]).unwrap();
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn every_environment_in_wrangler_toml_parses() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/wrangler.toml")).expect("wrangler.toml");
+        let toml: toml::Table = toml::from_str(&text).expect("wrangler.toml parses");
+        let mut environments = vec![("local", toml["vars"].clone())];
+        for name in ["staging", "production"] {
+            environments.push((name, toml["env"][name]["vars"].clone()));
+        }
+        for (name, vars) in environments {
+            let vars = vars.as_table().expect("vars").clone();
+            let config = Config::from_lookup(|key| vars.get(key).and_then(|v| v.as_str()).map(str::to_owned))
+                .unwrap_or_else(|e| panic!("[{name}] {e}"));
+            assert_eq!(config.environment.as_str(), name, "[{name}] ENVIRONMENT");
+            assert!(
+                !config.prewarm_windows.is_empty(),
+                "[{name}] ships the Mother's Day window"
+            );
+            if name != "local" {
+                assert!(
+                    config.app_origin.starts_with("https://"),
+                    "[{name}] APP_ORIGIN must be https"
+                );
+                assert!(
+                    config.media_origin == "https://media.babybook.com",
+                    "[{name}] MEDIA_ORIGIN"
+                );
+                assert!(!config.read_only, "[{name}] ships with READ_ONLY off");
+                assert!(
+                    !vars.contains_key("TEST_CONTROLS"),
+                    "[{name}] must not mention TEST_CONTROLS"
+                );
+            }
+        }
     }
 }

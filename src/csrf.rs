@@ -39,8 +39,7 @@ impl CsrfError {
 
 fn tag(key: &SigningKey, binding: &str, nonce: &str) -> Vec<u8> {
     let derived = key.derive(PURPOSE);
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(&derived).expect("HMAC takes any key length");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&derived).expect("HMAC takes any key length");
     mac.update(binding.as_bytes());
     mac.update(b"|");
     mac.update(nonce.as_bytes());
@@ -61,23 +60,15 @@ pub fn verify(
     header: Option<&str>,
     cookie: Option<&str>,
 ) -> Result<(), CsrfError> {
-    let header = header
-        .filter(|h| !h.is_empty())
-        .ok_or(CsrfError::MissingHeader)?;
-    let cookie = cookie
-        .filter(|c| !c.is_empty())
-        .ok_or(CsrfError::MissingCookie)?;
+    let header = header.filter(|h| !h.is_empty()).ok_or(CsrfError::MissingHeader)?;
+    let cookie = cookie.filter(|c| !c.is_empty()).ok_or(CsrfError::MissingCookie)?;
     if header.len() != cookie.len() || !bool::from(header.as_bytes().ct_eq(cookie.as_bytes())) {
         return Err(CsrfError::Mismatch);
     }
     let (nonce, mac) = header.split_once('.').ok_or(CsrfError::NotForThisSession)?;
-    let mac = URL_SAFE_NO_PAD
-        .decode(mac)
-        .map_err(|_| CsrfError::NotForThisSession)?;
+    let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| CsrfError::NotForThisSession)?;
     let binding = sid.unwrap_or(ANONYMOUS);
-    let valid = keys
-        .all()
-        .any(|key| bool::from(tag(key, binding, nonce).ct_eq(&mac)));
+    let valid = keys.all().any(|key| bool::from(tag(key, binding, nonce).ct_eq(&mac)));
     if valid {
         Ok(())
     } else {
@@ -113,10 +104,7 @@ mod tests {
     fn a_token_verifies_for_its_own_session_only() {
         let k = keys();
         let token = issue(&k, Some("sid-a"), [3; 16]);
-        assert_eq!(
-            verify(&k, Some("sid-a"), Some(&token), Some(&token)),
-            Ok(())
-        );
+        assert_eq!(verify(&k, Some("sid-a"), Some(&token), Some(&token)), Ok(()));
         assert_eq!(
             verify(&k, Some("sid-b"), Some(&token), Some(&token)),
             Err(CsrfError::NotForThisSession)
@@ -132,26 +120,14 @@ mod tests {
         let k = keys();
         let token = issue(&k, None, [4; 16]);
         let other = issue(&k, None, [5; 16]);
-        assert_eq!(
-            verify(&k, None, None, Some(&token)),
-            Err(CsrfError::MissingHeader)
-        );
-        assert_eq!(
-            verify(&k, None, Some(&token), None),
-            Err(CsrfError::MissingCookie)
-        );
-        assert_eq!(
-            verify(&k, None, Some(&token), Some(&other)),
-            Err(CsrfError::Mismatch)
-        );
+        assert_eq!(verify(&k, None, None, Some(&token)), Err(CsrfError::MissingHeader));
+        assert_eq!(verify(&k, None, Some(&token), None), Err(CsrfError::MissingCookie));
+        assert_eq!(verify(&k, None, Some(&token), Some(&other)), Err(CsrfError::Mismatch));
         assert_eq!(
             verify(&k, None, Some("forged.value"), Some("forged.value")),
             Err(CsrfError::NotForThisSession)
         );
-        assert_eq!(
-            verify(&k, None, Some(""), Some("")),
-            Err(CsrfError::MissingHeader)
-        );
+        assert_eq!(verify(&k, None, Some(""), Some("")), Err(CsrfError::MissingHeader));
     }
 
     #[test]
@@ -162,9 +138,6 @@ mod tests {
             current: SigningKey::new("next-secret-0123456789abcdef012345"),
             previous: Some(before.current.clone()),
         };
-        assert_eq!(
-            verify(&after, Some("s"), Some(&token), Some(&token)),
-            Ok(())
-        );
+        assert_eq!(verify(&after, Some("s"), Some(&token), Some(&token)), Ok(()));
     }
 }

@@ -52,9 +52,7 @@ impl ErrorCode {
             ErrorCode::HeadersTooLarge => 431,
             ErrorCode::Internal => 500,
             ErrorCode::BadGateway => 502,
-            ErrorCode::ReadOnly
-            | ErrorCode::DatabaseUnavailable
-            | ErrorCode::ServiceUnavailable => 503,
+            ErrorCode::ReadOnly | ErrorCode::DatabaseUnavailable | ErrorCode::ServiceUnavailable => 503,
             ErrorCode::GatewayTimeout => 504,
         }
     }
@@ -176,11 +174,7 @@ impl ApiError {
     }
 
     pub fn validation(fields: Vec<(String, String)>) -> ApiError {
-        let detail = fields
-            .iter()
-            .map(|(f, _)| f.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
+        let detail = fields.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>().join(",");
         ApiError {
             code: ErrorCode::ValidationFailed,
             detail,
@@ -220,8 +214,7 @@ mod tests {
 
     #[test]
     fn the_envelope_has_exactly_code_message_and_trace_id() {
-        let reply =
-            ApiError::new(ErrorCode::NotFound, "no route for /x").to_reply("trace-0001", Lang::En);
+        let reply = ApiError::new(ErrorCode::NotFound, "no route for /x").to_reply("trace-0001", Lang::En);
         let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(reply.status, 404);
         assert_eq!(
@@ -248,15 +241,12 @@ mod tests {
         assert_eq!(pt.status, 503);
         assert!(String::from_utf8_lossy(&pt.body).contains("somente leitura"));
         assert!(String::from_utf8_lossy(&en.body).contains("read-only"));
-        assert!(pt
-            .get("retry-after")
-            .is_some_and(|s| s.parse::<u32>().unwrap() > 0));
+        assert!(pt.get("retry-after").is_some_and(|s| s.parse::<u32>().unwrap() > 0));
     }
 
     #[test]
     fn validation_errors_list_their_fields() {
-        let reply = ApiError::validation(vec![("email".into(), "required".into())])
-            .to_reply("t-12345678", Lang::En);
+        let reply = ApiError::validation(vec![("email".into(), "required".into())]).to_reply("t-12345678", Lang::En);
         let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(reply.status, 422);
         assert_eq!(body["error"]["fields"]["email"], "required");

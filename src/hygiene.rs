@@ -64,10 +64,7 @@ const SCANNER_PREFIXES: [&str; 14] = [
 ];
 
 /// Screens a request, cheapest check first.
-pub fn screen(
-    head: &RequestHead<'_>,
-    host_is_served: impl Fn(&str) -> bool,
-) -> Result<(), Rejection> {
+pub fn screen(head: &RequestHead<'_>, host_is_served: impl Fn(&str) -> bool) -> Result<(), Rejection> {
     if head.target_len > MAX_URL_BYTES {
         return Err(Rejection::UriTooLong);
     }
@@ -80,12 +77,7 @@ pub fn screen(
     if is_scanner_path(head.path) {
         return Err(Rejection::Scanner);
     }
-    let host = head
-        .host
-        .split(':')
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let host = head.host.split(':').next().unwrap_or("").to_ascii_lowercase();
     if !host_is_served(&host) {
         return Err(Rejection::UnknownHost);
     }
@@ -100,15 +92,13 @@ pub fn is_scanner_path(raw_path: &str) -> bool {
         if path.contains('\0') || path.split(['/', '\\']).any(|segment| segment == "..") {
             return true;
         }
-        if SCANNER_PREFIXES
-            .iter()
-            .any(|prefix| path.starts_with(prefix))
-        {
+        if SCANNER_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
             return true;
         }
-        if path.split('/').any(|segment| {
-            segment.ends_with(".php") || segment.ends_with(".asp") || segment.ends_with(".aspx")
-        }) {
+        if path
+            .split('/')
+            .any(|segment| segment.ends_with(".php") || segment.ends_with(".asp") || segment.ends_with(".aspx"))
+        {
             return true;
         }
     }
@@ -170,11 +160,7 @@ mod tests {
             "/cgi-bin/luci",
         ];
         for path in rows {
-            assert_eq!(
-                screen(&head("GET", path), served),
-                Err(Rejection::Scanner),
-                "{path}"
-            );
+            assert_eq!(screen(&head("GET", path), served), Err(Rejection::Scanner), "{path}");
         }
     }
 
@@ -195,10 +181,7 @@ mod tests {
     #[test]
     fn oversized_targets_and_headers_are_refused_first() {
         let long = format!("/s/{}", "a".repeat(MAX_URL_BYTES));
-        assert_eq!(
-            screen(&head("GET", &long), served),
-            Err(Rejection::UriTooLong)
-        );
+        assert_eq!(screen(&head("GET", &long), served), Err(Rejection::UriTooLong));
         let mut big = head("GET", "/health");
         big.header_bytes = MAX_HEADER_BYTES + 1;
         assert_eq!(screen(&big, served), Err(Rejection::HeadersTooLarge));
@@ -206,14 +189,8 @@ mod tests {
 
     #[test]
     fn unknown_methods_and_hosts_are_refused() {
-        assert_eq!(
-            screen(&head("TRACE", "/health"), served),
-            Err(Rejection::UnknownMethod)
-        );
-        assert_eq!(
-            screen(&head("PUT", "/health"), served),
-            Err(Rejection::UnknownMethod)
-        );
+        assert_eq!(screen(&head("TRACE", "/health"), served), Err(Rejection::UnknownMethod));
+        assert_eq!(screen(&head("PUT", "/health"), served), Err(Rejection::UnknownMethod));
         let mut other = head("GET", "/health");
         other.host = "evil.example:443";
         assert_eq!(screen(&other, served), Err(Rejection::UnknownHost));

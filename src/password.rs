@@ -29,13 +29,9 @@ pub fn hash_password(password: &str, salt: &[u8], iterations: u32) -> String {
 /// verifies.
 pub fn verify_password(password: &str, stored: &str) -> bool {
     let mut parts = stored.split('$');
-    let (Some(PREFIX), Some(iterations), Some(salt), Some(expected), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let (Some(PREFIX), Some(iterations), Some(salt), Some(expected), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return false;
     };
     let Ok(iterations) = iterations.parse::<u32>() else {
@@ -44,10 +40,7 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
     if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
         return false;
     }
-    let (Ok(salt), Ok(expected)) = (
-        URL_SAFE_NO_PAD.decode(salt),
-        URL_SAFE_NO_PAD.decode(expected),
-    ) else {
+    let (Ok(salt), Ok(expected)) = (URL_SAFE_NO_PAD.decode(salt), URL_SAFE_NO_PAD.decode(expected)) else {
         return false;
     };
     let mut out = vec![0u8; expected.len().clamp(16, 64)];
@@ -57,8 +50,7 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
 
 /// What an unknown email is checked against, so a miss costs the same as a wrong password and
 /// timing does not reveal which emails have accounts.
-pub const DUMMY_HASH: &str =
-    "pbkdf2-sha256$100000$ZHVtbXktc2FsdC0xMjM0NQ$zQ0BpO6Ztx0z8J0nO1vA1kvGQmJ2mX4u1m5P9t1YJZQ";
+pub const DUMMY_HASH: &str = "pbkdf2-sha256$100000$ZHVtbXktc2FsdC0xMjM0NQ$zQ0BpO6Ztx0z8J0nO1vA1kvGQmJ2mX4u1m5P9t1YJZQ";
 
 #[cfg(test)]
 mod tests {

@@ -66,12 +66,10 @@ impl SeasonalWindow {
     fn occurrences(&self, now_ms: i64) -> Vec<(i64, i64)> {
         let lead = i64::from(self.lead_minutes) * 60_000;
         match &self.when {
-            When::Fixed { start, end } => {
-                match (parse_rfc3339_millis(start), parse_rfc3339_millis(end)) {
-                    (Ok(s), Ok(e)) => vec![(s - lead, e)],
-                    _ => Vec::new(),
-                }
-            }
+            When::Fixed { start, end } => match (parse_rfc3339_millis(start), parse_rfc3339_millis(end)) {
+                (Ok(s), Ok(e)) => vec![(s - lead, e)],
+                _ => Vec::new(),
+            },
             When::NthWeekday {
                 month,
                 weekday,
@@ -128,8 +126,7 @@ fn nth_weekday(year: i64, month: u32, weekday: Weekday, nth: u32) -> Option<i64>
     if !(1..=12).contains(&month) || !(1..=5).contains(&nth) {
         return None;
     }
-    let first =
-        parse_rfc3339_millis(&format!("{year:04}-{month:02}-01T00:00:00Z")).ok()? / MS_PER_DAY;
+    let first = parse_rfc3339_millis(&format!("{year:04}-{month:02}-01T00:00:00Z")).ok()? / MS_PER_DAY;
     // 1970-01-01 was a Thursday (index 3).
     let first_weekday = (first + 3).rem_euclid(7);
     let offset = (weekday.index() - first_weekday).rem_euclid(7);

@@ -74,9 +74,7 @@ pub fn forwardable_response_headers(headers: &[(String, String)]) -> Vec<(String
         .iter()
         .filter(|(name, _)| {
             let lower = name.to_ascii_lowercase();
-            !HOP_BY_HOP.contains(&lower.as_str())
-                && lower != "content-length"
-                && lower != "content-encoding"
+            !HOP_BY_HOP.contains(&lower.as_str()) && lower != "content-length" && lower != "content-encoding"
         })
         .cloned()
         .collect()
@@ -84,25 +82,16 @@ pub fn forwardable_response_headers(headers: &[(String, String)]) -> Vec<(String
 
 /// Signs the identity the edge asserts to the origin: `HMAC-SHA256(key, "user|account|trace")`
 /// in hex, with a key derived from `SERVICE_API_TOKEN` so the origin can check it.
-pub fn identity_signature(
-    service_token: &str,
-    user_id: &str,
-    account_id: &str,
-    trace_id: &str,
-) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(service_token.as_bytes())
-        .expect("HMAC takes any key length");
+pub fn identity_signature(service_token: &str, user_id: &str, account_id: &str, trace_id: &str) -> String {
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(service_token.as_bytes()).expect("HMAC takes any key length");
     mac.update(b"babybook-identity-v1|");
     mac.update(user_id.as_bytes());
     mac.update(b"|");
     mac.update(account_id.as_bytes());
     mac.update(b"|");
     mac.update(trace_id.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the edge answers for an origin status: 5xx becomes a `502` envelope (the origin's body,
@@ -123,10 +112,7 @@ mod tests {
     use super::*;
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -156,14 +142,8 @@ mod tests {
     fn origin_failures_become_502_without_their_body() {
         assert_eq!(map_origin_status(200), Ok(200));
         assert_eq!(map_origin_status(404), Ok(404));
-        assert_eq!(
-            map_origin_status(500).unwrap_err().code,
-            ErrorCode::BadGateway
-        );
-        assert_eq!(
-            map_origin_status(503).unwrap_err().code,
-            ErrorCode::BadGateway
-        );
+        assert_eq!(map_origin_status(500).unwrap_err().code, ErrorCode::BadGateway);
+        assert_eq!(map_origin_status(503).unwrap_err().code, ErrorCode::BadGateway);
     }
 
     #[test]

@@ -168,10 +168,7 @@ pub fn refusal_headers(policy: &Policy, now_ms: i64) -> [(&'static str, String);
         ("retry-after", reset.to_string()),
         (
             "ratelimit-policy",
-            format!(
-                "\"{}\";q={};w={}",
-                policy.name, policy.limit, policy.period_seconds
-            ),
+            format!("\"{}\";q={};w={}", policy.name, policy.limit, policy.period_seconds),
         ),
         ("ratelimit", format!("\"{}\";r=0;t={reset}", policy.name)),
     ]
@@ -241,14 +238,8 @@ mod tests {
     #[test]
     fn client_ips_come_only_from_cf_connecting_ip_and_are_normalised() {
         assert_eq!(client_ip_key(Some("203.0.113.9")), "203.0.113.9");
-        assert_eq!(
-            client_ip_key(Some("2001:db8:1:2:3:4:5:6")),
-            "2001:db8:1:2::/64"
-        );
-        assert_eq!(
-            client_ip_key(Some("2001:db8:1:2:ffff::1")),
-            "2001:db8:1:2::/64"
-        );
+        assert_eq!(client_ip_key(Some("2001:db8:1:2:3:4:5:6")), "2001:db8:1:2::/64");
+        assert_eq!(client_ip_key(Some("2001:db8:1:2:ffff::1")), "2001:db8:1:2::/64");
         assert_eq!(client_ip_key(Some("not-an-ip")), "unknown");
         assert_eq!(client_ip_key(None), "unknown");
     }
@@ -264,10 +255,7 @@ mod tests {
     fn the_refusal_headers_name_the_policy_and_the_reset() {
         let headers = refusal_headers(&SHARE, 1_000_003_500);
         assert_eq!(headers[0], ("retry-after", "7".to_owned()));
-        assert_eq!(
-            headers[1],
-            ("ratelimit-policy", "\"share\";q=600;w=10".to_owned())
-        );
+        assert_eq!(headers[1], ("ratelimit-policy", "\"share\";q=600;w=10".to_owned()));
         assert_eq!(headers[2], ("ratelimit", "\"share\";r=0;t=7".to_owned()));
     }
 

@@ -45,16 +45,9 @@ impl Reply {
 
     /// Adds a value to a list-valued header such as `Vary`, once.
     pub fn append_to_list(&mut self, name: &'static str, value: &str) {
-        match self
-            .headers
-            .iter_mut()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
+        match self.headers.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
             Some((_, existing)) => {
-                if !existing
-                    .split(',')
-                    .any(|v| v.trim().eq_ignore_ascii_case(value))
-                {
+                if !existing.split(',').any(|v| v.trim().eq_ignore_ascii_case(value)) {
                     existing.push_str(", ");
                     existing.push_str(value);
                 }

@@ -125,7 +125,6 @@ impl Access {
             Access::Read(ReadAccess::TestControl) | Access::Write(WriteGuard::TestControl)
         )
     }
-
 }
 
 /// Default body limit of JSON API routes (issue 9: 64 KiB).
@@ -143,12 +142,7 @@ pub struct Route {
 
 impl Route {
     /// A GET route (HEAD is served with it).
-    pub const fn read(
-        pattern: &'static str,
-        id: RouteId,
-        surface: Surface,
-        access: ReadAccess,
-    ) -> Route {
+    pub const fn read(pattern: &'static str, id: RouteId, surface: Surface, access: ReadAccess) -> Route {
         Route {
             method: Method::Get,
             pattern,
@@ -160,12 +154,7 @@ impl Route {
     }
 
     /// A write route on the API host. The guard is not optional.
-    pub const fn write(
-        method: WriteMethod,
-        pattern: &'static str,
-        id: RouteId,
-        guard: WriteGuard,
-    ) -> Route {
+    pub const fn write(method: WriteMethod, pattern: &'static str, id: RouteId, guard: WriteGuard) -> Route {
         let method = match method {
             WriteMethod::Post => Method::Post,
             WriteMethod::Patch => Method::Patch,
@@ -221,9 +210,7 @@ impl Route {
     /// Which rate-limit policies apply, given whether the caller has a session.
     pub fn request_class(&self, has_session: bool) -> RequestClass {
         match (self.id, self.access) {
-            (RouteId::Health | RouteId::Ready | RouteId::ShareStylesheet, _) => {
-                RequestClass::Exempt
-            }
+            (RouteId::Health | RouteId::Ready | RouteId::ShareStylesheet, _) => RequestClass::Exempt,
             (_, a) if a.is_admin() || a.is_test_control() => RequestClass::Exempt,
             (RouteId::SharePage, _) => RequestClass::Share,
             (RouteId::Login, _) => RequestClass::Login,
@@ -250,70 +237,25 @@ use WriteMethod as WM;
 static TABLE: [Route; 21] = [
     Route::read("/health", Id::Health, Surface::Any, R::Public),
     Route::read("/ready", Id::Ready, Surface::Any, R::Public),
-    Route::read(
-        "/_static/:file",
-        Id::ShareStylesheet,
-        Surface::Share,
-        R::Public,
-    ),
+    Route::read("/_static/:file", Id::ShareStylesheet, Surface::Share, R::Public),
     Route::read("/s/:token", Id::SharePage, Surface::Share, R::Public),
-    Route::read(
-        "/auth/csrf",
-        Id::CsrfToken,
-        Surface::Api,
-        R::OptionalSession,
-    ),
+    Route::read("/auth/csrf", Id::CsrfToken, Surface::Api, R::OptionalSession),
     Route::write(WM::Post, "/auth/login", Id::Login, W::CsrfBeforeSignIn),
     Route::write(WM::Post, "/auth/logout", Id::Logout, W::SessionAndCsrf),
     Route::read("/me", Id::Me, Surface::Api, R::Session),
     Route::read("/shares", Id::ListShares, Surface::Api, R::Session),
     Route::write(WM::Post, "/shares", Id::CreateShare, W::SessionAndCsrf),
     Route::write(WM::Patch, "/shares/:id", Id::UpdateShare, W::SessionAndCsrf),
-    Route::write(
-        WM::Delete,
-        "/shares/:id",
-        Id::RevokeShare,
-        W::SessionAndCsrf,
-    ),
+    Route::write(WM::Delete, "/shares/:id", Id::RevokeShare, W::SessionAndCsrf),
     Route::read("/assets/:id", Id::GetAsset, Surface::Api, R::Session),
-    Route::write(
-        WM::Delete,
-        "/assets/:id",
-        Id::DeleteAsset,
-        W::SessionAndCsrf,
-    ),
-    Route::write(
-        WM::Post,
-        "/uploads/complete",
-        Id::UploadComplete,
-        W::SessionAndCsrf,
-    ),
+    Route::write(WM::Delete, "/assets/:id", Id::DeleteAsset, W::SessionAndCsrf),
+    Route::write(WM::Post, "/uploads/complete", Id::UploadComplete, W::SessionAndCsrf),
     Route::write(WM::Post, "/exports", Id::CreateExport, W::SessionAndCsrf),
-    Route::write(
-        WM::Post,
-        "/admin/jobs/redrive",
-        Id::AdminRedrive,
-        W::AdminToken,
-    ),
-    Route::read(
-        "/admin/jobs/dead",
-        Id::AdminDeadJobs,
-        Surface::Api,
-        R::AdminToken,
-    ),
+    Route::write(WM::Post, "/admin/jobs/redrive", Id::AdminRedrive, W::AdminToken),
+    Route::read("/admin/jobs/dead", Id::AdminDeadJobs, Surface::Api, R::AdminToken),
     Route::write(WM::Post, "/admin/prewarm", Id::AdminPrewarm, W::AdminToken),
-    Route::write(
-        WM::Post,
-        "/__test/controls",
-        Id::TestControls,
-        W::TestControl,
-    ),
-    Route::read(
-        "/__test/counters",
-        Id::TestCounters,
-        Surface::Any,
-        R::TestControl,
-    ),
+    Route::write(WM::Post, "/__test/controls", Id::TestControls, W::TestControl),
+    Route::read("/__test/counters", Id::TestCounters, Surface::Any, R::TestControl),
 ];
 
 /// Every route the edge serves.
@@ -345,10 +287,7 @@ pub struct Matched<'p> {
 
 impl Matched<'_> {
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| *v)
+        self.params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
     }
 }
 
@@ -455,7 +394,14 @@ mod tests {
         let stopped: Vec<RouteId> = table().iter().filter(|r| r.changes_data()).map(Route::id).collect();
         assert_eq!(
             stopped,
-            [RouteId::CreateShare, RouteId::UpdateShare, RouteId::RevokeShare, RouteId::DeleteAsset, RouteId::UploadComplete, RouteId::CreateExport]
+            [
+                RouteId::CreateShare,
+                RouteId::UpdateShare,
+                RouteId::RevokeShare,
+                RouteId::DeleteAsset,
+                RouteId::UploadComplete,
+                RouteId::CreateExport
+            ]
         );
     }
 
@@ -472,10 +418,7 @@ mod tests {
             Resolution::Found(m) => assert_eq!(m.route.id(), RouteId::RevokeShare),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            resolve(table(), "HEAD", "/health", all),
-            Resolution::Found(_)
-        ));
+        assert!(matches!(resolve(table(), "HEAD", "/health", all), Resolution::Found(_)));
         assert_eq!(resolve(table(), "GET", "/s/", all), Resolution::NotFound);
         assert_eq!(resolve(table(), "GET", "/s/a/b", all), Resolution::NotFound);
         assert_eq!(resolve(table(), "GET", "/nope", all), Resolution::NotFound);
@@ -500,10 +443,7 @@ mod tests {
     #[test]
     fn hosts_see_only_their_surfaces() {
         let share_host = |s: Surface| matches!(s, Surface::Share | Surface::Any);
-        assert_eq!(
-            resolve(table(), "GET", "/me", share_host),
-            Resolution::NotFound
-        );
+        assert_eq!(resolve(table(), "GET", "/me", share_host), Resolution::NotFound);
         assert!(matches!(
             resolve(table(), "GET", "/health", share_host),
             Resolution::Found(_)
@@ -513,18 +453,9 @@ mod tests {
     #[test]
     fn rate_limit_classes_follow_the_policy_table() {
         let find = |id| table().iter().find(|r| r.id() == id).unwrap();
-        assert_eq!(
-            find(RouteId::SharePage).request_class(false),
-            RequestClass::Share
-        );
-        assert_eq!(
-            find(RouteId::Login).request_class(false),
-            RequestClass::Login
-        );
-        assert_eq!(
-            find(RouteId::Me).request_class(false),
-            RequestClass::ApiAnonymous
-        );
+        assert_eq!(find(RouteId::SharePage).request_class(false), RequestClass::Share);
+        assert_eq!(find(RouteId::Login).request_class(false), RequestClass::Login);
+        assert_eq!(find(RouteId::Me).request_class(false), RequestClass::ApiAnonymous);
         assert_eq!(
             find(RouteId::Me).request_class(true),
             RequestClass::ApiAuthenticatedRead
@@ -533,9 +464,6 @@ mod tests {
             find(RouteId::CreateShare).request_class(true),
             RequestClass::ApiAuthenticatedWrite
         );
-        assert_eq!(
-            find(RouteId::Ready).request_class(false),
-            RequestClass::Exempt
-        );
+        assert_eq!(find(RouteId::Ready).request_class(false), RequestClass::Exempt);
     }
 }

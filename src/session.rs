@@ -137,32 +137,22 @@ impl Session {
             return Err(SessionError::Malformed);
         }
         let mut parts = value.split('.');
-        let (Some(version), Some(key_id), Some(payload), Some(tag_text), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let (Some(version), Some(key_id), Some(payload), Some(tag_text), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(SessionError::Malformed);
         };
         if version != VERSION {
             return Err(SessionError::Malformed);
         }
         let key = keys.by_id(key_id).ok_or(SessionError::UnknownKey)?;
-        let tag = URL_SAFE_NO_PAD
-            .decode(tag_text)
-            .map_err(|_| SessionError::Malformed)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag_text).map_err(|_| SessionError::Malformed)?;
         let signed = &value[..value.len() - tag_text.len() - 1];
         let mut mac = key.mac();
         mac.update(signed.as_bytes());
-        mac.verify_slice(&tag)
-            .map_err(|_| SessionError::BadSignature)?;
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| SessionError::Malformed)?;
-        let session: Session =
-            serde_json::from_slice(&payload).map_err(|_| SessionError::Malformed)?;
+        mac.verify_slice(&tag).map_err(|_| SessionError::BadSignature)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| SessionError::Malformed)?;
+        let session: Session = serde_json::from_slice(&payload).map_err(|_| SessionError::Malformed)?;
         if session.exp <= now_s {
             return Err(SessionError::Expired);
         }
@@ -246,10 +236,7 @@ mod tests {
         );
         assert!(Session::open(&value, &rotated, NOW).is_ok());
         let finished = keys("new-secret-0123456789abcdef0123456789", None);
-        assert_eq!(
-            Session::open(&value, &finished, NOW),
-            Err(SessionError::UnknownKey)
-        );
+        assert_eq!(Session::open(&value, &finished, NOW), Err(SessionError::UnknownKey));
     }
 
     #[test]
@@ -279,28 +266,16 @@ mod tests {
         let value = session().seal(&k);
         let forged_tag = URL_SAFE_NO_PAD.encode([0u8; 32]);
         let forged = format!("{}.{forged_tag}", &value[..value.rfind('.').unwrap()]);
-        assert_eq!(
-            Session::open(&forged, &k, NOW),
-            Err(SessionError::BadSignature)
-        );
+        assert_eq!(Session::open(&forged, &k, NOW), Err(SessionError::BadSignature));
     }
 
     #[test]
     fn the_cookie_has_every_attribute_the_spec_lists() {
         let header = set_cookie("abc");
-        for attr in [
-            "__Host-session=abc",
-            "HttpOnly",
-            "Secure",
-            "Path=/",
-            "SameSite=None",
-        ] {
+        for attr in ["__Host-session=abc", "HttpOnly", "Secure", "Path=/", "SameSite=None"] {
             assert!(header.contains(attr), "missing {attr}");
         }
-        assert!(
-            !header.contains("Domain"),
-            "__Host- cookies must not set Domain"
-        );
+        assert!(!header.contains("Domain"), "__Host- cookies must not set Domain");
     }
 
     #[test]

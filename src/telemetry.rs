@@ -48,10 +48,7 @@ pub const MASKED: &str = "[MASKED]";
 impl LogLine {
     pub fn new(level: Level, message: &str, context: &LogContext, now_ms: i64) -> LogLine {
         let mut fields = Map::new();
-        fields.insert(
-            "timestamp".into(),
-            Value::String(format_rfc3339_millis(now_ms)),
-        );
+        fields.insert("timestamp".into(), Value::String(format_rfc3339_millis(now_ms)));
         fields.insert("level".into(), Value::String(level.as_str().into()));
         fields.insert("message".into(), Value::String(message.into()));
         fields.insert("service".into(), Value::String(crate::SERVICE.into()));
@@ -159,7 +156,12 @@ pub fn count_rejection(tag: &'static str) {
 
 /// Every rejection this isolate has counted, by tag (never reset; for test counters).
 pub fn rejection_totals() -> Map<String, Value> {
-    REJECTION_TOTALS.with(|r| r.borrow().iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect())
+    REJECTION_TOTALS.with(|r| {
+        r.borrow()
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+            .collect()
+    })
 }
 
 /// The counts since the last call, for the next logged line (`rejections` field).
@@ -203,14 +205,8 @@ mod tests {
             assert!(value.get(key).is_some(), "missing {key}");
         }
         assert_eq!(value["timestamp"], "1970-01-01T00:00:00.000Z");
-        assert!(
-            !line.to_json().contains(&account.to_string()),
-            "raw account id leaked"
-        );
-        assert!(value["account_id_hash"]
-            .as_str()
-            .unwrap()
-            .starts_with("sha256-"));
+        assert!(!line.to_json().contains(&account.to_string()), "raw account id leaked");
+        assert!(value["account_id_hash"].as_str().unwrap().starts_with("sha256-"));
     }
 
     #[test]

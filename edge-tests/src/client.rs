@@ -54,15 +54,10 @@ impl Response {
     /// The canonical error envelope's code, checking the envelope's shape on the way.
     pub fn error_code(&self) -> String {
         let body = self.json();
-        let error = body
-            .get("error")
-            .unwrap_or_else(|| panic!("no error envelope: {body}"));
+        let error = body.get("error").unwrap_or_else(|| panic!("no error envelope: {body}"));
         for field in ["code", "message", "trace_id"] {
             assert!(
-                error
-                    .get(field)
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| !s.is_empty()),
+                error.get(field).and_then(Value::as_str).is_some_and(|s| !s.is_empty()),
                 "envelope lacks {field}: {body}"
             );
         }
@@ -80,14 +75,8 @@ static NEXT_IP: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new
 /// A client address no other client in this run uses (TEST-NET-3 and documentation ranges:
 /// header values only, never dialled).
 pub fn unique_ip() -> String {
-    let n = NEXT_IP.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        + std::process::id() % 1000 * 40_000;
-    format!(
-        "198.{}.{}.{}",
-        18 + (n >> 16) % 2,
-        (n >> 8) & 0xff,
-        n & 0xff
-    )
+    let n = NEXT_IP.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + std::process::id() % 1000 * 40_000;
+    format!("198.{}.{}.{}", 18 + (n >> 16) % 2, (n >> 8) & 0xff, n & 0xff)
 }
 
 impl Client {
@@ -136,13 +125,7 @@ impl Client {
         self.request("GET", path, headers, None)
     }
 
-    pub fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<Vec<u8>>,
-    ) -> Response {
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Response {
         if let Some(why) = self.death.lock().expect("death").as_ref() {
             panic!("wrangler dev died during the run:\n{why}");
         }
@@ -177,11 +160,7 @@ impl Client {
             .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
             .collect();
         let body = response.bytes().map(|b| b.to_vec()).unwrap_or_default();
-        Response {
-            status,
-            headers,
-            body,
-        }
+        Response { status, headers, body }
     }
 
     pub fn post_json(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> Response {
@@ -193,16 +172,13 @@ impl Client {
 
 /// Cookie value from `Set-Cookie` headers.
 pub fn set_cookie_value(response: &Response, name: &str) -> Option<String> {
-    response
-        .headers_named("set-cookie")
-        .into_iter()
-        .find_map(|c| {
-            c.split(';')
-                .next()?
-                .trim()
-                .strip_prefix(&format!("{name}="))
-                .map(str::to_owned)
-        })
+    response.headers_named("set-cookie").into_iter().find_map(|c| {
+        c.split(';')
+            .next()?
+            .trim()
+            .strip_prefix(&format!("{name}="))
+            .map(str::to_owned)
+    })
 }
 
 /// A client signed in as a family's user, as the SPA is after `GET /auth/csrf` → `POST /auth/login`.
@@ -220,10 +196,7 @@ impl SignedIn {
     pub fn sign_in(client: &Client, email: &str, password: &str) -> SignedIn {
         let csrf = client.get("/auth/csrf");
         assert_eq!(csrf.status, 200, "GET /auth/csrf: {}", csrf.text());
-        let token = csrf.json()["csrf_token"]
-            .as_str()
-            .expect("csrf_token")
-            .to_owned();
+        let token = csrf.json()["csrf_token"].as_str().expect("csrf_token").to_owned();
         let cookie = format!("__Host-csrf={token}");
         let login = client.post_json(
             "/auth/login",
@@ -255,18 +228,11 @@ impl SignedIn {
     /// A write with session, CSRF cookie and matching header.
     pub fn write(&self, method: &str, path: &str, body: Option<&Value>) -> Response {
         let cookies = self.cookies();
-        let mut headers = vec![
-            ("cookie", cookies.as_str()),
-            ("x-csrf-token", self.csrf_token.as_str()),
-        ];
+        let mut headers = vec![("cookie", cookies.as_str()), ("x-csrf-token", self.csrf_token.as_str())];
         if body.is_some() {
             headers.push(("content-type", "application/json"));
         }
-        self.client.request(
-            method,
-            path,
-            &headers,
-            body.map(|b| b.to_string().into_bytes()),
-        )
+        self.client
+            .request(method, path, &headers, body.map(|b| b.to_string().into_bytes()))
     }
 }

@@ -1,7 +1,9 @@
 //! A small well-formedness check for the HTML the edge renders: every non-void element closed,
 //! in order; no stray closing tags. (The pages are ours and simple; this is not a full parser.)
 
-const VOID: [&str; 14] = ["area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"];
+const VOID: [&str; 14] = [
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr",
+];
 
 /// `Err` names the first problem.
 pub fn check_balanced(html: &str) -> Result<(), String> {
@@ -21,7 +23,12 @@ pub fn check_balanced(html: &str) -> Result<(), String> {
             continue; // doctype
         }
         let closing = tag.starts_with('/');
-        let name: String = tag.trim_start_matches('/').chars().take_while(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
         if name.is_empty() {
             return Err(format!("malformed tag <{tag}>"));
         }
@@ -57,7 +64,10 @@ mod tests {
 
     #[test]
     fn accepts_nested_pages_and_catches_broken_ones() {
-        assert_eq!(check_balanced("<!doctype html><html><body><p>a<br>b</p><img src=\"x\"></body></html>"), Ok(()));
+        assert_eq!(
+            check_balanced("<!doctype html><html><body><p>a<br>b</p><img src=\"x\"></body></html>"),
+            Ok(())
+        );
         assert!(check_balanced("<html><body><p>a</body></html>").is_err());
         assert!(check_balanced("<html><p>a</p>").is_err());
         assert!(check_balanced("<p class=\"a>b</p>").is_err());

@@ -4,9 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::procs::{
-    as_service_user, chown_service_user, free_port, wait_for_port, write_file, Guarded,
-};
+use crate::procs::{as_service_user, chown_service_user, free_port, wait_for_port, write_file, Guarded};
 
 /// The newest `/usr/lib/postgresql/*/bin` (Debian's layout).
 pub fn pg_bindir() -> PathBuf {
@@ -22,8 +20,7 @@ pub fn pg_bindir() -> PathBuf {
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(0)
     });
-    dirs.pop()
-        .expect("no initdb under /usr/lib/postgresql/*/bin")
+    dirs.pop().expect("no initdb under /usr/lib/postgresql/*/bin")
 }
 
 pub const TEMPLATE_DB: &str = "babybook_template";
@@ -109,8 +106,7 @@ impl Cluster {
 
     fn wait_ready(&self) {
         for _ in 0..100 {
-            if postgres::Client::connect(&self.url("postgres", "postgres"), postgres::NoTls).is_ok()
-            {
+            if postgres::Client::connect(&self.url("postgres", "postgres"), postgres::NoTls).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -183,7 +179,10 @@ impl Bouncer {
              server_login_retry = 1\nquery_wait_timeout = 30\n",
             auth = dir.join("users.txt").display()
         );
-        write_file(&dir.join("users.txt"), "\"postgres\" \"\"\n\"app_rw\" \"\"\n\"app_ro\" \"\"\n\"operator_ro\" \"\"\n\"migrator\" \"\"\n");
+        write_file(
+            &dir.join("users.txt"),
+            "\"postgres\" \"\"\n\"app_rw\" \"\"\n\"app_ro\" \"\"\n\"operator_ro\" \"\"\n\"migrator\" \"\"\n",
+        );
         write_file(&dir.join("pgbouncer.ini"), &config);
         chown_service_user(dir);
         let mut command = as_service_user("pgbouncer");
@@ -210,9 +209,8 @@ impl Bouncer {
 
     /// Runs a command on PgBouncer's admin console (`PAUSE`, `RESUME`, `KILL db`, `SHOW POOLS`…).
     pub fn admin(&self, command: &str) -> Vec<postgres::SimpleQueryMessage> {
-        let mut client =
-            postgres::Client::connect(&self.url("postgres", "pgbouncer"), postgres::NoTls)
-                .expect("pgbouncer admin console");
+        let mut client = postgres::Client::connect(&self.url("postgres", "pgbouncer"), postgres::NoTls)
+            .expect("pgbouncer admin console");
         client
             .simple_query(command)
             .unwrap_or_else(|e| panic!("pgbouncer {command}: {e}"))

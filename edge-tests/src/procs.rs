@@ -41,7 +41,9 @@ impl Guarded {
         let pgid = child.id() as i32;
         let mut watchdog = Command::new("sh")
             .arg("-c")
-            .arg(format!("while read -r _; do :; done; kill -TERM -{pgid} 2>/dev/null; sleep 3; kill -KILL -{pgid} 2>/dev/null"))
+            .arg(format!(
+                "while read -r _; do :; done; kill -TERM -{pgid} 2>/dev/null; sleep 3; kill -KILL -{pgid} 2>/dev/null"
+            ))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

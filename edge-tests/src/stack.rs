@@ -78,7 +78,7 @@ impl StackOptions {
         StackOptions {
             name: name.to_owned(),
             vars: Vec::new(),
-            pool_size: 20,
+            pool_size: 50,
             own_cluster: false,
             port: None,
             media_port: None,
@@ -200,14 +200,8 @@ impl Stack {
             ),
             ("VIEW_FLUSH_SECONDS".into(), "0".into()),
             ("LOG_SAMPLE_SUCCESS".into(), "1".into()),
-            (
-                "SESSION_KEY_CURRENT".into(),
-                self.secrets.session_key.clone(),
-            ),
-            (
-                "SERVICE_API_TOKEN".into(),
-                self.secrets.service_token.clone(),
-            ),
+            ("SESSION_KEY_CURRENT".into(), self.secrets.session_key.clone()),
+            ("SERVICE_API_TOKEN".into(), self.secrets.service_token.clone()),
             ("ADMIN_API_TOKEN".into(), self.secrets.admin_token.clone()),
         ];
         for (k, v) in &options.vars {
@@ -249,9 +243,7 @@ impl Stack {
             .stderr(Stdio::piped());
         let mut guarded = Guarded::spawn(command).expect("start wrangler dev (npm ci first)");
         let log_path = self.dir.join("wrangler.log");
-        let file = Arc::new(Mutex::new(
-            std::fs::File::create(&log_path).expect("wrangler log"),
-        ));
+        let file = Arc::new(Mutex::new(std::fs::File::create(&log_path).expect("wrangler log")));
         for stream in [
             guarded
                 .child
@@ -348,7 +340,14 @@ impl Stack {
     /// the Worker (resetting isolate state); tests start after that, not during it.
     fn wait_for_initial_rebuild(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        let builds = || self.log_lines.lock().expect("lines").iter().filter(|l| l.contains("build-worker: up to date") || l.contains("gzipped (budget")).count();
+        let builds = || {
+            self.log_lines
+                .lock()
+                .expect("lines")
+                .iter()
+                .filter(|l| l.contains("build-worker: up to date") || l.contains("gzipped (budget"))
+                .count()
+        };
         while builds() < 2 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -358,14 +357,7 @@ impl Stack {
 
     pub fn log_tail(&self, n: usize) -> String {
         let lines = self.log_lines.lock().expect("lines");
-        lines
-            .iter()
-            .rev()
-            .take(n)
-            .rev()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+        lines.iter().rev().take(n).rev().cloned().collect::<Vec<_>>().join("\n")
     }
 
     /// Is `wrangler dev` still up? (Tests of failure scenarios assert it survived.)
@@ -395,24 +387,18 @@ impl Stack {
     /// A direct superuser connection to this stack's database (fixtures and assertions).
     pub fn db(&self) -> postgres::Client {
         let url = self.with_cluster(|c| c.url("postgres", &self.db_name));
-        postgres::Client::connect(&url, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("connect {}: {e}", self.db_name))
+        postgres::Client::connect(&url, postgres::NoTls).unwrap_or_else(|e| panic!("connect {}: {e}", self.db_name))
     }
 
     /// A direct connection as one of the app's roles.
     pub fn db_as(&self, role: &str) -> postgres::Client {
         let url = self.with_cluster(|c| c.url(role, &self.db_name));
-        postgres::Client::connect(&url, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("connect as {role}: {e}"))
+        postgres::Client::connect(&url, postgres::NoTls).unwrap_or_else(|e| panic!("connect as {role}: {e}"))
     }
 
     /// A connection through PgBouncer (transaction pooling), as the Worker connects.
     pub fn pooled_as(&self, role: &str) -> postgres::Client {
-        let url = self
-            .bouncer
-            .lock()
-            .expect("bouncer")
-            .url(role, &self.db_name);
+        let url = self.bouncer.lock().expect("bouncer").url(role, &self.db_name);
         postgres::Client::connect(&url, postgres::NoTls)
             .unwrap_or_else(|e| panic!("connect through pgbouncer as {role}: {e}"))
     }
@@ -448,11 +434,7 @@ impl Stack {
         let n = N.fetch_add(1, Ordering::Relaxed);
         let spec = FamilySpec {
             account_name: format!("Família {n}"),
-            email: format!(
-                "family-{}-{n}-{}@example.test",
-                std::process::id(),
-                random_hex(3)
-            ),
+            email: format!("family-{}-{n}-{}@example.test", std::process::id(), random_hex(3)),
             password: format!("password-{}", random_hex(6)),
             child_name: format!("Criança {n}"),
             moments,
@@ -462,9 +444,7 @@ impl Stack {
         let url = self.with_cluster(|c| c.url("postgres", &self.db_name));
         runtime().block_on(async move {
             let mut client = babybook_ops::connect(&url).await.expect("connect");
-            create_family(&mut client, &spec)
-                .await
-                .expect("create family")
+            create_family(&mut client, &spec).await.expect("create family")
         })
     }
 
@@ -484,12 +464,7 @@ impl Stack {
     }
 
     /// Waits for a log line matching `pred`.
-    pub fn wait_for_log(
-        &self,
-        timeout: Duration,
-        what: &str,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Value {
+    pub fn wait_for_log(&self, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(line) = self.logs().into_iter().find(|l| pred(l)) {
@@ -508,13 +483,9 @@ impl Stack {
 
     /// Fires a cron trigger through wrangler's local scheduled endpoint at `time_ms`.
     pub fn fire_cron(&self, cron: &str, time_ms: i64) -> crate::Response {
-        let cron = cron
-            .replace(' ', "+")
-            .replace('/', "%2F")
-            .replace('*', "%2A");
-        self.client().get(&format!(
-            "/cdn-cgi/handler/scheduled?cron={cron}&time={time_ms}"
-        ))
+        let cron = cron.replace(' ', "+").replace('/', "%2F").replace('*', "%2A");
+        self.client()
+            .get(&format!("/cdn-cgi/handler/scheduled?cron={cron}&time={time_ms}"))
     }
 
     pub fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> crate::Response {
@@ -523,23 +494,14 @@ impl Stack {
         if body.is_some() {
             headers.push(("content-type", "application/json"));
         }
-        self.client().request(
-            method,
-            path,
-            &headers,
-            body.map(|b| b.to_string().into_bytes()),
-        )
+        self.client()
+            .request(method, path, &headers, body.map(|b| b.to_string().into_bytes()))
     }
 
     /// `POST /__test/controls`.
     pub fn control(&self, body: Value) -> crate::Response {
         let response = self.client().post_json("/__test/controls", &[], &body);
-        assert_eq!(
-            response.status,
-            200,
-            "test control {body}: {}",
-            response.text()
-        );
+        assert_eq!(response.status, 200, "test control {body}: {}", response.text());
         response
     }
 
@@ -551,10 +513,7 @@ impl Stack {
     pub fn media_control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}{path}", self.media.lock().expect("media").url());
         let http = reqwest::blocking::Client::new();
-        let mut request = http.request(
-            reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
-            url,
-        );
+        let mut request = http.request(reqwest::Method::from_bytes(method.as_bytes()).expect("method"), url);
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
@@ -565,10 +524,7 @@ impl Stack {
     }
 
     pub fn origin_requests(&self) -> Value {
-        let url = format!(
-            "{}/__control/requests",
-            self.origin.lock().expect("origin").url()
-        );
+        let url = format!("{}/__control/requests", self.origin.lock().expect("origin").url());
         reqwest::blocking::get(url)
             .expect("origin stand-in")
             .json()

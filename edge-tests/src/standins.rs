@@ -87,10 +87,7 @@ impl StandIn {
     }
 }
 
-async fn axum_serve(
-    listener: tokio::net::TcpListener,
-    router: babybook_ops::standin::Router,
-) -> std::io::Result<()> {
+async fn axum_serve(listener: tokio::net::TcpListener, router: babybook_ops::standin::Router) -> std::io::Result<()> {
     babybook_ops::standin::serve_on(listener, router).await
 }
 

@@ -138,7 +138,13 @@ pub async fn create_family(client: &mut Client, spec: &FamilySpec) -> Result<Fam
             .query_one(
                 "INSERT INTO share_link (account_id, child_id, token_hash, title, moment_ids)
                  VALUES ($1::text::uuid, $2::text::uuid, $3, $4, $5::text[]::uuid[]) RETURNING id::text",
-                &[&account_id, &child_id, &hash.0.to_vec(), &format!("O primeiro ano da {}", spec.child_name), &moment_ids],
+                &[
+                    &account_id,
+                    &child_id,
+                    &hash.0.to_vec(),
+                    &format!("O primeiro ano da {}", spec.child_name),
+                    &moment_ids,
+                ],
             )
             .await
             .map_err(err)?

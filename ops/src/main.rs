@@ -14,7 +14,9 @@ use std::process::ExitCode;
 use babybook_ops::{generate, migrate, seed, standin};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: bbops migrate|seed-demo|generate|standin media|standin origin [--flag value …] (see src/main.rs)");
+    eprintln!(
+        "usage: bbops migrate|seed-demo|generate|standin media|standin origin [--flag value …] (see src/main.rs)"
+    );
     ExitCode::from(2)
 }
 
@@ -58,13 +60,7 @@ async fn main() -> ExitCode {
         let f = flags(rest)?;
         match command.as_str() {
             "migrate" => migrate::run(required(&f, "database-url")?).await,
-            "seed-demo" => {
-                seed::demo(
-                    required(&f, "database-url")?,
-                    f.get("base-url").map(String::as_str),
-                )
-                .await
-            }
+            "seed-demo" => seed::demo(required(&f, "database-url")?, f.get("base-url").map(String::as_str)).await,
             "generate" => {
                 let spec = generate::Spec {
                     accounts: number(&f, "accounts", 10)?,
@@ -82,11 +78,7 @@ async fn main() -> ExitCode {
                 }
             }
             "standin media" => {
-                standin::media::serve(
-                    number(&f, "port", 8790)? as u16,
-                    f.get("service-token").cloned(),
-                )
-                .await
+                standin::media::serve(number(&f, "port", 8790)? as u16, f.get("service-token").cloned()).await
             }
             "standin origin" => standin::origin::serve(number(&f, "port", 8791)? as u16).await,
             _ => Err(format!("unknown command {command:?}")),

@@ -80,17 +80,15 @@ impl FailureKind {
 
     pub fn class(self) -> FailureClass {
         match self {
-            FailureKind::InvalidMessage
-            | FailureKind::UnknownTarget
-            | FailureKind::CorruptMedia => FailureClass::Definitive,
+            FailureKind::InvalidMessage | FailureKind::UnknownTarget | FailureKind::CorruptMedia => {
+                FailureClass::Definitive
+            }
             FailureKind::Forbidden
             | FailureKind::Throttled
             | FailureKind::Unavailable
             | FailureKind::Timeout
             | FailureKind::Connection => FailureClass::External,
-            FailureKind::Rejected | FailureKind::ServerError | FailureKind::Unreported => {
-                FailureClass::WorkerBug
-            }
+            FailureKind::Rejected | FailureKind::ServerError | FailureKind::Unreported => FailureClass::WorkerBug,
         }
     }
 }
@@ -263,10 +261,7 @@ mod tests {
             5,
         );
         let body: serde_json::Value = serde_json::from_str(&dead.to_json()).unwrap();
-        assert_eq!(
-            DeadLetter::classify_body(body),
-            DeadLetter::Reported(dead.clone())
-        );
+        assert_eq!(DeadLetter::classify_body(body), DeadLetter::Reported(dead.clone()));
         assert_eq!(dead.class(), FailureClass::Definitive);
         assert!(dead.key("x").starts_with("definitive/"));
     }

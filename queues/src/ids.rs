@@ -170,8 +170,7 @@ mod tests {
 
     #[test]
     fn generated_trace_ids_are_32_lowercase_hex() {
-        let id =
-            TraceId::from_random_bytes([0x0f, 0xa0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+        let id = TraceId::from_random_bytes([0x0f, 0xa0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
         assert_eq!(id.as_str().len(), 32);
         assert!(id.as_str().starts_with("0fa0"));
         assert!(TraceId::parse(id.as_str()).is_ok());

@@ -93,9 +93,9 @@ impl Job {
     /// The asset the job is about, if it is about one.
     pub fn asset_id(&self) -> Option<Id> {
         match self {
-            Job::Transcode { asset_id, .. }
-            | Job::DeleteAsset { asset_id }
-            | Job::Probe { asset_id } => Some(*asset_id),
+            Job::Transcode { asset_id, .. } | Job::DeleteAsset { asset_id } | Job::Probe { asset_id } => {
+                Some(*asset_id)
+            }
             Job::Reap {
                 target: ReapTarget::OrphanAsset { asset_id },
             } => Some(*asset_id),
@@ -108,13 +108,7 @@ impl Job {
 }
 
 impl JobMessage {
-    pub fn new(
-        job_id: Id,
-        account_id: Id,
-        trace_id: TraceId,
-        enqueued_at_ms: i64,
-        job: Job,
-    ) -> Self {
+    pub fn new(job_id: Id, account_id: Id, trace_id: TraceId, enqueued_at_ms: i64, job: Job) -> Self {
         JobMessage {
             schema_version: SCHEMA_VERSION,
             job_id,
@@ -128,16 +122,16 @@ impl JobMessage {
 
     /// Parses a message body: JSON text, then the checks JSON Schema also makes.
     pub fn parse(body: &str) -> Result<Self, ContractError> {
-        let message: JobMessage = serde_json::from_str(body)
-            .map_err(|e| ContractError(format!("not a v1 job message: {e}")))?;
+        let message: JobMessage =
+            serde_json::from_str(body).map_err(|e| ContractError(format!("not a v1 job message: {e}")))?;
         message.validate()?;
         Ok(message)
     }
 
     /// Like [`JobMessage::parse`], for a body the queue runtime already decoded.
     pub fn from_value(body: serde_json::Value) -> Result<Self, ContractError> {
-        let message: JobMessage = serde_json::from_value(body)
-            .map_err(|e| ContractError(format!("not a v1 job message: {e}")))?;
+        let message: JobMessage =
+            serde_json::from_value(body).map_err(|e| ContractError(format!("not a v1 job message: {e}")))?;
         message.validate()?;
         Ok(message)
     }
@@ -157,14 +151,10 @@ impl JobMessage {
         } = &self.job
         {
             if original_key.is_empty() || original_key.len() > 1024 {
-                return Err(ContractError(
-                    "original_key must be 1-1024 characters".into(),
-                ));
+                return Err(ContractError("original_key must be 1-1024 characters".into()));
             }
             if !(media_type.starts_with("image/") || media_type.starts_with("video/")) {
-                return Err(ContractError(
-                    "media_type must be image/* or video/*".into(),
-                ));
+                return Err(ContractError("media_type must be image/* or video/*".into()));
             }
         }
         Ok(())
@@ -206,10 +196,7 @@ mod tests {
         assert_eq!(value["job_type"], "transcode");
         assert_eq!(value["asset_id"], id(2).to_string());
         assert_eq!(value["enqueued_at"], "2023-11-14T22:13:20.000Z");
-        assert!(
-            value.get("redrive_count").is_none(),
-            "zero redrives are left out"
-        );
+        assert!(value.get("redrive_count").is_none(), "zero redrives are left out");
         assert_eq!(JobMessage::parse(&message.to_json()), Ok(message));
     }
 

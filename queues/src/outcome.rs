@@ -57,9 +57,7 @@ impl Decision {
     pub fn after(outcome: MediaOutcome, attempts: u32) -> Decision {
         match outcome {
             MediaOutcome::Done => Decision::Ack,
-            MediaOutcome::Failed(failure)
-                if failure.kind.is_transient() && attempts < MAX_ATTEMPTS =>
-            {
+            MediaOutcome::Failed(failure) if failure.kind.is_transient() && attempts < MAX_ATTEMPTS => {
                 Decision::Retry {
                     delay_seconds: retry_delay_seconds(attempts),
                 }
@@ -100,42 +98,15 @@ mod tests {
     fn status_codes_map_to_the_three_ways_a_job_fails() {
         let rows = [
             (200, None),
-            (
-                422,
-                Some((FailureKind::CorruptMedia, false, FailureClass::Definitive)),
-            ),
-            (
-                403,
-                Some((FailureKind::Forbidden, false, FailureClass::External)),
-            ),
-            (
-                401,
-                Some((FailureKind::Forbidden, false, FailureClass::External)),
-            ),
-            (
-                400,
-                Some((FailureKind::Rejected, false, FailureClass::WorkerBug)),
-            ),
-            (
-                404,
-                Some((FailureKind::Rejected, false, FailureClass::WorkerBug)),
-            ),
-            (
-                429,
-                Some((FailureKind::Throttled, true, FailureClass::External)),
-            ),
-            (
-                500,
-                Some((FailureKind::ServerError, true, FailureClass::WorkerBug)),
-            ),
-            (
-                503,
-                Some((FailureKind::Unavailable, true, FailureClass::External)),
-            ),
-            (
-                504,
-                Some((FailureKind::Unavailable, true, FailureClass::External)),
-            ),
+            (422, Some((FailureKind::CorruptMedia, false, FailureClass::Definitive))),
+            (403, Some((FailureKind::Forbidden, false, FailureClass::External))),
+            (401, Some((FailureKind::Forbidden, false, FailureClass::External))),
+            (400, Some((FailureKind::Rejected, false, FailureClass::WorkerBug))),
+            (404, Some((FailureKind::Rejected, false, FailureClass::WorkerBug))),
+            (429, Some((FailureKind::Throttled, true, FailureClass::External))),
+            (500, Some((FailureKind::ServerError, true, FailureClass::WorkerBug))),
+            (503, Some((FailureKind::Unavailable, true, FailureClass::External))),
+            (504, Some((FailureKind::Unavailable, true, FailureClass::External))),
         ];
         for (status, want) in rows {
             match (MediaOutcome::from_status(status, ""), want) {

@@ -22,13 +22,7 @@ pub fn format_rfc3339_millis(epoch_ms: i64) -> String {
 pub fn parse_rfc3339_millis(text: &str) -> Result<i64, ContractError> {
     let bad = || ContractError(format!("not an RFC 3339 timestamp: {text:?}"));
     let b = text.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
         return Err(bad());
     }
     let num = |range: std::ops::Range<usize>| -> Result<i64, ContractError> {
@@ -66,10 +60,7 @@ pub fn parse_rfc3339_millis(text: &str) -> Result<i64, ContractError> {
     }
     let offset_ms = match &text[pos..] {
         "Z" | "z" => 0,
-        tz if tz.len() == 6
-            && matches!(tz.as_bytes()[0], b'+' | b'-')
-            && tz.as_bytes()[3] == b':' =>
-        {
+        tz if tz.len() == 6 && matches!(tz.as_bytes()[0], b'+' | b'-') && tz.as_bytes()[3] == b':' => {
             let sign = if tz.starts_with('-') { -1 } else { 1 };
             let h = num(pos + 1..pos + 3)?;
             let m = num(pos + 4..pos + 6)?;
@@ -126,14 +117,8 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(format_rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            format_rfc3339_millis(1_700_000_000_123),
-            "2023-11-14T22:13:20.123Z"
-        );
-        assert_eq!(
-            format_rfc3339_millis(951_782_400_000),
-            "2000-02-29T00:00:00.000Z"
-        );
+        assert_eq!(format_rfc3339_millis(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(format_rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
     }
 
     #[test]

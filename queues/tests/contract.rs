@@ -10,8 +10,7 @@ fn crate_dir() -> PathBuf {
 }
 
 fn schema() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(crate_dir().join("schema/job-message.v1.json"))
-        .expect("schema file");
+    let text = std::fs::read_to_string(crate_dir().join("schema/job-message.v1.json")).expect("schema file");
     let schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
     jsonschema::draft202012::new(&schema).expect("schema compiles")
 }
@@ -39,32 +38,19 @@ fn examples(kind: &str) -> Vec<(PathBuf, String)> {
 }
 
 fn name(path: &Path) -> String {
-    path.file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned()
+    path.file_name().unwrap_or_default().to_string_lossy().into_owned()
 }
 
 #[test]
 fn every_valid_example_passes_the_schema_and_round_trips_through_the_type() {
     let validator = schema();
     for (path, text) in examples("valid") {
-        let value: serde_json::Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", name(&path)));
-        let errors: Vec<String> = validator
-            .iter_errors(&value)
-            .map(|e| e.to_string())
-            .collect();
-        assert!(
-            errors.is_empty(),
-            "{} fails the schema: {errors:?}",
-            name(&path)
-        );
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", name(&path)));
+        let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{} fails the schema: {errors:?}", name(&path));
 
-        let message = JobMessage::parse(&text)
-            .unwrap_or_else(|e| panic!("{} fails the type: {e}", name(&path)));
-        let reserialized: serde_json::Value =
-            serde_json::from_str(&message.to_json()).expect("json");
+        let message = JobMessage::parse(&text).unwrap_or_else(|e| panic!("{} fails the type: {e}", name(&path)));
+        let reserialized: serde_json::Value = serde_json::from_str(&message.to_json()).expect("json");
         assert!(
             validator.is_valid(&reserialized),
             "{}: what the producer writes fails the schema",
@@ -88,11 +74,7 @@ fn every_invalid_example_is_refused_by_both_the_schema_and_the_type() {
             Err(_) => true,
         };
         assert!(schema_refuses, "{} passes the schema", name(&path));
-        assert!(
-            JobMessage::parse(&text).is_err(),
-            "{} passes the type",
-            name(&path)
-        );
+        assert!(JobMessage::parse(&text).is_err(), "{} passes the type", name(&path));
     }
 }
 
@@ -100,16 +82,9 @@ fn every_invalid_example_is_refused_by_both_the_schema_and_the_type() {
 fn every_job_type_in_the_schema_has_a_valid_example() {
     let types: std::collections::BTreeSet<String> = examples("valid")
         .iter()
-        .map(|(_, text)| {
-            JobMessage::parse(text)
-                .expect("valid")
-                .job_type()
-                .as_str()
-                .to_owned()
-        })
+        .map(|(_, text)| JobMessage::parse(text).expect("valid").job_type().as_str().to_owned())
         .collect();
-    let text =
-        std::fs::read_to_string(crate_dir().join("schema/job-message.v1.json")).expect("schema");
+    let text = std::fs::read_to_string(crate_dir().join("schema/job-message.v1.json")).expect("schema");
     let schema: serde_json::Value = serde_json::from_str(&text).expect("json");
     let declared: std::collections::BTreeSet<String> = schema["properties"]["job_type"]["enum"]
         .as_array()

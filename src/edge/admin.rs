@@ -30,9 +30,8 @@ pub async fn redrive(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, 
         body.get("class").and_then(|v| v.as_str()),
     ) {
         (Some(job_id), None) => {
-            let id = Id::parse(job_id).map_err(|_| {
-                ApiError::validation(vec![("job_id".into(), "must be a job id (UUID)".into())])
-            })?;
+            let id = Id::parse(job_id)
+                .map_err(|_| ApiError::validation(vec![("job_id".into(), "must be a job id (UUID)".into())]))?;
             [
                 FailureClass::Definitive,
                 FailureClass::WorkerBug,
@@ -44,10 +43,7 @@ pub async fn redrive(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, 
         }
         (None, Some(class)) => {
             let class = FailureClass::parse(class).map_err(|_| {
-                ApiError::validation(vec![(
-                    "class".into(),
-                    "definitive, worker_bug or external".into(),
-                )])
+                ApiError::validation(vec![("class".into(), "definitive, worker_bug or external".into())])
             })?;
             dead_letters::list_keys(&cx.io, Some(class), MAX_PER_CALL)
                 .await
@@ -63,25 +59,29 @@ pub async fn redrive(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, 
     let mut redriven = Vec::new();
     let mut skipped = Vec::new();
     for key in keys {
-        let Some(dead) = dead_letters::read(&cx.io, &key)
-            .await
-            .map_err(unavailable)?
-        else {
+        let Some(dead) = dead_letters::read(&cx.io, &key).await.map_err(unavailable)? else {
             continue;
         };
         let Some(mut job) = dead.job.clone() else {
-            skipped.push(serde_json::json!({"key": key, "reason": "not a job message; nothing to re-drive (inspect raw_body)"}));
+            skipped.push(
+                serde_json::json!({"key": key, "reason": "not a job message; nothing to re-drive (inspect raw_body)"}),
+            );
             continue;
         };
         job.redrive_count += 1;
         job.enqueued_at = format_rfc3339_millis(context::now_ms());
         dead_letters::requeue_subject(&cx.io, &job).await;
-        jobs::publish(&cx.io, cx.config(), &job)
-            .await
-            .map_err(unavailable)?;
-        dead_letters::remove(&cx.io, &key)
-            .await
-            .map_err(unavailable)?;
+        jobs::publish(&cx.io, cx.config(), &job).await.map_err(unavailable)?;
+        match &job.job {
+            babybook_jobs::Job::Transcode { asset_id, .. } | babybook_jobs::Job::Probe { asset_id } => {
+                jobs::mark_published(&cx.io, job.account_id, jobs::Subject::Asset(*asset_id)).await
+            }
+            babybook_jobs::Job::Export { export_id } => {
+                jobs::mark_published(&cx.io, job.account_id, jobs::Subject::Export(*export_id)).await
+            }
+            _ => {}
+        }
+        dead_letters::remove(&cx.io, &key).await.map_err(unavailable)?;
         context::emit(
             &context::line(cx.config(), &job.trace_id, Level::Info, "job re-driven")
                 .account(&job.account_id)
@@ -103,15 +103,10 @@ pub async fn redrive(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, 
 
 /// `GET /admin/jobs/dead`: what is waiting, classified.
 pub async fn dead_jobs(cx: &RequestContext) -> Result<Reply, ApiError> {
-    let keys = dead_letters::list_keys(&cx.io, None, 100)
-        .await
-        .map_err(unavailable)?;
+    let keys = dead_letters::list_keys(&cx.io, None, 100).await.map_err(unavailable)?;
     let mut items = Vec::new();
     for key in keys {
-        if let Some(dead) = dead_letters::read(&cx.io, &key)
-            .await
-            .map_err(unavailable)?
-        {
+        if let Some(dead) = dead_letters::read(&cx.io, &key).await.map_err(unavailable)? {
             items.push(serde_json::json!({
                 "key": key,
                 "classification": dead.class().as_str(),
@@ -128,14 +123,8 @@ pub async fn dead_jobs(cx: &RequestContext) -> Result<Reply, ApiError> {
 
 /// `POST /admin/prewarm`: the runbook's forced prewarm (seed §9.1), whatever the calendar says.
 pub async fn prewarm(cx: &RequestContext) -> Result<Reply, ApiError> {
-    let report = cron_jobs::prewarm(
-        &cx.io,
-        &cx.settings.config,
-        &cx.trace_id,
-        context::now_ms(),
-        true,
-    )
-    .await
-    .map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e))?;
+    let report = cron_jobs::prewarm(&cx.io, &cx.settings.config, &cx.trace_id, context::now_ms(), true)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e))?;
     Ok(Reply::json(200, &report))
 }

@@ -25,8 +25,7 @@ fn keys(cx: &RequestContext) -> Result<&crate::session::SessionKeys, ApiError> {
 }
 
 fn random16() -> Result<[u8; 16], ApiError> {
-    crate::secure_random::bytes()
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("randomness: {e}")))
+    crate::secure_random::bytes().map_err(|e| ApiError::new(ErrorCode::Internal, format!("randomness: {e}")))
 }
 
 /// Issues a CSRF token bound to the caller's session (or to "anonymous" before sign-in), as a
@@ -35,33 +34,16 @@ pub fn csrf_token(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, Api
     let session = incoming
         .header("cookie")
         .and_then(|c| session::cookie_value(c, session::COOKIE_NAME))
-        .and_then(|v| {
-            Session::open(v, cx.settings.session_keys.as_ref()?, cx.started_ms / 1000).ok()
-        });
-    let token = csrf::issue(
-        keys(cx)?,
-        session.as_ref().map(|s| s.sid.as_str()),
-        random16()?,
-    );
-    Ok(
-        Reply::json(200, &serde_json::json!({ "csrf_token": token }))
-            .header("set-cookie", csrf::set_cookie(&token)),
-    )
+        .and_then(|v| Session::open(v, cx.settings.session_keys.as_ref()?, cx.started_ms / 1000).ok());
+    let token = csrf::issue(keys(cx)?, session.as_ref().map(|s| s.sid.as_str()), random16()?);
+    Ok(Reply::json(200, &serde_json::json!({ "csrf_token": token })).header("set-cookie", csrf::set_cookie(&token)))
 }
 
-pub async fn login(
-    cx: &RequestContext,
-    incoming: &Incoming,
-    notes: &mut Notes,
-) -> Result<Reply, ApiError> {
+pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) -> Result<Reply, ApiError> {
     let request = LoginRequest::parse(&incoming.body)?;
-    if let Verdict::Refused(reply) =
-        rate_limiter::check(cx, &LOGIN_EMAIL, request.email.as_str(), false, None).await
-    {
+    if let Verdict::Refused(reply) = rate_limiter::check(cx, &LOGIN_EMAIL, request.email.as_str(), false, None).await {
         notes.rejection = Some("rate_limited");
-        notes
-            .fields
-            .push(("rate_limit_policy", LOGIN_EMAIL.name.into()));
+        notes.fields.push(("rate_limit_policy", LOGIN_EMAIL.name.into()));
         return Ok(reply);
     }
     let email = request.email.as_str().to_owned();
@@ -72,14 +54,8 @@ pub async fn login(
                 &[(&email, Type::TEXT)],
             )
             .await?;
-        row.map(|r| {
-            Ok::<_, ApiError>((
-                col::<String>(&r, 0)?,
-                col::<String>(&r, 1)?,
-                col::<String>(&r, 2)?,
-            ))
-        })
-        .transpose()
+        row.map(|r| Ok::<_, ApiError>((col::<String>(&r, 0)?, col::<String>(&r, 1)?, col::<String>(&r, 2)?)))
+            .transpose()
     })
     .await?;
     // An unknown email costs one full hash too: timing does not tell which emails have accounts.
@@ -89,10 +65,7 @@ pub async fn login(
     };
     let password_ok = verify_password(&request.password, stored);
     let Some((user, account)) = ids.filter(|_| password_ok) else {
-        return Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "invalid credentials",
-        ));
+        return Err(ApiError::new(ErrorCode::Unauthorized, "invalid credentials"));
     };
     let (uid, aid) = (parse_id(user)?, parse_id(account)?);
     let keys = keys(cx)?;
@@ -105,13 +78,10 @@ pub async fn login(
         &serde_json::json!({ "user_id": uid.to_string(), "account_id": aid.to_string(), "csrf_token": csrf_token }),
     );
     // Two cookies: the session, and the CSRF token rebound to the new session.
-    reply.headers.push((
-        "set-cookie".into(),
-        session::set_cookie(&session.seal(keys)),
-    ));
     reply
         .headers
-        .push(("set-cookie".into(), csrf::set_cookie(&csrf_token)));
+        .push(("set-cookie".into(), session::set_cookie(&session.seal(keys))));
+    reply.headers.push(("set-cookie".into(), csrf::set_cookie(&csrf_token)));
     Ok(reply)
 }
 
@@ -119,12 +89,8 @@ pub async fn login(
 /// session at once is a key rotation (docs/runbooks/key-rotation.md).
 pub fn logout() -> Reply {
     let mut reply = Reply::new(204);
-    reply
-        .headers
-        .push(("set-cookie".into(), session::clear_cookie()));
-    reply
-        .headers
-        .push(("set-cookie".into(), csrf::clear_cookie()));
+    reply.headers.push(("set-cookie".into(), session::clear_cookie()));
+    reply.headers.push(("set-cookie".into(), csrf::clear_cookie()));
     reply
 }
 
@@ -149,16 +115,14 @@ pub async fn me(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiEr
         row.map(|r| col::<String>(&r, 0)).transpose()
     })
     .await?;
-    let json = json
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "session user no longer exists"))?;
+    let json = json.ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "session user no longer exists"))?;
     Ok(Reply::new(200)
         .header("content-type", "application/json; charset=utf-8")
         .with_body(json.into_bytes()))
 }
 
 pub fn parse_id(text: &str) -> Result<Id, ApiError> {
-    Id::parse(text)
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("id from the database: {e}")))
+    Id::parse(text).map_err(|e| ApiError::new(ErrorCode::Internal, format!("id from the database: {e}")))
 }
 
 fn base64_id(bytes: [u8; 16]) -> String {

@@ -33,15 +33,10 @@ fn path_id(text: &str) -> Result<Id, ApiError> {
 }
 
 fn new_id() -> Result<Id, ApiError> {
-    crate::secure_random::new_id()
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("randomness: {e}")))
+    crate::secure_random::new_id().map_err(|e| ApiError::new(ErrorCode::Internal, format!("randomness: {e}")))
 }
 
-pub async fn get_asset(
-    cx: &RequestContext,
-    incoming: &Incoming,
-    id: &str,
-) -> Result<Reply, ApiError> {
+pub async fn get_asset(cx: &RequestContext, incoming: &Incoming, id: &str) -> Result<Reply, ApiError> {
     let s = session(incoming)?;
     let id = path_id(id)?.to_string();
     let media = cx.config().media_origin.clone();
@@ -72,6 +67,11 @@ fn accepted(body: serde_json::Value) -> Reply {
 }
 
 async fn publish_or_defer(cx: &RequestContext, message: &JobMessage, what: &str) {
+    let subject = match &message.job {
+        Job::Export { export_id } => Some(jobs::Subject::Export(*export_id)),
+        Job::Transcode { asset_id, .. } => Some(jobs::Subject::Asset(*asset_id)),
+        _ => None,
+    };
     if let Err(e) = jobs::publish(&cx.io, cx.config(), message).await {
         // Committed but not published: the sweep (or the client's retry) publishes it later.
         context::emit(
@@ -92,6 +92,9 @@ async fn publish_or_defer(cx: &RequestContext, message: &JobMessage, what: &str)
             line = line.field("asset_id", asset.to_string());
         }
         context::emit(&line);
+        if let Some(subject) = subject {
+            jobs::mark_published(&cx.io, message.account_id, subject).await;
+        }
     }
 }
 
@@ -109,7 +112,12 @@ pub async fn upload_complete(cx: &RequestContext, incoming: &Incoming) -> Result
             )
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no asset with that id in this account"))?;
-        Ok((col::<String>(&row, 0)?, col::<String>(&row, 1)?, col::<String>(&row, 2)?, col::<Option<String>>(&row, 3)?))
+        Ok((
+            col::<String>(&row, 0)?,
+            col::<String>(&row, 1)?,
+            col::<String>(&row, 2)?,
+            col::<Option<String>>(&row, 3)?,
+        ))
     })
     .await?;
     let (status, original_key, media_type, job_id) = current;
@@ -166,16 +174,10 @@ pub async fn upload_complete(cx: &RequestContext, incoming: &Incoming) -> Result
     };
     let mut problems = Vec::new();
     if size != request.size_bytes {
-        problems.push((
-            "size_bytes".to_owned(),
-            "does not match the uploaded object".to_owned(),
-        ));
+        problems.push(("size_bytes".to_owned(), "does not match the uploaded object".to_owned()));
     }
     if etag != request.etag {
-        problems.push((
-            "etag".to_owned(),
-            "does not match the uploaded object".to_owned(),
-        ));
+        problems.push(("etag".to_owned(), "does not match the uploaded object".to_owned()));
     }
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));
@@ -199,11 +201,7 @@ pub async fn upload_complete(cx: &RequestContext, incoming: &Incoming) -> Result
     Ok(accepted(body("queued")))
 }
 
-pub async fn delete_asset(
-    cx: &RequestContext,
-    incoming: &Incoming,
-    id: &str,
-) -> Result<Reply, ApiError> {
+pub async fn delete_asset(cx: &RequestContext, incoming: &Incoming, id: &str) -> Result<Reply, ApiError> {
     let s = session(incoming)?;
     let asset_id = path_id(id)?;
     let asset = asset_id.to_string();
@@ -232,19 +230,23 @@ pub async fn delete_asset(
                 .field("detail", e),
         );
     }
-    Ok(accepted(
-        serde_json::json!({"asset_id": asset, "status": "deleting"}),
-    ))
+    Ok(accepted(serde_json::json!({"asset_id": asset, "status": "deleting"})))
 }
 
 pub async fn create_export(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
     let s = session(incoming)?;
     let export = db::transaction(&cx.io, Scope::Account(s.aid), Budget::Standard, async |tx| {
-        col::<String>(&tx.one("INSERT INTO account_export (account_id) VALUES (current_account_id()) RETURNING id::text", &[]).await?, 0)
+        col::<String>(
+            &tx.one(
+                "INSERT INTO account_export (account_id) VALUES (current_account_id()) RETURNING id::text",
+                &[],
+            )
+            .await?,
+            0,
+        )
     })
     .await?;
-    let export_id =
-        Id::parse(&export).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let export_id = Id::parse(&export).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     let message = JobMessage::new(
         new_id()?,
         s.aid,
@@ -253,7 +255,5 @@ pub async fn create_export(cx: &RequestContext, incoming: &Incoming) -> Result<R
         Job::Export { export_id },
     );
     publish_or_defer(cx, &message, &export).await;
-    Ok(accepted(
-        serde_json::json!({"export_id": export, "status": "queued"}),
-    ))
+    Ok(accepted(serde_json::json!({"export_id": export, "status": "queued"})))
 }

@@ -44,7 +44,9 @@ fn path_id(text: &str) -> Result<Id, ApiError> {
 
 pub async fn list(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
     let s = session(incoming)?;
-    let sql = format!("SELECT coalesce(json_agg({SHARE_JSON} ORDER BY l.created_at DESC), '[]'::json)::text FROM share_link l");
+    let sql = format!(
+        "SELECT coalesce(json_agg({SHARE_JSON} ORDER BY l.created_at DESC), '[]'::json)::text FROM share_link l"
+    );
     let json = db::transaction(&cx.io, Scope::Account(s.aid), Budget::Hot, async |tx| {
         col::<String>(&tx.one(&sql, &[]).await?, 0)
     })
@@ -56,7 +58,7 @@ pub async fn list(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, Api
 async fn child_of_moments(tx: &Tx, ids: &[String]) -> Result<String, ApiError> {
     let row = tx
         .one(
-            "SELECT count(*)::int8, count(DISTINCT child_id)::int8, min(child_id::text) FROM moment WHERE id = ANY ($1::text[]::uuid[])",
+            "SELECT count(*)::int8, count(DISTINCT child_id)::int8, min(child_id::text) FROM moment WHERE id = ANY ($1::text[]::uuid[]) AND visibility = 'shareable'",
             &[(&ids, Type::TEXT_ARRAY)],
         )
         .await?;
@@ -64,7 +66,7 @@ async fn child_of_moments(tx: &Tx, ids: &[String]) -> Result<String, ApiError> {
     if found != ids.len() as i64 {
         return Err(ApiError::validation(vec![(
             "moment_ids".into(),
-            "some moments do not exist".into(),
+            "some moments do not exist or are not shareable".into(),
         )]));
     }
     if children != 1 {
@@ -79,8 +81,7 @@ async fn child_of_moments(tx: &Tx, ids: &[String]) -> Result<String, ApiError> {
 pub async fn create(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
     let s = session(incoming)?;
     let request = CreateShareRequest::parse(&incoming.body)?;
-    let token = ShareToken::generate()
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("randomness: {e}")))?;
+    let token = ShareToken::generate().map_err(|e| ApiError::new(ErrorCode::Internal, format!("randomness: {e}")))?;
     let hash = token.hash().0.to_vec();
     let ids: Vec<String> = request.moment_ids.iter().map(Id::to_string).collect();
     let days = request.expires_in_days.map(|d| d.to_string());
@@ -90,27 +91,22 @@ pub async fn create(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, A
          VALUES (current_account_id(), $1::uuid, $2, $3, $4::text[]::uuid[], now() + ($5::text || ' days')::interval)
          RETURNING {SHARE_JSON}::text"
     );
-    let json = db::transaction(
-        &cx.io,
-        Scope::Account(s.aid),
-        Budget::Standard,
-        async |tx| {
-            let child = child_of_moments(tx, &ids).await?;
-            let row = tx
-                .one(
-                    &sql,
-                    &[
-                        (&child, Type::TEXT),
-                        (&hash, Type::BYTEA),
-                        (&title, Type::TEXT),
-                        (&ids, Type::TEXT_ARRAY),
-                        (&days, Type::TEXT),
-                    ],
-                )
-                .await?;
-            col::<String>(&row, 0)
-        },
-    )
+    let json = db::transaction(&cx.io, Scope::Account(s.aid), Budget::Standard, async |tx| {
+        let child = child_of_moments(tx, &ids).await?;
+        let row = tx
+            .one(
+                &sql,
+                &[
+                    (&child, Type::TEXT),
+                    (&hash, Type::BYTEA),
+                    (&title, Type::TEXT),
+                    (&ids, Type::TEXT_ARRAY),
+                    (&days, Type::TEXT),
+                ],
+            )
+            .await?;
+        col::<String>(&row, 0)
+    })
     .await?;
     // The token is shown once, here; the database keeps only its hash.
     let path = format!("/s/{}", token.as_text());
@@ -137,48 +133,40 @@ pub async fn update(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
         .map(|m| m.iter().map(Id::to_string).collect());
     let set_title = request.title.is_some();
     let title = request.title.clone().flatten();
-    let days = request.expires_in_days.map(|d| d.to_string());
+    let set_expiry = request.expires_in_days.is_some();
+    let days = request.expires_in_days.flatten().map(|d| d.to_string());
     let sql = format!(
         "UPDATE share_link l SET
            moment_ids = coalesce($2::text[]::uuid[], l.moment_ids),
            child_id = coalesce($3::uuid, l.child_id),
            title = CASE WHEN $4::bool THEN $5::text ELSE l.title END,
-           expires_at = CASE WHEN $6::text IS NULL THEN l.expires_at ELSE now() + ($6::text || ' days')::interval END,
+           expires_at = CASE WHEN $7::bool THEN now() + ($6::text || ' days')::interval ELSE l.expires_at END,
            updated_at = now()
          WHERE l.id = $1::uuid AND l.revoked_at IS NULL
          RETURNING {SHARE_JSON}::text, l.token_hash"
     );
-    let (json, hash) = db::transaction(
-        &cx.io,
-        Scope::Account(s.aid),
-        Budget::Standard,
-        async |tx| {
-            let child = match &ids {
-                Some(ids) => Some(child_of_moments(tx, ids).await?),
-                None => None,
-            };
-            let row = tx
-                .opt(
-                    &sql,
-                    &[
-                        (&id, Type::TEXT),
-                        (&ids, Type::TEXT_ARRAY),
-                        (&child, Type::TEXT),
-                        (&set_title, Type::BOOL),
-                        (&title, Type::TEXT),
-                        (&days, Type::TEXT),
-                    ],
-                )
-                .await?
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::NotFound,
-                        "no live share with that id in this account",
-                    )
-                })?;
-            Ok((col::<String>(&row, 0)?, col::<Vec<u8>>(&row, 1)?))
-        },
-    )
+    let (json, hash) = db::transaction(&cx.io, Scope::Account(s.aid), Budget::Standard, async |tx| {
+        let child = match &ids {
+            Some(ids) => Some(child_of_moments(tx, ids).await?),
+            None => None,
+        };
+        let row = tx
+            .opt(
+                &sql,
+                &[
+                    (&id, Type::TEXT),
+                    (&ids, Type::TEXT_ARRAY),
+                    (&child, Type::TEXT),
+                    (&set_title, Type::BOOL),
+                    (&title, Type::TEXT),
+                    (&days, Type::TEXT),
+                    (&set_expiry, Type::BOOL),
+                ],
+            )
+            .await?
+            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no live share with that id in this account"))?;
+        Ok((col::<String>(&row, 0)?, col::<Vec<u8>>(&row, 1)?))
+    })
     .await?;
     purge(&hash).await;
     Ok(json_reply(200, format!("{{\"share\":{json}}}")))

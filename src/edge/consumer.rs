@@ -9,9 +9,7 @@ use futures_util::StreamExt;
 use tokio_postgres::types::Type;
 use wasm_bindgen::{JsCast, JsValue};
 
-use babybook_jobs::{
-    DeadJob, Decision, Failure, FailureKind, Id, Job, JobMessage, MediaOutcome, ReapTarget,
-};
+use babybook_jobs::{DeadJob, Decision, Failure, FailureKind, Id, Job, JobMessage, MediaOutcome, ReapTarget};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -105,11 +103,7 @@ pub fn deliveries(batch: &worker::worker_sys::MessageBatch) -> Vec<Delivery> {
 }
 
 /// Consumes one batch of `jobs`.
-pub async fn consume(
-    batch: worker::worker_sys::MessageBatch,
-    io: Io,
-    settings: std::rc::Rc<Settings>,
-) {
+pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: std::rc::Rc<Settings>) {
     let started = context::now_ms();
     let queue = batch.queue().map(String::from).unwrap_or_default();
     let backlog = batch_metric(&batch, "backlogCount");
@@ -154,9 +148,7 @@ pub async fn consume(
 fn batch_metric(batch: &worker::worker_sys::MessageBatch, name: &str) -> Option<f64> {
     let metadata = js_sys::Reflect::get(batch, &JsValue::from_str("metadata")).ok()?;
     let metrics = js_sys::Reflect::get(&metadata, &JsValue::from_str("metrics")).ok()?;
-    js_sys::Reflect::get(&metrics, &JsValue::from_str(name))
-        .ok()?
-        .as_f64()
+    js_sys::Reflect::get(&metrics, &JsValue::from_str(name)).ok()?.as_f64()
 }
 
 /// Queue health signals (seed §5.2) to Workers Analytics Engine; the same numbers are in the
@@ -224,19 +216,18 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
     context::emit(&line(Level::Info, "job received"));
     let step = match execute(io, config, &message).await {
         Ok(step) => step,
-        Err(e) if e.code == crate::error::ErrorCode::DatabaseUnavailable => {
-            Step::Failed(Failure::new(
-                FailureKind::Unavailable,
-                None,
-                &format!("database: {}", e.detail),
-            ))
-        }
+        Err(e) if e.code == crate::error::ErrorCode::DatabaseUnavailable => Step::Failed(Failure::new(
+            FailureKind::Unavailable,
+            None,
+            &format!("database: {}", e.detail),
+        )),
         Err(e) => Step::Failed(Failure::new(
             FailureKind::ServerError,
             None,
             &format!("consumer: {}", e.detail),
         )),
     };
+    let mut last_failure = None;
     let decision = match step {
         Step::Done => Decision::Ack,
         Step::Skipped(why) => {
@@ -244,7 +235,10 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
             delivery.ack();
             return (Fate::Acked, Some(queue_time_ms));
         }
-        Step::Failed(failure) => Decision::after(MediaOutcome::Failed(failure), attempts),
+        Step::Failed(failure) => {
+            last_failure = Some(failure.clone());
+            Decision::after(MediaOutcome::Failed(failure), attempts)
+        }
     };
     let fate = match decision {
         Decision::Ack => {
@@ -255,7 +249,14 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
         Decision::Retry { delay_seconds } => {
             release(io, &message).await;
             delivery.retry(delay_seconds);
-            context::emit(&line(Level::Warn, "job retry").field("delay_seconds", delay_seconds));
+            let mut retry = line(Level::Warn, "job retry").field("delay_seconds", delay_seconds);
+            if let Some(failure) = &last_failure {
+                retry = retry
+                    .field("failure_kind", serde_json::to_value(failure.kind).unwrap_or_default())
+                    .field("failure_status", failure.status)
+                    .field("failure_detail", failure.detail.clone());
+            }
+            context::emit(&retry);
             Fate::Retried
         }
         Decision::Dead(failure) => {
@@ -318,12 +319,7 @@ async fn status_of(tx: &Tx, table: &str, id: &str) -> Result<Option<String>, Api
         .transpose()
 }
 
-async fn process_asset(
-    io: &Io,
-    config: &Config,
-    message: &JobMessage,
-    asset_id: Id,
-) -> Result<Step, ApiError> {
+async fn process_asset(io: &Io, config: &Config, message: &JobMessage, asset_id: Id) -> Result<Step, ApiError> {
     let asset = asset_id.to_string();
     let redriven = message.redrive_count > 0;
     // Claim: queued (or a processing claim older than the 300 s job budget, or a re-driven failure).
@@ -399,12 +395,7 @@ async fn process_asset(
     Ok(Step::Done)
 }
 
-async fn process_export(
-    io: &Io,
-    config: &Config,
-    message: &JobMessage,
-    export_id: Id,
-) -> Result<Step, ApiError> {
+async fn process_export(io: &Io, config: &Config, message: &JobMessage, export_id: Id) -> Result<Step, ApiError> {
     let export = export_id.to_string();
     let redriven = message.redrive_count > 0;
     let claim = db::transaction(io, scope(message), Budget::Standard, async |tx| {
@@ -452,12 +443,7 @@ async fn process_export(
     Ok(Step::Done)
 }
 
-async fn delete_asset(
-    io: &Io,
-    config: &Config,
-    message: &JobMessage,
-    asset_id: Id,
-) -> Result<Step, ApiError> {
+async fn delete_asset(io: &Io, config: &Config, message: &JobMessage, asset_id: Id) -> Result<Step, ApiError> {
     let asset = asset_id.to_string();
     match db::transaction(io, scope(message), Budget::Hot, async |tx| {
         status_of(tx, "asset", &asset).await
@@ -489,12 +475,7 @@ async fn delete_asset(
     Ok(Step::Done)
 }
 
-async fn delete_export(
-    io: &Io,
-    config: &Config,
-    message: &JobMessage,
-    export_id: Id,
-) -> Result<Step, ApiError> {
+async fn delete_export(io: &Io, config: &Config, message: &JobMessage, export_id: Id) -> Result<Step, ApiError> {
     let export = export_id.to_string();
     match db::transaction(io, scope(message), Budget::Hot, async |tx| {
         status_of(tx, "account_export", &export).await
@@ -515,7 +496,11 @@ async fn delete_export(
         return Ok(Step::Failed(failure));
     }
     db::transaction(io, scope(message), Budget::Standard, async |tx| {
-        tx.exec("UPDATE account_export SET status = 'deleted', deleted_at = now() WHERE id = $1::uuid RETURNING 1", &[(&export, Type::TEXT)]).await
+        tx.exec(
+            "UPDATE account_export SET status = 'deleted', deleted_at = now() WHERE id = $1::uuid RETURNING 1",
+            &[(&export, Type::TEXT)],
+        )
+        .await
     })
     .await?;
     Ok(Step::Done)
@@ -524,9 +509,7 @@ async fn delete_export(
 /// Gives a claimed asset back to the queue before a retry, so the sweep sees it if the retry is lost.
 async fn release(io: &Io, message: &JobMessage) {
     let (table, id) = match &message.job {
-        Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => {
-            ("asset", asset_id.to_string())
-        }
+        Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => ("asset", asset_id.to_string()),
         Job::Export { export_id } => ("account_export", export_id.to_string()),
         _ => return,
     };
@@ -562,8 +545,7 @@ pub async fn mark_failed(io: &Io, message: &JobMessage, failure: &Failure) {
         _ => return,
     };
     let _ = db::transaction(io, scope(message), Budget::Standard, async |tx| {
-        tx.exec(sql, &[(&id, Type::TEXT), (&reason, Type::TEXT)])
-            .await
+        tx.exec(sql, &[(&id, Type::TEXT), (&reason, Type::TEXT)]).await
     })
     .await;
 }

@@ -34,20 +34,14 @@ pub fn settings(env: &Env) -> Result<Rc<Settings>, ConfigError> {
     SETTINGS.with(|cell| {
         cell.get_or_init(|| {
             let config = Config::from_lookup(|name| lookup(env, name))?;
-            let session_keys = config
-                .session_key_current
-                .as_ref()
-                .map(|current| SessionKeys {
-                    current: SigningKey::new(current.expose()),
-                    previous: config
-                        .session_key_previous
-                        .as_ref()
-                        .map(|p| SigningKey::new(p.expose())),
-                });
-            Ok(Rc::new(Settings {
-                config,
-                session_keys,
-            }))
+            let session_keys = config.session_key_current.as_ref().map(|current| SessionKeys {
+                current: SigningKey::new(current.expose()),
+                previous: config
+                    .session_key_previous
+                    .as_ref()
+                    .map(|p| SigningKey::new(p.expose())),
+            });
+            Ok(Rc::new(Settings { config, session_keys }))
         })
         .clone()
     })
@@ -62,8 +56,7 @@ pub fn now_ms() -> i64 {
 pub fn new_trace_id() -> TraceId {
     // A CSPRNG failure is not worth failing a request over: fall back to the clock.
     crate::secure_random::new_trace_id().unwrap_or_else(|_| {
-        TraceId::parse(&format!("edge-{:016x}", now_ms()))
-            .unwrap_or_else(|_| TraceId::from_random_bytes([0; 16]))
+        TraceId::parse(&format!("edge-{:016x}", now_ms())).unwrap_or_else(|_| TraceId::from_random_bytes([0; 16]))
     })
 }
 

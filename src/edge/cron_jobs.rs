@@ -10,8 +10,7 @@ use babybook_jobs::{format_rfc3339_millis, Id, Job, JobMessage, ReapTarget, Trac
 
 use crate::config::Config;
 use crate::cron::{
-    CronJob, EXPORT_TTL_MS, MAX_PAGES, ORPHAN_GRACE_MS, PAGE_SIZE, PROBE_ALERT_MS,
-    QUEUED_SWEEP_AFTER_MS,
+    CronJob, EXPORT_TTL_MS, MAX_PAGES, ORPHAN_GRACE_MS, PAGE_SIZE, PROBE_ALERT_MS, QUEUED_SWEEP_AFTER_MS,
 };
 use crate::error::ApiError;
 use crate::lang::Lang;
@@ -35,13 +34,7 @@ fn new_id() -> Result<Id, String> {
 }
 
 /// Runs one job with its start and end lines. `Err` is the failure, already logged.
-pub async fn run(
-    job: CronJob,
-    io: &Io,
-    settings: &Settings,
-    trace: &TraceId,
-    now_ms: i64,
-) -> Result<(), String> {
+pub async fn run(job: CronJob, io: &Io, settings: &Settings, trace: &TraceId, now_ms: i64) -> Result<(), String> {
     let config = &settings.config;
     let started = context::now_ms();
     context::emit(
@@ -50,10 +43,7 @@ pub async fn run(
             .field("scheduled_time", format_rfc3339_millis(now_ms)),
     );
     let result = if test_controls::fault(config, &format!("cron:{}", job.as_str())) {
-        Err(format!(
-            "cron:{} fault switched on (test control)",
-            job.as_str()
-        ))
+        Err(format!("cron:{} fault switched on (test control)", job.as_str()))
     } else {
         match job {
             CronJob::Prewarm => prewarm(io, config, trace, now_ms, false).await,
@@ -84,13 +74,7 @@ pub async fn run(
 
 /// Renders the top-N share pages into the edge cache, in every served language, exactly as the
 /// share route would. Outside a seasonal window (unless forced) it does nothing and says so.
-pub async fn prewarm(
-    io: &Io,
-    config: &Config,
-    trace: &TraceId,
-    now_ms: i64,
-    forced: bool,
-) -> Result<Value, String> {
+pub async fn prewarm(io: &Io, config: &Config, trace: &TraceId, now_ms: i64, forced: bool) -> Result<Value, String> {
     let window = active_window(&config.prewarm_windows, now_ms).map(|w| w.name.clone());
     if window.is_none() && !forced {
         context::emit(&context::line(
@@ -111,9 +95,7 @@ pub async fn prewarm(
                 &[(&limit, Type::INT4)],
             )
             .await?;
-        rows.iter()
-            .map(|r| col::<Vec<u8>>(r, 0))
-            .collect::<Result<Vec<_>, _>>()
+        rows.iter().map(|r| col::<Vec<u8>>(r, 0)).collect::<Result<Vec<_>, _>>()
     })
     .await
     .map_err(text)?
@@ -126,9 +108,7 @@ pub async fn prewarm(
             if context::now_ms() > deadline {
                 return "over_budget";
             }
-            match share_cache::render_and_store(io, config, hash, &Lang::ALL, context::now_ms())
-                .await
-            {
+            match share_cache::render_and_store(io, config, hash, &Lang::ALL, context::now_ms()).await {
                 Ok(Some(_)) => "warmed",
                 Ok(None) => "skipped",
                 Err(_) => "failed",
@@ -244,7 +224,8 @@ async fn probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result
             }
             _ if age_ms > PROBE_ALERT_MS => {
                 alert("never completed", age_ms);
-                report = json!({"previous": {"asset_id": id, "status": status, "age_ms": age_ms, "alert": "queue_ttr"}});
+                report =
+                    json!({"previous": {"asset_id": id, "status": status, "age_ms": age_ms, "alert": "queue_ttr"}});
             }
             _ => {
                 publish_next = false;
@@ -272,15 +253,10 @@ async fn probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result
         jobs::publish(
             io,
             config,
-            &JobMessage::new(
-                job_id,
-                account,
-                trace.clone(),
-                now_ms,
-                Job::Probe { asset_id },
-            ),
+            &JobMessage::new(job_id, account, trace.clone(), now_ms, Job::Probe { asset_id }),
         )
         .await?;
+        jobs::mark_published(io, account, jobs::Subject::Asset(asset_id)).await;
         report["published"] = json!({"asset_id": asset, "job_id": job_text});
     }
     Ok(report)

@@ -73,12 +73,7 @@ pub struct Tx {
 impl Tx {
     pub async fn rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, ApiError> {
         // The server enforces statement_timeout; this bounds a connection that stops answering.
-        match within(
-            self.budget.statement_ms() + 1_000,
-            self.client.query_typed(sql, params),
-        )
-        .await
-        {
+        match within(self.budget.statement_ms() + 1_000, self.client.query_typed(sql, params)).await {
             Ok(result) => result.map_err(map_error),
             Err(_) => Err(ApiError::new(
                 ErrorCode::DatabaseUnavailable,
@@ -103,10 +98,7 @@ impl Tx {
 }
 
 /// Reads a column without the panic `Row::get` has on a type mismatch.
-pub fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
-    row: &'a Row,
-    index: usize,
-) -> Result<T, ApiError> {
+pub fn col<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, ApiError> {
     row.try_get(index)
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("column {index}: {e}")))
 }
@@ -129,14 +121,10 @@ pub async fn transaction<T>(
         Err(_) => {
             // The handshake is still in flight: let it end on its own, as for a stuck statement.
             io.lifeline.wait_until(async move {
-                worker::Delay::from(std::time::Duration::from_millis(u64::from(LINGER_LIMIT_MS)))
-                    .await;
+                worker::Delay::from(std::time::Duration::from_millis(u64::from(LINGER_LIMIT_MS))).await;
                 socket.close();
             });
-            return Err(ApiError::new(
-                ErrorCode::DatabaseUnavailable,
-                "connect timed out",
-            ));
+            return Err(ApiError::new(ErrorCode::DatabaseUnavailable, "connect timed out"));
         }
     };
     let tx = Tx { client, budget };
@@ -200,9 +188,7 @@ impl TlsConnect<Socket> for TrackedTls {
 
     fn connect(self, _plain: Socket) -> Self::Future {
         let upgraded = match self.0 .0.borrow().as_ref() {
-            Some(raw) => raw
-                .start_tls()
-                .map_err(|e| TlsUpgradeFailed(format!("{e:?}"))),
+            Some(raw) => raw.start_tls().map_err(|e| TlsUpgradeFailed(format!("{e:?}"))),
             None => Err(TlsUpgradeFailed("socket already closed".into())),
         };
         std::future::ready(upgraded.map(|raw| {
@@ -224,10 +210,7 @@ async fn run<T>(
     };
     let statement_ms = budget.statement_ms().to_string();
     let begin = async {
-        tx.client
-            .query_typed("BEGIN", &[])
-            .await
-            .map_err(map_error)?;
+        tx.client.query_typed("BEGIN", &[]).await.map_err(map_error)?;
         tx.client
             .query_typed(
                 "SELECT set_config('statement_timeout', $1, true), set_config('app.account_id', $2, true)",
@@ -262,9 +245,8 @@ async fn run<T>(
 type Finished = futures_util::future::LocalBoxFuture<'static, ()>;
 
 async fn connect(io: &Io, raw: RawSocket) -> Result<(Client, Finished), ApiError> {
-    let unavailable = |what: &str, e: &dyn std::fmt::Display| {
-        ApiError::new(ErrorCode::DatabaseUnavailable, format!("{what}: {e}"))
-    };
+    let unavailable =
+        |what: &str, e: &dyn std::fmt::Display| ApiError::new(ErrorCode::DatabaseUnavailable, format!("{what}: {e}"));
     let hyperdrive = io
         .hyperdrive(binding::HYPERDRIVE)
         .map_err(|e| unavailable("hyperdrive binding", &e))?;
@@ -308,7 +290,9 @@ fn map_error(e: tokio_postgres::Error) -> ApiError {
         // Connection exceptions (08, also what PgBouncer says when it cannot reach the server),
         // insufficient resources (53: too many connections) and operator intervention (57:
         // statement timeout, shutdown): the database is unavailable, not the request wrong.
-        _ if state.starts_with("08") || state.starts_with("53") || state.starts_with("57") => ErrorCode::DatabaseUnavailable,
+        _ if state.starts_with("08") || state.starts_with("53") || state.starts_with("57") => {
+            ErrorCode::DatabaseUnavailable
+        }
         _ => ErrorCode::Internal,
     };
     let mut error = ApiError::new(code, format!("postgres {state}: {}", db.message()));

@@ -28,11 +28,7 @@ pub fn object_key(dead: &DeadJob, fallback_id: &str) -> String {
     format!("{}.json", dead.key(fallback_id))
 }
 
-pub async fn consume(
-    batch: worker::worker_sys::MessageBatch,
-    io: Io,
-    settings: std::rc::Rc<Settings>,
-) {
+pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: std::rc::Rc<Settings>) {
     let config = &settings.config;
     for delivery in deliveries(&batch) {
         let now = context::now_ms();
@@ -51,14 +47,9 @@ pub async fn consume(
         if let Err(e) = stored {
             // Keep the message until the store is back; the alert fires when it is stored.
             context::emit(
-                &context::line(
-                    config,
-                    &context::new_trace_id(),
-                    Level::Error,
-                    "dead job not stored",
-                )
-                .field("key", key)
-                .field("detail", e),
+                &context::line(config, &context::new_trace_id(), Level::Error, "dead job not stored")
+                    .field("key", key)
+                    .field("detail", e),
             );
             delivery.retry(30);
             continue;
@@ -86,10 +77,7 @@ pub async fn consume(
                 },
             )
             .field("attempts", dead.failure.attempts)
-            .field(
-                "last_error",
-                serde_json::to_value(&dead.failure).unwrap_or_default(),
-            )
+            .field("last_error", serde_json::to_value(&dead.failure).unwrap_or_default())
             .field("dead_job_key", key)
             .field("runbook", "docs/runbooks/dlq.md");
         if let Some(job) = &dead.job {
@@ -107,11 +95,7 @@ pub async fn consume(
 }
 
 /// Counts the dead jobs of a class, for the probe and the admin listing.
-pub async fn list_keys(
-    io: &Io,
-    class: Option<FailureClass>,
-    limit: u32,
-) -> Result<Vec<String>, String> {
+pub async fn list_keys(io: &Io, class: Option<FailureClass>, limit: u32) -> Result<Vec<String>, String> {
     let bucket = bucket(io)?;
     let mut builder = bucket.list().limit(limit);
     if let Some(class) = class {
@@ -122,21 +106,14 @@ pub async fn list_keys(
 }
 
 pub async fn read(io: &Io, key: &str) -> Result<Option<DeadJob>, String> {
-    let Some(object) = bucket(io)?
-        .get(key)
-        .execute()
-        .await
-        .map_err(|e| e.to_string())?
-    else {
+    let Some(object) = bucket(io)?.get(key).execute().await.map_err(|e| e.to_string())? else {
         return Ok(None);
     };
     let text = match object.body() {
         Some(body) => body.text().await.map_err(|e| e.to_string())?,
         None => return Ok(None),
     };
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| format!("{key}: {e}"))
+    serde_json::from_str(&text).map(Some).map_err(|e| format!("{key}: {e}"))
 }
 
 pub async fn remove(io: &Io, key: &str) -> Result<(), String> {
@@ -147,16 +124,13 @@ pub async fn remove(io: &Io, key: &str) -> Result<(), String> {
 pub async fn requeue_subject(io: &Io, job: &babybook_jobs::JobMessage) {
     let (sql, id) = match &job.job {
         Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => {
-            ("UPDATE asset SET status = 'queued', queued_at = now(), failure_reason = NULL WHERE id = $1::uuid AND status = 'failed' RETURNING 1", asset_id.to_string())
+            ("UPDATE asset SET status = 'queued', queued_at = now(), published_at = NULL, failure_reason = NULL WHERE id = $1::uuid AND status = 'failed' RETURNING 1", asset_id.to_string())
         }
-        Job::Export { export_id } => ("UPDATE account_export SET status = 'queued', failure_reason = NULL WHERE id = $1::uuid AND status = 'failed' RETURNING 1", export_id.to_string()),
+        Job::Export { export_id } => ("UPDATE account_export SET status = 'queued', queued_at = now(), published_at = NULL, failure_reason = NULL WHERE id = $1::uuid AND status = 'failed' RETURNING 1", export_id.to_string()),
         _ => return,
     };
-    let _ = db::transaction(
-        io,
-        Scope::Account(job.account_id),
-        Budget::Standard,
-        async |tx| tx.exec(sql, &[(&id, Type::TEXT)]).await,
-    )
+    let _ = db::transaction(io, Scope::Account(job.account_id), Budget::Standard, async |tx| {
+        tx.exec(sql, &[(&id, Type::TEXT)]).await
+    })
     .await;
 }

@@ -40,11 +40,7 @@ fn settings_or_log(env: &Env) -> Option<Rc<Settings>> {
 /// runtime's per-message `attempts` is only on the raw message, and the macro turns an `Err` into
 /// a panic that retries the whole batch. This handler decides per message and always resolves.
 #[wasm_bindgen]
-pub fn queue(
-    batch: worker::worker_sys::MessageBatch,
-    env: Env,
-    ctx: worker::worker_sys::Context,
-) -> js_sys::Promise {
+pub fn queue(batch: worker::worker_sys::MessageBatch, env: Env, ctx: worker::worker_sys::Context) -> js_sys::Promise {
     wasm_bindgen_futures::future_to_promise(async move {
         let Some(settings) = settings_or_log(&env) else {
             // Without configuration nothing can be processed correctly: retry later, all of it.
@@ -61,7 +57,9 @@ pub fn queue(
         } else if queue.starts_with(queue_name::JOBS) {
             consumer::consume(batch, io, settings).await;
         } else {
-            worker::console_error!("{{\"level\":\"ERROR\",\"message\":\"batch from an unknown queue\",\"queue\":{queue:?}}}");
+            worker::console_error!(
+                "{{\"level\":\"ERROR\",\"message\":\"batch from an unknown queue\",\"queue\":{queue:?}}}"
+            );
         }
         Ok(JsValue::UNDEFINED)
     })
@@ -93,13 +91,8 @@ pub fn scheduled(
         let jobs = jobs_for(&cron);
         if jobs.is_empty() {
             context::emit(
-                &context::line(
-                    &settings.config,
-                    &trace,
-                    Level::Warn,
-                    "cron trigger with no jobs",
-                )
-                .field("cron", cron.clone()),
+                &context::line(&settings.config, &trace, Level::Warn, "cron trigger with no jobs")
+                    .field("cron", cron.clone()),
             );
         }
         let mut failures = Vec::new();

@@ -22,13 +22,10 @@ pub struct Answer {
 }
 
 fn base_url(config: &Config) -> Result<&str, Failure> {
-    config.media_worker_url.as_deref().ok_or_else(|| {
-        Failure::new(
-            FailureKind::Forbidden,
-            None,
-            "MEDIA_WORKER_URL is not configured",
-        )
-    })
+    config
+        .media_worker_url
+        .as_deref()
+        .ok_or_else(|| Failure::new(FailureKind::Forbidden, None, "MEDIA_WORKER_URL is not configured"))
 }
 
 async fn send(
@@ -110,36 +107,19 @@ pub async fn run_job(config: &Config, message: &JobMessage) -> Answer {
 }
 
 /// What storage holds under `key`: `Ok(None)` when there is no such object.
-pub async fn object_info(
-    config: &Config,
-    key: &str,
-    trace_id: &str,
-) -> Result<Option<(i64, String)>, Failure> {
+pub async fn object_info(config: &Config, key: &str, trace_id: &str) -> Result<Option<(i64, String)>, Failure> {
     let encoded: String = key
         .split('/')
-        .map(|s| {
-            js_sys::encode_uri_component(s)
-                .as_string()
-                .unwrap_or_default()
-        })
+        .map(|s| js_sys::encode_uri_component(s).as_string().unwrap_or_default())
         .collect::<Vec<_>>()
         .join("/");
     let url = format!("{}/objects/{encoded}", base_url(config)?);
-    let (status, text) = send(
-        config,
-        Method::Get,
-        &url,
-        trace_id,
-        None,
-        OBJECT_HEAD_TIMEOUT_MS,
-    )
-    .await?;
+    let (status, text) = send(config, Method::Get, &url, trace_id, None, OBJECT_HEAD_TIMEOUT_MS).await?;
     match status {
         404 => Ok(None),
         200 => {
-            let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| {
-                Failure::new(FailureKind::Rejected, Some(200), "object info is not JSON")
-            })?;
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|_| Failure::new(FailureKind::Rejected, Some(200), "object info is not JSON"))?;
             let size = value.get("size").and_then(serde_json::Value::as_i64);
             let etag = value
                 .get("etag")
@@ -156,11 +136,7 @@ pub async fn object_info(
         }
         other => match MediaOutcome::from_status(other, &text) {
             MediaOutcome::Failed(f) => Err(f),
-            MediaOutcome::Done => Err(Failure::new(
-                FailureKind::Rejected,
-                Some(other),
-                "unexpected status",
-            )),
+            MediaOutcome::Done => Err(Failure::new(FailureKind::Rejected, Some(other), "unexpected status")),
         },
     }
 }

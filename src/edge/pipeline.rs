@@ -15,7 +15,7 @@ use crate::csrf;
 use crate::error::{ApiError, ErrorCode};
 use crate::hygiene::{self, Rejection, RequestHead};
 use crate::lang::Lang;
-use crate::rate_limit::KeyedBy;
+use crate::rate_limit::{KeyedBy, RequestClass};
 use crate::reply::Reply;
 use crate::routes::{self, Matched, Resolution, RouteId, Surface};
 use crate::session::{self, Session};
@@ -67,9 +67,12 @@ pub async fn handle(req: Request, env: Env, ctx: worker::Context) -> Response {
     let settings = match context::settings(&env) {
         Ok(settings) => settings,
         Err(e) => {
-            worker::console_error!("{{\"level\":\"ERROR\",\"message\":\"configuration error\",\"detail\":{:?},\"trace_id\":\"{}\"}}", e.to_string(), trace_id);
-            let reply =
-                ApiError::new(ErrorCode::Internal, e.to_string()).to_reply(trace_id.as_str(), lang);
+            worker::console_error!(
+                "{{\"level\":\"ERROR\",\"message\":\"configuration error\",\"detail\":{:?},\"trace_id\":\"{}\"}}",
+                e.to_string(),
+                trace_id
+            );
+            let reply = ApiError::new(ErrorCode::Internal, e.to_string()).to_reply(trace_id.as_str(), lang);
             return into_response(reply, false);
         }
     };
@@ -91,10 +94,7 @@ pub async fn handle(req: Request, env: Env, ctx: worker::Context) -> Response {
         started_ms,
     };
     let method = req.inner().method();
-    let path = url
-        .as_ref()
-        .map(|u| u.path().to_owned())
-        .unwrap_or_else(|| "/".into());
+    let path = url.as_ref().map(|u| u.path().to_owned()).unwrap_or_else(|| "/".into());
     let target_len = url
         .as_ref()
         .map(|u| u.path().len() + u.query().map_or(0, |q| q.len() + 1))
@@ -134,10 +134,7 @@ fn decorate_api(reply: &mut Reply, cx: &RequestContext, origin: Option<&str>) {
     reply.set_header("strict-transport-security", share_headers::HSTS);
     reply.set_header("x-content-type-options", "nosniff");
     if reply.get("content-security-policy").is_none() {
-        reply.set_header(
-            "content-security-policy",
-            "default-src 'none'; frame-ancestors 'none'",
-        );
+        reply.set_header("content-security-policy", "default-src 'none'; frame-ancestors 'none'");
     }
 }
 
@@ -146,11 +143,9 @@ fn trace_id_from(traceparent: Option<&str>, x_trace_id: Option<&str>) -> TraceId
     let from_traceparent = traceparent.and_then(|tp| {
         let mut parts = tp.trim().split('-');
         let (_version, trace) = (parts.next()?, parts.next()?);
-        (trace.len() == 32
-            && trace.bytes().all(|b| b.is_ascii_hexdigit())
-            && trace != "0".repeat(32))
-        .then(|| TraceId::parse(&trace.to_ascii_lowercase()).ok())
-        .flatten()
+        (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()) && trace != "0".repeat(32))
+            .then(|| TraceId::parse(&trace.to_ascii_lowercase()).ok())
+            .flatten()
     });
     from_traceparent
         .or_else(|| x_trace_id.and_then(|t| TraceId::parse(t.trim()).ok()))
@@ -159,10 +154,7 @@ fn trace_id_from(traceparent: Option<&str>, x_trace_id: Option<&str>) -> TraceId
 
 fn host_surfaces(cx: &RequestContext, host: &str) -> (bool, bool) {
     let host = host.to_ascii_lowercase();
-    (
-        cx.config().is_share_host(&host),
-        cx.config().is_api_host(&host),
-    )
+    (cx.config().is_share_host(&host), cx.config().is_api_host(&host))
 }
 
 async fn route(
@@ -181,9 +173,7 @@ async fn route(
     };
 
     // 1. Hygiene.
-    if let Err(rejection) = hygiene::screen(head, |host| {
-        config.is_share_host(host) || config.is_api_host(host)
-    }) {
+    if let Err(rejection) = hygiene::screen(head, |host| config.is_share_host(host) || config.is_api_host(host)) {
         telemetry::count_rejection(rejection.log_tag());
         notes.rejection = Some(rejection.log_tag());
         let code = match rejection {
@@ -193,8 +183,7 @@ async fn route(
             Rejection::UnknownHost => ErrorCode::MisdirectedRequest,
             Rejection::UnknownMethod => ErrorCode::MethodNotAllowed,
         };
-        let mut reply =
-            ApiError::new(code, rejection.log_tag()).to_reply(cx.trace_id.as_str(), cx.lang);
+        let mut reply = ApiError::new(code, rejection.log_tag()).to_reply(cx.trace_id.as_str(), cx.lang);
         if rejection == Rejection::UnknownMethod {
             let allow = match routes::resolve(routes::table(), "TRACE", head.path, |_| true) {
                 Resolution::MethodNotAllowed { allow } => allow,
@@ -222,39 +211,32 @@ async fn route(
     }
 
     // 3. Route.
-    let matched: Matched<'_> =
-        match routes::resolve(routes::table(), head.method, head.path, serves) {
-            Resolution::Found(m) => m,
-            Resolution::MethodNotAllowed { allow } => {
-                notes.rejection = Some("method_not_allowed");
-                telemetry::count_rejection("method_not_allowed");
-                return ApiError::new(ErrorCode::MethodNotAllowed, "method")
-                    .to_reply(cx.trace_id.as_str(), cx.lang)
-                    .header("allow", allow);
+    let matched: Matched<'_> = match routes::resolve(routes::table(), head.method, head.path, serves) {
+        Resolution::Found(m) => m,
+        Resolution::MethodNotAllowed { allow } => {
+            notes.rejection = Some("method_not_allowed");
+            telemetry::count_rejection("method_not_allowed");
+            return ApiError::new(ErrorCode::MethodNotAllowed, "method")
+                .to_reply(cx.trace_id.as_str(), cx.lang)
+                .header("allow", allow);
+        }
+        Resolution::NotFound if serves_api && config.origin_url.is_some() && !head.path.starts_with("/s/") => {
+            notes.surface = Some(Surface::Api);
+            notes.route = Some("proxy");
+            return proxied(cx, req, head, &headers, notes).await;
+        }
+        Resolution::NotFound => {
+            if serves_share && head.path.starts_with("/s/") {
+                notes.surface = Some(Surface::Share);
+                return share_route::not_found(cx);
             }
-            Resolution::NotFound
-                if serves_api && config.origin_url.is_some() && !head.path.starts_with("/s/") =>
-            {
-                notes.surface = Some(Surface::Api);
-                notes.route = Some("proxy");
-                let session = header("cookie").and_then(|c| open_session(cx, &c).ok());
-                notes.account = session.as_ref().map(|s| s.aid);
-                return proxy::forward(cx, req, head.method, &headers, session.as_ref())
-                    .await
-                    .unwrap_or_else(|e| error_reply(cx, notes, e));
-            }
-            Resolution::NotFound => {
-                if serves_share && head.path.starts_with("/s/") {
-                    notes.surface = Some(Surface::Share);
-                    return share_route::not_found(cx);
-                }
-                return error_reply(
-                    cx,
-                    notes,
-                    ApiError::new(ErrorCode::NotFound, format!("no route for {}", head.path)),
-                );
-            }
-        };
+            return error_reply(
+                cx,
+                notes,
+                ApiError::new(ErrorCode::NotFound, format!("no route for {}", head.path)),
+            );
+        }
+    };
     let route = matched.route;
     notes.route = Some(route.pattern());
     notes.surface = Some(match route.surface() {
@@ -265,15 +247,10 @@ async fn route(
 
     // 4. Guards.
     if access.is_test_control() && !config.test_controls {
-        return error_reply(
-            cx,
-            notes,
-            ApiError::new(ErrorCode::NotFound, "test controls are off"),
-        );
+        return error_reply(cx, notes, ApiError::new(ErrorCode::NotFound, "test controls are off"));
     }
     if access.is_admin() {
-        let presented =
-            header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned));
+        let presented = header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned));
         let valid = match (&config.admin_api_token, presented) {
             (Some(expected), Some(given)) => {
                 given.len() == expected.expose().len()
@@ -301,11 +278,7 @@ async fn route(
         );
     }
     if route.changes_data() && config.read_only {
-        return error_reply(
-            cx,
-            notes,
-            ApiError::new(ErrorCode::ReadOnly, "READ_ONLY is on"),
-        );
+        return error_reply(cx, notes, ApiError::new(ErrorCode::ReadOnly, "READ_ONLY is on"));
     }
     let session = if route.surface() == Surface::Api {
         header("cookie").map(|c| open_session(cx, &c))
@@ -315,42 +288,15 @@ async fn route(
     let session = match (session, access.needs_session()) {
         (Some(Ok(s)), _) => Some(s),
         (Some(Err(e)), true) => return error_reply(cx, notes, e),
-        (None, true) => {
-            return error_reply(
-                cx,
-                notes,
-                ApiError::new(ErrorCode::Unauthorized, "no session cookie"),
-            )
-        }
+        (None, true) => return error_reply(cx, notes, ApiError::new(ErrorCode::Unauthorized, "no session cookie")),
         (_, false) => None,
     };
     notes.account = session.as_ref().map(|s| s.aid);
     if access.needs_csrf() {
-        let Some(keys) = cx.settings.session_keys.as_ref() else {
-            return error_reply(
-                cx,
-                notes,
-                ApiError::new(ErrorCode::Internal, "SESSION_KEY_CURRENT is not configured"),
-            );
-        };
-        let sid = if route.id() == RouteId::Login {
-            None
-        } else {
-            session.as_ref().map(|s| s.sid.as_str())
-        };
-        let cookie_token = header("cookie")
-            .and_then(|c| session::cookie_value(&c, csrf::COOKIE_NAME).map(str::to_owned));
-        if let Err(e) = csrf::verify(
-            keys,
-            sid,
-            header(csrf::HEADER_NAME).as_deref(),
-            cookie_token.as_deref(),
-        ) {
-            return error_reply(
-                cx,
-                notes,
-                ApiError::new(ErrorCode::CsrfFailed, format!("csrf {}", e.as_str())),
-            );
+        // Bound to the caller's session when there is one (also at sign-in, so a token fetched
+        // while signed in still works), to "anonymous" otherwise.
+        if let Err(e) = verify_csrf(cx, &headers, session.as_ref()) {
+            return error_reply(cx, notes, e);
         }
     }
 
@@ -362,21 +308,12 @@ async fn route(
             return error_reply(
                 cx,
                 notes,
-                ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    "content-length over the route limit",
-                ),
+                ApiError::new(ErrorCode::PayloadTooLarge, "content-length over the route limit"),
             );
         }
         body = match req.bytes().await {
             Ok(bytes) => bytes,
-            Err(e) => {
-                return error_reply(
-                    cx,
-                    notes,
-                    ApiError::new(ErrorCode::BadRequest, format!("body: {e}")),
-                )
-            }
+            Err(e) => return error_reply(cx, notes, ApiError::new(ErrorCode::BadRequest, format!("body: {e}"))),
         };
         if body.len() > route.body_limit() {
             return error_reply(
@@ -385,90 +322,51 @@ async fn route(
                 ApiError::new(ErrorCode::PayloadTooLarge, "body over the route limit"),
             );
         }
-        let json = header("content-type")
-            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"));
+        let json = header("content-type").is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"));
         if !body.is_empty() && !json {
             return error_reply(
                 cx,
                 notes,
-                ApiError::new(
-                    ErrorCode::UnsupportedMediaType,
-                    "body is not application/json",
-                ),
+                ApiError::new(ErrorCode::UnsupportedMediaType, "body is not application/json"),
             );
         }
     }
 
     // 6. Rate limits (the email-keyed login policy is applied by the login handler).
     let class = route.request_class(session.is_some());
-    for policy in class
-        .policies()
-        .iter()
-        .filter(|p| p.keyed_by != KeyedBy::Email)
+    if let Some(refusal) = rate_limits(
+        cx,
+        class,
+        session.as_ref(),
+        route.id() == RouteId::SharePage,
+        header("accept").as_deref(),
+        notes,
+    )
+    .await
     {
-        let subject = match policy.keyed_by {
-            KeyedBy::ClientIp => cx.client_ip.clone(),
-            KeyedBy::User => session
-                .as_ref()
-                .map(|s| s.uid.to_string())
-                .unwrap_or_else(|| cx.client_ip.clone()),
-            KeyedBy::Email => continue,
-        };
-        if let Verdict::Refused(reply) = rate_limiter::check(
-            cx,
-            policy,
-            &subject,
-            route.id() == RouteId::SharePage,
-            header("accept").as_deref(),
-        )
-        .await
-        {
-            notes.rejection = Some("rate_limited");
-            notes.fields.push(("rate_limit_policy", policy.name.into()));
-            return reply;
-        }
+        return refusal;
     }
 
     // 7. The handler.
-    let incoming = Incoming {
-        headers,
-        body,
-        session,
-    };
+    let incoming = Incoming { headers, body, session };
     let result = match route.id() {
         RouteId::Health => Ok(Reply::json(
             200,
             &serde_json::json!({"status": "ok", "service": crate::SERVICE, "version": crate::VERSION}),
         )),
         RouteId::Ready => ready(cx).await,
-        RouteId::ShareStylesheet => Ok(share_route::stylesheet(
-            cx,
-            matched.param("file").unwrap_or(""),
-        )),
-        RouteId::SharePage => {
-            Ok(
-                share_route::serve(cx, &incoming, matched.param("token").unwrap_or(""), notes)
-                    .await,
-            )
-        }
+        RouteId::ShareStylesheet => Ok(share_route::stylesheet(cx, matched.param("file").unwrap_or(""))),
+        RouteId::SharePage => Ok(share_route::serve(cx, &incoming, matched.param("token").unwrap_or(""), notes).await),
         RouteId::CsrfToken => api_auth::csrf_token(cx, &incoming),
         RouteId::Login => api_auth::login(cx, &incoming, notes).await,
         RouteId::Logout => Ok(api_auth::logout()),
         RouteId::Me => api_auth::me(cx, &incoming).await,
         RouteId::ListShares => api_shares::list(cx, &incoming).await,
         RouteId::CreateShare => api_shares::create(cx, &incoming).await,
-        RouteId::UpdateShare => {
-            api_shares::update(cx, &incoming, matched.param("id").unwrap_or("")).await
-        }
-        RouteId::RevokeShare => {
-            api_shares::revoke(cx, &incoming, matched.param("id").unwrap_or("")).await
-        }
-        RouteId::GetAsset => {
-            api_media::get_asset(cx, &incoming, matched.param("id").unwrap_or("")).await
-        }
-        RouteId::DeleteAsset => {
-            api_media::delete_asset(cx, &incoming, matched.param("id").unwrap_or("")).await
-        }
+        RouteId::UpdateShare => api_shares::update(cx, &incoming, matched.param("id").unwrap_or("")).await,
+        RouteId::RevokeShare => api_shares::revoke(cx, &incoming, matched.param("id").unwrap_or("")).await,
+        RouteId::GetAsset => api_media::get_asset(cx, &incoming, matched.param("id").unwrap_or("")).await,
+        RouteId::DeleteAsset => api_media::delete_asset(cx, &incoming, matched.param("id").unwrap_or("")).await,
         RouteId::UploadComplete => api_media::upload_complete(cx, &incoming).await,
         RouteId::CreateExport => api_media::create_export(cx, &incoming).await,
         RouteId::AdminRedrive => admin::redrive(cx, &incoming).await,
@@ -483,10 +381,101 @@ async fn route(
     }
 }
 
+fn header_of<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn verify_csrf(cx: &RequestContext, headers: &[(String, String)], session: Option<&Session>) -> Result<(), ApiError> {
+    let Some(keys) = cx.settings.session_keys.as_ref() else {
+        return Err(ApiError::new(
+            ErrorCode::Internal,
+            "SESSION_KEY_CURRENT is not configured",
+        ));
+    };
+    let cookie_token = header_of(headers, "cookie").and_then(|c| session::cookie_value(c, csrf::COOKIE_NAME));
+    csrf::verify(
+        keys,
+        session.map(|s| s.sid.as_str()),
+        header_of(headers, csrf::HEADER_NAME),
+        cookie_token,
+    )
+    .map_err(|e| ApiError::new(ErrorCode::CsrfFailed, format!("csrf {}", e.as_str())))
+}
+
+/// Applies every policy of `class` but the email-keyed one; `Some` is the refusal.
+async fn rate_limits(
+    cx: &RequestContext,
+    class: RequestClass,
+    session: Option<&Session>,
+    share_page: bool,
+    accept: Option<&str>,
+    notes: &mut Notes,
+) -> Option<Reply> {
+    for policy in class.policies().iter().filter(|p| p.keyed_by != KeyedBy::Email) {
+        let subject = match (policy.keyed_by, session) {
+            (KeyedBy::User, Some(s)) => s.uid.to_string(),
+            _ => cx.client_ip.clone(),
+        };
+        if let Verdict::Refused(reply) = rate_limiter::check(cx, policy, &subject, share_page, accept).await {
+            notes.rejection = Some("rate_limited");
+            notes.fields.push(("rate_limit_policy", policy.name.into()));
+            return Some(reply);
+        }
+    }
+    None
+}
+
+/// Everything the edge does not serve on the API host goes to the origin, behind the same
+/// guards as the edge's own routes: origin pinning, read-only mode and CSRF for writes (the edge
+/// asserts the caller's identity to the origin, so a cookie-carrying write must prove intent),
+/// and the API rate limits.
+async fn proxied(
+    cx: &RequestContext,
+    req: Request,
+    head: &RequestHead<'_>,
+    headers: &[(String, String)],
+    notes: &mut Notes,
+) -> Reply {
+    let config = cx.config();
+    let session = header_of(headers, "cookie").and_then(|c| open_session(cx, c).ok());
+    notes.account = session.as_ref().map(|s| s.aid);
+    let write = !matches!(head.method, "GET" | "HEAD");
+    if write {
+        if cors::check_origin(header_of(headers, "origin"), &config.app_origin) == OriginCheck::Refused {
+            return error_reply(
+                cx,
+                notes,
+                ApiError::new(ErrorCode::OriginNotAllowed, "proxied write from another origin"),
+            );
+        }
+        if config.read_only {
+            return error_reply(cx, notes, ApiError::new(ErrorCode::ReadOnly, "READ_ONLY is on"));
+        }
+        if session.is_some() {
+            if let Err(e) = verify_csrf(cx, headers, session.as_ref()) {
+                return error_reply(cx, notes, e);
+            }
+        }
+    }
+    let class = match (session.is_some(), write) {
+        (false, _) => RequestClass::ApiAnonymous,
+        (true, false) => RequestClass::ApiAuthenticatedRead,
+        (true, true) => RequestClass::ApiAuthenticatedWrite,
+    };
+    if let Some(refusal) = rate_limits(cx, class, session.as_ref(), false, None, notes).await {
+        return refusal;
+    }
+    match proxy::forward(cx, req, head.method, headers, session.as_ref()).await {
+        Ok(reply) => reply,
+        Err(e) => error_reply(cx, notes, e),
+    }
+}
+
 fn open_session(cx: &RequestContext, cookie_header: &str) -> Result<Session, ApiError> {
-    let Some(value) =
-        session::cookie_value(cookie_header, session::COOKIE_NAME).filter(|v| !v.is_empty())
-    else {
+    let Some(value) = session::cookie_value(cookie_header, session::COOKIE_NAME).filter(|v| !v.is_empty()) else {
         return Err(ApiError::new(ErrorCode::Unauthorized, "no session cookie"));
     };
     let Some(keys) = cx.settings.session_keys.as_ref() else {
@@ -500,9 +489,7 @@ fn open_session(cx: &RequestContext, cookie_header: &str) -> Result<Session, Api
 }
 
 fn error_reply(cx: &RequestContext, notes: &mut Notes, error: ApiError) -> Reply {
-    notes
-        .fields
-        .push(("error_detail", error.detail.clone().into()));
+    notes.fields.push(("error_detail", error.detail.clone().into()));
     if error.code == ErrorCode::Internal {
         context::emit(
             &cx.line(Level::Error, "internal error")
@@ -515,12 +502,9 @@ fn error_reply(cx: &RequestContext, notes: &mut Notes, error: ApiError) -> Reply
 
 /// `GET /ready`: `SELECT 1` through Hyperdrive; 503 with `Retry-After` within ~2 s when it cannot.
 async fn ready(cx: &RequestContext) -> Result<Reply, ApiError> {
-    super::db::transaction(
-        &cx.io,
-        super::db::Scope::System,
-        super::db::Budget::Hot,
-        async |tx| tx.exec("SELECT 1", &[]).await,
-    )
+    super::db::transaction(&cx.io, super::db::Scope::System, super::db::Budget::Hot, async |tx| {
+        tx.exec("SELECT 1", &[]).await
+    })
     .await?;
     Ok(Reply::json(
         200,
@@ -581,9 +565,7 @@ pub fn into_response(reply: Reply, head_request: bool) -> Response {
         // Values we set are ASCII; a value the runtime refuses is dropped, not a crash.
         let _ = headers.append(name, value);
     }
-    let builder = Response::builder()
-        .with_status(reply.status)
-        .with_headers(headers);
+    let builder = Response::builder().with_status(reply.status).with_headers(headers);
     if head_request || reply.status == 204 || reply.status == 304 {
         builder.empty()
     } else {

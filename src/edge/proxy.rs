@@ -62,10 +62,7 @@ pub async fn forward(
             .await
             .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
         if bytes.len() > MAX_PROXY_BODY {
-            return Err(ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                "proxied body over 1 MiB",
-            ));
+            return Err(ApiError::new(ErrorCode::PayloadTooLarge, "proxied body over 1 MiB"));
         }
         Some(JsValue::from(js_sys::Uint8Array::from(bytes.as_slice())))
     };
@@ -73,8 +70,8 @@ pub async fn forward(
     init.with_method(Method::from(method.to_owned()))
         .with_headers(out)
         .with_body(body);
-    let request = Request::new_with_init(&target, &init)
-        .map_err(|e| ApiError::new(ErrorCode::BadGateway, e.to_string()))?;
+    let request =
+        Request::new_with_init(&target, &init).map_err(|e| ApiError::new(ErrorCode::BadGateway, e.to_string()))?;
     let controller = AbortController::default();
     let signal = controller.signal();
     count(Counter::OriginCalls);
@@ -87,12 +84,7 @@ pub async fn forward(
     };
     let (status, headers, body) = match within(ORIGIN_TIMEOUT_MS, call).await {
         Ok(Ok(answer)) => answer,
-        Ok(Err(e)) => {
-            return Err(ApiError::new(
-                ErrorCode::BadGateway,
-                format!("origin unreachable: {e}"),
-            ))
-        }
+        Ok(Err(e)) => return Err(ApiError::new(ErrorCode::BadGateway, format!("origin unreachable: {e}"))),
         Err(_) => {
             controller.abort();
             return Err(ApiError::new(

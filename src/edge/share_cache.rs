@@ -41,13 +41,7 @@ impl CachedPage {
     }
 
     /// The response a client gets for this page: 200 with the body, or 304 when `not_modified`.
-    pub fn to_reply(
-        &self,
-        lang: Lang,
-        media_origin: &str,
-        status: CacheStatus,
-        not_modified: bool,
-    ) -> Reply {
+    pub fn to_reply(&self, lang: Lang, media_origin: &str, status: CacheStatus, not_modified: bool) -> Reply {
         let mut reply = if not_modified {
             Reply::new(304)
         } else {
@@ -77,29 +71,23 @@ pub async fn load(io: &Io, hash: &TokenHash) -> Result<Option<SharePage>, ApiErr
     .await?;
     match json {
         None => Ok(None),
-        Some(text) => SharePage::from_json(&text).map(Some).map_err(|e| {
-            ApiError::new(
-                crate::error::ErrorCode::Internal,
-                format!("share page JSON: {e}"),
-            )
-        }),
+        Some(text) => SharePage::from_json(&text)
+            .map(Some)
+            .map_err(|e| ApiError::new(crate::error::ErrorCode::Internal, format!("share page JSON: {e}"))),
     }
 }
 
 pub async fn get(hash: &TokenHash, lang: Lang) -> Option<CachedPage> {
     let cache = Cache::default();
-    let mut response = cache
-        .get(cache_policy::page_cache_key(hash, lang), true)
-        .await
-        .ok()??;
+    let mut response = cache.get(cache_policy::page_cache_key(hash, lang), true).await.ok()??;
     let etag = response.headers().get("etag").ok()??;
-    let rendered_at_ms = response
+    let rendered_at_ms = response.headers().get(RENDERED_AT_HEADER).ok()??.parse().ok()?;
+    let expires_at_ms = response
         .headers()
-        .get(RENDERED_AT_HEADER)
-        .ok()??
-        .parse()
-        .ok()?;
-    let expires_at_ms = response.headers().get(EXPIRES_AT_HEADER).ok().flatten().and_then(|v| v.parse().ok());
+        .get(EXPIRES_AT_HEADER)
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok());
     let body = response.bytes().await.ok()?;
     Some(CachedPage {
         body,
@@ -121,10 +109,7 @@ pub async fn put(hash: &TokenHash, lang: Lang, page: &CachedPage) -> Result<(), 
     // How long the Cache API keeps it: well past max-age, for stale-if-error.
     set(
         "cache-control",
-        &format!(
-            "public, max-age={}",
-            cache_policy::cache_entry_ttl_seconds()
-        ),
+        &format!("public, max-age={}", cache_policy::cache_entry_ttl_seconds()),
     )?;
     let response = Response::builder()
         .with_status(200)
@@ -140,9 +125,7 @@ pub async fn put(hash: &TokenHash, lang: Lang, page: &CachedPage) -> Result<(), 
 pub async fn purge(hash: &TokenHash) {
     let cache = Cache::default();
     for lang in Lang::ALL {
-        let _ = cache
-            .delete(cache_policy::page_cache_key(hash, lang), true)
-            .await;
+        let _ = cache.delete(cache_policy::page_cache_key(hash, lang), true).await;
         let _ = cache
             .delete(cache_policy::revalidation_marker_key(hash, lang), true)
             .await;
@@ -160,10 +143,7 @@ pub async fn claim_revalidation(hash: &TokenHash, lang: Lang) -> bool {
     let headers = Headers::new();
     let _ = headers.set(
         "cache-control",
-        &format!(
-            "public, max-age={}",
-            cache_policy::REVALIDATION_MARKER_SECONDS
-        ),
+        &format!("public, max-age={}", cache_policy::REVALIDATION_MARKER_SECONDS),
     );
     let marker = Response::builder()
         .with_status(200)

@@ -50,12 +50,7 @@ pub fn stylesheet(cx: &RequestContext, file: &str) -> Reply {
     reply
 }
 
-pub async fn serve(
-    cx: &RequestContext,
-    incoming: &Incoming,
-    token_text: &str,
-    notes: &mut Notes,
-) -> Reply {
+pub async fn serve(cx: &RequestContext, incoming: &Incoming, token_text: &str, notes: &mut Notes) -> Reply {
     let Ok(token) = ShareToken::parse(token_text) else {
         notes.fields.push(("share", "malformed".into()));
         return not_found(cx);
@@ -88,18 +83,12 @@ pub async fn serve(
                 );
                 (old, CacheStatus::StaleIfError)
             }
-            Err(_) => {
-                return share_error_page(cx, MessagePage::Unavailable, 503)
-                    .header("retry-after", "5")
-            }
+            Err(_) => return share_error_page(cx, MessagePage::Unavailable, 503).header("retry-after", "5"),
         },
         None => match render(cx, &hash, lang, now, notes).await {
             Ok(Some(page)) => (page, CacheStatus::Miss),
             Ok(None) => return not_found(cx),
-            Err(_) => {
-                return share_error_page(cx, MessagePage::Unavailable, 503)
-                    .header("retry-after", "5")
-            }
+            Err(_) => return share_error_page(cx, MessagePage::Unavailable, 503).header("retry-after", "5"),
         },
     };
     notes.fields.push(("cache_status", status.as_str().into()));
@@ -146,8 +135,7 @@ async fn revalidate_in_background(cx: &RequestContext, hash: TokenHash, lang: La
     let trace_id = cx.trace_id.clone();
     cx.io.lifeline.wait_until(async move {
         let now = context::now_ms();
-        let outcome =
-            share_cache::render_and_store(&io, &settings.config, &hash, &[lang], now).await;
+        let outcome = share_cache::render_and_store(&io, &settings.config, &hash, &[lang], now).await;
         share_cache::release_revalidation(&hash, lang).await;
         REVALIDATING.with(|r| r.borrow_mut().remove(&(hash, lang)));
         let (level, result) = match &outcome {
@@ -181,19 +169,14 @@ fn count_view(cx: &RequestContext, hash: TokenHash, now: i64) {
             .iter()
             .map(|(_, n)| i32::try_from(*n).unwrap_or(i32::MAX))
             .collect();
-        let result = super::db::transaction(
-            &io,
-            super::db::Scope::System,
-            super::db::Budget::Standard,
-            async |tx| {
-                use tokio_postgres::types::Type;
-                tx.exec(
-                    "SELECT record_share_views($1, $2)",
-                    &[(&hashes, Type::BYTEA_ARRAY), (&counts, Type::INT4_ARRAY)],
-                )
-                .await
-            },
-        )
+        let result = super::db::transaction(&io, super::db::Scope::System, super::db::Budget::Standard, async |tx| {
+            use tokio_postgres::types::Type;
+            tx.exec(
+                "SELECT record_share_views($1, $2)",
+                &[(&hashes, Type::BYTEA_ARRAY), (&counts, Type::INT4_ARRAY)],
+            )
+            .await
+        })
         .await;
         if result.is_err() {
             VIEWS.with(|v| v.borrow_mut().restore(tally));

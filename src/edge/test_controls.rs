@@ -79,14 +79,8 @@ pub async fn run(
     let ok = || crate::reply::Reply::json(200, &serde_json::json!({"ok": true}));
     match body.get("action").and_then(|a| a.as_str()) {
         Some("fault") => {
-            let name = body
-                .get("name")
-                .and_then(|n| n.as_str())
-                .ok_or_else(|| bad("name"))?;
-            set_fault(
-                name,
-                body.get("on").and_then(|o| o.as_bool()).unwrap_or(true),
-            );
+            let name = body.get("name").and_then(|n| n.as_str()).ok_or_else(|| bad("name"))?;
+            set_fault(name, body.get("on").and_then(|o| o.as_bool()).unwrap_or(true));
             Ok(ok())
         }
         Some("age_share_cache") => {
@@ -110,10 +104,7 @@ pub async fn run(
                     aged += 1;
                 }
             }
-            Ok(crate::reply::Reply::json(
-                200,
-                &serde_json::json!({"aged": aged}),
-            ))
+            Ok(crate::reply::Reply::json(200, &serde_json::json!({"aged": aged})))
         }
         Some("publish_raw") => {
             let message = body.get("body").ok_or_else(|| bad("body"))?;

@@ -23,10 +23,7 @@ pub fn apply_security_headers(reply: &mut Reply, media_origin: &str) {
     reply.set_header("x-robots-tag", "noindex");
     reply.set_header("referrer-policy", "no-referrer");
     reply.set_header("x-content-type-options", "nosniff");
-    reply.set_header(
-        "content-security-policy",
-        content_security_policy(media_origin),
-    );
+    reply.set_header("content-security-policy", content_security_policy(media_origin));
     reply.set_header("strict-transport-security", HSTS);
 }
 

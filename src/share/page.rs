@@ -53,8 +53,7 @@ pub struct Preview {
 impl SharePage {
     pub fn from_json(text: &str) -> Result<SharePage, serde_json::Error> {
         let mut page: SharePage = serde_json::from_str(text)?;
-        page.moments
-            .sort_by(|a, b| a.occurred_on.cmp(&b.occurred_on));
+        page.moments.sort_by(|a, b| a.occurred_on.cmp(&b.occurred_on));
         for moment in &mut page.moments {
             moment
                 .media
@@ -90,14 +89,11 @@ fn words(lang: Lang) -> &'static Words {
         photo_of: "Foto de",
         private_note: "Página privada compartilhada por link. Não indexada por buscadores.",
         not_found_title: "Link não encontrado",
-        not_found_body:
-            "Este link de compartilhamento não existe, expirou ou foi revogado pela família.",
+        not_found_body: "Este link de compartilhamento não existe, expirou ou foi revogado pela família.",
         unavailable_title: "Página temporariamente indisponível",
-        unavailable_body:
-            "Não conseguimos carregar esta página agora. Tente novamente em alguns instantes.",
+        unavailable_body: "Não conseguimos carregar esta página agora. Tente novamente em alguns instantes.",
         rate_limited_title: "Muitas visitas em pouco tempo",
-        rate_limited_body:
-            "Recebemos muitas requisições do seu endereço. Aguarde alguns segundos e recarregue.",
+        rate_limited_body: "Recebemos muitas requisições do seu endereço. Aguarde alguns segundos e recarregue.",
     };
     static EN: Words = Words {
         site: "Baby Book",
@@ -110,8 +106,7 @@ fn words(lang: Lang) -> &'static Words {
         unavailable_title: "Page temporarily unavailable",
         unavailable_body: "We could not load this page right now. Please try again in a moment.",
         rate_limited_title: "Too many visits in a short time",
-        rate_limited_body:
-            "We received too many requests from your address. Wait a few seconds and reload.",
+        rate_limited_body: "We received too many requests from your address. Wait a few seconds and reload.",
     };
     match lang {
         Lang::PtBr => &PT,
@@ -255,16 +250,9 @@ pub fn render_share_page(page: &SharePage, lang: Lang, media_origin: &str) -> St
                 .iter()
                 .map(|media| {
                     let largest = media.previews.last().map(|p| p.key.as_str()).unwrap_or("");
-                    let fallback = media
-                        .previews
-                        .iter()
-                        .find(|p| p.width >= 640)
-                        .or(media.previews.last());
+                    let fallback = media.previews.iter().find(|p| p.width >= 640).or(media.previews.last());
                     ImageView {
-                        src: media_url(
-                            media_origin,
-                            fallback.map(|p| p.key.as_str()).unwrap_or(largest),
-                        ),
+                        src: media_url(media_origin, fallback.map(|p| p.key.as_str()).unwrap_or(largest)),
                         srcset: media
                             .previews
                             .iter()
@@ -294,12 +282,7 @@ pub fn render_share_page(page: &SharePage, lang: Lang, media_origin: &str) -> St
         .clone()
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| page.child_name.clone());
-    let description = format!(
-        "{} {} · {}",
-        moments.len(),
-        w.shared_moments,
-        page.child_name
-    );
+    let description = format!("{} {} · {}", moments.len(), w.shared_moments, page.child_name);
     let template = ShareTemplate {
         lang: lang.tag(),
         og_locale: lang.og_locale(),
@@ -360,10 +343,7 @@ pub(crate) mod tests {
             })
             .collect::<Vec<_>>()
             .join(",");
-        SharePage::from_json(&format!(
-            r#"{{"child_name":"Helena","moments":[{moments}]}}"#
-        ))
-        .unwrap()
+        SharePage::from_json(&format!(r#"{{"child_name":"Helena","moments":[{moments}]}}"#)).unwrap()
     }
 
     #[test]
@@ -382,19 +362,16 @@ pub(crate) mod tests {
         assert!(html.contains(r#"<html lang="pt-BR">"#));
         assert!(html.contains(r#"srcset="https://media.babybook.com/derived/a/b/480.webp 480w, https://media.babybook.com/derived/a/b/960.webp 960w""#));
         assert!(
-            html.contains(r#"loading="lazy""#)
-                && html.contains(r#"width="800""#)
-                && html.contains(r#"height="600""#)
+            html.contains(r#"loading="lazy""#) && html.contains(r#"width="800""#) && html.contains(r#"height="600""#)
         );
         assert!(html.contains(r#"alt="Sorriso""#));
-        assert!(html.contains(r#"<meta property="og:image" content="https://media.babybook.com/derived/a/b/960.webp">"#));
+        assert!(
+            html.contains(r#"<meta property="og:image" content="https://media.babybook.com/derived/a/b/960.webp">"#)
+        );
         assert!(html.contains(r#"<meta name="twitter:card" content="summary_large_image">"#));
         assert!(html.contains(r#"<meta name="robots" content="noindex">"#));
         assert!(!html.contains("<script"));
-        assert!(
-            !html.contains("style="),
-            "inline styles would break the CSP"
-        );
+        assert!(!html.contains("style="), "inline styles would break the CSP");
     }
 
     #[test]

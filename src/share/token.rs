@@ -121,11 +121,7 @@ mod tests {
             ("ÀAAAAAAAAAAAAAAAAAAA", "non-ascii"),
         ];
         for (text, why) in rows {
-            assert_eq!(
-                ShareToken::parse(text),
-                Err(MalformedToken),
-                "{why}: {text:?}"
-            );
+            assert_eq!(ShareToken::parse(text), Err(MalformedToken), "{why}: {text:?}");
         }
         assert!(ShareToken::parse(&good).is_ok());
     }
@@ -137,10 +133,7 @@ mod tests {
             token.hash().to_hex(),
             "374708fff7719dd5979ec875d56cd2286f6d3cf7ec317a3b25632aab28ec37bb"
         );
-        assert_eq!(
-            TokenHash::from_hex(&token.hash().to_hex()),
-            Some(token.hash())
-        );
+        assert_eq!(TokenHash::from_hex(&token.hash().to_hex()), Some(token.hash()));
     }
 
     #[test]

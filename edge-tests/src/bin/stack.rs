@@ -18,10 +18,7 @@ fn main() {
 }
 
 fn dev() {
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8787);
+    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8787);
     let media_port: u16 = std::env::var("MEDIA_PORT")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -30,9 +27,7 @@ fn dev() {
     options.port = Some(port);
     options.media_port = Some(media_port);
     options.test_controls = false;
-    options
-        .vars
-        .push(("VIEW_FLUSH_SECONDS".into(), "30".into()));
+    options.vars.push(("VIEW_FLUSH_SECONDS".into(), "30".into()));
     eprintln!("starting Postgres, PgBouncer, the media stand-in and wrangler dev …");
     let stack = Stack::start(options);
     let url = format!(
@@ -51,15 +46,9 @@ fn dev() {
         stack.base_url,
         babybook_ops::seed::demo_token().as_text()
     );
-    println!(
-        "  media stand-in     {}",
-        stack.media.lock().expect("media").url()
-    );
+    println!("  media stand-in     {}", stack.media.lock().expect("media").url());
     println!("  database           {url}");
-    println!(
-        "  worker logs        {}",
-        stack.dir.join("wrangler.log").display()
-    );
+    println!("  worker logs        {}", stack.dir.join("wrangler.log").display());
     println!();
     println!("  Ctrl-C stops everything.");
     let (tx, rx) = std::sync::mpsc::channel();

@@ -13,7 +13,14 @@ use crate::{Stack, StackOptions};
 const APP_ORIGIN: &str = "http://localhost:5173";
 
 fn share_count(stack: &Stack, account: &str) -> i64 {
-    stack.db().query_one("SELECT count(*) FROM share_link WHERE account_id = $1::text::uuid", &[&account]).unwrap().get(0)
+    stack
+        .db()
+        .query_one(
+            "SELECT count(*) FROM share_link WHERE account_id = $1::text::uuid",
+            &[&account],
+        )
+        .unwrap()
+        .get(0)
 }
 
 #[test]
@@ -22,11 +29,23 @@ fn the_spa_flow_from_preflight_to_logout() {
     let family = stack.family(2, 0);
     let client = stack.client().with_header("origin", APP_ORIGIN);
 
-    let preflight = client.request("OPTIONS", "/shares", &[("access-control-request-method", "POST"), ("access-control-request-headers", "content-type, x-csrf-token")], None);
+    let preflight = client.request(
+        "OPTIONS",
+        "/shares",
+        &[
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "content-type, x-csrf-token"),
+        ],
+        None,
+    );
     assert_eq!(preflight.status, 204);
     assert_eq!(preflight.header("access-control-allow-origin"), Some(APP_ORIGIN));
     assert_eq!(preflight.header("access-control-allow-credentials"), Some("true"));
-    assert!(preflight.header("access-control-allow-headers").unwrap().to_lowercase().contains("x-csrf-token"));
+    assert!(preflight
+        .header("access-control-allow-headers")
+        .unwrap()
+        .to_lowercase()
+        .contains("x-csrf-token"));
     assert!(preflight.header("vary").unwrap().contains("Origin"));
 
     let signed_in = edge_tests::SignedIn::sign_in(&client, &family.email, &family.password);
@@ -37,24 +56,48 @@ fn the_spa_flow_from_preflight_to_logout() {
     assert_eq!(me.header("access-control-allow-origin"), Some(APP_ORIGIN));
     assert!(me.header("strict-transport-security").is_some());
 
-    let created = signed_in.write("POST", "/shares", Some(&json!({"moment_ids": family.moment_ids, "title": "Para a vovó", "expires_in_days": 30})));
+    let created = signed_in.write(
+        "POST",
+        "/shares",
+        Some(&json!({"moment_ids": family.moment_ids, "title": "Para a vovó", "expires_in_days": 30})),
+    );
     assert_eq!(created.status, 201, "{}", created.text());
     let body = created.json();
-    let (share_id, token) = (body["share"]["id"].as_str().unwrap().to_owned(), body["token"].as_str().unwrap().to_owned());
+    let (share_id, token) = (
+        body["share"]["id"].as_str().unwrap().to_owned(),
+        body["token"].as_str().unwrap().to_owned(),
+    );
     assert_eq!(body["share"]["status"], "live");
     let page = client.get(&format!("/s/{token}"));
     assert_eq!(page.status, 200);
     assert!(page.text().contains("Para a vovó"));
     let listed = signed_in.get("/shares").json();
-    assert!(listed["shares"].as_array().unwrap().iter().any(|s| s["id"] == share_id.as_str()));
-    assert!(!listed.to_string().contains(&token), "the token is shown once, never listed");
+    assert!(listed["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["id"] == share_id.as_str()));
+    assert!(
+        !listed.to_string().contains(&token),
+        "the token is shown once, never listed"
+    );
 
-    assert_eq!(signed_in.write("DELETE", &format!("/shares/{share_id}"), None).status, 204);
-    assert_eq!(client.get(&format!("/s/{token}")).status, 404, "revocation is immediate");
+    assert_eq!(
+        signed_in.write("DELETE", &format!("/shares/{share_id}"), None).status,
+        204
+    );
+    assert_eq!(
+        client.get(&format!("/s/{token}")).status,
+        404,
+        "revocation is immediate"
+    );
 
     let logout = signed_in.write("POST", "/auth/logout", None);
     assert_eq!(logout.status, 204);
-    assert!(logout.headers_named("set-cookie").iter().any(|c| c.starts_with("__Host-session=;") && c.contains("Max-Age=0")));
+    assert!(logout
+        .headers_named("set-cookie")
+        .iter()
+        .any(|c| c.starts_with("__Host-session=;") && c.contains("Max-Age=0")));
     let after = client.get("/me");
     assert_eq!(after.status, 401);
     assert_eq!(after.error_code(), "unauthorized");
@@ -65,13 +108,29 @@ fn the_session_cookie_has_every_attribute_the_spec_requires() {
     let stack = Stack::shared();
     let family = stack.family(1, 0);
     let client = stack.client();
-    let token = client.get("/auth/csrf").json()["csrf_token"].as_str().unwrap().to_owned();
-    let login = client.post_json("/auth/login", &[("x-csrf-token", &token), ("cookie", &format!("__Host-csrf={token}"))], &json!({"email": family.email, "password": family.password}));
-    let cookie = login.headers_named("set-cookie").into_iter().find(|c| c.starts_with("__Host-session=")).expect("session cookie").to_owned();
+    let token = client.get("/auth/csrf").json()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let login = client.post_json(
+        "/auth/login",
+        &[("x-csrf-token", &token), ("cookie", &format!("__Host-csrf={token}"))],
+        &json!({"email": family.email, "password": family.password}),
+    );
+    let cookie = login
+        .headers_named("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("__Host-session="))
+        .expect("session cookie")
+        .to_owned();
     for attribute in ["HttpOnly", "Secure", "Path=/", "SameSite=None"] {
         assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
     }
-    let wrong = client.post_json("/auth/login", &[("x-csrf-token", &token), ("cookie", &format!("__Host-csrf={token}"))], &json!({"email": family.email, "password": "wrong"}));
+    let wrong = client.post_json(
+        "/auth/login",
+        &[("x-csrf-token", &token), ("cookie", &format!("__Host-csrf={token}"))],
+        &json!({"email": family.email, "password": "wrong"}),
+    );
     assert_eq!(wrong.status, 401);
     assert!(wrong.headers_named("set-cookie").is_empty());
 }
@@ -87,10 +146,34 @@ fn every_write_without_a_valid_csrf_token_is_403_and_changes_nothing() {
     let session = format!("__Host-session={}", signed_in.session_cookie);
     let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("no token at all", vec![("cookie", session.clone())]),
-        ("header without cookie", vec![("cookie", session.clone()), ("x-csrf-token", signed_in.csrf_token.clone())]),
-        ("wrong token", vec![("cookie", format!("{session}; __Host-csrf=forged.value")), ("x-csrf-token", "forged.value".into())]),
-        ("header differs from cookie", vec![("cookie", format!("{session}; __Host-csrf={}", signed_in.csrf_token)), ("x-csrf-token", other.csrf_token.clone())]),
-        ("another session's token", vec![("cookie", format!("{session}; __Host-csrf={}", other.csrf_token)), ("x-csrf-token", other.csrf_token.clone())]),
+        (
+            "header without cookie",
+            vec![
+                ("cookie", session.clone()),
+                ("x-csrf-token", signed_in.csrf_token.clone()),
+            ],
+        ),
+        (
+            "wrong token",
+            vec![
+                ("cookie", format!("{session}; __Host-csrf=forged.value")),
+                ("x-csrf-token", "forged.value".into()),
+            ],
+        ),
+        (
+            "header differs from cookie",
+            vec![
+                ("cookie", format!("{session}; __Host-csrf={}", signed_in.csrf_token)),
+                ("x-csrf-token", other.csrf_token.clone()),
+            ],
+        ),
+        (
+            "another session's token",
+            vec![
+                ("cookie", format!("{session}; __Host-csrf={}", other.csrf_token)),
+                ("x-csrf-token", other.csrf_token.clone()),
+            ],
+        ),
     ];
     for (why, headers) in cases {
         let mut all: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
@@ -99,7 +182,11 @@ fn every_write_without_a_valid_csrf_token_is_403_and_changes_nothing() {
         assert_eq!(r.status, 403, "{why}: {}", r.text());
         assert_eq!(r.error_code(), "csrf_failed", "{why}");
     }
-    assert_eq!(share_count(stack, &family.account_id), before, "a refused write changed the database");
+    assert_eq!(
+        share_count(stack, &family.account_id),
+        before,
+        "a refused write changed the database"
+    );
 }
 
 #[test]
@@ -107,8 +194,15 @@ fn every_registered_write_route_refuses_a_request_without_csrf_or_admin_credenti
     let stack = Stack::shared();
     let client = stack.client();
     for route in routes::table().iter().filter(|r| r.method().is_write()) {
-        let path = route.pattern().replace(":id", &Id::from_random_bytes([7; 16]).to_string());
-        let r = client.request(route.method().as_str(), &path, &[("content-type", "application/json")], Some(b"{}".to_vec()));
+        let path = route
+            .pattern()
+            .replace(":id", &Id::from_random_bytes([7; 16]).to_string());
+        let r = client.request(
+            route.method().as_str(),
+            &path,
+            &[("content-type", "application/json")],
+            Some(b"{}".to_vec()),
+        );
         let expected = match route.access() {
             Access::Write(routes::WriteGuard::AdminToken) => 401,
             Access::Write(routes::WriteGuard::SessionAndCsrf) => 401,
@@ -116,7 +210,15 @@ fn every_registered_write_route_refuses_a_request_without_csrf_or_admin_credenti
             Access::Write(routes::WriteGuard::TestControl) => continue,
             other => panic!("write route {} with {other:?}", route.pattern()),
         };
-        assert_eq!(r.status, expected, "{} {} answered {}: {}", route.method().as_str(), route.pattern(), r.status, r.text());
+        assert_eq!(
+            r.status,
+            expected,
+            "{} {} answered {}: {}",
+            route.method().as_str(),
+            route.pattern(),
+            r.status,
+            r.text()
+        );
     }
 }
 
@@ -130,7 +232,16 @@ fn other_origins_get_no_cors_grant_and_cannot_write() {
     assert_eq!(preflight.header("access-control-allow-origin"), None);
     assert_eq!(preflight.header("access-control-allow-credentials"), None);
     let cookies = signed_in.cookies();
-    let r = evil.request("POST", "/shares", &[("cookie", &cookies), ("x-csrf-token", &signed_in.csrf_token), ("content-type", "application/json")], Some(json!({"moment_ids": family.moment_ids}).to_string().into_bytes()));
+    let r = evil.request(
+        "POST",
+        "/shares",
+        &[
+            ("cookie", &cookies),
+            ("x-csrf-token", &signed_in.csrf_token),
+            ("content-type", "application/json"),
+        ],
+        Some(json!({"moment_ids": family.moment_ids}).to_string().into_bytes()),
+    );
     assert_eq!(r.status, 403);
     assert_eq!(r.error_code(), "origin_not_allowed");
     assert_eq!(r.header("access-control-allow-origin"), None);
@@ -138,18 +249,30 @@ fn other_origins_get_no_cors_grant_and_cannot_write() {
 }
 
 fn seal(keys: &SessionKeys, uid: &str, aid: &str, now_s: i64) -> String {
-    Session::new("sid-test".into(), Id::parse(uid).unwrap(), Id::parse(aid).unwrap(), now_s).seal(keys)
+    Session::new(
+        "sid-test".into(),
+        Id::parse(uid).unwrap(),
+        Id::parse(aid).unwrap(),
+        now_s,
+    )
+    .seal(keys)
 }
 
 fn now_s() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 #[test]
 fn tampered_expired_and_unknown_key_cookies_are_401_never_500() {
     let stack = Stack::shared();
     let family = stack.family(1, 0);
-    let keys = SessionKeys { current: SigningKey::new(&stack.secrets.session_key), previous: None };
+    let keys = SessionKeys {
+        current: SigningKey::new(&stack.secrets.session_key),
+        previous: None,
+    };
     let good = seal(&keys, &family.user_id, &family.account_id, now_s());
     let client = stack.client();
     let me = |cookie: &str| client.get_with("/me", &[("cookie", &format!("__Host-session={cookie}"))]);
@@ -157,11 +280,20 @@ fn tampered_expired_and_unknown_key_cookies_are_401_never_500() {
     let mut tampered = good.clone().into_bytes();
     let middle = tampered.len() / 2;
     tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
-    let stranger = SessionKeys { current: SigningKey::new("some-other-key-0123456789abcdef0123456789"), previous: None };
+    let stranger = SessionKeys {
+        current: SigningKey::new("some-other-key-0123456789abcdef0123456789"),
+        previous: None,
+    };
     let cases = [
         ("tampered", String::from_utf8(tampered).unwrap()),
-        ("expired", seal(&keys, &family.user_id, &family.account_id, now_s() - 15 * 24 * 3600)),
-        ("unknown key", seal(&stranger, &family.user_id, &family.account_id, now_s())),
+        (
+            "expired",
+            seal(&keys, &family.user_id, &family.account_id, now_s() - 15 * 24 * 3600),
+        ),
+        (
+            "unknown key",
+            seal(&stranger, &family.user_id, &family.account_id, now_s()),
+        ),
         ("junk", "%%%not.a.cookie".into()),
         ("empty", String::new()),
     ];
@@ -179,13 +311,29 @@ fn key_rotation_accepts_the_previous_key_until_it_is_removed() {
     let old = "previous-session-key-0123456789abcdef0123456789";
     let rotated = Stack::start(StackOptions::named("rotation").var("SESSION_KEY_PREVIOUS", old));
     let family_there = rotated.family(1, 0);
-    let old_keys = SessionKeys { current: SigningKey::new(old), previous: None };
+    let old_keys = SessionKeys {
+        current: SigningKey::new(old),
+        previous: None,
+    };
     let cookie = seal(&old_keys, &family_there.user_id, &family_there.account_id, now_s());
-    let r = rotated.client().get_with("/me", &[("cookie", &format!("__Host-session={cookie}"))]);
-    assert_eq!(r.status, 200, "a cookie signed with the previous key is still accepted: {}", r.text());
+    let r = rotated
+        .client()
+        .get_with("/me", &[("cookie", &format!("__Host-session={cookie}"))]);
+    assert_eq!(
+        r.status,
+        200,
+        "a cookie signed with the previous key is still accepted: {}",
+        r.text()
+    );
     // The shared stack never had that key: as after the previous key is removed.
     let cookie = seal(&old_keys, &family.user_id, &family.account_id, now_s());
-    assert_eq!(stack.client().get_with("/me", &[("cookie", &format!("__Host-session={cookie}"))]).status, 401);
+    assert_eq!(
+        stack
+            .client()
+            .get_with("/me", &[("cookie", &format!("__Host-session={cookie}"))])
+            .status,
+        401
+    );
 }
 
 #[test]
@@ -196,11 +344,19 @@ fn one_account_cannot_read_or_revoke_anothers_share_and_sees_404_not_403() {
     let b_share = &b.shares[0];
     let revoke = signed_in.write("DELETE", &format!("/shares/{}", b_share.id), None);
     assert_eq!(revoke.status, 404);
-    let patch = signed_in.write("PATCH", &format!("/shares/{}", b_share.id), Some(&json!({"title": "mine now"})));
+    let patch = signed_in.write(
+        "PATCH",
+        &format!("/shares/{}", b_share.id),
+        Some(&json!({"title": "mine now"})),
+    );
     assert_eq!(patch.status, 404);
     assert_eq!(signed_in.get(&format!("/assets/{}", b.asset_ids[0])).status, 404);
     assert!(!signed_in.get("/shares").text().contains(&b_share.id));
-    assert_eq!(stack.client().get(&format!("/s/{}", b_share.token)).status, 200, "B's share is untouched");
+    assert_eq!(
+        stack.client().get(&format!("/s/{}", b_share.token)).status,
+        200,
+        "B's share is untouched"
+    );
 }
 
 #[test]
@@ -209,29 +365,61 @@ fn bad_input_gets_clear_errors_in_the_envelope() {
     let family = stack.family(1, 0);
     let s = stack.sign_in(&family);
     let cookies = s.cookies();
-    let headers = |ct: &'static str| vec![("cookie", cookies.clone()), ("x-csrf-token", s.csrf_token.clone()), ("content-type", ct.to_owned())];
+    let headers = |ct: &'static str| {
+        vec![
+            ("cookie", cookies.clone()),
+            ("x-csrf-token", s.csrf_token.clone()),
+            ("content-type", ct.to_owned()),
+        ]
+    };
     let send = |ct: &'static str, body: Vec<u8>| {
         let h = headers(ct);
         let refs: Vec<(&str, &str)> = h.iter().map(|(n, v)| (*n, v.as_str())).collect();
         s.client.request("POST", "/shares", &refs, Some(body))
     };
     let invalid_json = send("application/json", b"{\"moment_ids\": [".to_vec());
-    assert_eq!((invalid_json.status, invalid_json.error_code().as_str()), (400, "invalid_json"));
-    let fields = send("application/json", br#"{"moment_ids": [], "expires_in_days": 9999}"#.to_vec());
-    assert_eq!((fields.status, fields.error_code().as_str()), (422, "validation_failed"));
+    assert_eq!(
+        (invalid_json.status, invalid_json.error_code().as_str()),
+        (400, "invalid_json")
+    );
+    let fields = send(
+        "application/json",
+        br#"{"moment_ids": [], "expires_in_days": 9999}"#.to_vec(),
+    );
+    assert_eq!(
+        (fields.status, fields.error_code().as_str()),
+        (422, "validation_failed")
+    );
     assert!(fields.json()["error"]["fields"]["moment_ids"].is_string());
     assert!(fields.json()["error"]["fields"]["expires_in_days"].is_string());
-    let unknown = send("application/json", json!({"moment_ids": [Id::from_random_bytes([1; 16]).to_string()]}).to_string().into_bytes());
+    let unknown = send(
+        "application/json",
+        json!({"moment_ids": [Id::from_random_bytes([1; 16]).to_string()]})
+            .to_string()
+            .into_bytes(),
+    );
     assert_eq!(unknown.status, 422, "moments of no account");
     let too_big = send("application/json", vec![b' '; 70 * 1024]);
-    assert_eq!((too_big.status, too_big.error_code().as_str()), (413, "payload_too_large"));
+    assert_eq!(
+        (too_big.status, too_big.error_code().as_str()),
+        (413, "payload_too_large")
+    );
     let form = send("application/x-www-form-urlencoded", b"moment_ids=1".to_vec());
-    assert_eq!((form.status, form.error_code().as_str()), (415, "unsupported_media_type"));
+    assert_eq!(
+        (form.status, form.error_code().as_str()),
+        (415, "unsupported_media_type")
+    );
 }
 
 fn read_only() -> &'static Stack {
     static STACK: OnceLock<Stack> = OnceLock::new();
-    STACK.get_or_init(|| Stack::start(StackOptions::named("read-only").var("READ_ONLY", "true").var("ORIGIN_URL", "")))
+    STACK.get_or_init(|| {
+        Stack::start(
+            StackOptions::named("read-only")
+                .var("READ_ONLY", "true")
+                .var("ORIGIN_URL", ""),
+        )
+    })
 }
 
 #[test]
@@ -240,18 +428,33 @@ fn read_only_mode_refuses_every_data_write_with_503_and_keeps_reads_and_sign_in_
     let family = stack.family(1, 1);
     let signed_in = stack.sign_in(&family);
     for route in routes::table().iter().filter(|r| r.changes_data()) {
-        let path = route.pattern().replace(":id", &Id::from_random_bytes([9; 16]).to_string());
-        let r = signed_in.client.request(route.method().as_str(), &path, &[("accept-language", "pt-BR")], None);
+        let path = route
+            .pattern()
+            .replace(":id", &Id::from_random_bytes([9; 16]).to_string());
+        let r = signed_in
+            .client
+            .request(route.method().as_str(), &path, &[("accept-language", "pt-BR")], None);
         assert_eq!(r.status, 503, "{} {}", route.method().as_str(), route.pattern());
         assert_eq!(r.error_code(), "read_only");
         assert!(r.header("retry-after").is_some_and(|v| v.parse::<u32>().unwrap() > 0));
-        assert!(r.json()["error"]["message"].as_str().unwrap().contains("somente leitura"));
+        assert!(r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("somente leitura"));
     }
-    let english = signed_in.client.request("POST", "/exports", &[("accept-language", "en")], None);
-    assert!(english.json()["error"]["message"].as_str().unwrap().contains("read-only"));
+    let english = signed_in
+        .client
+        .request("POST", "/exports", &[("accept-language", "en")], None);
+    assert!(english.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("read-only"));
     assert_eq!(signed_in.get("/me").status, 200);
     assert_eq!(signed_in.get("/shares").status, 200);
-    assert_eq!(stack.client().get(&format!("/s/{}", family.shares[0].token)).status, 200);
+    assert_eq!(
+        stack.client().get(&format!("/s/{}", family.shares[0].token)).status,
+        200
+    );
 }
 
 #[test]
@@ -271,17 +474,44 @@ fn the_proxy_sends_the_service_credential_and_trace_id_and_drops_forged_internal
     let r = signed_in.client.request(
         "GET",
         "/v1/moments?page=2",
-        &[("cookie", &cookies), ("x-trace-id", trace), ("x-babybook-account-id", "forged"), ("x-babybook-user-id", "forged"), ("authorization", "Bearer forged")],
+        &[
+            ("cookie", &cookies),
+            ("x-trace-id", trace),
+            ("x-babybook-account-id", "forged"),
+            ("x-babybook-user-id", "forged"),
+            ("authorization", "Bearer forged"),
+        ],
         None,
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["path"], "/v1/moments");
     let seen = stack.origin_requests();
-    let request = seen.as_array().unwrap().iter().rev().find(|s| s["path"] == "/v1/moments").expect("the origin saw the call");
-    let header = |name: &str| request["headers"].as_array().unwrap().iter().filter(|h| h[0] == name).map(|h| h[1].as_str().unwrap().to_owned()).collect::<Vec<_>>();
-    assert_eq!(header("authorization"), vec![format!("Bearer {}", stack.secrets.service_token)]);
+    let request = seen
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|s| s["path"] == "/v1/moments")
+        .expect("the origin saw the call");
+    let header = |name: &str| {
+        request["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h[0] == name)
+            .map(|h| h[1].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        header("authorization"),
+        vec![format!("Bearer {}", stack.secrets.service_token)]
+    );
     assert_eq!(header("x-trace-id"), vec![trace.to_owned()]);
-    assert_eq!(header("x-babybook-account-id"), vec![family.account_id.clone()], "the account comes from the session, never the client");
+    assert_eq!(
+        header("x-babybook-account-id"),
+        vec![family.account_id.clone()],
+        "the account comes from the session, never the client"
+    );
     assert_eq!(header("x-babybook-user-id"), vec![family.user_id.clone()]);
     assert_eq!(header("x-babybook-identity-signature").len(), 1);
     assert!(header("x-babybook-identity-signature")[0].len() == 64);
@@ -294,12 +524,19 @@ fn origin_failures_become_502_and_a_hanging_origin_504_within_the_timeout() {
     let failed = client.get("/fail/now");
     assert_eq!(failed.status, 502);
     assert_eq!(failed.error_code(), "bad_gateway");
-    assert!(!failed.text().contains("Traceback"), "the origin's internals must not reach the client");
+    assert!(
+        !failed.text().contains("Traceback"),
+        "the origin's internals must not reach the client"
+    );
     let started = Instant::now();
     let hung = client.get("/slow/report");
     assert_eq!(hung.status, 504);
     assert_eq!(hung.error_code(), "gateway_timeout");
-    assert!(started.elapsed() < Duration::from_secs(12), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -308,15 +545,96 @@ fn with_the_database_unreachable_api_reads_and_writes_answer_503_within_two_seco
     let family = stack.family(1, 0);
     let signed_in = stack.sign_in(&family);
     stack.bouncer().admin(&format!("PAUSE {}", stack.db_name));
-    for (method, path, body) in [("GET", "/me", None), ("GET", "/shares", None), ("POST", "/shares", Some(json!({"moment_ids": family.moment_ids})))] {
+    for (method, path, body) in [
+        ("GET", "/me", None),
+        ("GET", "/shares", None),
+        ("POST", "/shares", Some(json!({"moment_ids": family.moment_ids}))),
+    ] {
         let started = Instant::now();
-        let r = if method == "GET" { signed_in.get(path) } else { signed_in.write(method, path, body.as_ref()) };
+        let r = if method == "GET" {
+            signed_in.get(path)
+        } else {
+            signed_in.write(method, path, body.as_ref())
+        };
         assert_eq!(r.status, 503, "{method} {path}: {}", r.text());
         assert_eq!(r.error_code(), "database_unavailable");
         assert!(r.header("retry-after").is_some());
-        assert!(started.elapsed() < Duration::from_millis(2_500), "{method} {path} took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_millis(2_500),
+            "{method} {path} took {:?}",
+            started.elapsed()
+        );
     }
     stack.bouncer().admin(&format!("RESUME {}", stack.db_name));
     assert_eq!(signed_in.get("/me").status, 200);
     assert!(stack.alive());
+}
+
+#[test]
+fn proxied_writes_meet_the_same_origin_and_csrf_guards_as_the_edges_own() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let signed_in = stack.sign_in(&family);
+    let cookies = signed_in.cookies();
+    let without_csrf = signed_in.client.request("POST", "/v1/moments", &[("cookie", &cookies), ("content-type", "application/json")], Some(b"{}".to_vec()));
+    assert_eq!(without_csrf.status, 403, "a cookie-carrying write to the origin needs the CSRF token");
+    assert_eq!(without_csrf.error_code(), "csrf_failed");
+    let evil = signed_in.client.request(
+        "POST",
+        "/v1/moments",
+        &[("cookie", &cookies), ("x-csrf-token", &signed_in.csrf_token), ("origin", "https://evil.example"), ("content-type", "application/json")],
+        Some(b"{}".to_vec()),
+    );
+    assert_eq!(evil.error_code(), "origin_not_allowed");
+    let ok = signed_in.write("POST", "/v1/moments", Some(&json!({})));
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert!(!stack.origin_requests().as_array().unwrap().iter().any(|r| r["path"] == "/v1/moments" && r["method"] == "POST" && r["headers"].as_array().unwrap().iter().all(|h| h[0] != "x-babybook-user-id")),
+        "refused writes never reached the origin");
+}
+
+#[test]
+fn only_shareable_moments_can_be_shared_and_a_moment_made_private_leaves_every_page() {
+    let stack = Stack::shared();
+    let family = stack.family(2, 1);
+    let s = stack.sign_in(&family);
+    let mut db = stack.db();
+    db.execute("UPDATE moment SET visibility = 'private' WHERE id = $1::text::uuid", &[&family.moment_ids[0]]).unwrap();
+    let refused = s.write("POST", "/shares", Some(&json!({"moment_ids": [family.moment_ids[0]]})));
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    let page = stack.client().get(&format!("/s/{}", family.shares[0].token)).text();
+    assert!(!page.contains("Primeiro sorriso"), "the private moment is still on the page");
+    assert!(page.contains("Banho de sol"), "the shareable one is there");
+}
+
+#[test]
+fn a_share_can_gain_and_lose_an_expiry_and_edits_purge_its_cached_page() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 1);
+    let s = stack.sign_in(&family);
+    let share = &family.shares[0];
+    let path = format!("/s/{}", share.token);
+    assert_eq!(stack.client().get(&path).status, 200);
+    let set = s.write("PATCH", &format!("/shares/{}", share.id), Some(&json!({"expires_in_days": 3, "title": "Novo título"})));
+    assert_eq!(set.status, 200, "{}", set.text());
+    assert!(set.json()["share"]["expires_at"].is_string());
+    let page = stack.client().get(&path);
+    assert_eq!(page.header("x-cache-status"), Some("miss"), "an edit purges the cached page");
+    assert!(page.text().contains("Novo título"));
+    let cleared = s.write("PATCH", &format!("/shares/{}", share.id), Some(&json!({"expires_in_days": null})));
+    assert!(cleared.json()["share"]["expires_at"].is_null(), "{}", cleared.text());
+}
+
+#[test]
+fn signing_in_works_with_a_csrf_token_fetched_while_already_signed_in() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let first = stack.sign_in(&family);
+    let session = format!("__Host-session={}", first.session_cookie);
+    let token = first.client.get_with("/auth/csrf", &[("cookie", &session)]).json()["csrf_token"].as_str().unwrap().to_owned();
+    let again = first.client.post_json(
+        "/auth/login",
+        &[("cookie", &format!("{session}; __Host-csrf={token}")), ("x-csrf-token", &token)],
+        &json!({"email": family.email, "password": family.password}),
+    );
+    assert_eq!(again.status, 200, "{}", again.text());
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::{Stack, StackOptions};
 
-const PREWARM: &str = "*/10 * * * *";
+const PREWARM: &str = "*/4 * * * *";
 const EVERY_FIVE: &str = "*/5 * * * *";
 const DAILY: &str = "30 6 * * *";
 
@@ -24,25 +24,47 @@ fn inside_the_mothers_day_window_the_most_viewed_pages_are_prewarmed_in_every_la
     let family = stack.family(2, 3);
     let (popular, also_popular, revoked) = (&family.shares[0], &family.shares[1], &family.shares[2]);
     let mut db = stack.db();
-    for (share, views) in [(popular, 2_000_000_000i64), (also_popular, 1_999_999_999), (revoked, 1_999_999_998)] {
-        db.execute("UPDATE share_link SET view_count = $2 WHERE id = $1::text::uuid", &[&share.id, &views]).unwrap();
+    for (share, views) in [
+        (popular, 2_000_000_000i64),
+        (also_popular, 1_999_999_999),
+        (revoked, 1_999_999_998),
+    ] {
+        db.execute(
+            "UPDATE share_link SET view_count = $2 WHERE id = $1::text::uuid",
+            &[&share.id, &views],
+        )
+        .unwrap();
     }
-    db.execute("UPDATE share_link SET revoked_at = now() WHERE id = $1::text::uuid", &[&revoked.id]).unwrap();
+    db.execute(
+        "UPDATE share_link SET revoked_at = now() WHERE id = $1::text::uuid",
+        &[&revoked.id],
+    )
+    .unwrap();
 
     // Second Sunday of May 2027, 10:00 in Brasília: inside the window.
     let fired = stack.fire_cron(PREWARM, at("2027-05-09T10:00:00-03:00"));
     assert_eq!(fired.status, 200, "{}", fired.text());
-    let end = stack.wait_for_log(Duration::from_secs(10), "the prewarm report", |l| l["message"] == "cron end" && l["cron_job"] == "prewarm" && l["report"]["window"] == "dia-das-maes-br");
+    let end = stack.wait_for_log(Duration::from_secs(10), "the prewarm report", |l| {
+        l["message"] == "cron end" && l["cron_job"] == "prewarm" && l["report"]["window"] == "dia-das-maes-br"
+    });
     assert!(end["report"]["warmed"].as_u64().unwrap() >= 2, "{end}");
 
     let client = stack.client();
     for share in [popular, also_popular] {
         for lang in ["pt-BR", "en"] {
             let r = client.get_with(&format!("/s/{}", share.token), &[("accept-language", lang)]);
-            assert_eq!((r.status, r.header("x-cache-status")), (200, Some("hit")), "{lang} page of a popular link was not prewarmed");
+            assert_eq!(
+                (r.status, r.header("x-cache-status")),
+                (200, Some("hit")),
+                "{lang} page of a popular link was not prewarmed"
+            );
         }
     }
-    assert_eq!(client.get(&format!("/s/{}", revoked.token)).status, 404, "revoked links are never warmed");
+    assert_eq!(
+        client.get(&format!("/s/{}", revoked.token)).status,
+        404,
+        "revoked links are never warmed"
+    );
 }
 
 #[test]
@@ -50,7 +72,13 @@ fn a_prewarmed_page_is_byte_identical_to_what_the_share_route_renders() {
     let stack = Stack::shared();
     let family = stack.family(3, 1);
     let share = &family.shares[0];
-    stack.db().execute("UPDATE share_link SET view_count = 2000000001 WHERE id = $1::text::uuid", &[&share.id]).unwrap();
+    stack
+        .db()
+        .execute(
+            "UPDATE share_link SET view_count = 2000000001 WHERE id = $1::text::uuid",
+            &[&share.id],
+        )
+        .unwrap();
     assert_eq!(stack.fire_cron(PREWARM, at("2027-05-09T12:00:00-03:00")).status, 200);
     let client = stack.client();
     let path = format!("/s/{}", share.token);
@@ -62,7 +90,12 @@ fn a_prewarmed_page_is_byte_identical_to_what_the_share_route_renders() {
     assert_eq!(rendered.header("x-cache-status"), Some("miss"));
     assert_eq!(warmed.body, rendered.body, "bodies differ");
     let comparable = |r: &edge_tests::Response| {
-        let mut h: Vec<(String, String)> = r.headers.iter().filter(|(n, _)| !matches!(n.as_str(), "x-trace-id" | "x-cache-status" | "date")).cloned().collect();
+        let mut h: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(n, _)| !matches!(n.as_str(), "x-trace-id" | "x-cache-status" | "date"))
+            .cloned()
+            .collect();
         h.sort();
         h
     };
@@ -74,8 +107,12 @@ fn outside_any_window_prewarm_does_nothing_and_says_so() {
     let stack = Stack::shared();
     let fired = stack.fire_cron(PREWARM, at("2026-11-29T15:00:00-03:00"));
     assert_eq!(fired.status, 200);
-    let skipped = stack.wait_for_log(Duration::from_secs(10), "the skip line", |l| l["message"] == "prewarm skipped: outside any seasonal window");
-    let end = stack.wait_for_log(Duration::from_secs(10), "the report", |l| l["message"] == "cron end" && l["trace_id"] == skipped["trace_id"]);
+    let skipped = stack.wait_for_log(Duration::from_secs(10), "the skip line", |l| {
+        l["message"] == "prewarm skipped: outside any seasonal window"
+    });
+    let end = stack.wait_for_log(Duration::from_secs(10), "the report", |l| {
+        l["message"] == "cron end" && l["trace_id"] == skipped["trace_id"]
+    });
     assert_eq!(end["report"]["warmed"], 0);
 }
 
@@ -105,8 +142,14 @@ fn the_reaper_deletes_exports_past_72_hours_and_orphans_once_and_spares_younger_
     assert_eq!(stack.fire_cron(DAILY, now_ms()).status, 200);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let export: String = db.query_one("SELECT status FROM account_export WHERE id = $1::text::uuid", &[&old]).unwrap().get(0);
-        let asset: String = db.query_one("SELECT status FROM asset WHERE id = $1::text::uuid", &[&orphan]).unwrap().get(0);
+        let export: String = db
+            .query_one("SELECT status FROM account_export WHERE id = $1::text::uuid", &[&old])
+            .unwrap()
+            .get(0);
+        let asset: String = db
+            .query_one("SELECT status FROM asset WHERE id = $1::text::uuid", &[&orphan])
+            .unwrap()
+            .get(0);
         if export == "deleted" && asset == "deleted" {
             break;
         }
@@ -114,7 +157,12 @@ fn the_reaper_deletes_exports_past_72_hours_and_orphans_once_and_spares_younger_
         std::thread::sleep(Duration::from_millis(200));
     }
     let young_state: (String, Option<std::time::SystemTime>) = {
-        let r = db.query_one("SELECT status, reap_enqueued_at FROM account_export WHERE id = $1::text::uuid", &[&young]).unwrap();
+        let r = db
+            .query_one(
+                "SELECT status, reap_enqueued_at FROM account_export WHERE id = $1::text::uuid",
+                &[&young],
+            )
+            .unwrap();
         (r.get(0), r.get(1))
     };
     assert_eq!(young_state, ("ready".to_owned(), None), "a 71 h export was touched");
@@ -122,9 +170,17 @@ fn the_reaper_deletes_exports_past_72_hours_and_orphans_once_and_spares_younger_
     assert_eq!(stack.fire_cron(DAILY, now_ms()).status, 200);
     std::thread::sleep(Duration::from_secs(3));
     let calls = stack.media_control("GET", &format!("/__control/calls?id={old}"), None);
-    assert_eq!(calls.as_array().unwrap().len(), 1, "a second run re-enqueued the export");
+    assert_eq!(
+        calls.as_array().unwrap().len(),
+        1,
+        "a second run re-enqueued the export"
+    );
     let calls = stack.media_control("GET", &format!("/__control/calls?id={orphan}"), None);
-    assert_eq!(calls.as_array().unwrap().len(), 1, "a second run re-enqueued the orphan");
+    assert_eq!(
+        calls.as_array().unwrap().len(),
+        1,
+        "a second run re-enqueued the orphan"
+    );
 }
 
 #[test]
@@ -132,22 +188,40 @@ fn the_queue_probe_logs_its_time_to_ready_and_alerts_when_a_probe_never_complete
     let stack = Stack::start(StackOptions::named("probe"));
     let t0 = now_ms();
     assert_eq!(stack.fire_cron(EVERY_FIVE, t0).status, 200);
-    let first = stack.wait_for_log(Duration::from_secs(10), "the first probe", |l| l["message"] == "cron end" && l["cron_job"] == "queue_probe");
-    let probe_asset = first["report"]["published"]["asset_id"].as_str().expect("a probe was published").to_owned();
+    let first = stack.wait_for_log(Duration::from_secs(10), "the first probe", |l| {
+        l["message"] == "cron end" && l["cron_job"] == "queue_probe"
+    });
+    let probe_asset = first["report"]["published"]["asset_id"]
+        .as_str()
+        .expect("a probe was published")
+        .to_owned();
     let deadline = Instant::now() + Duration::from_secs(15);
-    while stack.db().query_one("SELECT status FROM asset WHERE id = $1::text::uuid", &[&probe_asset]).unwrap().get::<_, String>(0) != "ready" {
+    while stack
+        .db()
+        .query_one("SELECT status FROM asset WHERE id = $1::text::uuid", &[&probe_asset])
+        .unwrap()
+        .get::<_, String>(0)
+        != "ready"
+    {
         assert!(Instant::now() < deadline, "the probe never completed");
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(stack.fire_cron(EVERY_FIVE, t0 + 5 * 60_000).status, 200);
-    let ttr = stack.wait_for_log(Duration::from_secs(10), "the probe's TTR", |l| l["message"] == "queue probe ttr" && l["probe_asset_id"] == probe_asset.as_str());
+    let ttr = stack.wait_for_log(Duration::from_secs(10), "the probe's TTR", |l| {
+        l["message"] == "queue probe ttr" && l["probe_asset_id"] == probe_asset.as_str()
+    });
     assert!(ttr["ttr_ms"].as_i64().unwrap() < 5 * 60_000);
-    assert!(!stack.logs().iter().any(|l| l["alert"] == "queue_ttr"), "no alert for a healthy queue");
+    assert!(
+        !stack.logs().iter().any(|l| l["alert"] == "queue_ttr"),
+        "no alert for a healthy queue"
+    );
 
     stack.media.lock().unwrap().stop();
     assert_eq!(stack.fire_cron(EVERY_FIVE, t0 + 10 * 60_000).status, 200);
     assert_eq!(stack.fire_cron(EVERY_FIVE, t0 + 16 * 60_000).status, 200);
-    let alert = stack.wait_for_log(Duration::from_secs(10), "the Sev-2 queue_ttr alert", |l| l["alert"] == "queue_ttr");
+    let alert = stack.wait_for_log(Duration::from_secs(10), "the Sev-2 queue_ttr alert", |l| {
+        l["alert"] == "queue_ttr"
+    });
     assert_eq!(alert["severity"], "sev2");
     assert_eq!(alert["reason"], "never completed");
     stack.media.lock().unwrap().start();
@@ -159,11 +233,15 @@ fn a_cron_job_that_fails_is_reported_as_a_failure_with_its_trace_id_and_the_othe
     stack.control(json!({"action": "fault", "name": "cron:queue_probe", "on": true}));
     let fired = stack.fire_cron(EVERY_FIVE, now_ms());
     assert_eq!(fired.status, 500, "the scheduled endpoint reports the failed run");
-    let failed = stack.wait_for_log(Duration::from_secs(10), "the failed job's end line", |l| l["message"] == "cron end" && l["cron_job"] == "queue_probe");
+    let failed = stack.wait_for_log(Duration::from_secs(10), "the failed job's end line", |l| {
+        l["message"] == "cron end" && l["cron_job"] == "queue_probe"
+    });
     assert_eq!(failed["ok"], false);
     assert_eq!(failed["level"], "ERROR");
     let trace = failed["trace_id"].as_str().unwrap();
-    let sweep = stack.wait_for_log(Duration::from_secs(10), "the other job of the trigger", |l| l["message"] == "cron end" && l["cron_job"] == "queued_sweep" && l["trace_id"] == trace);
+    let sweep = stack.wait_for_log(Duration::from_secs(10), "the other job of the trigger", |l| {
+        l["message"] == "cron end" && l["cron_job"] == "queued_sweep" && l["trace_id"] == trace
+    });
     assert_eq!(sweep["ok"], true, "one failing job must not stop the others");
     stack.control(json!({"action": "fault", "name": "cron:queue_probe", "on": false}));
     assert_eq!(stack.fire_cron(EVERY_FIVE, now_ms()).status, 200);

@@ -67,27 +67,54 @@ fn every_account_scoped_table_forces_rls_and_one_account_never_touches_another()
     add_sensitive_rows(stack, &a.account_id, &a.child_id);
     add_sensitive_rows(stack, &b.account_id, &b.child_id);
     let tables = account_scoped_tables(stack);
-    assert!(tables.len() >= 10, "expected the ten account-scoped tables, found {tables:?}");
+    assert!(
+        tables.len() >= 10,
+        "expected the ten account-scoped tables, found {tables:?}"
+    );
 
     let mut superuser = stack.db();
     for (table, key) in &tables {
         let row = superuser
             .query_one("SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = $1 AND relnamespace = 'public'::regnamespace", &[table])
             .expect("pg_class");
-        assert!(row.get::<_, bool>(0) && row.get::<_, bool>(1), "table {table} lacks ENABLE + FORCE ROW LEVEL SECURITY");
+        assert!(
+            row.get::<_, bool>(0) && row.get::<_, bool>(1),
+            "table {table} lacks ENABLE + FORCE ROW LEVEL SECURITY"
+        );
 
         let mut pooled = stack.pooled_as("app_rw");
         pooled.batch_execute("BEGIN").expect("begin");
-        pooled.simple_query(&SET_ACCOUNT.replace("{}", &a.account_id)).expect("set account");
-        let own = count(&mut pooled, &format!("SELECT count(*) FROM {table} WHERE {key} = '{}'", a.account_id));
-        let others = count(&mut pooled, &format!("SELECT count(*) FROM {table} WHERE {key} = '{}'", b.account_id));
-        let updated = affected(&mut pooled, &format!("UPDATE {table} SET {key} = {key} WHERE {key} = '{}'", b.account_id));
-        let deleted = affected(&mut pooled, &format!("DELETE FROM {table} WHERE {key} = '{}'", b.account_id));
+        pooled
+            .simple_query(&SET_ACCOUNT.replace("{}", &a.account_id))
+            .expect("set account");
+        let own = count(
+            &mut pooled,
+            &format!("SELECT count(*) FROM {table} WHERE {key} = '{}'", a.account_id),
+        );
+        let others = count(
+            &mut pooled,
+            &format!("SELECT count(*) FROM {table} WHERE {key} = '{}'", b.account_id),
+        );
+        let updated = affected(
+            &mut pooled,
+            &format!("UPDATE {table} SET {key} = {key} WHERE {key} = '{}'", b.account_id),
+        );
+        let deleted = affected(
+            &mut pooled,
+            &format!("DELETE FROM {table} WHERE {key} = '{}'", b.account_id),
+        );
         pooled.batch_execute("ROLLBACK").expect("rollback");
 
         assert!(own > 0, "{table}: account A cannot see its own rows");
-        assert_eq!((others, updated, deleted), (0, 0, 0), "{table}: account A read/updated/deleted account B's rows");
-        let b_rows = count(&mut superuser, &format!("SELECT count(*) FROM {table} WHERE {key} = '{}'", b.account_id));
+        assert_eq!(
+            (others, updated, deleted),
+            (0, 0, 0),
+            "{table}: account A read/updated/deleted account B's rows"
+        );
+        let b_rows = count(
+            &mut superuser,
+            &format!("SELECT count(*) FROM {table} WHERE {key} = '{}'", b.account_id),
+        );
         assert!(b_rows > 0, "{table}: B's rows are gone");
     }
 }
@@ -98,10 +125,16 @@ fn without_the_account_setting_queries_see_nothing_and_never_error() {
     let a = stack.family(3, 1);
     let mut pooled = stack.pooled_as("app_rw");
     for (table, _) in account_scoped_tables(stack) {
-        assert_eq!(count(&mut pooled, &format!("SELECT count(*) FROM {table}")), 0, "{table} visible without app.account_id");
+        assert_eq!(
+            count(&mut pooled, &format!("SELECT count(*) FROM {table}")),
+            0,
+            "{table} visible without app.account_id"
+        );
     }
     // A transaction that set the account ends; the same pooled server connection forgets it.
-    pooled.batch_execute(&format!("BEGIN; {}; COMMIT;", SET_ACCOUNT.replace("{}", &a.account_id))).expect("tx");
+    pooled
+        .batch_execute(&format!("BEGIN; {}; COMMIT;", SET_ACCOUNT.replace("{}", &a.account_id)))
+        .expect("tx");
     assert_eq!(count(&mut pooled, "SELECT count(*) FROM moment"), 0);
 }
 
@@ -115,7 +148,9 @@ fn under_concurrent_transaction_pooling_an_account_setting_never_leaks_into_the_
                 let mut pooled = stack.pooled_as("app_rw");
                 for round in 0..40 {
                     pooled.batch_execute("BEGIN").expect("begin");
-                    pooled.simple_query(&SET_ACCOUNT.replace("{}", &family.account_id)).expect("set");
+                    pooled
+                        .simple_query(&SET_ACCOUNT.replace("{}", &family.account_id))
+                        .expect("set");
                     let mine = count(&mut pooled, "SELECT count(*) FROM moment");
                     pooled.batch_execute("COMMIT").expect("commit");
                     assert_eq!(mine, 2, "round {round}: saw another account's moments");
@@ -133,21 +168,43 @@ fn break_glass_operator_reads_operational_tables_but_never_health_or_vault_rows(
     let a = stack.family(1, 1);
     add_sensitive_rows(stack, &a.account_id, &a.child_id);
     let mut operator = stack.db_as("operator_ro");
-    assert!(count(&mut operator, "SELECT count(*) FROM share_link") > 0, "operator_ro should see operational rows");
+    assert!(
+        count(&mut operator, "SELECT count(*) FROM share_link") > 0,
+        "operator_ro should see operational rows"
+    );
     for attempt in [
         "SELECT count(*) FROM health_measurement".to_owned(),
         "SELECT count(*) FROM vault_document".to_owned(),
-        format!("SELECT count(*) FROM (SELECT set_config('app.account_id', '{}', false)) s, health_measurement", a.account_id),
-        format!("SELECT count(*) FROM (SELECT set_config('app.account_id', '{}', false)) s, vault_document", a.account_id),
+        format!(
+            "SELECT count(*) FROM (SELECT set_config('app.account_id', '{}', false)) s, health_measurement",
+            a.account_id
+        ),
+        format!(
+            "SELECT count(*) FROM (SELECT set_config('app.account_id', '{}', false)) s, vault_document",
+            a.account_id
+        ),
     ] {
-        assert_eq!(count(&mut operator, &attempt), 0, "operator_ro read sensitive rows with: {attempt}");
+        assert_eq!(
+            count(&mut operator, &attempt),
+            0,
+            "operator_ro read sensitive rows with: {attempt}"
+        );
     }
-    assert!(operator.simple_query("SELECT public_share_page('\\x00'::bytea)").is_err(), "operator_ro may not call the edge's doors");
-    assert!(operator.simple_query("SET ROLE app_rw").is_err(), "operator_ro may not become app_rw");
+    assert!(
+        operator
+            .simple_query("SELECT public_share_page('\\x00'::bytea)")
+            .is_err(),
+        "operator_ro may not call the edge's doors"
+    );
+    assert!(
+        operator.simple_query("SET ROLE app_rw").is_err(),
+        "operator_ro may not become app_rw"
+    );
 
     let mut app = stack.pooled_as("app_rw");
     app.batch_execute("BEGIN").expect("begin");
-    app.simple_query(&SET_ACCOUNT.replace("{}", &a.account_id)).expect("set");
+    app.simple_query(&SET_ACCOUNT.replace("{}", &a.account_id))
+        .expect("set");
     assert_eq!(count(&mut app, "SELECT count(*) FROM health_measurement"), 1);
     assert_eq!(count(&mut app, "SELECT count(*) FROM vault_document"), 1);
     app.batch_execute("ROLLBACK").expect("rollback");
@@ -158,15 +215,35 @@ fn migrations_reapply_as_a_noop_and_the_schema_has_no_enums_outbox_or_dlq() {
     let stack = Stack::shared();
     let url = format!("postgres://postgres@127.0.0.1:{}/{}", port_of(stack), stack.db_name);
     let mut db = stack.db();
-    let before: i64 = db.query_one("SELECT count(*) FROM refinery_schema_history", &[]).expect("history").get(0);
-    edge_tests::standins::runtime().block_on(babybook_ops::migrate::run(&url)).expect("re-apply");
-    let after: i64 = db.query_one("SELECT count(*) FROM refinery_schema_history", &[]).expect("history").get(0);
+    let before: i64 = db
+        .query_one("SELECT count(*) FROM refinery_schema_history", &[])
+        .expect("history")
+        .get(0);
+    edge_tests::standins::runtime()
+        .block_on(babybook_ops::migrate::run(&url))
+        .expect("re-apply");
+    let after: i64 = db
+        .query_one("SELECT count(*) FROM refinery_schema_history", &[])
+        .expect("history")
+        .get(0);
     assert_eq!(before, after, "re-applying migrations changed the history");
     let enums: i64 = db.query_one("SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typtype = 'e' AND n.nspname = 'public'", &[]).expect("types").get(0);
     assert_eq!(enums, 0, "enum types break behind Hyperdrive");
-    let forbidden: i64 = db.query_one("SELECT count(*) FROM pg_tables WHERE tablename IN ('outbox_event', 'dlq')", &[]).expect("tables").get(0);
+    let forbidden: i64 = db
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename IN ('outbox_event', 'dlq')",
+            &[],
+        )
+        .expect("tables")
+        .get(0);
     assert_eq!(forbidden, 0, "seed §13: no outbox_event or dlq table");
-    let extensions: i64 = db.query_one("SELECT count(*) FROM pg_extension WHERE extname IN ('citext', 'pgcrypto')", &[]).expect("ext").get(0);
+    let extensions: i64 = db
+        .query_one(
+            "SELECT count(*) FROM pg_extension WHERE extname IN ('citext', 'pgcrypto')",
+            &[],
+        )
+        .expect("ext")
+        .get(0);
     assert_eq!(extensions, 2);
 }
 
@@ -176,14 +253,28 @@ fn a_malicious_account_id_is_refused_before_sql_or_is_inert_data() {
     let family = stack.family(1, 1);
     let signed_in = stack.sign_in(&family);
     // Through the API: ids are parsed into UUIDs before any SQL.
-    let response = signed_in.write("POST", "/shares", Some(&serde_json::json!({"moment_ids": ["1; DROP TABLE moment; --"]})));
+    let response = signed_in.write(
+        "POST",
+        "/shares",
+        Some(&serde_json::json!({"moment_ids": ["1; DROP TABLE moment; --"]})),
+    );
     assert_eq!(response.status, 422, "{}", response.text());
-    assert_eq!(signed_in.write("DELETE", "/shares/'%3B%20DROP%20TABLE%20share_link%3B%20--", None).status, 404);
+    assert_eq!(
+        signed_in
+            .write("DELETE", "/shares/'%3B%20DROP%20TABLE%20share_link%3B%20--", None)
+            .status,
+        404
+    );
     // At the database: a non-UUID account setting errors (never matches) and drops nothing.
     let mut pooled = stack.pooled_as("app_rw");
     for evil in ["1; DROP TABLE account; --", "", "not-a-uuid"] {
         pooled.batch_execute("BEGIN").expect("begin");
-        pooled.simple_query(&format!("SELECT set_config('app.account_id', '{}', true)", evil.replace('\'', "''"))).expect("set");
+        pooled
+            .simple_query(&format!(
+                "SELECT set_config('app.account_id', '{}', true)",
+                evil.replace('\'', "''")
+            ))
+            .expect("set");
         let result = pooled.simple_query("SELECT count(*) FROM account");
         pooled.batch_execute("ROLLBACK").expect("rollback");
         if let Ok(messages) = result {
@@ -194,7 +285,14 @@ fn a_malicious_account_id_is_refused_before_sql_or_is_inert_data() {
             assert_eq!(n.as_deref(), Some("0"), "{evil:?} matched rows");
         }
     }
-    let tables: i64 = stack.db().query_one("SELECT count(*) FROM pg_tables WHERE tablename IN ('account', 'moment', 'share_link')", &[]).expect("tables").get(0);
+    let tables: i64 = stack
+        .db()
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename IN ('account', 'moment', 'share_link')",
+            &[],
+        )
+        .expect("tables")
+        .get(0);
     assert_eq!(tables, 3, "a table was dropped");
 }
 

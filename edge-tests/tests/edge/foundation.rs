@@ -27,23 +27,14 @@ fn errors_before_any_handler_still_get_the_envelope_with_the_trace_id() {
 fn a_trace_id_sent_by_the_client_is_echoed_and_logged() {
     let stack = Stack::shared();
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let response = stack.client().get_with(
-        "/me",
-        &[("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01"))],
-    );
+    let response = stack
+        .client()
+        .get_with("/me", &[("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01"))]);
     assert_eq!(response.header("x-trace-id"), Some(trace));
     let line = stack.wait_for_log(Duration::from_secs(5), "the request line", |l| {
         l["trace_id"] == trace && l["message"] == "request"
     });
-    for field in [
-        "timestamp",
-        "level",
-        "message",
-        "service",
-        "env",
-        "version",
-        "trace_id",
-    ] {
+    for field in ["timestamp", "level", "message", "service", "env", "version", "trace_id"] {
         assert!(line.get(field).is_some(), "log line lacks {field}: {line}");
     }
     let other = stack
@@ -58,7 +49,8 @@ fn a_trace_id_sent_by_the_client_is_echoed_and_logged() {
 
 #[test]
 fn a_thousand_ready_probes_at_concurrency_32_all_succeed_and_leak_no_connections() {
-    let stack = Stack::shared();
+    // Its own stack: this load would starve the shared pool other tests use.
+    let stack = &Stack::start(StackOptions::named("ready-load"));
     let client = stack.client();
     let failures = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
@@ -82,16 +74,17 @@ fn a_thousand_ready_probes_at_concurrency_32_all_succeed_and_leak_no_connections
         held <= stack.bouncer().pool_size as i64,
         "{held} server connections for app_rw"
     );
-    let clients = stack.bouncer().admin("SHOW CLIENTS").iter().filter(|m| matches!(m, postgres::SimpleQueryMessage::Row(r) if r.get("user") == Some("app_rw"))).count();
-    assert_eq!(
-        clients, 0,
-        "the Worker left client connections open in PgBouncer"
-    );
+    let clients = stack
+        .bouncer()
+        .admin("SHOW CLIENTS")
+        .iter()
+        .filter(|m| matches!(m, postgres::SimpleQueryMessage::Row(r) if r.get("user") == Some("app_rw")))
+        .count();
+    assert_eq!(clients, 0, "the Worker left client connections open in PgBouncer");
 }
 
 #[test]
-fn when_the_database_dies_ready_answers_503_within_two_seconds_health_stays_200_and_the_server_stays_up(
-) {
+fn when_the_database_dies_ready_answers_503_within_two_seconds_health_stays_200_and_the_server_stays_up() {
     let stack = Stack::start(StackOptions {
         own_cluster: true,
         ..StackOptions::named("db-stop")

@@ -24,8 +24,17 @@ fn assert_429(r: &edge_tests::Response, policy: &str, period: u32) {
     let retry: u32 = r.header("retry-after").expect("Retry-After").parse().unwrap();
     assert!((1..=period).contains(&retry), "Retry-After {retry}");
     assert_eq!(r.header("cache-control"), Some("no-store"));
-    assert!(r.header("ratelimit-policy").unwrap().starts_with(&format!("\"{policy}\";q=")), "{:?}", r.header("ratelimit-policy"));
-    assert!(r.header("ratelimit").unwrap().starts_with(&format!("\"{policy}\";r=0;t=")));
+    assert!(
+        r.header("ratelimit-policy")
+            .unwrap()
+            .starts_with(&format!("\"{policy}\";q=")),
+        "{:?}",
+        r.header("ratelimit-policy")
+    );
+    assert!(r
+        .header("ratelimit")
+        .unwrap()
+        .starts_with(&format!("\"{policy}\";r=0;t=")));
 }
 
 #[test]
@@ -54,8 +63,15 @@ fn six_hundred_share_requests_per_ten_seconds_then_429_per_ip_until_the_window_e
     assert_eq!(refused.error_code(), "rate_limited");
     let browser = a.get_with(&path, &[("accept", "text/html,application/xhtml+xml")]);
     assert_eq!(browser.status, 429);
-    assert!(browser.header("content-type").unwrap().starts_with("text/html"), "browsers get a small HTML page");
-    assert_eq!(a.with_new_ip().get(&path).status, 200, "another IP in the same window is unaffected");
+    assert!(
+        browser.header("content-type").unwrap().starts_with("text/html"),
+        "browsers get a small HTML page"
+    );
+    assert_eq!(
+        a.with_new_ip().get(&path).status,
+        200,
+        "another IP in the same window is unaffected"
+    );
     let wait: u64 = refused.header("retry-after").unwrap().parse().unwrap();
     std::thread::sleep(Duration::from_secs(wait) + Duration::from_millis(300));
     assert_eq!(a.get(&path).status, 200, "after the window A is served again");
@@ -69,15 +85,31 @@ fn login_allows_five_attempts_a_minute_per_ip_and_per_email() {
     let client = stack.client();
     let attempt = |c: &edge_tests::Client, email: &str| {
         let token = c.get("/auth/csrf").json()["csrf_token"].as_str().unwrap().to_owned();
-        c.post_json("/auth/login", &[("x-csrf-token", &token), ("cookie", &format!("__Host-csrf={token}"))], &json!({"email": email, "password": "wrong-password"}))
+        c.post_json(
+            "/auth/login",
+            &[("x-csrf-token", &token), ("cookie", &format!("__Host-csrf={token}"))],
+            &json!({"email": email, "password": "wrong-password"}),
+        )
     };
     for i in 0..5 {
-        assert_eq!(attempt(&client, &format!("nobody-{i}-{}@example.test", now_ms())).status, 401, "attempt {i}");
+        assert_eq!(
+            attempt(&client, &format!("nobody-{i}-{}@example.test", now_ms())).status,
+            401,
+            "attempt {i}"
+        );
     }
-    assert_429(&attempt(&client, &format!("someone-else-{}@example.test", now_ms())), "login_ip", 60);
+    assert_429(
+        &attempt(&client, &format!("someone-else-{}@example.test", now_ms())),
+        "login_ip",
+        60,
+    );
     // The per-email limit holds across addresses.
     for i in 0..5 {
-        assert_eq!(attempt(&client.with_new_ip(), &family.email).status, 401, "attempt {i} on the email");
+        assert_eq!(
+            attempt(&client.with_new_ip(), &family.email).status,
+            401,
+            "attempt {i} on the email"
+        );
     }
     assert_429(&attempt(&client.with_new_ip(), &family.email), "login_email", 60);
 }
@@ -104,7 +136,11 @@ fn one_users_write_flood_does_not_limit_another_user_on_the_same_ip() {
     let (after, r) = refused.expect("user A was never limited");
     assert_eq!(after, 30, "the per-user write bucket is 30 a minute");
     assert_429(&r, "user_writes", 60);
-    assert_eq!(user_b.write("DELETE", &missing, None).status, 404, "user B on the same IP is not limited");
+    assert_eq!(
+        user_b.write("DELETE", &missing, None).status,
+        404,
+        "user B on the same IP is not limited"
+    );
 }
 
 /// A stack where these tests are the only traffic, so its counters tell what a request did.
@@ -120,11 +156,18 @@ fn junk_is_refused_with_its_status_and_the_envelope_before_any_database_or_origi
     let long_path = format!("/s/{}", "a".repeat(2100));
     let big_header = "x".repeat(15 * 1024);
     let before = stack.counters();
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, u16, &str)> = vec![
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("TRACE", "/shares", vec![], 405, "method_not_allowed"),
         ("PUT", "/shares", vec![], 405, "method_not_allowed"),
         ("GET", long_path.as_str(), vec![], 414, "uri_too_long"),
-        ("GET", "/me", vec![("x-padding", big_header.as_str()), ("x-padding-2", "y")], 200, ""),
+        (
+            "GET",
+            "/me",
+            vec![("x-padding", big_header.as_str()), ("x-padding-2", "y")],
+            200,
+            "",
+        ),
         ("GET", "/wp-admin/install.php", vec![], 404, "not_found"),
         ("GET", "/.env", vec![], 404, "not_found"),
         ("GET", "/.git/config", vec![], 404, "not_found"),
@@ -135,7 +178,13 @@ fn junk_is_refused_with_its_status_and_the_envelope_before_any_database_or_origi
         // Worker sees it, so it cannot climb above `/`; encoded dots inside a segment are ours.
         ("GET", "/s/%2e%2e%2f%2e%2e%2fetc%2fpasswd", vec![], 404, "not_found"),
         ("GET", "/a%00b", vec![], 404, "not_found"),
-        ("GET", "/health", vec![("host", "evil.example")], 421, "misdirected_request"),
+        (
+            "GET",
+            "/health",
+            vec![("host", "evil.example")],
+            421,
+            "misdirected_request",
+        ),
     ];
     for (method, path, headers, status, code) in cases {
         let r = client.request(method, path, &headers, None);
@@ -144,20 +193,35 @@ fn junk_is_refused_with_its_status_and_the_envelope_before_any_database_or_origi
             assert_eq!(r.status, 401, "{method} {path}");
             continue;
         }
-        assert_eq!(r.status, status, "{method} {}: {}", &path[..path.len().min(40)], r.text());
+        assert_eq!(
+            r.status,
+            status,
+            "{method} {}: {}",
+            &path[..path.len().min(40)],
+            r.text()
+        );
         assert_eq!(r.error_code(), code, "{method} {path}");
         if status == 405 {
             assert!(r.header("allow").is_some(), "405 without Allow");
         }
     }
     let after = stack.counters();
-    assert_eq!(after["db_connections"], before["db_connections"], "junk reached the database");
+    assert_eq!(
+        after["db_connections"], before["db_connections"],
+        "junk reached the database"
+    );
     assert_eq!(after["origin_calls"], before["origin_calls"], "junk reached the origin");
     let scanners = |c: &serde_json::Value| c["rejections"]["scanner"].as_u64().unwrap_or(0);
-    assert_eq!(scanners(&after) - scanners(&before), 8, "every scanner request is counted");
+    assert_eq!(
+        scanners(&after) - scanners(&before),
+        8,
+        "every scanner request is counted"
+    );
     // Counted rejections are reported on the next logged line (rejections are sampled, errors not).
     let _ = client.get("/me");
-    stack.wait_for_log(Duration::from_secs(5), "the rejection counts", |l| l["rejections_since_last_logged"]["scanner"].as_u64().is_some());
+    stack.wait_for_log(Duration::from_secs(5), "the rejection counts", |l| {
+        l["rejections_since_last_logged"]["scanner"].as_u64().is_some()
+    });
 }
 
 #[test]
@@ -165,6 +229,11 @@ fn oversized_header_blocks_are_431() {
     let stack = quiet();
     // Several headers of 6 KiB: 18 KiB in all, over the 16 KiB budget.
     let chunk = "y".repeat(6 * 1024);
-    let r = stack.client().request("GET", "/health", &[("x-a", &chunk), ("x-b", &chunk), ("x-c", &chunk)], None);
+    let r = stack.client().request(
+        "GET",
+        "/health",
+        &[("x-a", &chunk), ("x-b", &chunk), ("x-c", &chunk)],
+        None,
+    );
     assert_eq!(r.status, 431, "{}", r.text());
 }

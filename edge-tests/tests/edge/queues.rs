@@ -12,7 +12,10 @@ use crate::{Stack, StackOptions};
 /// An uploaded original waiting for `POST /uploads/complete`: a `pending` asset row and the
 /// object in (stand-in) storage.
 fn pending_asset(stack: &Stack, account: &str, moment: &str) -> (String, i64, String) {
-    let key = format!("originals/{account}/{}.jpg", babybook_edge::secure_random::new_id().unwrap());
+    let key = format!(
+        "originals/{account}/{}.jpg",
+        babybook_edge::secure_random::new_id().unwrap()
+    );
     let id: String = stack
         .db()
         .query_one(
@@ -22,12 +25,22 @@ fn pending_asset(stack: &Stack, account: &str, moment: &str) -> (String, i64, St
         .unwrap()
         .get(0);
     let (size, etag) = (3_145_728, format!("etag-{}", &id[..8]));
-    stack.media_control("PUT", "/__control/objects", Some(json!({"key": key, "size": size, "etag": etag})));
+    stack.media_control(
+        "PUT",
+        "/__control/objects",
+        Some(json!({"key": key, "size": size, "etag": etag})),
+    );
     (id, size, etag)
 }
 
 fn asset_status(stack: &Stack, id: &str) -> (String, Option<String>) {
-    let row = stack.db().query_one("SELECT status, failure_reason FROM asset WHERE id = $1::text::uuid", &[&id]).unwrap();
+    let row = stack
+        .db()
+        .query_one(
+            "SELECT status, failure_reason FROM asset WHERE id = $1::text::uuid",
+            &[&id],
+        )
+        .unwrap();
     (row.get(0), row.get(1))
 }
 
@@ -38,21 +51,34 @@ fn wait_for_status(stack: &Stack, id: &str, want: &str, timeout: Duration) {
         if status == want {
             return;
         }
-        assert!(Instant::now() < deadline, "asset {id} is {status} ({reason:?}), not {want}, after {timeout:?}. Tail:\n{}", stack.log_tail(30));
+        assert!(
+            Instant::now() < deadline,
+            "asset {id} is {status} ({reason:?}), not {want}, after {timeout:?}. Tail:\n{}",
+            stack.log_tail(30)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 fn calls_for(stack: &Stack, id: &str) -> Vec<Value> {
-    stack.media_control("GET", &format!("/__control/calls?id={id}"), None).as_array().cloned().unwrap_or_default()
+    stack
+        .media_control("GET", &format!("/__control/calls?id={id}"), None)
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn complete(s: &SignedIn, asset: &str, size: i64, etag: &str) -> edge_tests::Response {
-    s.write("POST", "/uploads/complete", Some(&json!({"asset_id": asset, "size_bytes": size, "etag": etag})))
+    s.write(
+        "POST",
+        "/uploads/complete",
+        Some(&json!({"asset_id": asset, "size_bytes": size, "etag": etag})),
+    )
 }
 
 fn job_schema() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(edge_tests::stack::repo_root().join("queues/schema/job-message.v1.json")).unwrap();
+    let text =
+        std::fs::read_to_string(edge_tests::stack::repo_root().join("queues/schema/job-message.v1.json")).unwrap();
     jsonschema::draft202012::new(&serde_json::from_str(&text).unwrap()).unwrap()
 }
 
@@ -68,20 +94,44 @@ fn an_upload_completes_end_to_end_with_one_trace_id_and_a_schema_valid_job() {
     let trace = r.header("x-trace-id").unwrap().to_owned();
     wait_for_status(stack, &asset, "ready", Duration::from_secs(15));
 
-    let published = stack.wait_for_log(Duration::from_secs(5), "the producer's line", |l| l["message"] == "job published" && l["asset_id"] == asset.as_str());
-    let done = stack.wait_for_log(Duration::from_secs(5), "the consumer's line", |l| l["message"] == "job done" && l["asset_id"] == asset.as_str());
+    let published = stack.wait_for_log(Duration::from_secs(5), "the producer's line", |l| {
+        l["message"] == "job published" && l["asset_id"] == asset.as_str()
+    });
+    let done = stack.wait_for_log(Duration::from_secs(5), "the consumer's line", |l| {
+        l["message"] == "job done" && l["asset_id"] == asset.as_str()
+    });
     assert_eq!(published["trace_id"], trace.as_str());
-    assert_eq!(done["trace_id"], trace.as_str(), "the consumer logs the producer's trace id");
+    assert_eq!(
+        done["trace_id"],
+        trace.as_str(),
+        "the consumer logs the producer's trace id"
+    );
     assert!(done["queue_time_ms"].as_i64().is_some());
     assert!(done["account_id_hash"].as_str().unwrap().starts_with("sha256-"));
-    assert!(!done.to_string().contains(&family.account_id), "raw account ids never reach the log");
+    assert!(
+        !done.to_string().contains(&family.account_id),
+        "raw account ids never reach the log"
+    );
 
     let calls = calls_for(stack, &asset);
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0]["trace_id"], trace.as_str(), "the media worker gets the trace id");
-    assert!(calls[0]["authorized"].as_bool().unwrap(), "the media worker gets the service credential");
-    let errors: Vec<String> = job_schema().iter_errors(&calls[0]["body"]).map(|e| e.to_string()).collect();
-    assert!(errors.is_empty(), "the producer's message fails the contract: {errors:?}");
+    assert_eq!(
+        calls[0]["trace_id"],
+        trace.as_str(),
+        "the media worker gets the trace id"
+    );
+    assert!(
+        calls[0]["authorized"].as_bool().unwrap(),
+        "the media worker gets the service credential"
+    );
+    let errors: Vec<String> = job_schema()
+        .iter_errors(&calls[0]["body"])
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the producer's message fails the contract: {errors:?}"
+    );
     let asset_json = s.get(&format!("/assets/{asset}")).json();
     assert_eq!(asset_json["status"], "ready");
     assert_eq!(asset_json["previews"].as_array().unwrap().len(), 2);
@@ -98,9 +148,21 @@ fn the_clients_size_and_etag_are_checked_against_storage_not_trusted() {
     let lying = complete(&s, &asset, size + 1, "etag-other");
     assert_eq!(lying.status, 422);
     let fields = &lying.json()["error"]["fields"];
-    assert!(fields["size_bytes"].is_string() && fields["etag"].is_string(), "{fields}");
+    assert!(
+        fields["size_bytes"].is_string() && fields["etag"].is_string(),
+        "{fields}"
+    );
     assert_eq!(asset_status(stack, &asset).0, "pending");
-    assert_eq!(complete(&s, &babybook_jobs::Id::from_random_bytes([4; 16]).to_string(), size, &etag).status, 404);
+    assert_eq!(
+        complete(
+            &s,
+            &babybook_jobs::Id::from_random_bytes([4; 16]).to_string(),
+            size,
+            &etag
+        )
+        .status,
+        404
+    );
 }
 
 #[test]
@@ -108,7 +170,13 @@ fn a_job_delivered_twice_is_processed_once() {
     let stack = Stack::shared();
     let family = stack.family(1, 0);
     let (asset, _, _) = pending_asset(stack, &family.account_id, &family.moment_ids[0]);
-    stack.db().execute("UPDATE asset SET status = 'queued', queued_at = now() WHERE id = $1::text::uuid", &[&asset]).unwrap();
+    stack
+        .db()
+        .execute(
+            "UPDATE asset SET status = 'queued', queued_at = now() WHERE id = $1::text::uuid",
+            &[&asset],
+        )
+        .unwrap();
     let job = json!({
         "schema_version": 1, "job_id": babybook_edge::secure_random::new_id().unwrap().to_string(),
         "account_id": family.account_id, "trace_id": "duplicate-delivery-test", "enqueued_at": "2026-11-29T00:00:00Z",
@@ -117,7 +185,11 @@ fn a_job_delivered_twice_is_processed_once() {
     stack.control(json!({"action": "publish_raw_batch", "bodies": [job, job]}));
     wait_for_status(stack, &asset, "ready", Duration::from_secs(15));
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(calls_for(stack, &asset).len(), 1, "the media worker was called more than once");
+    assert_eq!(
+        calls_for(stack, &asset).len(),
+        1,
+        "the media worker was called more than once"
+    );
 }
 
 #[test]
@@ -126,7 +198,11 @@ fn transient_failures_retry_with_growing_delays_until_ready() {
     let family = stack.family(1, 0);
     let s = stack.sign_in(&family);
     let (asset, size, etag) = pending_asset(stack, &family.account_id, &family.moment_ids[0]);
-    stack.media_control("PUT", &format!("/__control/behaviour/{asset}"), Some(json!({"mode": "transient", "times": 3, "then": "ok"})));
+    stack.media_control(
+        "PUT",
+        &format!("/__control/behaviour/{asset}"),
+        Some(json!({"mode": "transient", "times": 3, "then": "ok"})),
+    );
     assert_eq!(complete(&s, &asset, size, &etag).status, 202);
     wait_for_status(stack, &asset, "ready", Duration::from_secs(30));
     let delays: Vec<i64> = stack
@@ -137,9 +213,18 @@ fn transient_failures_retry_with_growing_delays_until_ready() {
         .collect();
     assert_eq!(delays, [1, 2, 4], "exponential backoff from 1 s");
     let calls = calls_for(stack, &asset);
-    assert_eq!(calls.iter().map(|c| c["status"].as_u64().unwrap()).collect::<Vec<_>>(), [503, 503, 503, 200]);
-    let gaps: Vec<i64> = calls.windows(2).map(|w| w[1]["at_ms"].as_i64().unwrap() - w[0]["at_ms"].as_i64().unwrap()).collect();
-    assert!(gaps[0] >= 900 && gaps[1] >= 1_900 && gaps[2] >= 3_900, "retries came too soon: {gaps:?} ms");
+    assert_eq!(
+        calls.iter().map(|c| c["status"].as_u64().unwrap()).collect::<Vec<_>>(),
+        [503, 503, 503, 200]
+    );
+    let gaps: Vec<i64> = calls
+        .windows(2)
+        .map(|w| w[1]["at_ms"].as_i64().unwrap() - w[0]["at_ms"].as_i64().unwrap())
+        .collect();
+    assert!(
+        gaps[0] >= 900 && gaps[1] >= 1_900 && gaps[2] >= 3_900,
+        "retries came too soon: {gaps:?} ms"
+    );
 }
 
 #[test]
@@ -150,7 +235,13 @@ fn a_poison_pill_in_a_batch_of_ten_is_dead_lettered_while_the_other_nine_complet
     let mut assets = Vec::new();
     for moment in &family.moment_ids {
         let (asset, _, _) = pending_asset(stack, &family.account_id, moment);
-        stack.db().execute("UPDATE asset SET status = 'queued', queued_at = now() WHERE id = $1::text::uuid", &[&asset]).unwrap();
+        stack
+            .db()
+            .execute(
+                "UPDATE asset SET status = 'queued', queued_at = now() WHERE id = $1::text::uuid",
+                &[&asset],
+            )
+            .unwrap();
         bodies.push(json!({
             "schema_version": 1, "job_id": babybook_edge::secure_random::new_id().unwrap().to_string(),
             "account_id": family.account_id, "trace_id": "poison-batch-test", "enqueued_at": "2026-11-29T00:00:00Z",
@@ -164,11 +255,20 @@ fn a_poison_pill_in_a_batch_of_ten_is_dead_lettered_while_the_other_nine_complet
     for asset in &assets {
         wait_for_status(stack, asset, "ready", Duration::from_secs(20));
     }
-    let dead = stack.wait_for_log(Duration::from_secs(15), "the pill's dead-letter alert", |l| l["alert"] == "dlq_item" && l["last_error"]["kind"] == "invalid_message" && l["dead_job_key"].as_str().is_some());
+    let dead = stack.wait_for_log(Duration::from_secs(15), "the pill's dead-letter alert", |l| {
+        l["alert"] == "dlq_item" && l["last_error"]["kind"] == "invalid_message" && l["dead_job_key"].as_str().is_some()
+    });
     assert_eq!(dead["classification"], "definitive");
     assert_eq!(dead["severity"], "sev2");
     let listed = stack.admin("GET", "/admin/jobs/dead", None).json();
-    assert!(listed["dead_jobs"].as_array().unwrap().iter().any(|d| d["key"] == dead["dead_job_key"]), "the pill is kept for the operator");
+    assert!(
+        listed["dead_jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["key"] == dead["dead_job_key"]),
+        "the pill is kept for the operator"
+    );
 }
 
 #[test]
@@ -180,18 +280,34 @@ fn a_job_for_an_unknown_asset_is_definitive_and_a_corrupt_upload_marks_the_asset
         "schema_version": 1, "job_id": babybook_edge::secure_random::new_id().unwrap().to_string(), "account_id": family.account_id,
         "trace_id": "unknown-asset-test", "enqueued_at": "2026-11-29T00:00:00Z", "job_type": "transcode", "asset_id": unknown,
         "original_key": "originals/x.jpg", "media_type": "image/jpeg"}}));
-    let dead = stack.wait_for_log(Duration::from_secs(15), "unknown asset dead letter", |l| l["alert"] == "dlq_item" && l["trace_id"] == "unknown-asset-test");
-    assert_eq!((dead["classification"].as_str(), dead["last_error"]["kind"].as_str()), (Some("definitive"), Some("unknown_target")));
+    let dead = stack.wait_for_log(Duration::from_secs(15), "unknown asset dead letter", |l| {
+        l["alert"] == "dlq_item" && l["trace_id"] == "unknown-asset-test"
+    });
+    assert_eq!(
+        (dead["classification"].as_str(), dead["last_error"]["kind"].as_str()),
+        (Some("definitive"), Some("unknown_target"))
+    );
 
     let s = stack.sign_in(&family);
     let (asset, size, etag) = pending_asset(stack, &family.account_id, &family.moment_ids[0]);
-    stack.media_control("PUT", &format!("/__control/behaviour/{asset}"), Some(json!({"mode": "corrupt"})));
+    stack.media_control(
+        "PUT",
+        &format!("/__control/behaviour/{asset}"),
+        Some(json!({"mode": "corrupt"})),
+    );
     assert_eq!(complete(&s, &asset, size, &etag).status, 202);
     wait_for_status(stack, &asset, "failed", Duration::from_secs(15));
-    assert_eq!(calls_for(stack, &asset).len(), 1, "a definitive failure burns no retries");
+    assert_eq!(
+        calls_for(stack, &asset).len(),
+        1,
+        "a definitive failure burns no retries"
+    );
     let shown = s.get(&format!("/assets/{asset}")).json();
     assert_eq!(shown["status"], "failed");
-    assert!(shown["failure_reason"].as_str().unwrap().contains("corrupt_media"), "{shown}");
+    assert!(
+        shown["failure_reason"].as_str().unwrap().contains("corrupt_media"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -200,22 +316,50 @@ fn when_the_provider_stays_down_the_job_dies_as_external_after_five_attempts_and
     let family = stack.family(1, 0);
     let s = stack.sign_in(&family);
     let (asset, size, etag) = pending_asset(stack, &family.account_id, &family.moment_ids[0]);
-    stack.media_control("PUT", &format!("/__control/behaviour/{asset}"), Some(json!({"mode": "transient"})));
+    stack.media_control(
+        "PUT",
+        &format!("/__control/behaviour/{asset}"),
+        Some(json!({"mode": "transient"})),
+    );
     assert_eq!(complete(&s, &asset, size, &etag).status, 202);
-    let dead = stack.wait_for_log(Duration::from_secs(60), "the external dead letter", |l| l["alert"] == "dlq_item" && l["asset_id"] == asset.as_str());
+    let dead = stack.wait_for_log(Duration::from_secs(60), "the external dead letter", |l| {
+        l["alert"] == "dlq_item" && l["asset_id"] == asset.as_str()
+    });
     assert_eq!(dead["classification"], "external");
     assert_eq!(dead["attempts"], 5);
     assert_eq!(calls_for(stack, &asset).len(), 5);
     assert_eq!(asset_status(stack, &asset).0, "failed");
 
-    stack.media_control("PUT", &format!("/__control/behaviour/{asset}"), Some(json!({"mode": "ok"})));
+    stack.media_control(
+        "PUT",
+        &format!("/__control/behaviour/{asset}"),
+        Some(json!({"mode": "ok"})),
+    );
     let job_id = dead["job_id"].as_str().unwrap();
     let redrive = stack.admin("POST", "/admin/jobs/redrive", Some(&json!({"job_id": job_id})));
     assert_eq!(redrive.status, 200, "{}", redrive.text());
     assert_eq!(redrive.json()["redriven"], json!([job_id]));
     wait_for_status(stack, &asset, "ready", Duration::from_secs(15));
-    assert_eq!(stack.admin("POST", "/admin/jobs/redrive", Some(&json!({"job_id": job_id}))).status, 404, "a re-driven job leaves the store");
-    assert_eq!(stack.client().request("POST", "/admin/jobs/redrive", &[("content-type", "application/json")], Some(b"{}".to_vec())).status, 401, "re-drive needs the admin credential");
+    assert_eq!(
+        stack
+            .admin("POST", "/admin/jobs/redrive", Some(&json!({"job_id": job_id})))
+            .status,
+        404,
+        "a re-driven job leaves the store"
+    );
+    assert_eq!(
+        stack
+            .client()
+            .request(
+                "POST",
+                "/admin/jobs/redrive",
+                &[("content-type", "application/json")],
+                Some(b"{}".to_vec())
+            )
+            .status,
+        401,
+        "re-drive needs the admin credential"
+    );
 }
 
 #[test]
@@ -228,7 +372,14 @@ fn exports_and_asset_deletions_are_jobs_too() {
     let export_id = export.json()["export_id"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let status: String = stack.db().query_one("SELECT status FROM account_export WHERE id = $1::text::uuid", &[&export_id]).unwrap().get(0);
+        let status: String = stack
+            .db()
+            .query_one(
+                "SELECT status FROM account_export WHERE id = $1::text::uuid",
+                &[&export_id],
+            )
+            .unwrap()
+            .get(0);
         if status == "ready" {
             break;
         }
@@ -242,6 +393,22 @@ fn exports_and_asset_deletions_are_jobs_too() {
 }
 
 #[test]
+fn the_sweep_leaves_published_jobs_alone_even_when_they_wait_long() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let (asset, _, _) = pending_asset(stack, &family.account_id, &family.moment_ids[0]);
+    stack
+        .db()
+        .execute("UPDATE asset SET status = 'queued', queued_at = now() - interval '10 minutes', published_at = now() - interval '10 minutes' WHERE id = $1::text::uuid", &[&asset])
+        .unwrap();
+    let later = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert_eq!(stack.fire_cron("*/5 * * * *", later).status, 200);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(calls_for(stack, &asset).is_empty(), "a job already on the queue was published again");
+    assert_eq!(asset_status(stack, &asset).0, "queued");
+}
+
+#[test]
 fn a_failed_publish_after_the_commit_loses_no_job_the_sweep_republishes_it() {
     let stack = Stack::start(StackOptions::named("publish-fault"));
     let family = stack.family(1, 0);
@@ -250,12 +417,18 @@ fn a_failed_publish_after_the_commit_loses_no_job_the_sweep_republishes_it() {
     stack.control(json!({"action": "fault", "name": "queue_publish", "on": true}));
     let r = complete(&s, &asset, size, &etag);
     assert_eq!(r.status, 202, "the commit happened: the client is told it is queued");
-    stack.wait_for_log(Duration::from_secs(5), "publish deferred", |l| l["message"] == "publish deferred");
+    stack.wait_for_log(Duration::from_secs(5), "publish deferred", |l| {
+        l["message"] == "publish deferred"
+    });
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(asset_status(&stack, &asset).0, "queued");
     assert!(calls_for(&stack, &asset).is_empty());
     stack.control(json!({"action": "fault", "name": "queue_publish", "on": false}));
-    let later = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 + 3 * 60_000;
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 3 * 60_000;
     let cron = stack.fire_cron("*/5 * * * *", later);
     assert_eq!(cron.status, 200, "{}", cron.text());
     wait_for_status(&stack, &asset, "ready", Duration::from_secs(15));

@@ -108,10 +108,7 @@ pub fn router(service_token: Option<String>) -> Router {
 fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     match &state.service_token {
         None => true,
-        Some(token) => {
-            headers.get("authorization").and_then(|v| v.to_str().ok())
-                == Some(&format!("Bearer {token}"))
-        }
+        Some(token) => headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {token}")),
     }
 }
 
@@ -133,19 +130,12 @@ fn ids_of(job: &Value) -> Vec<String> {
     ids
 }
 
-async fn job(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(job): Json<Value>,
-) -> Response {
+async fn job(State(state): State<AppState>, headers: HeaderMap, Json(job): Json<Value>) -> Response {
     let ids = ids_of(&job);
     let authorized = authorized(&state, &headers);
     let mode = {
         let mut inner = state.inner.lock().expect("stand-in state");
-        let key = ids
-            .iter()
-            .find(|id| inner.behaviours.contains_key(*id))
-            .cloned();
+        let key = ids.iter().find(|id| inner.behaviours.contains_key(*id)).cloned();
         let behaviour = match key {
             Some(k) => inner.behaviours.get_mut(&k),
             None => inner.default.as_mut(),
@@ -169,16 +159,8 @@ async fn job(
     let (status, body) = answer(mode, &job);
     let call = Call {
         at_ms: super::now_ms(),
-        job_id: job
-            .get("job_id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned(),
-        job_type: job
-            .get("job_type")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned(),
+        job_id: job.get("job_id").and_then(Value::as_str).unwrap_or("").to_owned(),
+        job_type: job.get("job_type").and_then(Value::as_str).unwrap_or("").to_owned(),
         trace_id: headers
             .get("x-trace-id")
             .and_then(|v| v.to_str().ok())
@@ -204,25 +186,16 @@ fn answer(mode: Mode, job: &Value) -> (StatusCode, Value) {
         Mode::ServerError => return err(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         Mode::BadRequest => return err(StatusCode::BAD_REQUEST, "bad_request"),
     }
-    let account = job
-        .get("account_id")
-        .and_then(Value::as_str)
-        .unwrap_or("unknown");
+    let account = job.get("account_id").and_then(Value::as_str).unwrap_or("unknown");
     let body = match job.get("job_type").and_then(Value::as_str) {
         Some("transcode") => {
-            let asset = job
-                .get("asset_id")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown");
+            let asset = job.get("asset_id").and_then(Value::as_str).unwrap_or("unknown");
             json!({"status": "ready", "width": 1600, "height": 1200, "derivatives": [
                 {"key": format!("derived/{account}/{asset}/480.webp"), "width": 480},
                 {"key": format!("derived/{account}/{asset}/960.webp"), "width": 960}]})
         }
         Some("export") => {
-            let export = job
-                .get("export_id")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown");
+            let export = job.get("export_id").and_then(Value::as_str).unwrap_or("unknown");
             json!({"status": "ready", "object_key": format!("exports/{account}/{export}.zip")})
         }
         Some("delete_asset") | Some("reap") => json!({"status": "deleted"}),
@@ -231,21 +204,11 @@ fn answer(mode: Mode, job: &Value) -> (StatusCode, Value) {
     (StatusCode::OK, body)
 }
 
-async fn object(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(key): Path<String>,
-) -> Response {
+async fn object(State(state): State<AppState>, headers: HeaderMap, Path(key): Path<String>) -> Response {
     if !authorized(&state, &headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
-    match state
-        .inner
-        .lock()
-        .expect("stand-in state")
-        .objects
-        .get(&key)
-    {
+    match state.inner.lock().expect("stand-in state").objects.get(&key) {
         Some((size, etag)) => Json(json!({"size": size, "etag": etag})).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
@@ -269,17 +232,8 @@ async fn placeholder(Path(key): Path<String>) -> Response {
         .into_response()
 }
 
-async fn set_behaviour(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Json(b): Json<Behaviour>,
-) -> StatusCode {
-    state
-        .inner
-        .lock()
-        .expect("stand-in state")
-        .behaviours
-        .insert(id, b);
+async fn set_behaviour(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<Behaviour>) -> StatusCode {
+    state.inner.lock().expect("stand-in state").behaviours.insert(id, b);
     StatusCode::NO_CONTENT
 }
 

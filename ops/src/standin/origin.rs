@@ -30,9 +30,7 @@ type Log = Arc<Mutex<Vec<Seen>>>;
 pub async fn serve(port: u16) -> Result<(), String> {
     let listener = super::listen(port).await?;
     println!("origin stand-in listening on http://127.0.0.1:{port}");
-    axum::serve(listener, router())
-        .await
-        .map_err(|e| e.to_string())
+    axum::serve(listener, router()).await.map_err(|e| e.to_string())
 }
 
 pub fn router() -> Router {
@@ -52,12 +50,7 @@ async fn any_request(State(log): State<Log>, request: Request) -> Response {
     let headers = request
         .headers()
         .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_owned(),
-                v.to_str().unwrap_or("<binary>").to_owned(),
-            )
-        })
+        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("<binary>").to_owned()))
         .collect();
     log.lock().expect("log").push(Seen {
         method: method.clone(),
