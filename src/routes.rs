@@ -466,4 +466,46 @@ mod tests {
         );
         assert_eq!(find(RouteId::Ready).request_class(false), RequestClass::Exempt);
     }
+
+    /// The (method, path) pairs of `openapi.yaml`'s `paths`, read from its two-level layout.
+    fn openapi_operations() -> Vec<(String, String)> {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).expect("openapi.yaml");
+        let mut in_paths = false;
+        let mut path = String::new();
+        let mut operations = Vec::new();
+        for line in text.lines() {
+            if !line.starts_with(' ') && !line.is_empty() {
+                in_paths = line == "paths:";
+                continue;
+            }
+            if !in_paths {
+                continue;
+            }
+            if let Some(p) = line.strip_prefix("  /").and_then(|p| p.strip_suffix(':')) {
+                path = format!("/{p}");
+            } else if let Some(m) = line.strip_prefix("    ").and_then(|m| m.strip_suffix(':')) {
+                if ["get", "post", "patch", "delete", "put", "head", "options"].contains(&m) {
+                    operations.push((m.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        operations.sort();
+        operations
+    }
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_registered_routes() {
+        let mut routes: Vec<(String, String)> = table()
+            .iter()
+            .map(|r| {
+                let path = r.pattern().split('/').map(|seg| match seg.strip_prefix(':') {
+                    Some(name) => format!("{{{name}}}"),
+                    None => seg.to_owned(),
+                });
+                (r.method().as_str().to_owned(), path.collect::<Vec<_>>().join("/"))
+            })
+            .collect();
+        routes.sort();
+        assert_eq!(openapi_operations(), routes, "openapi.yaml and the route table disagree");
+    }
 }

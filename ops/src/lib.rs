@@ -4,6 +4,7 @@ pub mod generate;
 pub mod migrate;
 pub mod seed;
 pub mod standin;
+pub mod supply_chain;
 
 /// Connects with a plain (local) connection string and drives the connection on the runtime.
 pub async fn connect(database_url: &str) -> Result<tokio_postgres::Client, String> {

@@ -6,12 +6,14 @@
 //! bbops generate       --database-url URL --accounts N --moments M --shares K [--out FILE]
 //! bbops standin media  --port P [--service-token T]
 //! bbops standin origin --port P
+//! bbops scan-secrets   DIR            (exit 1 when anything looks like a secret)
+//! bbops sbom           [DIR]          (CycloneDX JSON on stdout)
 //! ```
 
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use babybook_ops::{generate, migrate, seed, standin};
+use babybook_ops::{generate, migrate, seed, standin, supply_chain};
 
 fn usage() -> ExitCode {
     eprintln!(
@@ -54,6 +56,8 @@ async fn main() -> ExitCode {
     };
     let (command, rest) = match (command.as_str(), args.get(1).map(String::as_str)) {
         ("standin", Some(kind)) => (format!("standin {kind}"), &args[2..]),
+        ("scan-secrets", dir) => return scan_secrets(dir.unwrap_or(".")),
+        ("sbom", dir) => return sbom(dir.unwrap_or(".")),
         (c, _) => (c.to_owned(), &args[1..]),
     };
     let result: Result<(), String> = async {
@@ -92,6 +96,34 @@ async fn main() -> ExitCode {
             if message.contains("required") || message.contains("unknown command") {
                 return usage();
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn scan_secrets(dir: &str) -> ExitCode {
+    let findings = supply_chain::scan_tree(std::path::Path::new(dir));
+    for f in &findings {
+        println!("{}:{}: possible secret ({})", f.file.display(), f.line, f.rule);
+    }
+    if findings.is_empty() {
+        println!("scan-secrets: no secrets found");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("scan-secrets: {} finding(s); remove the secret (and rotate it), or mark a documented fake with `{}`", findings.len(), supply_chain::ALLOW_MARKER);
+        ExitCode::FAILURE
+    }
+}
+
+fn sbom(dir: &str) -> ExitCode {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    match supply_chain::sbom(std::path::Path::new(dir), &babybook_jobs::format_rfc3339_millis(now)) {
+        Ok(bom) => {
+            println!("{}", serde_json::to_string_pretty(&bom).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bbops sbom: {e}");
             ExitCode::FAILURE
         }
     }
