@@ -46,11 +46,16 @@ pub mod var {
     pub const VIEW_FLUSH_SECONDS: &str = "VIEW_FLUSH_SECONDS";
     pub const CONSUMER_CONCURRENCY: &str = "CONSUMER_CONCURRENCY";
     pub const TEST_CONTROLS: &str = "TEST_CONTROLS";
+    pub const BENCH_BYPASS_PROTECTION: &str = "BENCH_BYPASS_PROTECTION";
     // secrets
     pub const SESSION_KEY_CURRENT: &str = "SESSION_KEY_CURRENT";
     pub const SESSION_KEY_PREVIOUS: &str = "SESSION_KEY_PREVIOUS";
     pub const SERVICE_API_TOKEN: &str = "SERVICE_API_TOKEN";
     pub const ADMIN_API_TOKEN: &str = "ADMIN_API_TOKEN";
+    /// Zone of the share host, with `CACHE_PURGE_TOKEN` (a secret, "Cache Purge" permission):
+    /// revocations then purge cached pages in every data center, not only the local one.
+    pub const CF_ZONE_ID: &str = "CF_ZONE_ID";
+    pub const CACHE_PURGE_TOKEN: &str = "CACHE_PURGE_TOKEN";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,10 +114,15 @@ pub struct Config {
     /// Test-only controls (`/__test/*`, clock offsets, fault switches): honoured only when
     /// `ENVIRONMENT` is `local` *and* `TEST_CONTROLS` is `on`.
     pub test_controls: bool,
+    /// Benchmark-only: skip hygiene and rate limits, to measure what they cost. Honoured only
+    /// where test controls are (local runs).
+    pub bench_bypass_protection: bool,
     pub session_key_current: Option<Secret>,
     pub session_key_previous: Option<Secret>,
     pub service_api_token: Option<Secret>,
     pub admin_api_token: Option<Secret>,
+    /// Zone id and token for global purges of cached share pages.
+    pub cache_purge: Option<(String, Secret)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,9 +142,11 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let environment = match get(var::ENVIRONMENT).as_deref() {
-            Some("local") | None => Environment::Local,
+            // Missing means production: test controls and benchmark switches stay shut unless an
+            // environment says it is local.
+            Some("production") | None => Environment::Production,
+            Some("local") => Environment::Local,
             Some("staging") => Environment::Staging,
-            Some("production") => Environment::Production,
             Some(other) => {
                 return Err(ConfigError {
                     name: var::ENVIRONMENT,
@@ -181,10 +193,17 @@ impl Config {
             view_flush_seconds: parse_number(var::VIEW_FLUSH_SECONDS, get(var::VIEW_FLUSH_SECONDS), 30)?,
             consumer_concurrency: parse_number(var::CONSUMER_CONCURRENCY, get(var::CONSUMER_CONCURRENCY), 10)?.max(1),
             test_controls: environment == Environment::Local && get(var::TEST_CONTROLS).as_deref() == Some("on"),
+            bench_bypass_protection: environment == Environment::Local
+                && get(var::TEST_CONTROLS).as_deref() == Some("on")
+                && get(var::BENCH_BYPASS_PROTECTION).as_deref() == Some("on"),
             session_key_current: secret(var::SESSION_KEY_CURRENT)?,
             session_key_previous: secret(var::SESSION_KEY_PREVIOUS)?,
             service_api_token: secret(var::SERVICE_API_TOKEN)?,
             admin_api_token: secret(var::ADMIN_API_TOKEN)?,
+            cache_purge: match (get(var::CF_ZONE_ID), get(var::CACHE_PURGE_TOKEN)) {
+                (Some(zone), Some(token)) => Some((zone, Secret(token))),
+                _ => None,
+            },
         })
     }
 
@@ -194,6 +213,14 @@ impl Config {
 
     pub fn is_api_host(&self, host: &str) -> bool {
         self.api_hosts.iter().any(|h| h == host)
+    }
+
+    /// The host edge-cache keys live under (the first share host).
+    pub fn cache_host(&self) -> &str {
+        self.share_hosts
+            .first()
+            .map(String::as_str)
+            .unwrap_or("share.babybook.com")
     }
 }
 
@@ -268,11 +295,17 @@ mod tests {
     #[test]
     fn defaults_are_the_production_values_of_the_spec() {
         let c = config(&[]).unwrap();
+        assert_eq!(c.environment, Environment::Production);
         assert_eq!(c.app_origin, "https://app.babybook.com");
         assert_eq!(c.media_origin, "https://media.babybook.com");
         assert_eq!(c.share_hosts, ["share.babybook.com"]);
         assert!(!c.read_only);
         assert!(!c.test_controls);
+        assert!(
+            !config(&[("TEST_CONTROLS", "on"), ("BENCH_BYPASS_PROTECTION", "on")])
+                .unwrap()
+                .bench_bypass_protection
+        );
     }
 
     #[test]

@@ -221,6 +221,40 @@ mod tests {
     }
 
     #[test]
+    fn every_environment_binds_every_policy_with_its_limit_and_period() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/wrangler.toml")).expect("wrangler.toml");
+        let toml: toml::Table = toml::from_str(&text).expect("parses");
+        let bindings_of = |table: &toml::Value| -> Vec<(String, i64, i64)> {
+            let mut b: Vec<(String, i64, i64)> = table["ratelimits"]
+                .as_array()
+                .expect("ratelimits")
+                .iter()
+                .map(|r| {
+                    let name = r["name"].as_str().expect("name").to_owned();
+                    (
+                        name,
+                        r["simple"]["limit"].as_integer().expect("limit"),
+                        r["simple"]["period"].as_integer().expect("period"),
+                    )
+                })
+                .collect();
+            b.sort();
+            b
+        };
+        let mut want: Vec<(String, i64, i64)> = POLICIES
+            .iter()
+            .map(|p| (p.binding.to_owned(), i64::from(p.limit), i64::from(p.period_seconds)))
+            .collect();
+        want.sort();
+        let top = toml::Value::Table(toml.clone());
+        assert_eq!(bindings_of(&top), want, "top level");
+        for env in ["staging", "production"] {
+            assert_eq!(bindings_of(&top["env"][env]), want, "env.{env}");
+        }
+    }
+
+    #[test]
     fn periods_are_ones_the_binding_supports() {
         for p in POLICIES {
             assert!([10, 60].contains(&p.period_seconds), "{}", p.name);

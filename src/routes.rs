@@ -506,6 +506,10 @@ mod tests {
             })
             .collect();
         routes.sort();
-        assert_eq!(openapi_operations(), routes, "openapi.yaml and the route table disagree");
+        assert_eq!(
+            openapi_operations(),
+            routes,
+            "openapi.yaml and the route table disagree"
+        );
     }
 }

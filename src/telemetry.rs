@@ -1,7 +1,8 @@
 //! One JSON log line per request or job (SPEC §6, seed §5.1), sampling, and rejection counters.
 //!
 //! Lines carry `timestamp, level, message, service, env, version, trace_id` and whatever the
-//! caller adds. Account ids are hashed (`account_id_hash`), sensitive values masked; request
+//! caller adds. Account ids are hashed (`account_id_hash`); health and vault values never pass
+//! through the edge, so no line can carry them; request
 //! bodies, tokens and cookies are never logged.
 
 use std::cell::RefCell;
@@ -42,9 +43,6 @@ pub struct LogLine {
     level: Level,
 }
 
-/// The value that stands where health or vault data would be.
-pub const MASKED: &str = "[MASKED]";
-
 impl LogLine {
     pub fn new(level: Level, message: &str, context: &LogContext, now_ms: i64) -> LogLine {
         let mut fields = Map::new();
@@ -74,11 +72,6 @@ impl LogLine {
     /// Records the account as `account_id_hash`; the raw id never reaches the log.
     pub fn account(self, account_id: &Id) -> LogLine {
         self.field("account_id_hash", account_id_hash(account_id))
-    }
-
-    /// Confirms a sensitive value is present without writing it.
-    pub fn masked(self, key: &str) -> LogLine {
-        self.field(key, MASKED)
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
@@ -207,12 +200,6 @@ mod tests {
         assert_eq!(value["timestamp"], "1970-01-01T00:00:00.000Z");
         assert!(!line.to_json().contains(&account.to_string()), "raw account id leaked");
         assert!(value["account_id_hash"].as_str().unwrap().starts_with("sha256-"));
-    }
-
-    #[test]
-    fn masked_values_say_present_without_the_value() {
-        let line = LogLine::new(Level::Info, "x", &context(), 0).masked("health_data");
-        assert_eq!(line.get("health_data"), Some(&Value::String(MASKED.into())));
     }
 
     #[test]

@@ -71,6 +71,10 @@ pub struct StackOptions {
     pub port: Option<u16>,
     pub media_port: Option<u16>,
     pub test_controls: bool,
+    /// Secrets from the repository's `.dev.vars` (created with random values when missing), which
+    /// wrangler reads itself, instead of fresh ones on the command line: what `scripts/dev` uses,
+    /// so the admin token survives restarts and no secret shows in `ps`.
+    pub dev_vars: bool,
 }
 
 impl StackOptions {
@@ -83,6 +87,7 @@ impl StackOptions {
             port: None,
             media_port: None,
             test_controls: true,
+            dev_vars: false,
         }
     }
 
@@ -115,6 +120,33 @@ pub struct Stack {
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Reads the local secrets from `.dev.vars`, adding random ones for any that are missing.
+fn dev_vars_secrets(path: &std::path::Path) -> Secrets {
+    let mut text = std::fs::read_to_string(path).unwrap_or_default();
+    let value = |text: &str, key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(str::trim)
+            .filter(|v| v.len() >= 32)
+            .map(str::to_owned)
+    };
+    for key in ["SESSION_KEY_CURRENT", "SERVICE_API_TOKEN", "ADMIN_API_TOKEN"] {
+        if value(&text, key).is_none() {
+            text.push_str(&format!("{key}={}\n", random_hex(32)));
+        }
+    }
+    std::fs::write(path, &text).expect("write .dev.vars");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    Secrets {
+        session_key: value(&text, "SESSION_KEY_CURRENT").expect("session key"),
+        service_token: value(&text, "SERVICE_API_TOKEN").expect("service token"),
+        admin_token: value(&text, "ADMIN_API_TOKEN").expect("admin token"),
+    }
+}
 
 fn random_hex(bytes: usize) -> String {
     (0..bytes)
@@ -155,10 +187,14 @@ impl Stack {
         );
         drop(cluster_guard);
 
-        let secrets = Secrets {
-            session_key: random_hex(32),
-            service_token: random_hex(32),
-            admin_token: random_hex(32),
+        let secrets = if options.dev_vars {
+            dev_vars_secrets(&repo_root().join(".dev.vars"))
+        } else {
+            Secrets {
+                session_key: random_hex(32),
+                service_token: random_hex(32),
+                admin_token: random_hex(32),
+            }
         };
         let media = StandIn::media(
             options.media_port.unwrap_or_else(free_port),
@@ -200,10 +236,12 @@ impl Stack {
             ),
             ("VIEW_FLUSH_SECONDS".into(), "0".into()),
             ("LOG_SAMPLE_SUCCESS".into(), "1".into()),
-            ("SESSION_KEY_CURRENT".into(), self.secrets.session_key.clone()),
-            ("SERVICE_API_TOKEN".into(), self.secrets.service_token.clone()),
-            ("ADMIN_API_TOKEN".into(), self.secrets.admin_token.clone()),
         ];
+        if !options.dev_vars {
+            vars.push(("SESSION_KEY_CURRENT".into(), self.secrets.session_key.clone()));
+            vars.push(("SERVICE_API_TOKEN".into(), self.secrets.service_token.clone()));
+            vars.push(("ADMIN_API_TOKEN".into(), self.secrets.admin_token.clone()));
+        }
         for (k, v) in &options.vars {
             vars.retain(|(name, _)| name != k);
             vars.push((k.clone(), v.clone()));

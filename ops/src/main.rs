@@ -110,13 +110,20 @@ fn scan_secrets(dir: &str) -> ExitCode {
         println!("scan-secrets: no secrets found");
         ExitCode::SUCCESS
     } else {
-        eprintln!("scan-secrets: {} finding(s); remove the secret (and rotate it), or mark a documented fake with `{}`", findings.len(), supply_chain::ALLOW_MARKER);
+        eprintln!(
+            "scan-secrets: {} finding(s); remove the secret (and rotate it), or mark a documented fake with `{}`",
+            findings.len(),
+            supply_chain::ALLOW_MARKER
+        );
         ExitCode::FAILURE
     }
 }
 
 fn sbom(dir: &str) -> ExitCode {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     match supply_chain::sbom(std::path::Path::new(dir), &babybook_jobs::format_rfc3339_millis(now)) {
         Ok(bom) => {
             println!("{}", serde_json::to_string_pretty(&bom).unwrap_or_default());

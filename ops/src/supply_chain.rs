@@ -25,16 +25,32 @@ struct Rule {
 }
 
 fn rules() -> Vec<Rule> {
-    let rule = |name, pattern: &str, min_entropy| Rule { name, pattern: Regex::new(pattern).expect("rule compiles"), min_entropy };
+    let rule = |name, pattern: &str, min_entropy| Rule {
+        name,
+        pattern: Regex::new(pattern).expect("rule compiles"),
+        min_entropy,
+    };
     vec![
-        rule("private-key", r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY-----", None),
+        rule(
+            "private-key",
+            r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY-----",
+            None,
+        ),
         rule("aws-access-key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", None),
         rule("github-token", r"\bgh[pousr]_[A-Za-z0-9]{36,}\b", None),
         rule("slack-token", r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b", None),
         rule("stripe-live-key", r"\b[rs]k_live_[0-9A-Za-z]{20,}\b", None),
         rule("google-api-key", r"\bAIza[0-9A-Za-z_\-]{35}\b", None),
-        rule("jwt", r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}", None),
-        rule("url-with-password", r"[a-z][a-z0-9+.-]*://[^/\s:@]+:([^@\s/]{8,})@", Some(3.0)),
+        rule(
+            "jwt",
+            r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}",
+            None,
+        ),
+        rule(
+            "url-with-password",
+            r"[a-z][a-z0-9+.-]*://[^/\s:@]+:([^@\s/]{8,})@",
+            Some(3.0),
+        ),
         rule(
             "assigned-secret",
             r#"(?i)\b[A-Z0-9_]*(?:SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|SESSION_KEY|PRIVATE_KEY)[A-Z0-9_]*\s*[:=]\s*["']?([A-Za-z0-9+/_\-=]{24,})(?:["'\s,;]|$)"#,
@@ -49,15 +65,20 @@ fn entropy(text: &str) -> f64 {
         *counts.entry(c).or_insert(0usize) += 1;
     }
     let n = text.chars().count() as f64;
-    counts.values().map(|&c| {
-        let p = c as f64 / n;
-        -p * p.log2()
-    }).sum()
+    counts
+        .values()
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
 }
 
 /// Random keys mix letters and digits and have high entropy; identifiers rarely have both.
 fn looks_random(value: &str, min_entropy: f64) -> bool {
-    value.chars().any(|c| c.is_ascii_digit()) && value.chars().any(|c| c.is_ascii_alphabetic()) && entropy(value) >= min_entropy
+    value.chars().any(|c| c.is_ascii_digit())
+        && value.chars().any(|c| c.is_ascii_alphabetic())
+        && entropy(value) >= min_entropy
 }
 
 /// Scans one text. Line numbers are 1-based.
@@ -69,12 +90,19 @@ pub fn scan_text(file: &Path, text: &str) -> Vec<Finding> {
             continue;
         }
         for rule in &rules {
-            let hit = rule.pattern.captures_iter(line).any(|c| match (rule.min_entropy, c.get(1)) {
-                (Some(min), Some(value)) => looks_random(value.as_str(), min),
-                _ => true,
-            });
+            let hit = rule
+                .pattern
+                .captures_iter(line)
+                .any(|c| match (rule.min_entropy, c.get(1)) {
+                    (Some(min), Some(value)) => looks_random(value.as_str(), min),
+                    _ => true,
+                });
             if hit {
-                findings.push(Finding { file: file.to_owned(), line: i + 1, rule: rule.name });
+                findings.push(Finding {
+                    file: file.to_owned(),
+                    line: i + 1,
+                    rule: rule.name,
+                });
             }
         }
     }
@@ -137,7 +165,10 @@ pub fn sbom(root: &Path, timestamp: &str) -> Result<Value, String> {
         .map_err(|e| format!("Cargo.lock: {e}"))?;
     let mut components = Vec::new();
     for package in lock.get("package").and_then(|p| p.as_array()).into_iter().flatten() {
-        let (Some(name), Some(version)) = (package.get("name").and_then(|v| v.as_str()), package.get("version").and_then(|v| v.as_str())) else {
+        let (Some(name), Some(version)) = (
+            package.get("name").and_then(|v| v.as_str()),
+            package.get("version").and_then(|v| v.as_str()),
+        ) else {
             continue;
         };
         let local = package.get("source").is_none();
@@ -152,8 +183,12 @@ pub fn sbom(root: &Path, timestamp: &str) -> Result<Value, String> {
     if let Ok(text) = std::fs::read_to_string(root.join("package-lock.json")) {
         let npm: Value = serde_json::from_str(&text).map_err(|e| format!("package-lock.json: {e}"))?;
         for (path, package) in npm["packages"].as_object().into_iter().flatten() {
-            let Some(name) = path.rsplit("node_modules/").next().filter(|n| !n.is_empty()) else { continue };
-            let Some(version) = package["version"].as_str() else { continue };
+            let Some(name) = path.rsplit("node_modules/").next().filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            let Some(version) = package["version"].as_str() else {
+                continue;
+            };
             let purl_name = name.replace('@', "%40");
             components.push(json!({
                 "type": "library",
@@ -185,9 +220,18 @@ mod tests {
         vec![
             ("private-key", format!("-----BEGIN {}PRIVATE KEY-----", "RSA ")),
             ("aws-access-key", format!("key = {}{}", "AKIA", "Z7Q4M2N8P5R1T6V3")),
-            ("github-token", format!("token: {}_{}", "ghp", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5b")),
-            ("assigned-secret", format!("SESSION_KEY_CURRENT={}", "q8F2kL9vX3mZ7wR1tY5uB4nC6hJ0gD2s")),
-            ("url-with-password", format!("DATABASE_URL=postgres://app:{}@db.example:5432/x", "Xk93!vQ2mP7w")),
+            (
+                "github-token",
+                format!("token: {}_{}", "ghp", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5b"),
+            ),
+            (
+                "assigned-secret",
+                format!("SESSION_KEY_CURRENT={}", "q8F2kL9vX3mZ7wR1tY5uB4nC6hJ0gD2s"),
+            ),
+            (
+                "url-with-password",
+                format!("DATABASE_URL=postgres://app:{}@db.example:5432/x", "Xk93!vQ2mP7w"),
+            ),
         ]
     }
 
@@ -195,7 +239,10 @@ mod tests {
     fn planted_secrets_are_found_by_their_rule() {
         for (rule, line) in planted() {
             let findings = scan_text(Path::new("planted.env"), &line);
-            assert!(findings.iter().any(|f| f.rule == rule), "{rule} not found in {line:?}: {findings:?}");
+            assert!(
+                findings.iter().any(|f| f.rule == rule),
+                "{rule} not found in {line:?}: {findings:?}"
+            );
         }
     }
 
@@ -214,14 +261,26 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("scan-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let git = |args: &[&str]| std::process::Command::new("git").args(args).current_dir(&dir).output().unwrap();
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap()
+        };
         git(&["init", "-q"]);
         std::fs::write(dir.join(".gitignore"), "ignored.env\n").unwrap();
         std::fs::write(dir.join("config.env"), format!("{}\n", planted()[3].1)).unwrap();
         std::fs::write(dir.join("ignored.env"), format!("{}\n", planted()[3].1)).unwrap();
         let findings = scan_tree(&dir);
         let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(findings.iter().map(|f| f.file.display().to_string()).collect::<Vec<_>>(), ["config.env"]);
+        assert_eq!(
+            findings
+                .iter()
+                .map(|f| f.file.display().to_string())
+                .collect::<Vec<_>>(),
+            ["config.env"]
+        );
     }
 
     #[test]
@@ -235,8 +294,19 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo");
         let bom = sbom(root, "2026-11-29T00:00:00Z").expect("sbom");
         assert_eq!(bom["bomFormat"], "CycloneDX");
-        let purls: Vec<&str> = bom["components"].as_array().unwrap().iter().filter_map(|c| c["purl"].as_str()).collect();
-        assert!(purls.iter().any(|p| p.starts_with("pkg:cargo/worker@")), "the worker crate is listed");
-        assert!(purls.iter().any(|p| p.starts_with("pkg:npm/wrangler@")), "wrangler is listed");
+        let purls: Vec<&str> = bom["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["purl"].as_str())
+            .collect();
+        assert!(
+            purls.iter().any(|p| p.starts_with("pkg:cargo/worker@")),
+            "the worker crate is listed"
+        );
+        assert!(
+            purls.iter().any(|p| p.starts_with("pkg:npm/wrangler@")),
+            "wrangler is listed"
+        );
     }
 }

@@ -2,7 +2,8 @@
 
 use crate::{Failure, FailureKind};
 
-/// Attempts a job gets before it is dead-lettered (seed §11: 5 retries for transient failures).
+/// Deliveries a job gets before it is dead-lettered: the first and four retries (seed §11 asks for
+/// 5 tries with exponential backoff; the runtime's `max_retries = 5` stays a backstop above this).
 pub const MAX_ATTEMPTS: u32 = 5;
 /// Exponential backoff base (seed §11: base 1 s).
 pub const RETRY_BASE_SECONDS: u32 = 1;

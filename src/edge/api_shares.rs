@@ -168,7 +168,7 @@ pub async fn update(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
         Ok((col::<String>(&row, 0)?, col::<Vec<u8>>(&row, 1)?))
     })
     .await?;
-    purge(&hash).await;
+    purge(cx.config(), &hash).await;
     Ok(json_reply(200, format!("{{\"share\":{json}}}")))
 }
 
@@ -187,12 +187,12 @@ pub async fn revoke(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
         col::<Vec<u8>>(&row, 0)
     })
     .await?;
-    purge(&hash).await;
+    purge(cx.config(), &hash).await;
     Ok(Reply::new(204))
 }
 
-async fn purge(hash: &[u8]) {
+async fn purge(config: &crate::config::Config, hash: &[u8]) {
     if let Ok(bytes) = <[u8; 32]>::try_from(hash) {
-        share_cache::purge(&TokenHash(bytes)).await;
+        share_cache::purge(config, &TokenHash(bytes)).await;
     }
 }

@@ -77,9 +77,12 @@ pub async fn load(io: &Io, hash: &TokenHash) -> Result<Option<SharePage>, ApiErr
     }
 }
 
-pub async fn get(hash: &TokenHash, lang: Lang) -> Option<CachedPage> {
+pub async fn get(config: &Config, hash: &TokenHash, lang: Lang) -> Option<CachedPage> {
     let cache = Cache::default();
-    let mut response = cache.get(cache_policy::page_cache_key(hash, lang), true).await.ok()??;
+    let mut response = cache
+        .get(cache_policy::page_cache_key(config.cache_host(), hash, lang), true)
+        .await
+        .ok()??;
     let etag = response.headers().get("etag").ok()??;
     let rendered_at_ms = response.headers().get(RENDERED_AT_HEADER).ok()??.parse().ok()?;
     let expires_at_ms = response
@@ -97,7 +100,7 @@ pub async fn get(hash: &TokenHash, lang: Lang) -> Option<CachedPage> {
     })
 }
 
-pub async fn put(hash: &TokenHash, lang: Lang, page: &CachedPage) -> Result<(), String> {
+pub async fn put(config: &Config, hash: &TokenHash, lang: Lang, page: &CachedPage) -> Result<(), String> {
     let headers = Headers::new();
     let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| e.to_string());
     set("content-type", "text/html; charset=utf-8")?;
@@ -116,27 +119,68 @@ pub async fn put(hash: &TokenHash, lang: Lang, page: &CachedPage) -> Result<(), 
         .with_headers(headers)
         .fixed(page.body.clone());
     Cache::default()
-        .put(cache_policy::page_cache_key(hash, lang), response)
+        .put(cache_policy::page_cache_key(config.cache_host(), hash, lang), response)
         .await
         .map_err(|e| e.to_string())
 }
 
-/// Removes every language's page (and revalidation marker) for a link: on revoke and edit.
-pub async fn purge(hash: &TokenHash) {
+/// Removes every language's page (and revalidation marker) of a link from this data center's
+/// cache: enough when the link is found gone or expired, which every data center finds alone.
+pub async fn purge_here(config: &Config, hash: &TokenHash) -> Vec<String> {
     let cache = Cache::default();
+    let host = config.cache_host();
+    let mut urls = Vec::new();
     for lang in Lang::ALL {
-        let _ = cache.delete(cache_policy::page_cache_key(hash, lang), true).await;
+        let page = cache_policy::page_cache_key(host, hash, lang);
+        let _ = cache.delete(page.as_str(), true).await;
         let _ = cache
-            .delete(cache_policy::revalidation_marker_key(hash, lang), true)
+            .delete(cache_policy::revalidation_marker_key(host, hash, lang), true)
             .await;
+        urls.push(page);
+    }
+    urls
+}
+
+/// On revoke and edit: purges here, and in every data center through the zone purge API when
+/// `CF_ZONE_ID` and `CACHE_PURGE_TOKEN` are configured.
+pub async fn purge(config: &Config, hash: &TokenHash) {
+    let urls = purge_here(config, hash).await;
+    if let Some((zone, token)) = &config.cache_purge {
+        if let Err(e) = purge_globally(zone, token.expose(), &urls).await {
+            worker::console_warn!(
+                "{{\"level\":\"WARN\",\"message\":\"global cache purge failed\",\"token_hash\":\"{}\",\"detail\":{:?}}}",
+                hash.short(),
+                e
+            );
+        }
+    }
+}
+
+async fn purge_globally(zone: &str, token: &str, urls: &[String]) -> Result<(), String> {
+    use worker::{Fetch, Method, Request, RequestInit};
+    let headers = Headers::new();
+    let _ = headers.set("authorization", &format!("Bearer {token}"));
+    let _ = headers.set("content-type", "application/json");
+    let mut init = RequestInit::new();
+    let body = serde_json::json!({ "files": urls }).to_string();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(body.into()));
+    let url = format!("https://api.cloudflare.com/client/v4/zones/{zone}/purge_cache");
+    let request = Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
+    match super::timeout::within(3_000, Fetch::Request(request).send()).await {
+        Ok(Ok(response)) if response.status_code() == 200 => Ok(()),
+        Ok(Ok(response)) => Err(format!("purge API answered {}", response.status_code())),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("purge API gave no answer within 3 s".into()),
     }
 }
 
 /// Claims the right to re-render a stale page: false if another request claimed it recently, so
 /// a burst of stale hits triggers one render, not hundreds.
-pub async fn claim_revalidation(hash: &TokenHash, lang: Lang) -> bool {
+pub async fn claim_revalidation(config: &Config, hash: &TokenHash, lang: Lang) -> bool {
     let cache = Cache::default();
-    let key = cache_policy::revalidation_marker_key(hash, lang);
+    let key = cache_policy::revalidation_marker_key(config.cache_host(), hash, lang);
     if matches!(cache.get(key.as_str(), true).await, Ok(Some(_))) {
         return false;
     }
@@ -152,9 +196,12 @@ pub async fn claim_revalidation(hash: &TokenHash, lang: Lang) -> bool {
     cache.put(key.as_str(), marker).await.is_ok()
 }
 
-pub async fn release_revalidation(hash: &TokenHash, lang: Lang) {
+pub async fn release_revalidation(config: &Config, hash: &TokenHash, lang: Lang) {
     let _ = Cache::default()
-        .delete(cache_policy::revalidation_marker_key(hash, lang), true)
+        .delete(
+            cache_policy::revalidation_marker_key(config.cache_host(), hash, lang),
+            true,
+        )
         .await;
 }
 
@@ -168,13 +215,13 @@ pub async fn render_and_store(
     now_ms: i64,
 ) -> Result<Option<Vec<(Lang, CachedPage)>>, ApiError> {
     let Some(page) = load(io, hash).await? else {
-        purge(hash).await;
+        purge_here(config, hash).await;
         return Ok(None);
     };
     let mut pages = Vec::with_capacity(langs.len());
     for &lang in langs {
         let rendered = CachedPage::render(&page, lang, &config.media_origin, now_ms);
-        if let Err(e) = put(hash, lang, &rendered).await {
+        if let Err(e) = put(config, hash, lang, &rendered).await {
             // Serving beats caching: the page still goes out, the next request renders again.
             worker::console_warn!(
                 "{{\"level\":\"WARN\",\"message\":\"cache put failed\",\"detail\":{:?}}}",

@@ -62,9 +62,9 @@ pub async fn serve(cx: &RequestContext, incoming: &Incoming, token_text: &str, n
     let if_none_match = incoming.header("if-none-match").map(str::to_owned);
     let media_origin = cx.config().media_origin.clone();
 
-    let cached = share_cache::get(&hash, lang).await;
+    let cached = share_cache::get(cx.config(), &hash, lang).await;
     if cached.as_ref().is_some_and(|c| link_expired(c.expires_at_ms, now)) {
-        share_cache::purge(&hash).await;
+        share_cache::purge_here(cx.config(), &hash).await;
         return not_found(cx);
     }
     let (page, status) = match cached.map(|c| (freshness(c.rendered_at_ms, now), c)) {
@@ -126,7 +126,7 @@ async fn revalidate_in_background(cx: &RequestContext, hash: TokenHash, lang: La
     if !REVALIDATING.with(|r| r.borrow_mut().insert((hash, lang))) {
         return;
     }
-    if !share_cache::claim_revalidation(&hash, lang).await {
+    if !share_cache::claim_revalidation(cx.config(), &hash, lang).await {
         REVALIDATING.with(|r| r.borrow_mut().remove(&(hash, lang)));
         return;
     }
@@ -136,7 +136,7 @@ async fn revalidate_in_background(cx: &RequestContext, hash: TokenHash, lang: La
     cx.io.lifeline.wait_until(async move {
         let now = context::now_ms();
         let outcome = share_cache::render_and_store(&io, &settings.config, &hash, &[lang], now).await;
-        share_cache::release_revalidation(&hash, lang).await;
+        share_cache::release_revalidation(&settings.config, &hash, lang).await;
         REVALIDATING.with(|r| r.borrow_mut().remove(&(hash, lang)));
         let (level, result) = match &outcome {
             Ok(Some(_)) => (Level::Info, "revalidated".to_owned()),

@@ -96,9 +96,9 @@ pub async fn run(
             let hash = token.hash();
             let mut aged = 0;
             for lang in crate::lang::Lang::ALL {
-                if let Some(mut page) = super::share_cache::get(&hash, lang).await {
+                if let Some(mut page) = super::share_cache::get(cx.config(), &hash, lang).await {
                     page.rendered_at_ms -= seconds * 1000;
-                    super::share_cache::put(&hash, lang, &page)
+                    super::share_cache::put(cx.config(), &hash, lang, &page)
                         .await
                         .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
                     aged += 1;

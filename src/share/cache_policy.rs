@@ -40,19 +40,16 @@ pub fn cache_entry_ttl_seconds() -> i64 {
     (MAX_AGE_MS + STALE_WHILE_REVALIDATE_MS + STALE_IF_ERROR_MS) / 1000
 }
 
-/// The edge cache's key for one rendered page. Built from the token *hash*, never the token, and
-/// under a host of our own so it can never collide with a real URL's cache entry.
-pub fn page_cache_key(hash: &TokenHash, lang: Lang) -> String {
-    format!(
-        "https://share-cache.babybook.internal/v1/page/{}/{}",
-        hash.to_hex(),
-        lang.tag()
-    )
+/// The edge cache's key for one rendered page: a URL on the share host, under a path no route
+/// serves, built from the token *hash* (never the token). Being a URL of our zone, it can also be
+/// purged globally through the zone purge API (the Cache API's own delete is per data center).
+pub fn page_cache_key(host: &str, hash: &TokenHash, lang: Lang) -> String {
+    format!("https://{host}/__edge-cache/v1/page/{}/{}", hash.to_hex(), lang.tag())
 }
 
-pub fn revalidation_marker_key(hash: &TokenHash, lang: Lang) -> String {
+pub fn revalidation_marker_key(host: &str, hash: &TokenHash, lang: Lang) -> String {
     format!(
-        "https://share-cache.babybook.internal/v1/revalidating/{}/{}",
+        "https://{host}/__edge-cache/v1/revalidating/{}/{}",
         hash.to_hex(),
         lang.tag()
     )
@@ -114,11 +111,12 @@ mod tests {
     #[test]
     fn cache_keys_separate_languages_and_never_hold_the_token() {
         let hash = TokenHash([0xab; 32]);
-        let pt = page_cache_key(&hash, Lang::PtBr);
-        let en = page_cache_key(&hash, Lang::En);
+        let pt = page_cache_key("share.babybook.com", &hash, Lang::PtBr);
+        let en = page_cache_key("share.babybook.com", &hash, Lang::En);
         assert_ne!(pt, en);
+        assert!(pt.starts_with("https://share.babybook.com/__edge-cache/"));
         assert!(pt.contains(&hash.to_hex()));
-        assert_ne!(pt, revalidation_marker_key(&hash, Lang::PtBr));
+        assert_ne!(pt, revalidation_marker_key("share.babybook.com", &hash, Lang::PtBr));
     }
 
     #[test]

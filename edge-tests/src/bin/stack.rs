@@ -27,6 +27,7 @@ fn dev() {
     options.port = Some(port);
     options.media_port = Some(media_port);
     options.test_controls = false;
+    options.dev_vars = true;
     options.vars.push(("VIEW_FLUSH_SECONDS".into(), "30".into()));
     eprintln!("starting Postgres, PgBouncer, the media stand-in and wrangler dev …");
     let stack = Stack::start(options);
@@ -47,6 +48,7 @@ fn dev() {
         babybook_ops::seed::demo_token().as_text()
     );
     println!("  media stand-in     {}", stack.media.lock().expect("media").url());
+    println!("  admin token        ADMIN_API_TOKEN in .dev.vars (scripts/redrive reads it from the environment)");
     println!("  database           {url}");
     println!("  worker logs        {}", stack.dir.join("wrangler.log").display());
     println!();

@@ -576,20 +576,46 @@ fn proxied_writes_meet_the_same_origin_and_csrf_guards_as_the_edges_own() {
     let family = stack.family(1, 0);
     let signed_in = stack.sign_in(&family);
     let cookies = signed_in.cookies();
-    let without_csrf = signed_in.client.request("POST", "/v1/moments", &[("cookie", &cookies), ("content-type", "application/json")], Some(b"{}".to_vec()));
-    assert_eq!(without_csrf.status, 403, "a cookie-carrying write to the origin needs the CSRF token");
+    let without_csrf = signed_in.client.request(
+        "POST",
+        "/v1/moments",
+        &[("cookie", &cookies), ("content-type", "application/json")],
+        Some(b"{}".to_vec()),
+    );
+    assert_eq!(
+        without_csrf.status, 403,
+        "a cookie-carrying write to the origin needs the CSRF token"
+    );
     assert_eq!(without_csrf.error_code(), "csrf_failed");
     let evil = signed_in.client.request(
         "POST",
         "/v1/moments",
-        &[("cookie", &cookies), ("x-csrf-token", &signed_in.csrf_token), ("origin", "https://evil.example"), ("content-type", "application/json")],
+        &[
+            ("cookie", &cookies),
+            ("x-csrf-token", &signed_in.csrf_token),
+            ("origin", "https://evil.example"),
+            ("content-type", "application/json"),
+        ],
         Some(b"{}".to_vec()),
     );
     assert_eq!(evil.error_code(), "origin_not_allowed");
     let ok = signed_in.write("POST", "/v1/moments", Some(&json!({})));
     assert_eq!(ok.status, 200, "{}", ok.text());
-    assert!(!stack.origin_requests().as_array().unwrap().iter().any(|r| r["path"] == "/v1/moments" && r["method"] == "POST" && r["headers"].as_array().unwrap().iter().all(|h| h[0] != "x-babybook-user-id")),
-        "refused writes never reached the origin");
+    assert!(
+        !stack
+            .origin_requests()
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["path"] == "/v1/moments"
+                && r["method"] == "POST"
+                && r["headers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|h| h[0] != "x-babybook-user-id")),
+        "refused writes never reached the origin"
+    );
 }
 
 #[test]
@@ -598,11 +624,18 @@ fn only_shareable_moments_can_be_shared_and_a_moment_made_private_leaves_every_p
     let family = stack.family(2, 1);
     let s = stack.sign_in(&family);
     let mut db = stack.db();
-    db.execute("UPDATE moment SET visibility = 'private' WHERE id = $1::text::uuid", &[&family.moment_ids[0]]).unwrap();
+    db.execute(
+        "UPDATE moment SET visibility = 'private' WHERE id = $1::text::uuid",
+        &[&family.moment_ids[0]],
+    )
+    .unwrap();
     let refused = s.write("POST", "/shares", Some(&json!({"moment_ids": [family.moment_ids[0]]})));
     assert_eq!(refused.status, 422, "{}", refused.text());
     let page = stack.client().get(&format!("/s/{}", family.shares[0].token)).text();
-    assert!(!page.contains("Primeiro sorriso"), "the private moment is still on the page");
+    assert!(
+        !page.contains("Primeiro sorriso"),
+        "the private moment is still on the page"
+    );
     assert!(page.contains("Banho de sol"), "the shareable one is there");
 }
 
@@ -614,13 +647,25 @@ fn a_share_can_gain_and_lose_an_expiry_and_edits_purge_its_cached_page() {
     let share = &family.shares[0];
     let path = format!("/s/{}", share.token);
     assert_eq!(stack.client().get(&path).status, 200);
-    let set = s.write("PATCH", &format!("/shares/{}", share.id), Some(&json!({"expires_in_days": 3, "title": "Novo título"})));
+    let set = s.write(
+        "PATCH",
+        &format!("/shares/{}", share.id),
+        Some(&json!({"expires_in_days": 3, "title": "Novo título"})),
+    );
     assert_eq!(set.status, 200, "{}", set.text());
     assert!(set.json()["share"]["expires_at"].is_string());
     let page = stack.client().get(&path);
-    assert_eq!(page.header("x-cache-status"), Some("miss"), "an edit purges the cached page");
+    assert_eq!(
+        page.header("x-cache-status"),
+        Some("miss"),
+        "an edit purges the cached page"
+    );
     assert!(page.text().contains("Novo título"));
-    let cleared = s.write("PATCH", &format!("/shares/{}", share.id), Some(&json!({"expires_in_days": null})));
+    let cleared = s.write(
+        "PATCH",
+        &format!("/shares/{}", share.id),
+        Some(&json!({"expires_in_days": null})),
+    );
     assert!(cleared.json()["share"]["expires_at"].is_null(), "{}", cleared.text());
 }
 
@@ -630,10 +675,16 @@ fn signing_in_works_with_a_csrf_token_fetched_while_already_signed_in() {
     let family = stack.family(1, 0);
     let first = stack.sign_in(&family);
     let session = format!("__Host-session={}", first.session_cookie);
-    let token = first.client.get_with("/auth/csrf", &[("cookie", &session)]).json()["csrf_token"].as_str().unwrap().to_owned();
+    let token = first.client.get_with("/auth/csrf", &[("cookie", &session)]).json()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let again = first.client.post_json(
         "/auth/login",
-        &[("cookie", &format!("{session}; __Host-csrf={token}")), ("x-csrf-token", &token)],
+        &[
+            ("cookie", &format!("{session}; __Host-csrf={token}")),
+            ("x-csrf-token", &token),
+        ],
         &json!({"email": family.email, "password": family.password}),
     );
     assert_eq!(again.status, 200, "{}", again.text());

@@ -401,10 +401,16 @@ fn the_sweep_leaves_published_jobs_alone_even_when_they_wait_long() {
         .db()
         .execute("UPDATE asset SET status = 'queued', queued_at = now() - interval '10 minutes', published_at = now() - interval '10 minutes' WHERE id = $1::text::uuid", &[&asset])
         .unwrap();
-    let later = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     assert_eq!(stack.fire_cron("*/5 * * * *", later).status, 200);
     std::thread::sleep(Duration::from_secs(3));
-    assert!(calls_for(stack, &asset).is_empty(), "a job already on the queue was published again");
+    assert!(
+        calls_for(stack, &asset).is_empty(),
+        "a job already on the queue was published again"
+    );
     assert_eq!(asset_status(stack, &asset).0, "queued");
 }
 

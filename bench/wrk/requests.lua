@@ -1,0 +1,92 @@
+-- wrk script for scripts/bench. Usage: wrk ... -s requests.lua URL -- MODE [FILE] [ETAG] [LIMIT]
+--   MODE hit|miss|not-modified|malformed|health|baseline|soak
+--   FILE a file of lines: share tokens (hit, miss), or "kind path cookie" lines (soak)
+-- Every request carries its own CF-Connecting-IP (a header value, never dialled), so the
+-- per-IP share limit does not shape the measurement. done() prints one JSON line.
+
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+
+local function lines(path)
+  local t = {}
+  if path == nil or path == "" then return t end
+  for line in io.lines(path) do
+    if line ~= "" then table.insert(t, line) end
+  end
+  return t
+end
+
+function init(args)
+  mode = args[1]
+  items = lines(args[2])
+  etag = args[3]
+  limit = tonumber(args[4] or "0")
+  n_threads = tonumber(os.getenv("WRK_THREADS") or "2")
+  counter = 0
+  responses = 0
+  s5xx = 0
+  other = 0
+  math.randomseed(os.time() + id * 7919)
+end
+
+local function ip()
+  return string.format("198.%d.%d.%d", 18 + math.random(0, 1), math.random(0, 255), math.random(1, 254))
+end
+
+function request()
+  counter = counter + 1
+  local headers = { ["cf-connecting-ip"] = ip() }
+  local path = "/health"
+  if mode == "hit" or mode == "baseline" then
+    path = "/s/" .. items[1]
+  elseif mode == "not-modified" then
+    path = "/s/" .. items[1]
+    headers["if-none-match"] = etag
+  elseif mode == "malformed" then
+    path = "/s/not-a-share-token"
+  elseif mode == "miss" then
+    -- a (token, language) pair no request has asked for: every one is a cache miss
+    local k = id + (counter - 1) * n_threads
+    local token = items[(k % #items) + 1]
+    if k >= 2 * #items then wrk.thread:stop() end
+    if k % (2 * #items) >= #items then headers["accept-language"] = "en" end
+    path = "/s/" .. token
+  elseif mode == "soak" then
+    local line = items[math.random(1, #items)]
+    local kind, p, cookie = line:match("^(%S+) (%S+) ?(%S*)$")
+    path = p
+    if cookie ~= nil and cookie ~= "" then headers["cookie"] = "__Host-session=" .. cookie end
+  end
+  return wrk.format("GET", path, headers)
+end
+
+function response(status, headers, body)
+  responses = responses + 1
+  if status >= 500 then
+    s5xx = s5xx + 1
+  elseif status >= 400 and mode ~= "malformed" then
+    other = other + 1
+  end
+  if limit > 0 and responses >= limit then wrk.thread:stop() end
+end
+
+function done(summary, latency, requests)
+  local total5xx, totalother = 0, 0
+  for _, t in ipairs(threads) do
+    total5xx = total5xx + (t:get("s5xx") or 0)
+    totalother = totalother + (t:get("other") or 0)
+  end
+  local seconds = summary.duration / 1e6
+  io.write(string.format(
+    '{"requests":%d,"seconds":%.3f,"rps":%.1f,"p50_ms":%.3f,"p95_ms":%.3f,"p99_ms":%.3f,"socket_errors":%d,"status_5xx":%d,"status_4xx_unexpected":%d}\n',
+    summary.requests, seconds, summary.requests / seconds,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    total5xx, totalother))
+end

@@ -1,0 +1,628 @@
+//! `scripts/bench`: the numbers behind the README's Performance section, measured in one run on
+//! one machine and reported as ratios against a baseline measured in the same run.
+//!
+//! bench [--smoke] [--soak]
+//!   --smoke  short runs (seconds), budgets on size only: what scripts/test runs
+//!   --soak   also the 100 000-request soak (80 % share hits, 10 % misses, 10 % API)
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use babybook_edge::session::{Session, SessionKeys, SigningKey};
+use babybook_jobs::Id;
+use edge_tests::stack::repo_root;
+use edge_tests::{Stack, StackOptions};
+
+struct Settings {
+    seconds: u32,
+    connections: u32,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let soak_run = args.iter().any(|a| a == "--soak");
+    let settings = Settings {
+        seconds: if smoke { 2 } else { 10 },
+        connections: 32,
+    };
+    let repo = repo_root();
+    let mut results = json!({"machine": machine(), "mode": if smoke { "smoke" } else { "full" }});
+
+    eprintln!("bench: starting the stack …");
+    let stack = Stack::start(
+        StackOptions::named("bench")
+            .var("LOG_SAMPLE_SUCCESS", "0.01")
+            .var("VIEW_FLUSH_SECONDS", "30"),
+    );
+    let (accounts, shares) = if smoke { (2, 20) } else { (20, 100) };
+    eprintln!("bench: generating {} share links …", accounts * shares);
+    let families = generate(&stack, accounts, 12, shares);
+    let tokens: Vec<String> = families
+        .iter()
+        .flat_map(|f| f.shares.iter().map(|s| s.token.clone()))
+        .collect();
+    let work = stack.dir.join("bench");
+    std::fs::create_dir_all(&work).expect("bench dir");
+    let hot = tokens[0].clone();
+    let hot_file = write_lines(&work, "hot.txt", std::slice::from_ref(&hot));
+    let miss_file = write_lines(&work, "miss.txt", &tokens[1..]);
+
+    // Warm the hot page, take its bytes and headers for the baseline.
+    let client = stack.client();
+    let warm = client.get(&format!("/s/{hot}"));
+    assert_eq!(warm.status, 200, "hot page: {}", warm.text());
+    let page = client.get(&format!("/s/{hot}"));
+    assert_eq!(page.header("x-cache-status"), Some("hit"));
+    let etag = page.header("etag").expect("etag").to_owned();
+
+    eprintln!("bench: starting the baseline Worker …");
+    let baseline_dir = repo.join("bench/baseline");
+    std::fs::write(baseline_dir.join("page.html"), &page.body).expect("page.html");
+    let headers: serde_json::Map<String, Value> = page
+        .headers
+        .iter()
+        .filter(|(n, _)| {
+            !matches!(
+                n.as_str(),
+                "content-length" | "transfer-encoding" | "date" | "x-trace-id"
+            )
+        })
+        .map(|(n, v)| (n.clone(), Value::String(v.clone())))
+        .collect();
+    std::fs::write(baseline_dir.join("headers.json"), Value::Object(headers).to_string()).expect("headers.json");
+    let baseline = Baseline::start(&baseline_dir, &work);
+
+    let wrk = |name: &str, base: &str, mode: &str, file: &Path, extra: &[&str]| -> Value {
+        eprintln!("bench: {name} …");
+        let r = run_wrk(base, mode, file, extra, &settings);
+        eprintln!("       {r}");
+        r
+    };
+    let empty = write_lines(&work, "empty.txt", &[]);
+    let base = stack.base_url.clone();
+    let mut http = serde_json::Map::new();
+    http.insert(
+        "baseline_js_same_bytes".into(),
+        wrk("baseline", &baseline.url, "baseline", &hot_file, &[]),
+    );
+    http.insert("share_hit".into(), wrk("share hit", &base, "hit", &hot_file, &[]));
+    http.insert(
+        "share_304".into(),
+        wrk("304", &base, "not-modified", &hot_file, &[&etag]),
+    );
+    http.insert("share_miss".into(), wrk("share miss", &base, "miss", &miss_file, &[]));
+    http.insert(
+        "malformed_404".into(),
+        wrk("malformed token", &base, "malformed", &empty, &[]),
+    );
+    http.insert("health".into(), wrk("health", &base, "health", &empty, &[]));
+    drop(baseline);
+
+    eprintln!("bench: hit path without hygiene and rate limits (to price them) …");
+    let bare = Stack::start(
+        StackOptions::named("bench-bare")
+            .var("LOG_SAMPLE_SUCCESS", "0.01")
+            .var("VIEW_FLUSH_SECONDS", "30")
+            .var("BENCH_BYPASS_PROTECTION", "on"),
+    );
+    let bare_family = generate(&bare, 1, 12, 1);
+    let bare_hot = write_lines(&work, "bare.txt", std::slice::from_ref(&bare_family[0].shares[0].token));
+    bare.client().get(&format!("/s/{}", bare_family[0].shares[0].token));
+    http.insert(
+        "share_hit_without_protection".into(),
+        wrk("share hit, no protection", &bare.base_url, "hit", &bare_hot, &[]),
+    );
+    drop(bare);
+    // The protected run again, right after, so the comparison is not skewed by drift.
+    http.insert(
+        "share_hit_again".into(),
+        wrk("share hit (again)", &base, "hit", &hot_file, &[]),
+    );
+    results["http"] = Value::Object(http);
+
+    results["wasm"] = wasm_size(&repo);
+    results["startup"] = startup(&repo);
+    results["queue"] = queue_throughput(&stack, if smoke { 20 } else { 300 });
+    results["micro"] = micro(&repo, smoke);
+    if soak_run {
+        results["soak"] = soak(&stack, &work, &families);
+    }
+    drop(stack);
+
+    let (table, failures) = report(&results, smoke);
+    results["budgets_missed"] = json!(failures);
+    std::fs::write(
+        repo.join("bench/results.json"),
+        serde_json::to_string_pretty(&results).unwrap(),
+    )
+    .expect("results.json");
+    std::fs::write(repo.join("bench/results.md"), &table).expect("results.md");
+    if !smoke {
+        update_readme(&repo, &table);
+    }
+    println!("{table}");
+    if failures.is_empty() {
+        println!("bench: every budget met");
+    } else {
+        println!("bench: budgets missed: {}", failures.join("; "));
+        std::process::exit(1);
+    }
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    json!({"cpu": cpu, "cores": cores, "os": std::env::consts::OS})
+}
+
+fn generate(stack: &Stack, accounts: u32, moments: u32, shares: u32) -> Vec<babybook_ops::generate::Family> {
+    let mut db = stack.db();
+    let port: String = db.query_one("SHOW port", &[]).unwrap().get(0);
+    let url = format!("postgres://postgres@127.0.0.1:{port}/{}", stack.db_name);
+    edge_tests::standins::runtime()
+        .block_on(babybook_ops::generate::run(
+            &url,
+            babybook_ops::generate::Spec {
+                accounts,
+                moments,
+                shares,
+            },
+        ))
+        .expect("generate")
+}
+
+fn write_lines(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+    path
+}
+
+fn run_wrk(base: &str, mode: &str, file: &Path, extra: &[&str], s: &Settings) -> Value {
+    let script = repo_root().join("bench/wrk/requests.lua");
+    let output = Command::new("wrk")
+        .env("WRK_THREADS", "2")
+        .args([
+            "-t2",
+            &format!("-c{}", s.connections),
+            &format!("-d{}s", s.seconds),
+            "--latency",
+            "-s",
+        ])
+        .arg(&script)
+        .arg(base)
+        .arg("--")
+        .arg(mode)
+        .arg(file)
+        .args(extra)
+        .output()
+        .expect("wrk (apt-get install wrk)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| {
+        panic!(
+            "wrk printed no result:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    serde_json::from_str(line).expect("wrk JSON")
+}
+
+struct Baseline {
+    url: String,
+    process: edge_tests::procs::Guarded,
+}
+
+impl Baseline {
+    fn start(dir: &Path, work: &Path) -> Baseline {
+        let port = edge_tests::procs::free_port();
+        let mut command = Command::new(repo_root().join("node_modules/.bin/wrangler"));
+        command
+            .current_dir(dir)
+            .args([
+                "dev",
+                "--port",
+                &port.to_string(),
+                "--ip",
+                "127.0.0.1",
+                "--inspector-port",
+                &edge_tests::procs::free_port().to_string(),
+            ])
+            .arg("--persist-to")
+            .arg(work.join("baseline-state"))
+            .args(["--show-interactive-dev-session=false"])
+            .env("WRANGLER_SEND_METRICS", "false")
+            .stdout(std::fs::File::create(work.join("baseline.log")).expect("log"))
+            .stderr(std::process::Stdio::null());
+        let process = edge_tests::procs::Guarded::spawn(command).expect("baseline wrangler dev");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while reqwest::blocking::get(format!("{url}/"))
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+            != 200
+        {
+            assert!(Instant::now() < deadline, "the baseline Worker never came up");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Baseline { url, process }
+    }
+}
+
+impl Drop for Baseline {
+    fn drop(&mut self) {
+        self.process.stop(Duration::from_secs(3));
+    }
+}
+
+fn wasm_size(repo: &Path) -> Value {
+    let path = repo.join("build/index_bg.wasm");
+    let raw = std::fs::metadata(&path)
+        .expect("build/index_bg.wasm (scripts/build-worker)")
+        .len();
+    let out = Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(&path)
+        .output()
+        .expect("gzip");
+    json!({"raw_bytes": raw, "gzip_bytes": out.stdout.len()})
+}
+
+fn startup(repo: &Path) -> Value {
+    let out = Command::new("node")
+        .arg(repo.join("bench/wasm-startup.mjs"))
+        .arg(repo.join("build/index_bg.wasm"))
+        .arg("7")
+        .output()
+        .expect("node");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("wasm-startup: {text} {}", String::from_utf8_lossy(&out.stderr)));
+    serde_json::from_str(line).expect("json")
+}
+
+fn queue_throughput(stack: &Stack, jobs: usize) -> Value {
+    eprintln!("bench: queue throughput, {jobs} jobs …");
+    let family = &generate(stack, 1, 1, 0)[0];
+    let mut db = stack.db();
+    let mut bodies = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..jobs {
+        let id: String = db
+            .query_one(
+                "INSERT INTO asset (account_id, media_type, original_key, size_bytes, status, queued_at, published_at)
+                 VALUES ($1::text::uuid, 'image/jpeg', 'originals/bench.jpg', 1, 'queued', now(), now()) RETURNING id::text",
+                &[&family.account_id],
+            )
+            .unwrap()
+            .get(0);
+        bodies.push(json!({
+            "schema_version": 1, "job_id": babybook_edge::secure_random::new_id().unwrap().to_string(), "account_id": family.account_id,
+            "trace_id": "bench-queue-throughput", "enqueued_at": babybook_jobs::format_rfc3339_millis(0), "job_type": "transcode",
+            "asset_id": id, "original_key": "originals/bench.jpg", "media_type": "image/jpeg"}));
+        ids.push(id);
+    }
+    let started = Instant::now();
+    for chunk in bodies.chunks(100) {
+        stack.control(json!({"action": "publish_raw_batch", "bodies": chunk}));
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let ready: i64 = db
+            .query_one("SELECT count(*) FROM asset WHERE account_id = $1::text::uuid AND status = 'ready' AND original_key = 'originals/bench.jpg'", &[&family.account_id])
+            .unwrap()
+            .get(0);
+        if ready as usize >= jobs {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "queue throughput: only {ready} of {jobs} ready"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    json!({"jobs": jobs, "seconds": seconds, "jobs_per_second": jobs as f64 / seconds})
+}
+
+fn micro(repo: &Path, smoke: bool) -> Value {
+    eprintln!("bench: host micro-benchmarks (criterion) …");
+    let measurement = if smoke { "1" } else { "3" };
+    let out = Command::new("cargo")
+        .current_dir(repo)
+        .args([
+            "bench",
+            "-q",
+            "-p",
+            "babybook-micro-bench",
+            "--bench",
+            "core",
+            "--",
+            "--warm-up-time",
+            "1",
+            "--measurement-time",
+            measurement,
+        ])
+        .output()
+        .expect("cargo bench");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // criterion: "<name>   time:   [low mid high]" (the name may be on the previous line)
+    let mut results = serde_json::Map::new();
+    let mut name = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if let Some((before, after)) = trimmed.split_once("time:") {
+            if !before.trim().is_empty() {
+                name = before.trim().to_owned();
+            }
+            let parts: Vec<&str> = after
+                .trim()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .split_whitespace()
+                .collect();
+            if parts.len() >= 4 {
+                let value: f64 = parts[2].parse().unwrap_or(f64::NAN);
+                let micros = match parts[3] {
+                    "ns" => value / 1000.0,
+                    "µs" | "us" => value,
+                    "ms" => value * 1000.0,
+                    "s" => value * 1e6,
+                    _ => f64::NAN,
+                };
+                results.insert(name.clone(), json!(micros));
+            }
+        } else if !trimmed.is_empty() && !trimmed.contains(':') {
+            name = trimmed.to_owned();
+        }
+    }
+    assert!(
+        !results.is_empty(),
+        "criterion printed nothing:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json!({"unit": "microseconds (median)", "results": results})
+}
+
+fn soak(stack: &Stack, work: &Path, families: &[babybook_ops::generate::Family]) -> Value {
+    eprintln!("bench: soak, 100 000 requests at concurrency 64 …");
+    let more = generate(stack, 40, 2, 100);
+    let keys = SessionKeys {
+        current: SigningKey::new(&stack.secrets.session_key),
+        previous: None,
+    };
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut lines = Vec::new();
+    let hot: Vec<&str> = families.iter().take(10).map(|f| f.shares[0].token.as_str()).collect();
+    for t in &hot {
+        stack.client().get(&format!("/s/{t}"));
+    }
+    let cold: Vec<&str> = more
+        .iter()
+        .flat_map(|f| f.shares.iter().map(|s| s.token.as_str()))
+        .collect();
+    let users: Vec<String> = families
+        .iter()
+        .chain(more.iter())
+        .map(|f| {
+            Session::new(
+                format!("soak-{}", f.user_id),
+                Id::parse(&f.user_id).unwrap(),
+                Id::parse(&f.account_id).unwrap(),
+                now_s,
+            )
+            .seal(&keys)
+        })
+        .collect();
+    for i in 0..1000 {
+        match i % 10 {
+            0 => lines.push(format!("miss /s/{}", cold[(i / 10) % cold.len()])),
+            1 => lines.push(format!(
+                "api {} {}",
+                if i % 20 == 1 { "/me" } else { "/shares" },
+                users[(i / 10) % users.len()]
+            )),
+            _ => lines.push(format!("hit /s/{}", hot[i % hot.len()])),
+        }
+    }
+    let file = write_lines(work, "soak.txt", &lines);
+    let before = stack.server_connections("app_rw");
+    let settings = Settings {
+        seconds: 600,
+        connections: 64,
+    };
+    let started = Instant::now();
+    let result = run_wrk(&stack.base_url, "soak", &file, &["", "50000"], &settings);
+    let seconds = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(3));
+    let after = stack.server_connections("app_rw");
+    let bouncer_clients = stack
+        .bouncer()
+        .admin("SHOW CLIENTS")
+        .iter()
+        .filter(|m| matches!(m, postgres::SimpleQueryMessage::Row(r) if r.get("user") == Some("app_rw")))
+        .count();
+    json!({
+        "requests": result["requests"], "seconds": seconds, "rps": result["rps"], "p95_ms": result["p95_ms"], "p99_ms": result["p99_ms"],
+        "status_5xx": result["status_5xx"], "socket_errors": result["socket_errors"],
+        "server_alive": stack.alive(), "app_rw_server_connections_before": before, "app_rw_server_connections_after": after,
+        "pgbouncer_client_connections_after": bouncer_clients, "pool_size": stack.bouncer().pool_size,
+    })
+}
+
+fn report(r: &Value, smoke: bool) -> (String, Vec<String>) {
+    let http = &r["http"];
+    let baseline_rps = http["baseline_js_same_bytes"]["rps"].as_f64().unwrap_or(f64::NAN);
+    let mut failures = Vec::new();
+    let mut table = String::new();
+    table.push_str(&format!(
+        "Measured by `scripts/bench` ({} mode) on {} ({} cores), 2 wrk threads, 32 connections; one run, baseline in the same run.\n\n",
+        r["mode"].as_str().unwrap_or(""),
+        r["machine"]["cpu"].as_str().unwrap_or("?"),
+        r["machine"]["cores"]
+    ));
+    table.push_str(
+        "| measurement | requests/s | p50 ms | p95 ms | p99 ms | vs baseline |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    let rows = [
+        ("baseline: minimal JS Worker, same bytes", "baseline_js_same_bytes"),
+        ("share page, cache hit", "share_hit"),
+        ("share page, cache hit (repeat)", "share_hit_again"),
+        (
+            "share page, cache hit, no hygiene/rate limits",
+            "share_hit_without_protection",
+        ),
+        ("share page, 304 revalidation", "share_304"),
+        ("share page, cache miss (database + render)", "share_miss"),
+        ("404 for a malformed token", "malformed_404"),
+        ("/health", "health"),
+    ];
+    for (label, key) in rows {
+        let m = &http[key];
+        let rps = m["rps"].as_f64().unwrap_or(f64::NAN);
+        table.push_str(&format!(
+            "| {label} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2}× |\n",
+            rps,
+            m["p50_ms"].as_f64().unwrap_or(f64::NAN),
+            m["p95_ms"].as_f64().unwrap_or(f64::NAN),
+            m["p99_ms"].as_f64().unwrap_or(f64::NAN),
+            rps / baseline_rps
+        ));
+    }
+    let hit = http["share_hit"]["rps"]
+        .as_f64()
+        .unwrap_or(0.0)
+        .max(http["share_hit_again"]["rps"].as_f64().unwrap_or(0.0));
+    let bare = http["share_hit_without_protection"]["rps"].as_f64().unwrap_or(f64::NAN);
+    let miss_p95 = http["share_miss"]["p95_ms"].as_f64().unwrap_or(f64::NAN);
+    let gzip = r["wasm"]["gzip_bytes"].as_u64().unwrap_or(u64::MAX);
+    let startup = r["startup"]["median_ms"].as_f64().unwrap_or(f64::NAN);
+    let render = r["micro"]["results"]["render_share_page_50_moments"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let errors: u64 = http
+        .as_object()
+        .map(|o| {
+            o.values()
+                .map(|m| m["status_5xx"].as_u64().unwrap_or(0) + m["socket_errors"].as_u64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0);
+    let mut budget = |name: &str, value: String, limit: &str, ok: bool, enforced: bool| {
+        if enforced && !ok {
+            failures.push(format!("{name}: {value} (budget {limit})"));
+        }
+        format!(
+            "| {name} | {value} | {limit} | {} |\n",
+            if ok {
+                "met"
+            } else if enforced {
+                "**missed**"
+            } else {
+                "not met (smoke run: not enforced)"
+            }
+        )
+    };
+    let mut budgets = String::from("\n| budget | measured | limit | |\n|---|---:|---:|---|\n");
+    budgets.push_str(&budget(
+        "cache-hit throughput vs baseline",
+        format!("{:.2}×", hit / baseline_rps),
+        "≥ 0.90×",
+        hit / baseline_rps >= 0.9,
+        !smoke,
+    ));
+    budgets.push_str(&budget(
+        "cache-miss p95",
+        format!("{miss_p95:.1} ms"),
+        "≤ 25 ms",
+        miss_p95 <= 25.0,
+        !smoke,
+    ));
+    budgets.push_str(&budget(
+        "hygiene + rate-limit cost on hits",
+        format!("{:.1} %", (1.0 - hit / bare) * 100.0),
+        "< 5 %",
+        hit / bare > 0.95,
+        !smoke,
+    ));
+    budgets.push_str(&budget(
+        "gzipped wasm",
+        format!("{} KiB", gzip / 1024),
+        "≤ 1024 KiB",
+        gzip <= 1024 * 1024,
+        true,
+    ));
+    budgets.push_str(&budget(
+        "start-up: wasm compile + instantiate (V8, median of 7)",
+        format!("{startup:.1} ms"),
+        "≤ 100 ms",
+        startup <= 100.0,
+        !smoke,
+    ));
+    budgets.push_str(&budget(
+        "render a 50-moment page (host, criterion)",
+        format!("{render:.0} µs"),
+        "< 1000 µs",
+        render < 1000.0,
+        !smoke,
+    ));
+    budgets.push_str(&budget(
+        "5xx or socket errors during the runs",
+        errors.to_string(),
+        "0",
+        errors == 0,
+        true,
+    ));
+    table.push_str(&budgets);
+    table.push_str(&format!(
+        "\nQueue: {} jobs end to end (publish → consumer → instant media stand-in → database) in {:.1} s: **{:.0} jobs/s** (local queue: batches of 10, one batch at a time).\n",
+        r["queue"]["jobs"], r["queue"]["seconds"].as_f64().unwrap_or(0.0), r["queue"]["jobs_per_second"].as_f64().unwrap_or(0.0)
+    ));
+    if let Some(m) = r["micro"]["results"].as_object() {
+        table.push_str("\nHost micro-benchmarks (criterion, median):");
+        for (k, v) in m {
+            table.push_str(&format!(" `{k}` {:.2} µs;", v.as_f64().unwrap_or(f64::NAN)));
+        }
+        table.push('\n');
+    }
+    if r.get("soak").is_some() {
+        let s = &r["soak"];
+        let ok = s["status_5xx"] == 0 && s["server_alive"] == true && s["pgbouncer_client_connections_after"] == 0;
+        if !ok {
+            failures.push("soak".into());
+        }
+        table.push_str(&format!(
+            "\nSoak: {} requests (80 % share hits, 10 % misses, 10 % API with sessions) at concurrency 64 in {:.0} s ({:.0} req/s, p95 {:.1} ms): {} 5xx, {} socket errors, server alive: {}, app_rw server connections {} → {} (pool {}), PgBouncer client connections left: {}.\n",
+            s["requests"], s["seconds"].as_f64().unwrap_or(0.0), s["rps"].as_f64().unwrap_or(0.0), s["p95_ms"].as_f64().unwrap_or(0.0),
+            s["status_5xx"], s["socket_errors"], s["server_alive"], s["app_rw_server_connections_before"], s["app_rw_server_connections_after"],
+            s["pool_size"], s["pgbouncer_client_connections_after"]
+        ));
+    }
+    (table, failures)
+}
+
+fn update_readme(repo: &Path, table: &str) {
+    let path = repo.join("README.md");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let (Some(start), Some(end)) = (text.find("<!-- bench:begin -->"), text.find("<!-- bench:end -->")) else {
+        return;
+    };
+    let updated = format!("{}<!-- bench:begin -->\n{table}\n{}", &text[..start], &text[end..]);
+    std::fs::write(path, updated).expect("README");
+}
