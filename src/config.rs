@@ -44,6 +44,8 @@ pub mod var {
     pub const PREWARM_CONCURRENCY: &str = "PREWARM_CONCURRENCY";
     pub const PREWARM_BUDGET_MS: &str = "PREWARM_BUDGET_MS";
     pub const VIEW_FLUSH_SECONDS: &str = "VIEW_FLUSH_SECONDS";
+    pub const SHARE_MEMORY_TTL_MS: &str = "SHARE_MEMORY_TTL_MS";
+    pub const DB_ACQUIRE_TIMEOUT_MS: &str = "DB_ACQUIRE_TIMEOUT_MS";
     pub const CONSUMER_CONCURRENCY: &str = "CONSUMER_CONCURRENCY";
     pub const TEST_CONTROLS: &str = "TEST_CONTROLS";
     pub const BENCH_BYPASS_PROTECTION: &str = "BENCH_BYPASS_PROTECTION";
@@ -110,6 +112,11 @@ pub struct Config {
     pub prewarm_concurrency: usize,
     pub prewarm_budget_ms: u64,
     pub view_flush_seconds: u64,
+    /// How long a share page stays in an isolate's memory in front of the Cache API (0: off).
+    pub share_memory_ttl_ms: u64,
+    /// How long a unit of work waits for a connection and its first statement (seed §11: pool
+    /// acquire 2 s). 1.5 s by default, so the whole 503 answer, closing included, leaves in 2 s.
+    pub db_acquire_timeout_ms: u32,
     pub consumer_concurrency: usize,
     /// Test-only controls (`/__test/*`, clock offsets, fault switches): honoured only when
     /// `ENVIRONMENT` is `local` *and* `TEST_CONTROLS` is `on`.
@@ -191,6 +198,8 @@ impl Config {
             prewarm_concurrency: parse_number(var::PREWARM_CONCURRENCY, get(var::PREWARM_CONCURRENCY), 4)?,
             prewarm_budget_ms: parse_number(var::PREWARM_BUDGET_MS, get(var::PREWARM_BUDGET_MS), 20_000)?,
             view_flush_seconds: parse_number(var::VIEW_FLUSH_SECONDS, get(var::VIEW_FLUSH_SECONDS), 30)?,
+            share_memory_ttl_ms: parse_number(var::SHARE_MEMORY_TTL_MS, get(var::SHARE_MEMORY_TTL_MS), 2_000)?,
+            db_acquire_timeout_ms: parse_number(var::DB_ACQUIRE_TIMEOUT_MS, get(var::DB_ACQUIRE_TIMEOUT_MS), 1_500)?,
             consumer_concurrency: parse_number(var::CONSUMER_CONCURRENCY, get(var::CONSUMER_CONCURRENCY), 10)?.max(1),
             test_controls: environment == Environment::Local && get(var::TEST_CONTROLS).as_deref() == Some("on"),
             bench_bypass_protection: environment == Environment::Local

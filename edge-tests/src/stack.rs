@@ -163,7 +163,9 @@ impl Stack {
     /// The stack shared by every test that does not break anything.
     pub fn shared() -> &'static Stack {
         static SHARED: OnceLock<Stack> = OnceLock::new();
-        SHARED.get_or_init(|| Stack::start(StackOptions::named("shared")))
+        // Many tests at once on a 2-core machine: connections take longer than production's
+        // budget, and this stack is not where acquire timeouts are tested (scenario stacks are).
+        SHARED.get_or_init(|| Stack::start(StackOptions::named("shared").var("DB_ACQUIRE_TIMEOUT_MS", "5000")))
     }
 
     pub fn start(options: StackOptions) -> Stack {

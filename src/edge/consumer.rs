@@ -108,6 +108,7 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
     let queue = batch.queue().map(String::from).unwrap_or_default();
     let backlog = batch_metric(&batch, "backlogCount");
     let config = &settings.config;
+    wait_while_paused(config).await;
     let messages = deliveries(&batch);
     let size = messages.len();
     let fates: Vec<(Fate, Option<i64>)> = futures_util::stream::iter(messages.iter())
@@ -142,6 +143,25 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
         oldest.unwrap_or(0),
         backlog.unwrap_or(0.0),
     );
+}
+
+/// Chaos drill (seed §7.4, scenario 1), local test runs only: the `consumer_paused` fault holds
+/// the batch, as a stopped consumer would, so the backlog and its age grow behind it.
+async fn wait_while_paused(config: &Config) {
+    if !super::test_controls::fault(config, "consumer_paused") {
+        return;
+    }
+    context::emit(&context::line(
+        config,
+        &context::new_trace_id(),
+        Level::Warn,
+        "consumer paused",
+    ));
+    let mut waited_ms = 0;
+    while super::test_controls::fault(config, "consumer_paused") && waited_ms < 120_000 {
+        worker::Delay::from(std::time::Duration::from_millis(250)).await;
+        waited_ms += 250;
+    }
 }
 
 /// The runtime's batch metadata (`metadata.metrics.backlogCount`, …) when it provides it.

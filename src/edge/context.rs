@@ -100,6 +100,8 @@ impl Lifeline {
 pub struct Io {
     pub env: Env,
     pub lifeline: Lifeline,
+    /// How long a unit of work waits for its connection and first statement.
+    pub acquire_ms: u32,
 }
 
 impl std::ops::Deref for Io {

@@ -34,10 +34,6 @@ use crate::error::{ApiError, ErrorCode};
 use super::test_controls::{count, Counter};
 use super::timeout::within;
 
-/// How long to wait for a connection and the first statement (seed §11: pool acquire 2 s). A bit
-/// under 2 s, so that the whole 503 answer, closing the socket included, leaves within 2 s.
-const ACQUIRE_TIMEOUT_MS: u32 = 1_500;
-
 /// Whose rows the unit of work may see.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope {
@@ -68,6 +64,7 @@ pub type Param<'a> = (&'a (dyn ToSql + Sync), Type);
 pub struct Tx {
     client: Client,
     budget: Budget,
+    acquire_ms: u32,
 }
 
 impl Tx {
@@ -111,23 +108,26 @@ pub async fn transaction<T>(
     work: impl AsyncFnOnce(&Tx) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     let socket = RawSocket::default();
-    let connected = within(ACQUIRE_TIMEOUT_MS, connect(io, socket.clone())).await;
+    let connected = within(io.acquire_ms, connect(io, socket.clone())).await;
     let (client, finished) = match connected {
         Ok(Ok(pair)) => pair,
         Ok(Err(e)) => {
-            socket.close();
+            // A refused handshake is followed by the server closing its side; closing ours first
+            // races its last bytes (which wrangler's local proxy cannot take). Let it finish.
+            socket.linger(io);
             return Err(e);
         }
         Err(_) => {
             // The handshake is still in flight: let it end on its own, as for a stuck statement.
-            io.lifeline.wait_until(async move {
-                worker::Delay::from(std::time::Duration::from_millis(u64::from(LINGER_LIMIT_MS))).await;
-                socket.close();
-            });
+            socket.linger(io);
             return Err(ApiError::new(ErrorCode::DatabaseUnavailable, "connect timed out"));
         }
     };
-    let tx = Tx { client, budget };
+    let tx = Tx {
+        client,
+        budget,
+        acquire_ms: io.acquire_ms,
+    };
     let result = run(&tx, scope, budget, work).await;
     // Closing: drop the client (the connection task sends Terminate and ends) and wait for the
     // task. A connection stuck on an unanswered statement is closed by force: no socket may
@@ -158,11 +158,69 @@ const LINGER_LIMIT_MS: u32 = 25_000;
 #[derive(Clone, Default)]
 struct RawSocket(Rc<RefCell<Option<worker::worker_sys::Socket>>>);
 
+/// A Worker socket that never half-closes: tokio-postgres sends Terminate and then shuts down its
+/// write side, and a server still answering after that FIN (PgBouncer reporting a crashed server
+/// connection, say) makes wrangler's local Hyperdrive proxy write to an ended socket and exit.
+/// After Terminate the server closes the connection itself; that close ends ours.
+pub struct ServerCloses(Socket);
+
+impl tokio::io::AsyncRead for ServerCloses {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for ServerCloses {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio_postgres::tls::TlsStream for ServerCloses {
+    fn channel_binding(&self) -> tokio_postgres::tls::ChannelBinding {
+        tokio_postgres::tls::ChannelBinding::none()
+    }
+}
+
 impl RawSocket {
     fn close(&self) {
         if let Some(socket) = self.0.borrow_mut().take() {
             let _ = socket.close();
         }
+    }
+
+    /// Keeps the invocation alive until the server closes the socket, closing it ourselves only
+    /// after [`LINGER_LIMIT_MS`].
+    fn linger(&self, io: &Io) {
+        let closed = self.0.borrow().as_ref().and_then(|s| s.closed().ok());
+        let socket = self.clone();
+        io.lifeline.wait_until(async move {
+            let server_closed = match closed {
+                Some(promise) => within(LINGER_LIMIT_MS, wasm_bindgen_futures::JsFuture::from(promise))
+                    .await
+                    .is_ok(),
+                None => false,
+            };
+            if !server_closed {
+                socket.close();
+            }
+        });
     }
 }
 
@@ -181,19 +239,19 @@ impl std::fmt::Display for TlsUpgradeFailed {
 
 impl std::error::Error for TlsUpgradeFailed {}
 
-impl TlsConnect<Socket> for TrackedTls {
-    type Stream = Socket;
+impl TlsConnect<ServerCloses> for TrackedTls {
+    type Stream = ServerCloses;
     type Error = TlsUpgradeFailed;
-    type Future = std::future::Ready<Result<Socket, TlsUpgradeFailed>>;
+    type Future = std::future::Ready<Result<ServerCloses, TlsUpgradeFailed>>;
 
-    fn connect(self, _plain: Socket) -> Self::Future {
+    fn connect(self, _plain: ServerCloses) -> Self::Future {
         let upgraded = match self.0 .0.borrow().as_ref() {
             Some(raw) => raw.start_tls().map_err(|e| TlsUpgradeFailed(format!("{e:?}"))),
             None => Err(TlsUpgradeFailed("socket already closed".into())),
         };
         std::future::ready(upgraded.map(|raw| {
             *self.0 .0.borrow_mut() = Some(raw.clone());
-            Socket::from(raw)
+            ServerCloses(Socket::from(raw))
         }))
     }
 }
@@ -209,19 +267,25 @@ async fn run<T>(
         Scope::System => String::new(),
     };
     let statement_ms = budget.statement_ms().to_string();
+    // BEGIN and the settings go out together (pipelined: one round trip, not two).
     let begin = async {
-        tx.client.query_typed("BEGIN", &[]).await.map_err(map_error)?;
-        tx.client
-            .query_typed(
+        let settings = [
+            (&statement_ms as &(dyn ToSql + Sync), Type::TEXT),
+            (&account, Type::TEXT),
+        ];
+        futures_util::future::try_join(
+            tx.client.query_typed("BEGIN", &[]),
+            tx.client.query_typed(
                 "SELECT set_config('statement_timeout', $1, true), set_config('app.account_id', $2, true)",
-                &[(&statement_ms, Type::TEXT), (&account, Type::TEXT)],
-            )
-            .await
-            .map_err(map_error)
+                &settings,
+            ),
+        )
+        .await
+        .map_err(map_error)
     };
     // Behind a transaction pooler the server connection is assigned at the first statement:
     // this is where a saturated pool shows, so it gets the acquire timeout too.
-    within(ACQUIRE_TIMEOUT_MS, begin).await.map_err(|_| {
+    within(tx.acquire_ms, begin).await.map_err(|_| {
         ApiError::new(
             ErrorCode::DatabaseUnavailable,
             "no server connection within the acquire timeout",
@@ -265,7 +329,7 @@ async fn connect(io: &Io, raw: RawSocket) -> Result<(Client, Finished), ApiError
     *raw.0.borrow_mut() = Some(socket.clone());
     count(Counter::DbConnections);
     let (client, connection) = config
-        .connect_raw(Socket::from(socket), TrackedTls(raw))
+        .connect_raw(ServerCloses(Socket::from(socket)), TrackedTls(raw))
         .await
         .map_err(|e| unavailable("connect", &e))?;
     let (sender, receiver) = futures_channel::oneshot::channel::<()>();

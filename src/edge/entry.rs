@@ -50,6 +50,7 @@ pub fn queue(batch: worker::worker_sys::MessageBatch, env: Env, ctx: worker::wor
         let io = Io {
             env,
             lifeline: Lifeline::Invocation(Rc::new(Context::new(ctx))),
+            acquire_ms: settings.config.db_acquire_timeout_ms,
         };
         let queue = batch.queue().map(String::from).unwrap_or_default();
         if queue.starts_with(queue_name::JOBS_DLQ) {
@@ -81,6 +82,7 @@ pub fn scheduled(
         let io = Io {
             env,
             lifeline: Lifeline::Cron(Rc::new(worker::ScheduleContext::from(ctx))),
+            acquire_ms: settings.config.db_acquire_timeout_ms,
         };
         let cron = event.cron().unwrap_or_default();
         let now_ms = event

@@ -85,6 +85,7 @@ pub async fn handle(req: Request, env: Env, ctx: worker::Context) -> Response {
         io: context::Io {
             env,
             lifeline: context::Lifeline::Invocation(Rc::new(ctx)),
+            acquire_ms: settings.config.db_acquire_timeout_ms,
         },
         settings,
         trace_id,
@@ -583,7 +584,7 @@ pub fn into_response(reply: Reply, head_request: bool) -> Response {
 
 /// The share-surface error page (HTML) for failures a family might see.
 pub fn share_error_page(cx: &RequestContext, which: MessagePage, status: u16) -> Reply {
-    let mut reply = Reply::html(status, render_message_page(which, cx.lang));
+    let mut reply = Reply::html(status, render_message_page(which, cx.lang).to_owned());
     share_headers::apply_security_headers(&mut reply, &cx.config().media_origin);
     reply.set_header("cache-control", "no-store");
     reply.set_header("content-language", cx.lang.tag());

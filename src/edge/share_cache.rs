@@ -2,6 +2,9 @@
 //! render time so the share route (and cron prewarm, byte for byte the same) can apply
 //! stale-while-revalidate and stale-if-error by hand.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use worker::{Cache, Headers, Response};
 
 use super::context::Io;
@@ -77,7 +80,58 @@ pub async fn load(io: &Io, hash: &TokenHash) -> Result<Option<SharePage>, ApiErr
     }
 }
 
+thread_local! {
+    /// A small in-isolate copy of the hottest pages, in front of the Cache API: a hit served from
+    /// here costs no cache lookup at all. Entries live `SHARE_MEMORY_TTL_MS` (2 s by default), so
+    /// a revocation purged in another isolate reaches this one within that time; in this isolate
+    /// a purge removes them at once.
+    static MEMORY: RefCell<HashMap<(TokenHash, Lang), (CachedPage, i64)>> = RefCell::new(HashMap::new());
+}
+
+/// At most this many pages in an isolate's memory (about 10 MiB of typical pages).
+const MEMORY_MAX_ENTRIES: usize = 512;
+
+fn memory_get(config: &Config, hash: &TokenHash, lang: Lang, now_ms: i64) -> Option<CachedPage> {
+    let ttl = i64::try_from(config.share_memory_ttl_ms).unwrap_or(0);
+    MEMORY.with(|m| {
+        m.borrow()
+            .get(&(*hash, lang))
+            .filter(|(_, stored)| now_ms - stored <= ttl)
+            .map(|(page, _)| page.clone())
+    })
+}
+
+fn memory_put(config: &Config, hash: &TokenHash, lang: Lang, page: &CachedPage, now_ms: i64) {
+    if config.share_memory_ttl_ms == 0 {
+        return;
+    }
+    let ttl = i64::try_from(config.share_memory_ttl_ms).unwrap_or(0);
+    MEMORY.with(|m| {
+        let mut memory = m.borrow_mut();
+        if memory.len() >= MEMORY_MAX_ENTRIES {
+            memory.retain(|_, (_, stored)| now_ms - *stored <= ttl);
+        }
+        if memory.len() >= MEMORY_MAX_ENTRIES {
+            // Still full of live entries: make room by dropping the oldest.
+            if let Some(oldest) = memory.iter().min_by_key(|(_, (_, stored))| *stored).map(|(k, _)| *k) {
+                memory.remove(&oldest);
+            }
+        }
+        memory.insert((*hash, lang), (page.clone(), now_ms));
+    });
+}
+
 pub async fn get(config: &Config, hash: &TokenHash, lang: Lang) -> Option<CachedPage> {
+    let now = super::context::now_ms();
+    if let Some(page) = memory_get(config, hash, lang, now) {
+        return Some(page);
+    }
+    let page = cache_api_get(config, hash, lang).await?;
+    memory_put(config, hash, lang, &page, now);
+    Some(page)
+}
+
+async fn cache_api_get(config: &Config, hash: &TokenHash, lang: Lang) -> Option<CachedPage> {
     let cache = Cache::default();
     let mut response = cache
         .get(cache_policy::page_cache_key(config.cache_host(), hash, lang), true)
@@ -118,6 +172,7 @@ pub async fn put(config: &Config, hash: &TokenHash, lang: Lang, page: &CachedPag
         .with_status(200)
         .with_headers(headers)
         .fixed(page.body.clone());
+    memory_put(config, hash, lang, page, super::context::now_ms());
     Cache::default()
         .put(cache_policy::page_cache_key(config.cache_host(), hash, lang), response)
         .await
@@ -127,6 +182,7 @@ pub async fn put(config: &Config, hash: &TokenHash, lang: Lang, page: &CachedPag
 /// Removes every language's page (and revalidation marker) of a link from this data center's
 /// cache: enough when the link is found gone or expired, which every data center finds alone.
 pub async fn purge_here(config: &Config, hash: &TokenHash) -> Vec<String> {
+    MEMORY.with(|m| m.borrow_mut().retain(|(h, _), _| h != hash));
     let cache = Cache::default();
     let host = config.cache_host();
     let mut urls = Vec::new();

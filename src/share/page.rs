@@ -307,8 +307,31 @@ pub enum MessagePage {
 }
 
 /// The not-found, unavailable and rate-limited pages. The not-found page is one page for
-/// malformed, unknown, expired and revoked tokens alike: nothing in it tells them apart.
-pub fn render_message_page(which: MessagePage, lang: Lang) -> String {
+/// malformed, unknown, expired and revoked tokens alike: nothing in it tells them apart. They
+/// depend only on the language, so each is rendered once per process.
+pub fn render_message_page(which: MessagePage, lang: Lang) -> &'static str {
+    static PAGES: OnceLock<Vec<((MessagePage, Lang), String)>> = OnceLock::new();
+    let pages = PAGES.get_or_init(|| {
+        let mut pages = Vec::new();
+        for which in [
+            MessagePage::NotFound,
+            MessagePage::Unavailable,
+            MessagePage::RateLimited,
+        ] {
+            for lang in Lang::ALL {
+                pages.push(((which, lang), render_message(which, lang)));
+            }
+        }
+        pages
+    });
+    pages
+        .iter()
+        .find(|(key, _)| *key == (which, lang))
+        .map(|(_, page)| page.as_str())
+        .unwrap_or("")
+}
+
+fn render_message(which: MessagePage, lang: Lang) -> String {
     let w = words(lang);
     let (title, body) = match which {
         MessagePage::NotFound => (w.not_found_title, w.not_found_body),

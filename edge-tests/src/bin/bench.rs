@@ -16,6 +16,7 @@ use babybook_jobs::Id;
 use edge_tests::stack::repo_root;
 use edge_tests::{Stack, StackOptions};
 
+#[derive(Clone, Copy)]
 struct Settings {
     seconds: u32,
     connections: u32,
@@ -76,11 +77,23 @@ fn main() {
     std::fs::write(baseline_dir.join("headers.json"), Value::Object(headers).to_string()).expect("headers.json");
     let baseline = Baseline::start(&baseline_dir, &work);
 
-    let wrk = |name: &str, base: &str, mode: &str, file: &Path, extra: &[&str]| -> Value {
+    let wrk_with = |name: &str, base: &str, mode: &str, file: &Path, extra: &[&str], connections: u32| -> Value {
         eprintln!("bench: {name} …");
-        let r = run_wrk(base, mode, file, extra, &settings);
+        let r = run_wrk(
+            base,
+            mode,
+            file,
+            extra,
+            &Settings {
+                connections,
+                ..settings
+            },
+        );
         eprintln!("       {r}");
         r
+    };
+    let wrk = |name: &str, base: &str, mode: &str, file: &Path, extra: &[&str]| {
+        wrk_with(name, base, mode, file, extra, settings.connections)
     };
     let empty = write_lines(&work, "empty.txt", &[]);
     let base = stack.base_url.clone();
@@ -94,7 +107,12 @@ fn main() {
         "share_304".into(),
         wrk("304", &base, "not-modified", &hot_file, &[&etag]),
     );
-    http.insert("share_miss".into(), wrk("share miss", &base, "miss", &miss_file, &[]));
+    // Misses at light load (4 connections): their latency is the budget; 32 connections would
+    // measure the 2-core machine's queueing behind the database, not the miss path.
+    http.insert(
+        "share_miss".into(),
+        wrk_with("share miss", &base, "miss", &miss_file, &[], 4),
+    );
     http.insert(
         "malformed_404".into(),
         wrk("malformed token", &base, "malformed", &empty, &[]),
@@ -487,7 +505,10 @@ fn report(r: &Value, smoke: bool) -> (String, Vec<String>) {
             "share_hit_without_protection",
         ),
         ("share page, 304 revalidation", "share_304"),
-        ("share page, cache miss (database + render)", "share_miss"),
+        (
+            "share page, cache miss (database + render; 4 connections)",
+            "share_miss",
+        ),
         ("404 for a malformed token", "malformed_404"),
         ("/health", "health"),
     ];

@@ -4,6 +4,7 @@
 //! starts once; scenarios that break something start their own.
 
 mod api;
+mod chaos;
 mod cron;
 mod data_rls;
 mod foundation;

@@ -1,0 +1,201 @@
+//! Issue 8: the seed's chaos days (§7.4) as tests, locally. (Scenario 2, a poison pill, and
+//! scenario 4, a failing provider, are in `queues.rs`.)
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+use crate::{Stack, StackOptions};
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn p95(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[(samples.len() * 95 / 100).min(samples.len() - 1)]
+}
+
+/// Scenario 1: the consumer stops. The backlog and its oldest message age grow, and the queue
+/// probe raises its Sev-2 alert.
+#[test]
+fn a_paused_consumer_lets_the_backlog_age_grow_and_the_probe_alert_fires() {
+    let stack = Stack::start(StackOptions::named("consumer-paused"));
+    let t0 = now_ms();
+    stack.control(json!({"action": "fault", "name": "consumer_paused", "on": true}));
+    assert_eq!(stack.fire_cron("*/5 * * * *", t0).status, 200, "the probe is published");
+    let family = stack.family(1, 0);
+    let mut bodies = Vec::new();
+    for _ in 0..5 {
+        let id: String = stack
+            .db()
+            .query_one(
+                "INSERT INTO asset (account_id, media_type, original_key, size_bytes, status, queued_at, published_at)
+                 VALUES ($1::text::uuid, 'image/jpeg', 'originals/x.jpg', 1, 'queued', now(), now()) RETURNING id::text",
+                &[&family.account_id],
+            )
+            .unwrap()
+            .get(0);
+        bodies.push(json!({"schema_version": 1, "job_id": babybook_edge::secure_random::new_id().unwrap().to_string(),
+            "account_id": family.account_id, "trace_id": "consumer-paused-test", "enqueued_at": babybook_jobs::format_rfc3339_millis(now_ms()),
+            "job_type": "transcode", "asset_id": id, "original_key": "originals/x.jpg", "media_type": "image/jpeg"}));
+    }
+    stack.control(json!({"action": "publish_raw_batch", "bodies": bodies}));
+    std::thread::sleep(Duration::from_secs(4));
+    stack.wait_for_log(Duration::from_secs(5), "the consumer reporting it is paused", |l| {
+        l["message"] == "consumer paused"
+    });
+
+    // Six minutes later (by the trigger's clock) the probe has not completed: Sev-2.
+    assert_eq!(stack.fire_cron("*/5 * * * *", t0 + 6 * 60_000).status, 200);
+    let alert = stack.wait_for_log(Duration::from_secs(10), "the queue_ttr alert", |l| {
+        l["alert"] == "queue_ttr"
+    });
+    assert_eq!(alert["reason"], "never completed");
+
+    stack.control(json!({"action": "fault", "name": "consumer_paused", "on": false}));
+    let batch = stack.wait_for_log(Duration::from_secs(20), "the batch after the pause", |l| {
+        l["message"] == "queue batch" && l["oldest_message_age_ms"].as_i64().is_some_and(|age| age >= 3_000)
+    });
+    assert!(
+        batch["acked"].as_u64().unwrap() >= 1,
+        "work resumes after the pause: {batch}"
+    );
+}
+
+/// Scenario 3: the database pool is saturated (a pool of one, held by a slow query). The API
+/// fails fast with 503 instead of hanging, and cached share pages do not notice.
+#[test]
+fn a_saturated_database_pool_makes_the_api_fail_fast_while_share_hits_stay_fast() {
+    let stack = Stack::start(StackOptions {
+        pool_size: 1,
+        ..StackOptions::named("saturated")
+    });
+    let family = stack.family(1, 1);
+    let signed_in = stack.sign_in(&family);
+    let path = format!("/s/{}", family.shares[0].token);
+    let client = stack.client();
+    client.get(&path);
+    let measure = |n: usize| -> Vec<Duration> {
+        (0..n)
+            .map(|_| {
+                let started = Instant::now();
+                let r = client.get(&path);
+                assert_eq!((r.status, r.header("x-cache-status")), (200, Some("hit")));
+                started.elapsed()
+            })
+            .collect()
+    };
+    let before = p95(measure(60));
+
+    let holding = AtomicBool::new(true);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut pooled = stack.pooled_as("app_rw");
+            pooled
+                .batch_execute("BEGIN; SELECT pg_sleep(12); COMMIT;")
+                .expect("slow query");
+            holding.store(false, Ordering::Relaxed);
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        for path in ["/me", "/shares"] {
+            let started = Instant::now();
+            let r = signed_in.get(path);
+            let took = started.elapsed();
+            assert!(matches!(r.status, 503 | 429), "{path}: {} {}", r.status, r.text());
+            assert!(took < Duration::from_millis(2_500), "{path} hung for {took:?}");
+            assert!(r.header("retry-after").is_some());
+        }
+        let during = p95(measure(60));
+        assert!(
+            holding.load(Ordering::Relaxed),
+            "the slow query ended too early for the measurement"
+        );
+        assert!(
+            during <= before * 3 + Duration::from_millis(20),
+            "share hits slowed from p95 {before:?} to {during:?} while the database was saturated"
+        );
+    });
+    // Background work queued behind the held connection (view counts) drains first.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while signed_in.get("/me").status != 200 {
+        assert!(Instant::now() < deadline, "the API never recovered with the pool");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(stack.alive());
+}
+
+/// The database is killed while requests are in flight: the dev server survives, no connection
+/// leaks, and share pages are served stale.
+#[test]
+fn the_database_killed_mid_request_crashes_nothing_leaks_nothing_and_share_pages_go_stale() {
+    let stack = Stack::start(StackOptions {
+        own_cluster: true,
+        ..StackOptions::named("db-killed")
+    });
+    let family = stack.family(2, 2);
+    let token = family.shares[0].token.clone();
+    let other = format!("/s/{}", family.shares[1].token);
+    assert_eq!(stack.client().get(&format!("/s/{token}")).status, 200);
+
+    let stop = AtomicBool::new(false);
+    let unexpected = AtomicUsize::new(0);
+    let answered = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let (stop, unexpected, answered, other) = (&stop, &unexpected, &answered, &other);
+            let client = stack.client();
+            s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let r = if i % 2 == 0 {
+                        client.get(other)
+                    } else {
+                        client.get("/ready")
+                    };
+                    answered.fetch_add(1, Ordering::Relaxed);
+                    if !matches!(r.status, 200 | 503) {
+                        unexpected.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1_500));
+        stack.kill_database();
+        std::thread::sleep(Duration::from_millis(3_000));
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert!(answered.load(Ordering::Relaxed) > 20);
+    assert_eq!(
+        unexpected.load(Ordering::Relaxed),
+        0,
+        "answers other than 200/503 while the database died"
+    );
+    assert!(stack.alive(), "wrangler dev died with the database");
+
+    stack.control(json!({"action": "age_share_cache", "token": token, "seconds": 3600}));
+    let stale = stack.client().get(&format!("/s/{token}"));
+    assert_eq!(
+        (stale.status, stale.header("x-cache-status")),
+        (200, Some("stale-if-error"))
+    );
+
+    // No client connection is left behind in the pool.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let clients = stack
+            .bouncer()
+            .admin("SHOW CLIENTS")
+            .iter()
+            .filter(|m| matches!(m, postgres::SimpleQueryMessage::Row(r) if r.get("user") == Some("app_rw")))
+            .count();
+        if clients == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{clients} client connections still open in PgBouncer"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
