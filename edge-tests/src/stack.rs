@@ -468,6 +468,28 @@ impl Stack {
             .get(0)
     }
 
+    /// Client connections `role` holds in PgBouncer right now (0 when the Worker leaks none).
+    pub fn pool_clients(&self, role: &str) -> usize {
+        self.bouncer()
+            .admin("SHOW CLIENTS")
+            .iter()
+            .filter(|m| matches!(m, postgres::SimpleQueryMessage::Row(r) if r.get("user") == Some(role)))
+            .count()
+    }
+
+    /// A `queued` asset of `account` whose job counts as published (the sweep leaves it alone):
+    /// what a test then publishes itself.
+    pub fn queued_asset(&self, account: &str) -> String {
+        self.db()
+            .query_one(
+                "INSERT INTO asset (account_id, media_type, original_key, size_bytes, status, queued_at, published_at)
+                 VALUES ($1::text::uuid, 'image/jpeg', 'originals/fixture.jpg', 1, 'queued', now(), now()) RETURNING id::text",
+                &[&account],
+            )
+            .expect("queued asset")
+            .get(0)
+    }
+
     /// A new family (account, user, child, moments with previews, share links).
     pub fn family(&self, moments: u32, shares: u32) -> Family {
         static N: AtomicU32 = AtomicU32::new(0);

@@ -62,16 +62,23 @@ impl CachedPage {
 /// expired and revoked links alike.
 pub async fn load(io: &Io, hash: &TokenHash) -> Result<Option<SharePage>, ApiError> {
     let hash_bytes = hash.0.to_vec();
-    let json: Option<String> = db::transaction(io, Scope::System, Budget::Hot, async |tx| {
-        let row = tx
-            .one(
-                "SELECT public_share_page($1)",
-                &[(&hash_bytes, tokio_postgres::types::Type::BYTEA)],
-            )
-            .await?;
-        col::<Option<String>>(&row, 0)
-    })
+    let rows = db::one_statement(
+        io,
+        Scope::System,
+        Budget::Hot,
+        "SELECT public_share_page($1)",
+        &[(&hash_bytes, tokio_postgres::types::Type::BYTEA)],
+    )
     .await?;
+    let json: Option<String> = match rows.first() {
+        Some(row) => col::<Option<String>>(row, 0)?,
+        None => {
+            return Err(ApiError::new(
+                crate::error::ErrorCode::Internal,
+                "public_share_page returned no row",
+            ))
+        }
+    };
     match json {
         None => Ok(None),
         Some(text) => SharePage::from_json(&text)

@@ -313,32 +313,27 @@ fn startup(repo: &Path) -> Value {
 fn queue_throughput(stack: &Stack, jobs: usize) -> Value {
     eprintln!("bench: queue throughput, {jobs} jobs …");
     let family = &generate(stack, 1, 1, 0)[0];
-    let mut db = stack.db();
-    let mut bodies = Vec::new();
-    let mut ids = Vec::new();
-    for _ in 0..jobs {
-        let id: String = db
-            .query_one(
-                "INSERT INTO asset (account_id, media_type, original_key, size_bytes, status, queued_at, published_at)
-                 VALUES ($1::text::uuid, 'image/jpeg', 'originals/bench.jpg', 1, 'queued', now(), now()) RETURNING id::text",
-                &[&family.account_id],
+    let bodies: Vec<Value> = (0..jobs)
+        .map(|_| {
+            edge_tests::fixtures::transcode_job(
+                &family.account_id,
+                &stack.queued_asset(&family.account_id),
+                "bench-queue-throughput",
             )
-            .unwrap()
-            .get(0);
-        bodies.push(json!({
-            "schema_version": 1, "job_id": babybook_edge::secure_random::new_id().unwrap().to_string(), "account_id": family.account_id,
-            "trace_id": "bench-queue-throughput", "enqueued_at": babybook_jobs::format_rfc3339_millis(0), "job_type": "transcode",
-            "asset_id": id, "original_key": "originals/bench.jpg", "media_type": "image/jpeg"}));
-        ids.push(id);
-    }
+        })
+        .collect();
     let started = Instant::now();
     for chunk in bodies.chunks(100) {
         stack.control(json!({"action": "publish_raw_batch", "bodies": chunk}));
     }
+    let mut db = stack.db();
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let ready: i64 = db
-            .query_one("SELECT count(*) FROM asset WHERE account_id = $1::text::uuid AND status = 'ready' AND original_key = 'originals/bench.jpg'", &[&family.account_id])
+            .query_one(
+                "SELECT count(*) FROM asset WHERE account_id = $1::text::uuid AND status = 'ready' AND original_key = 'originals/fixture.jpg'",
+                &[&family.account_id],
+            )
             .unwrap()
             .get(0);
         if ready as usize >= jobs {
@@ -468,12 +463,7 @@ fn soak(stack: &Stack, work: &Path, families: &[babybook_ops::generate::Family])
     let seconds = started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(3));
     let after = stack.server_connections("app_rw");
-    let bouncer_clients = stack
-        .bouncer()
-        .admin("SHOW CLIENTS")
-        .iter()
-        .filter(|m| matches!(m, postgres::SimpleQueryMessage::Row(r) if r.get("user") == Some("app_rw")))
-        .count();
+    let bouncer_clients = stack.pool_clients("app_rw");
     json!({
         "requests": result["requests"], "seconds": seconds, "rps": result["rps"], "p95_ms": result["p95_ms"], "p99_ms": result["p99_ms"],
         "status_5xx": result["status_5xx"], "socket_errors": result["socket_errors"],

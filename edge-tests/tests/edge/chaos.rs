@@ -28,18 +28,12 @@ fn a_paused_consumer_lets_the_backlog_age_grow_and_the_probe_alert_fires() {
     let family = stack.family(1, 0);
     let mut bodies = Vec::new();
     for _ in 0..5 {
-        let id: String = stack
-            .db()
-            .query_one(
-                "INSERT INTO asset (account_id, media_type, original_key, size_bytes, status, queued_at, published_at)
-                 VALUES ($1::text::uuid, 'image/jpeg', 'originals/x.jpg', 1, 'queued', now(), now()) RETURNING id::text",
-                &[&family.account_id],
-            )
-            .unwrap()
-            .get(0);
-        bodies.push(json!({"schema_version": 1, "job_id": babybook_edge::secure_random::new_id().unwrap().to_string(),
-            "account_id": family.account_id, "trace_id": "consumer-paused-test", "enqueued_at": babybook_jobs::format_rfc3339_millis(now_ms()),
-            "job_type": "transcode", "asset_id": id, "original_key": "originals/x.jpg", "media_type": "image/jpeg"}));
+        let asset = stack.queued_asset(&family.account_id);
+        bodies.push(edge_tests::fixtures::transcode_job(
+            &family.account_id,
+            &asset,
+            "consumer-paused-test",
+        ));
     }
     stack.control(json!({"action": "publish_raw_batch", "bodies": bodies}));
     std::thread::sleep(Duration::from_secs(4));
@@ -183,12 +177,7 @@ fn the_database_killed_mid_request_crashes_nothing_leaks_nothing_and_share_pages
     // No client connection is left behind in the pool.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let clients = stack
-            .bouncer()
-            .admin("SHOW CLIENTS")
-            .iter()
-            .filter(|m| matches!(m, postgres::SimpleQueryMessage::Row(r) if r.get("user") == Some("app_rw")))
-            .count();
+        let clients = stack.pool_clients("app_rw");
         if clients == 0 {
             break;
         }

@@ -74,12 +74,7 @@ fn a_thousand_ready_probes_at_concurrency_32_all_succeed_and_leak_no_connections
         held <= stack.bouncer().pool_size as i64,
         "{held} server connections for app_rw"
     );
-    let clients = stack
-        .bouncer()
-        .admin("SHOW CLIENTS")
-        .iter()
-        .filter(|m| matches!(m, postgres::SimpleQueryMessage::Row(r) if r.get("user") == Some("app_rw")))
-        .count();
+    let clients = stack.pool_clients("app_rw");
     assert_eq!(clients, 0, "the Worker left client connections open in PgBouncer");
 }
 

@@ -169,19 +169,8 @@ fn the_clients_size_and_etag_are_checked_against_storage_not_trusted() {
 fn a_job_delivered_twice_is_processed_once() {
     let stack = Stack::shared();
     let family = stack.family(1, 0);
-    let (asset, _, _) = pending_asset(stack, &family.account_id, &family.moment_ids[0]);
-    stack
-        .db()
-        .execute(
-            "UPDATE asset SET status = 'queued', queued_at = now() WHERE id = $1::text::uuid",
-            &[&asset],
-        )
-        .unwrap();
-    let job = json!({
-        "schema_version": 1, "job_id": babybook_edge::secure_random::new_id().unwrap().to_string(),
-        "account_id": family.account_id, "trace_id": "duplicate-delivery-test", "enqueued_at": "2026-11-29T00:00:00Z",
-        "job_type": "transcode", "asset_id": asset, "original_key": "originals/x.jpg", "media_type": "image/jpeg"
-    });
+    let asset = stack.queued_asset(&family.account_id);
+    let job = edge_tests::fixtures::transcode_job(&family.account_id, &asset, "duplicate-delivery-test");
     stack.control(json!({"action": "publish_raw_batch", "bodies": [job, job]}));
     wait_for_status(stack, &asset, "ready", Duration::from_secs(15));
     std::thread::sleep(Duration::from_secs(2));
@@ -233,20 +222,13 @@ fn a_poison_pill_in_a_batch_of_ten_is_dead_lettered_while_the_other_nine_complet
     let family = stack.family(9, 0);
     let mut bodies = Vec::new();
     let mut assets = Vec::new();
-    for moment in &family.moment_ids {
-        let (asset, _, _) = pending_asset(stack, &family.account_id, moment);
-        stack
-            .db()
-            .execute(
-                "UPDATE asset SET status = 'queued', queued_at = now() WHERE id = $1::text::uuid",
-                &[&asset],
-            )
-            .unwrap();
-        bodies.push(json!({
-            "schema_version": 1, "job_id": babybook_edge::secure_random::new_id().unwrap().to_string(),
-            "account_id": family.account_id, "trace_id": "poison-batch-test", "enqueued_at": "2026-11-29T00:00:00Z",
-            "job_type": "transcode", "asset_id": asset, "original_key": "originals/x.jpg", "media_type": "image/jpeg"
-        }));
+    for _ in &family.moment_ids {
+        let asset = stack.queued_asset(&family.account_id);
+        bodies.push(edge_tests::fixtures::transcode_job(
+            &family.account_id,
+            &asset,
+            "poison-batch-test",
+        ));
         assets.push(asset);
     }
     let pill = format!("{{not json at all {}", babybook_edge::secure_random::new_id().unwrap());
@@ -276,10 +258,8 @@ fn a_job_for_an_unknown_asset_is_definitive_and_a_corrupt_upload_marks_the_asset
     let stack = Stack::shared();
     let family = stack.family(1, 0);
     let unknown = babybook_edge::secure_random::new_id().unwrap().to_string();
-    stack.control(json!({"action": "publish_raw", "body": {
-        "schema_version": 1, "job_id": babybook_edge::secure_random::new_id().unwrap().to_string(), "account_id": family.account_id,
-        "trace_id": "unknown-asset-test", "enqueued_at": "2026-11-29T00:00:00Z", "job_type": "transcode", "asset_id": unknown,
-        "original_key": "originals/x.jpg", "media_type": "image/jpeg"}}));
+    let job = edge_tests::fixtures::transcode_job(&family.account_id, &unknown, "unknown-asset-test");
+    stack.control(json!({"action": "publish_raw", "body": job}));
     let dead = stack.wait_for_log(Duration::from_secs(15), "unknown asset dead letter", |l| {
         l["alert"] == "dlq_item" && l["trace_id"] == "unknown-asset-test"
     });
