@@ -86,3 +86,13 @@ ensure_chromium() {
     die "chromium not found: sudo apt-get install chromium"
   fi
 }
+
+# wrk, the HTTP load generator of scripts/bench (and of its smoke run in scripts/test).
+ensure_wrk() {
+  command -v wrk >/dev/null && return
+  if [ "$(id -u)" = 0 ]; then
+    say "apt-get install wrk"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+  else
+    die "wrk not found: sudo apt-get install wrk"
+  fi
+}

@@ -320,10 +320,10 @@ async fn execute(io: &Io, config: &Config, message: &JobMessage) -> Result<Step,
         Job::DeleteAsset { asset_id }
         | Job::Reap {
             target: ReapTarget::OrphanAsset { asset_id },
-        } => delete_asset(io, config, message, *asset_id).await,
+        } => delete(io, config, message, &ASSET_DELETION, *asset_id).await,
         Job::Reap {
             target: ReapTarget::Export { export_id },
-        } => delete_export(io, config, message, *export_id).await,
+        } => delete(io, config, message, &EXPORT_DELETION, *export_id).await,
     }
 }
 
@@ -463,42 +463,36 @@ async fn process_export(io: &Io, config: &Config, message: &JobMessage, export_i
     Ok(Step::Done)
 }
 
-async fn delete_asset(io: &Io, config: &Config, message: &JobMessage, asset_id: Id) -> Result<Step, ApiError> {
-    let asset = asset_id.to_string();
-    match db::transaction(io, scope(message), Budget::Hot, async |tx| {
-        status_of(tx, "asset", &asset).await
-    })
-    .await?
-    {
-        None => {
-            return Ok(Step::Failed(Failure::new(
-                FailureKind::UnknownTarget,
-                None,
-                "no such asset in the account",
-            )))
-        }
-        Some(status) if status == "deleted" => return Ok(Step::Skipped("asset already deleted")),
-        Some(_) => {}
-    }
-    if let MediaOutcome::Failed(failure) = media_client::run_job(config, message).await.outcome {
-        return Ok(Step::Failed(failure));
-    }
-    db::transaction(io, scope(message), Budget::Standard, async |tx| {
-        tx.exec(
-            "UPDATE asset SET status = 'deleted', deleted_at = now(), moment_id = NULL, derivatives = '[]'::jsonb, updated_at = now()
-             WHERE id = $1::uuid RETURNING 1",
-            &[(&asset, Type::TEXT)],
-        )
-        .await
-    })
-    .await?;
-    Ok(Step::Done)
+/// What a delete job removes: the row's table, its words for the outcome, and the update that
+/// marks it deleted (`$1` is the id).
+struct Deletion {
+    table: &'static str,
+    unknown: &'static str,
+    already: &'static str,
+    mark_deleted: &'static str,
 }
 
-async fn delete_export(io: &Io, config: &Config, message: &JobMessage, export_id: Id) -> Result<Step, ApiError> {
-    let export = export_id.to_string();
+const ASSET_DELETION: Deletion = Deletion {
+    table: "asset",
+    unknown: "no such asset in the account",
+    already: "asset already deleted",
+    mark_deleted: "UPDATE asset SET status = 'deleted', deleted_at = now(), moment_id = NULL, derivatives = '[]'::jsonb, updated_at = now()
+                   WHERE id = $1::uuid RETURNING 1",
+};
+
+const EXPORT_DELETION: Deletion = Deletion {
+    table: "account_export",
+    unknown: "no such export in the account",
+    already: "export already deleted",
+    mark_deleted: "UPDATE account_export SET status = 'deleted', deleted_at = now() WHERE id = $1::uuid RETURNING 1",
+};
+
+/// Deletes the stored objects through the media worker, then marks the row deleted; a row already
+/// deleted is skipped without calling the media worker again.
+async fn delete(io: &Io, config: &Config, message: &JobMessage, what: &Deletion, id: Id) -> Result<Step, ApiError> {
+    let id = id.to_string();
     match db::transaction(io, scope(message), Budget::Hot, async |tx| {
-        status_of(tx, "account_export", &export).await
+        status_of(tx, what.table, &id).await
     })
     .await?
     {
@@ -506,21 +500,17 @@ async fn delete_export(io: &Io, config: &Config, message: &JobMessage, export_id
             return Ok(Step::Failed(Failure::new(
                 FailureKind::UnknownTarget,
                 None,
-                "no such export in the account",
+                what.unknown,
             )))
         }
-        Some(status) if status == "deleted" => return Ok(Step::Skipped("export already deleted")),
+        Some(status) if status == "deleted" => return Ok(Step::Skipped(what.already)),
         Some(_) => {}
     }
     if let MediaOutcome::Failed(failure) = media_client::run_job(config, message).await.outcome {
         return Ok(Step::Failed(failure));
     }
     db::transaction(io, scope(message), Budget::Standard, async |tx| {
-        tx.exec(
-            "UPDATE account_export SET status = 'deleted', deleted_at = now() WHERE id = $1::uuid RETURNING 1",
-            &[(&export, Type::TEXT)],
-        )
-        .await
+        tx.exec(what.mark_deleted, &[(&id, Type::TEXT)]).await
     })
     .await?;
     Ok(Step::Done)

@@ -182,7 +182,10 @@ async fn with_connection<T>(
     // after that is what the local proxy cannot take. Only a connection that does not close
     // quickly (a stuck statement) is left to linger in `waitUntil`.
     let mut finished = finished;
-    if within(if result.is_ok() { 1_000 } else { 50 }, &mut finished).await.is_err() {
+    if within(if result.is_ok() { 1_000 } else { 50 }, &mut finished)
+        .await
+        .is_err()
+    {
         io.lifeline.wait_until(async move {
             if within(LINGER_LIMIT_MS, finished).await.is_err() {
                 socket.close();
