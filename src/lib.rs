@@ -10,6 +10,7 @@ pub mod cors;
 pub mod cron;
 pub mod csrf;
 pub mod error;
+pub mod hex;
 pub mod hygiene;
 pub mod lang;
 pub mod password;

@@ -91,7 +91,7 @@ pub fn identity_signature(service_token: &str, user_id: &str, account_id: &str, 
     mac.update(account_id.as_bytes());
     mac.update(b"|");
     mac.update(trace_id.as_bytes());
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&mac.finalize().into_bytes())
 }
 
 /// What the edge answers for an origin status: 5xx becomes a `502` envelope (the origin's body,

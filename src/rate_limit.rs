@@ -143,7 +143,7 @@ pub fn key(policy: &Policy, subject: &str) -> String {
     match policy.keyed_by {
         KeyedBy::Email => {
             let digest = Sha256::digest(subject.trim().to_lowercase().as_bytes());
-            let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+            let hex = crate::hex::encode(&digest[..16]);
             format!("{}:{hex}", policy.name)
         }
         KeyedBy::ClientIp | KeyedBy::User => format!("{}:{subject}", policy.name),

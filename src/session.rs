@@ -29,7 +29,7 @@ pub struct SigningKey {
 impl SigningKey {
     pub fn new(secret: &str) -> SigningKey {
         let digest = Sha256::digest(format!("babybook-session-key:{secret}").as_bytes());
-        let id = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        let id = crate::hex::encode(&digest[..4]);
         SigningKey {
             id,
             secret: secret.as_bytes().to_vec(),

@@ -88,9 +88,7 @@ pub fn account_id_hash(account_id: &Id) -> String {
     let digest = Sha256::digest(account_id.to_string().as_bytes());
     let mut out = String::with_capacity(7 + 64);
     out.push_str("sha256-");
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
+    out.push_str(&crate::hex::encode(&digest));
     out
 }
 

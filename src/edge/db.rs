@@ -9,12 +9,13 @@
 //!
 //! The account id is a bound parameter of `set_config(…, true)` (SET LOCAL): under transaction
 //! pooling it lives and dies with the transaction, so RLS can never leak between requests.
-//! Every statement goes through `query_typed`: no named prepared statements (they break behind
-//! transaction pooling) and one protocol per connection. The connection is closed, and its task
-//! awaited, before the unit of work returns: a socket left open when a request ends kills
-//! `wrangler dev`'s local socket proxy.
+//! Statements go through `query_typed`: no named prepared statements (they break behind
+//! transaction pooling). The share page's read is the one exception: [`call_with_bytes`] sends
+//! its whole transaction as one simple-query message, for latency (see there). The connection is
+//! closed, and its task awaited, before the unit of work returns: a socket left open when a
+//! request ends kills `wrangler dev`'s local socket proxy.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use futures_util::FutureExt;
@@ -65,18 +66,32 @@ pub struct Tx {
     client: Client,
     budget: Budget,
     acquire_ms: u32,
+    socket: RawSocket,
 }
 
 impl Tx {
     pub async fn rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, ApiError> {
         // The server enforces statement_timeout; this bounds a connection that stops answering.
         match within(self.budget.statement_ms() + 1_000, self.client.query_typed(sql, params)).await {
-            Ok(result) => result.map_err(map_error),
+            Ok(result) => result.map_err(|e| self.failed(e)),
             Err(_) => Err(ApiError::new(
                 ErrorCode::DatabaseUnavailable,
                 "statement did not answer in time",
             )),
         }
+    }
+
+    /// Maps a driver error, first noting a server that is closing the connection: a FATAL error
+    /// (PgBouncer's "server conn crashed?", an administrator's shutdown) is followed by the
+    /// server's close, and nothing more may be written to it — no ROLLBACK, no Terminate.
+    fn failed(&self, e: tokio_postgres::Error) -> ApiError {
+        let fatal = e
+            .as_db_error()
+            .is_some_and(|db| matches!(db.severity(), "FATAL" | "PANIC"));
+        if fatal || e.is_closed() {
+            self.socket.server_gone.set(true);
+        }
+        map_error(e)
     }
 
     pub async fn opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, ApiError> {
@@ -110,30 +125,53 @@ pub async fn transaction<T>(
     with_connection(io, budget, async |tx| run(tx, scope, budget, work).await).await
 }
 
-/// One statement in its own transaction, with BEGIN, the settings, the statement and COMMIT sent
-/// together (pipelined): one round trip instead of four. For the share page's read.
-pub async fn one_statement(
+/// Calls `function(argument)` in its own system-scoped transaction and returns the single text
+/// column it answers (`None` for SQL NULL). For the share page's read, the hottest query there is.
+///
+/// The whole transaction goes out as ONE simple-query message:
+///
+/// ```text
+/// BEGIN; SELECT set_config('statement_timeout', '5000', true), set_config('app.account_id', '', true);
+/// SELECT public_share_page('\x…'::bytea); COMMIT
+/// ```
+///
+/// One message is one Sync, so the server flushes one reply. Four pipelined extended-protocol
+/// statements cost four Syncs and four small replies, and a TCP hop that forwards them as
+/// separate writes (wrangler's local Hyperdrive proxy does) meets Nagle's algorithm and the
+/// peer's 40 ms delayed ACK: the page waited ~45 ms for a 3 ms query. The simple protocol has no
+/// bound parameters, so nothing from the request is ever written into the text: the argument is
+/// bytes (a token hash) written as hex digits, the function name is a constant and the timeout a
+/// number.
+pub async fn call_with_bytes(
     io: &Io,
-    scope: Scope,
     budget: Budget,
-    sql: &str,
-    params: &[Param<'_>],
-) -> Result<Vec<Row>, ApiError> {
+    function: &'static str,
+    argument: &[u8],
+) -> Result<Option<String>, ApiError> {
+    debug_assert!(function.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    let sql = format!(
+        "BEGIN; SELECT set_config('statement_timeout', '{ms}', true), set_config('app.account_id', '', true); \
+         SELECT {function}('\\x{hex}'::bytea); COMMIT",
+        ms = budget.statement_ms(),
+        hex = crate::hex::encode(argument),
+    );
     with_connection(io, budget, async |tx| {
-        let (account, statement_ms) = settings_of(scope, budget);
-        let settings = [
-            (&statement_ms as &(dyn ToSql + Sync), Type::TEXT),
-            (&account, Type::TEXT),
-        ];
-        let pipeline = futures_util::future::try_join4(
-            tx.client.query_typed("BEGIN", &[]),
-            tx.client.query_typed(SETTINGS_SQL, &settings),
-            tx.client.query_typed(sql, params),
-            tx.client.query_typed("COMMIT", &[]),
-        );
-        match within(tx.acquire_ms + budget.statement_ms(), pipeline).await {
-            Ok(Ok((_, _, rows, _))) => Ok(rows),
-            Ok(Err(e)) => Err(map_error(e)),
+        match within(tx.acquire_ms + budget.statement_ms(), tx.client.simple_query(&sql)).await {
+            Ok(Ok(messages)) => {
+                // Rows in order: the settings row, then the call's row.
+                let mut rows = messages.into_iter().filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+                    _ => None,
+                });
+                match rows.nth(1) {
+                    Some(row) => row.try_get(0).map(|v| v.map(str::to_owned)).map_err(|e| tx.failed(e)),
+                    None => Err(ApiError::new(
+                        ErrorCode::Internal,
+                        format!("{function} returned no row"),
+                    )),
+                }
+            }
+            Ok(Err(e)) => Err(tx.failed(e)),
             Err(_) => Err(ApiError::new(
                 ErrorCode::DatabaseUnavailable,
                 "no answer within the acquire and statement budgets",
@@ -174,6 +212,7 @@ async fn with_connection<T>(
         client,
         budget,
         acquire_ms: io.acquire_ms,
+        socket: socket.clone(),
     };
     let result = work(&tx).await;
     drop(tx);
@@ -211,13 +250,25 @@ const LINGER_LIMIT_MS: u32 = 25_000;
 /// The JS socket under a connection (after a TLS upgrade, the upgraded one), kept so the unit of
 /// work can close it by force: `worker::Socket` has no `Drop` that closes.
 #[derive(Clone, Default)]
-struct RawSocket(Rc<RefCell<Option<worker::worker_sys::Socket>>>);
+struct RawSocket {
+    js: Rc<RefCell<Option<worker::worker_sys::Socket>>>,
+    /// Set once the server has closed, or said it will (a FATAL error): from then on the
+    /// connection's writes are dropped, see [`ServerCloses`].
+    server_gone: Rc<Cell<bool>>,
+}
 
 /// A Worker socket that never half-closes: tokio-postgres sends Terminate and then shuts down its
 /// write side, and a server still answering after that FIN (PgBouncer reporting a crashed server
 /// connection, say) makes wrangler's local Hyperdrive proxy write to an ended socket and exit.
 /// After Terminate the server closes the connection itself; that close ends ours.
-pub struct ServerCloses(Socket);
+///
+/// For the same reason it never writes to a server that has gone: once the server's end of the
+/// stream has been read, or it reported a FATAL error, writes (a ROLLBACK, the Terminate) are
+/// dropped instead of sent into a socket the proxy has already ended.
+struct ServerCloses {
+    socket: Socket,
+    server_gone: Rc<Cell<bool>>,
+}
 
 impl tokio::io::AsyncRead for ServerCloses {
     fn poll_read(
@@ -225,7 +276,12 @@ impl tokio::io::AsyncRead for ServerCloses {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.socket).poll_read(cx, buf);
+        if matches!(polled, std::task::Poll::Ready(Ok(()))) && buf.filled().len() == before {
+            self.server_gone.set(true);
+        }
+        polled
     }
 }
 
@@ -235,14 +291,20 @@ impl tokio::io::AsyncWrite for ServerCloses {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+        if self.server_gone.get() {
+            return std::task::Poll::Ready(Ok(buf.len()));
+        }
+        std::pin::Pin::new(&mut self.socket).poll_write(cx, buf)
     }
 
     fn poll_flush(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+        if self.server_gone.get() {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.socket).poll_flush(cx)
     }
 
     fn poll_shutdown(
@@ -261,7 +323,7 @@ impl tokio_postgres::tls::TlsStream for ServerCloses {
 
 impl RawSocket {
     fn close(&self) {
-        if let Some(socket) = self.0.borrow_mut().take() {
+        if let Some(socket) = self.js.borrow_mut().take() {
             let _ = socket.close();
         }
     }
@@ -269,7 +331,7 @@ impl RawSocket {
     /// Keeps the invocation alive until the server closes the socket, closing it ourselves only
     /// after [`LINGER_LIMIT_MS`].
     fn linger(&self, io: &Io) {
-        let closed = self.0.borrow().as_ref().and_then(|s| s.closed().ok());
+        let closed = self.js.borrow().as_ref().and_then(|s| s.closed().ok());
         let socket = self.clone();
         io.lifeline.wait_until(async move {
             let server_closed = match closed {
@@ -306,13 +368,16 @@ impl TlsConnect<ServerCloses> for TrackedTls {
     type Future = std::future::Ready<Result<ServerCloses, TlsUpgradeFailed>>;
 
     fn connect(self, _plain: ServerCloses) -> Self::Future {
-        let upgraded = match self.0 .0.borrow().as_ref() {
+        let upgraded = match self.0.js.borrow().as_ref() {
             Some(raw) => raw.start_tls().map_err(|e| TlsUpgradeFailed(format!("{e:?}"))),
             None => Err(TlsUpgradeFailed("socket already closed".into())),
         };
         std::future::ready(upgraded.map(|raw| {
-            *self.0 .0.borrow_mut() = Some(raw.clone());
-            ServerCloses(Socket::from(raw))
+            *self.0.js.borrow_mut() = Some(raw.clone());
+            ServerCloses {
+                socket: Socket::from(raw),
+                server_gone: self.0.server_gone.clone(),
+            }
         }))
     }
 }
@@ -335,7 +400,7 @@ async fn run<T>(
             tx.client.query_typed(SETTINGS_SQL, &settings),
         )
         .await
-        .map_err(map_error)
+        .map_err(|e| tx.failed(e))
     };
     // Behind a transaction pooler the server connection is assigned at the first statement:
     // this is where a saturated pool shows, so it gets the acquire timeout too.
@@ -350,13 +415,15 @@ async fn run<T>(
             within(budget.statement_ms(), tx.client.query_typed("COMMIT", &[]))
                 .await
                 .map_err(|_| ApiError::new(ErrorCode::DatabaseUnavailable, "commit timed out"))?
-                .map_err(map_error)?;
+                .map_err(|e| tx.failed(e))?;
             Ok(value)
         }
         Err(error) => {
             // Best effort: if it does not answer quickly, dropping the client (Terminate) aborts the
             // transaction on the server anyway.
-            let _ = within(200, tx.client.query_typed("ROLLBACK", &[])).await;
+            if !tx.socket.server_gone.get() {
+                let _ = within(200, tx.client.query_typed("ROLLBACK", &[])).await;
+            }
             Err(error)
         }
     }
@@ -382,10 +449,16 @@ async fn connect(io: &Io, raw: RawSocket) -> Result<(Client, Finished), ApiError
     let _ = js_sys::Reflect::set(&options, &"allowHalfOpen".into(), &false.into());
     let socket = worker::worker_sys::connect(address.into(), options.into())
         .map_err(|e| unavailable("socket", &format!("{e:?}")))?;
-    *raw.0.borrow_mut() = Some(socket.clone());
+    *raw.js.borrow_mut() = Some(socket.clone());
     count(Counter::DbConnections);
     let (client, connection) = config
-        .connect_raw(ServerCloses(Socket::from(socket)), TrackedTls(raw))
+        .connect_raw(
+            ServerCloses {
+                socket: Socket::from(socket),
+                server_gone: raw.server_gone.clone(),
+            },
+            TrackedTls(raw),
+        )
         .await
         .map_err(|e| unavailable("connect", &e))?;
     let (sender, receiver) = futures_channel::oneshot::channel::<()>();

@@ -18,7 +18,7 @@ use crate::share::headers::{apply_page_headers, weak_etag};
 use crate::share::page::{render_share_page, SharePage};
 use crate::share::TokenHash;
 
-use super::db::{self, col, Budget, Scope};
+use super::db::{self, Budget};
 use super::test_controls::{count, Counter};
 
 /// A rendered page as the cache holds it.
@@ -61,24 +61,7 @@ impl CachedPage {
 /// Reads what a live link shows, through the narrow `public_share_page` door. `None` for unknown,
 /// expired and revoked links alike.
 pub async fn load(io: &Io, hash: &TokenHash) -> Result<Option<SharePage>, ApiError> {
-    let hash_bytes = hash.0.to_vec();
-    let rows = db::one_statement(
-        io,
-        Scope::System,
-        Budget::Hot,
-        "SELECT public_share_page($1)",
-        &[(&hash_bytes, tokio_postgres::types::Type::BYTEA)],
-    )
-    .await?;
-    let json: Option<String> = match rows.first() {
-        Some(row) => col::<Option<String>>(row, 0)?,
-        None => {
-            return Err(ApiError::new(
-                crate::error::ErrorCode::Internal,
-                "public_share_page returned no row",
-            ))
-        }
-    };
+    let json = db::call_with_bytes(io, Budget::Hot, "public_share_page", &hash.0).await?;
     match json {
         None => Ok(None),
         Some(text) => SharePage::from_json(&text)

@@ -41,9 +41,7 @@ pub fn weak_etag(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
     let mut tag = String::with_capacity(38);
     tag.push_str("W/\"");
-    for b in &digest[..16] {
-        tag.push_str(&format!("{b:02x}"));
-    }
+    tag.push_str(&crate::hex::encode(&digest[..16]));
     tag.push('"');
     tag
 }

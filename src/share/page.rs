@@ -168,7 +168,7 @@ pub fn stylesheet_path() -> &'static str {
     static PATH: OnceLock<String> = OnceLock::new();
     PATH.get_or_init(|| {
         let digest = Sha256::digest(STYLESHEET.as_bytes());
-        let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::hex::encode(&digest[..6]);
         format!("/_static/share.{hex}.css")
     })
 }

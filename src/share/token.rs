@@ -66,7 +66,7 @@ pub struct TokenHash(pub [u8; 32]);
 
 impl TokenHash {
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        crate::hex::encode(&self.0)
     }
 
     pub fn from_hex(text: &str) -> Option<TokenHash> {

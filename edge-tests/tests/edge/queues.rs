@@ -76,6 +76,15 @@ fn complete(s: &SignedIn, asset: &str, size: i64, etag: &str) -> edge_tests::Res
     )
 }
 
+/// Uploads an original whose transcode the media stand-in answers with `behaviour`, and completes
+/// the upload; returns the asset id.
+fn completed_upload_with(stack: &Stack, s: &SignedIn, account: &str, moment: &str, behaviour: Value) -> String {
+    let (asset, size, etag) = pending_asset(stack, account, moment);
+    stack.media_control("PUT", &format!("/__control/behaviour/{asset}"), Some(behaviour));
+    assert_eq!(complete(s, &asset, size, &etag).status, 202);
+    asset
+}
+
 fn job_schema() -> jsonschema::Validator {
     let text =
         std::fs::read_to_string(edge_tests::stack::repo_root().join("queues/schema/job-message.v1.json")).unwrap();
@@ -186,13 +195,13 @@ fn transient_failures_retry_with_growing_delays_until_ready() {
     let stack = Stack::shared();
     let family = stack.family(1, 0);
     let s = stack.sign_in(&family);
-    let (asset, size, etag) = pending_asset(stack, &family.account_id, &family.moment_ids[0]);
-    stack.media_control(
-        "PUT",
-        &format!("/__control/behaviour/{asset}"),
-        Some(json!({"mode": "transient", "times": 3, "then": "ok"})),
+    let asset = completed_upload_with(
+        stack,
+        &s,
+        &family.account_id,
+        &family.moment_ids[0],
+        json!({"mode": "transient", "times": 3, "then": "ok"}),
     );
-    assert_eq!(complete(&s, &asset, size, &etag).status, 202);
     wait_for_status(stack, &asset, "ready", Duration::from_secs(30));
     let delays: Vec<i64> = stack
         .logs()
@@ -269,13 +278,13 @@ fn a_job_for_an_unknown_asset_is_definitive_and_a_corrupt_upload_marks_the_asset
     );
 
     let s = stack.sign_in(&family);
-    let (asset, size, etag) = pending_asset(stack, &family.account_id, &family.moment_ids[0]);
-    stack.media_control(
-        "PUT",
-        &format!("/__control/behaviour/{asset}"),
-        Some(json!({"mode": "corrupt"})),
+    let asset = completed_upload_with(
+        stack,
+        &s,
+        &family.account_id,
+        &family.moment_ids[0],
+        json!({"mode": "corrupt"}),
     );
-    assert_eq!(complete(&s, &asset, size, &etag).status, 202);
     wait_for_status(stack, &asset, "failed", Duration::from_secs(15));
     assert_eq!(
         calls_for(stack, &asset).len(),
@@ -295,13 +304,13 @@ fn when_the_provider_stays_down_the_job_dies_as_external_after_five_attempts_and
     let stack = Stack::shared();
     let family = stack.family(1, 0);
     let s = stack.sign_in(&family);
-    let (asset, size, etag) = pending_asset(stack, &family.account_id, &family.moment_ids[0]);
-    stack.media_control(
-        "PUT",
-        &format!("/__control/behaviour/{asset}"),
-        Some(json!({"mode": "transient"})),
+    let asset = completed_upload_with(
+        stack,
+        &s,
+        &family.account_id,
+        &family.moment_ids[0],
+        json!({"mode": "transient"}),
     );
-    assert_eq!(complete(&s, &asset, size, &etag).status, 202);
     let dead = stack.wait_for_log(Duration::from_secs(60), "the external dead letter", |l| {
         l["alert"] == "dlq_item" && l["asset_id"] == asset.as_str()
     });
