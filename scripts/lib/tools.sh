@@ -96,3 +96,24 @@ ensure_wrk() {
     die "wrk not found: sudo apt-get install wrk"
   fi
 }
+
+# schemathesis (PyPI) in a private virtualenv, for the OpenAPI contract test
+# (edge-tests/tests/edge/contract.rs). The version is pinned in edge-tests/requirements.txt.
+ensure_schemathesis() {
+  local venv="$REPO/target/tools/schemathesis" wanted
+  wanted=$(sed -n 's/^schemathesis==//p' "$REPO/edge-tests/requirements.txt")
+  if [ -x "$venv/bin/schemathesis" ] && "$venv/bin/schemathesis" --version 2>/dev/null | grep -qF "version $wanted"; then
+    return
+  fi
+  if ! python3 -m venv --help >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      say "apt-get install python3-venv"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    else
+      die "python3 with venv not found: sudo apt-get install python3-venv"
+    fi
+  fi
+  say "pip install schemathesis==$wanted"
+  rm -rf "$venv"
+  python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check -r "$REPO/edge-tests/requirements.txt" ||
+    die "could not install schemathesis"
+}

@@ -103,7 +103,7 @@ fn main() {
         StackOptions::named("bench-bare")
             .var("LOG_SAMPLE_SUCCESS", "0.01")
             .var("VIEW_FLUSH_SECONDS", "30")
-            .var("BENCH_BYPASS_PROTECTION", "on"),
+            .var("TEST_BYPASS", "protection"),
     );
     let bare_family = generate(&bare, 1, 12, 1);
     let bare_token = &bare_family[0].shares[0].token;

@@ -5,6 +5,7 @@
 
 mod api;
 mod chaos;
+mod contract;
 mod cron;
 mod data_rls;
 mod foundation;
