@@ -339,37 +339,61 @@ async fn status_of(tx: &Tx, table: &str, id: &str) -> Result<Option<String>, Api
         .transpose()
 }
 
+/// Whether this delivery won the row of its job.
+enum Claim {
+    /// The row is now `processing`, ours to finish.
+    Won,
+    /// No such row in the account.
+    Missing,
+    /// Someone else's or finished: the row's status.
+    Lost(String),
+}
+
+/// Claims a job's row with `claim_sql` (`$1` the id, `$2` whether the job was re-driven; it
+/// returns a row when it moved the status to `processing`), else reads why not.
+async fn claim(io: &Io, message: &JobMessage, table: &str, claim_sql: &str, id: &str) -> Result<Claim, ApiError> {
+    let redriven = message.redrive_count > 0;
+    db::transaction(io, scope(message), Budget::Standard, async |tx| {
+        if tx
+            .exec(claim_sql, &[(&id, Type::TEXT), (&redriven, Type::BOOL)])
+            .await?
+            == 1
+        {
+            return Ok(Claim::Won);
+        }
+        Ok(match status_of(tx, table, id).await? {
+            None => Claim::Missing,
+            Some(status) => Claim::Lost(status),
+        })
+    })
+    .await
+}
+
 async fn process_asset(io: &Io, config: &Config, message: &JobMessage, asset_id: Id) -> Result<Step, ApiError> {
     let asset = asset_id.to_string();
-    let redriven = message.redrive_count > 0;
     // Claim: queued (or a processing claim older than the 300 s job budget, or a re-driven failure).
-    let claim = db::transaction(io, scope(message), Budget::Standard, async |tx| {
-        let claimed = tx
-            .exec(
-                "UPDATE asset SET status = 'processing', processing_started_at = now(), updated_at = now()
-                 WHERE id = $1::uuid AND (status = 'queued'
-                   OR (status = 'processing' AND processing_started_at < now() - interval '300 seconds')
-                   OR (status = 'failed' AND $2::bool))
-                 RETURNING 1",
-                &[(&asset, Type::TEXT), (&redriven, Type::BOOL)],
-            )
-            .await?;
-        if claimed == 1 {
-            return Ok(None);
-        }
-        Ok(Some(status_of(tx, "asset", &asset).await?))
-    })
+    let claimed = claim(
+        io,
+        message,
+        "asset",
+        "UPDATE asset SET status = 'processing', processing_started_at = now(), updated_at = now()
+         WHERE id = $1::uuid AND (status = 'queued'
+           OR (status = 'processing' AND processing_started_at < now() - interval '300 seconds')
+           OR (status = 'failed' AND $2::bool))
+         RETURNING 1",
+        &asset,
+    )
     .await?;
-    match claim {
-        None => {}
-        Some(None) => {
+    match claimed {
+        Claim::Won => {}
+        Claim::Missing => {
             return Ok(Step::Failed(Failure::new(
                 FailureKind::UnknownTarget,
                 None,
                 "no such asset in the account",
             )))
         }
-        Some(Some(status)) => {
+        Claim::Lost(status) => {
             return Ok(match status.as_str() {
                 "ready" => Step::Skipped("asset already ready"),
                 "processing" => Step::Skipped("asset being processed by another delivery"),
@@ -417,30 +441,25 @@ async fn process_asset(io: &Io, config: &Config, message: &JobMessage, asset_id:
 
 async fn process_export(io: &Io, config: &Config, message: &JobMessage, export_id: Id) -> Result<Step, ApiError> {
     let export = export_id.to_string();
-    let redriven = message.redrive_count > 0;
-    let claim = db::transaction(io, scope(message), Budget::Standard, async |tx| {
-        let claimed = tx
-            .exec(
-                "UPDATE account_export SET status = 'processing' WHERE id = $1::uuid AND (status = 'queued' OR (status = 'failed' AND $2::bool)) RETURNING 1",
-                &[(&export, Type::TEXT), (&redriven, Type::BOOL)],
-            )
-            .await?;
-        if claimed == 1 {
-            return Ok(None);
-        }
-        Ok(Some(status_of(tx, "account_export", &export).await?))
-    })
+    let claimed = claim(
+        io,
+        message,
+        "account_export",
+        "UPDATE account_export SET status = 'processing'
+         WHERE id = $1::uuid AND (status = 'queued' OR (status = 'failed' AND $2::bool)) RETURNING 1",
+        &export,
+    )
     .await?;
-    match claim {
-        None => {}
-        Some(None) => {
+    match claimed {
+        Claim::Won => {}
+        Claim::Missing => {
             return Ok(Step::Failed(Failure::new(
                 FailureKind::UnknownTarget,
                 None,
                 "no such export in the account",
             )))
         }
-        Some(Some(_)) => return Ok(Step::Skipped("export already handled")),
+        Claim::Lost(_) => return Ok(Step::Skipped("export already handled")),
     }
     let answer = media_client::run_job(config, message).await;
     if let MediaOutcome::Failed(failure) = answer.outcome {

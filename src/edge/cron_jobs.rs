@@ -53,10 +53,12 @@ pub async fn run(job: CronJob, io: &Io, settings: &Settings, trace: &TraceId, no
         }
     };
     let duration = context::now_ms() - started;
+    let scheduled_time = format_rfc3339_millis(now_ms);
     match &result {
         Ok(report) => context::emit(
             &context::line(config, trace, Level::Info, "cron end")
                 .field("cron_job", job.as_str())
+                .field("scheduled_time", scheduled_time.clone())
                 .field("ok", true)
                 .field("duration_ms", duration)
                 .field("report", report.clone()),
@@ -64,6 +66,7 @@ pub async fn run(job: CronJob, io: &Io, settings: &Settings, trace: &TraceId, no
         Err(e) => context::emit(
             &context::line(config, trace, Level::Error, "cron end")
                 .field("cron_job", job.as_str())
+                .field("scheduled_time", scheduled_time.clone())
                 .field("ok", false)
                 .field("duration_ms", duration)
                 .field("error", e.clone()),

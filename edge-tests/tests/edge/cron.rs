@@ -42,11 +42,19 @@ fn inside_the_mothers_day_window_the_most_viewed_pages_are_prewarmed_in_every_la
     .unwrap();
 
     // Second Sunday of May 2027, 10:00 in Brasília: inside the window.
-    let fired = stack.fire_cron(PREWARM, at("2027-05-09T10:00:00-03:00"));
+    let time = at("2027-05-09T10:00:00-03:00");
+    let fired = stack.fire_cron(PREWARM, time);
     assert_eq!(fired.status, 200, "{}", fired.text());
+    // This run's report, not that of another test's prewarm on the shared stack.
     let end = stack.wait_for_log(Duration::from_secs(10), "the prewarm report", |l| {
-        l["message"] == "cron end" && l["cron_job"] == "prewarm" && l["report"]["window"] == "dia-das-maes-br"
+        l["message"] == "cron end"
+            && l["cron_job"] == "prewarm"
+            && l["scheduled_time"]
+                .as_str()
+                .and_then(|t| babybook_jobs::parse_rfc3339_millis(t).ok())
+                == Some(time)
     });
+    assert_eq!(end["report"]["window"], "dia-das-maes-br", "{end}");
     assert!(end["report"]["warmed"].as_u64().unwrap() >= 2, "{end}");
 
     let client = stack.client();
