@@ -101,6 +101,21 @@ pub fn free_port() -> u16 {
 }
 
 /// Waits until `port` accepts connections, or `timeout`.
+/// `wrangler dev` (the npm-installed one) for the project in `dir`, on 127.0.0.1:`port`, with its
+/// local state (cache, queues, rate limits) under `state` and no interactive session.
+pub fn wrangler_dev(dir: &std::path::Path, port: u16, state: &std::path::Path) -> Command {
+    let mut command = Command::new(crate::stack::repo_root().join("node_modules/.bin/wrangler"));
+    command
+        .current_dir(dir)
+        .args(["dev", "--port", &port.to_string(), "--ip", "127.0.0.1"])
+        .args(["--inspector-port", &free_port().to_string()])
+        .arg("--persist-to")
+        .arg(state)
+        .args(["--show-interactive-dev-session=false"])
+        .env("WRANGLER_SEND_METRICS", "false");
+    command
+}
+
 pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
     let deadline = std::time::Instant::now() + timeout;
     while std::time::Instant::now() < deadline {

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -248,21 +248,7 @@ impl Stack {
             vars.retain(|(name, _)| name != k);
             vars.push((k.clone(), v.clone()));
         }
-        let mut command = Command::new(repo.join("node_modules/.bin/wrangler"));
-        command
-            .current_dir(&repo)
-            .args([
-                "dev",
-                "--port",
-                &port.to_string(),
-                "--ip",
-                "127.0.0.1",
-                "--inspector-port",
-                &free_port().to_string(),
-            ])
-            .arg("--persist-to")
-            .arg(self.dir.join("wrangler-state"))
-            .args(["--show-interactive-dev-session=false"]);
+        let mut command = crate::procs::wrangler_dev(&repo, port, &self.dir.join("wrangler-state"));
         for (k, v) in &vars {
             command.arg("--var").arg(format!("{k}:{v}"));
         }
@@ -274,7 +260,6 @@ impl Stack {
                     self.db_name
                 ),
             )
-            .env("WRANGLER_SEND_METRICS", "false")
             .env("FORCE_COLOR", "0")
             .env("NO_COLOR", "1")
             .env("CI", "1")

@@ -254,22 +254,8 @@ struct Baseline {
 impl Baseline {
     fn start(dir: &Path, work: &Path) -> Baseline {
         let port = edge_tests::procs::free_port();
-        let mut command = Command::new(repo_root().join("node_modules/.bin/wrangler"));
+        let mut command = edge_tests::procs::wrangler_dev(dir, port, &work.join("baseline-state"));
         command
-            .current_dir(dir)
-            .args([
-                "dev",
-                "--port",
-                &port.to_string(),
-                "--ip",
-                "127.0.0.1",
-                "--inspector-port",
-                &edge_tests::procs::free_port().to_string(),
-            ])
-            .arg("--persist-to")
-            .arg(work.join("baseline-state"))
-            .args(["--show-interactive-dev-session=false"])
-            .env("WRANGLER_SEND_METRICS", "false")
             .stdout(std::fs::File::create(work.join("baseline.log")).expect("log"))
             .stderr(std::process::Stdio::null());
         let process = edge_tests::procs::Guarded::spawn(command).expect("baseline wrangler dev");
