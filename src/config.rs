@@ -48,7 +48,6 @@ pub mod var {
     pub const DB_ACQUIRE_TIMEOUT_MS: &str = "DB_ACQUIRE_TIMEOUT_MS";
     pub const CONSUMER_CONCURRENCY: &str = "CONSUMER_CONCURRENCY";
     pub const TEST_CONTROLS: &str = "TEST_CONTROLS";
-    pub const TEST_BYPASS: &str = "TEST_BYPASS";
     // secrets
     pub const SESSION_KEY_CURRENT: &str = "SESSION_KEY_CURRENT";
     pub const SESSION_KEY_PREVIOUS: &str = "SESSION_KEY_PREVIOUS";
@@ -58,27 +57,6 @@ pub mod var {
     /// revocations then purge cached pages in every data center, not only the local one.
     pub const CF_ZONE_ID: &str = "CF_ZONE_ID";
     pub const CACHE_PURGE_TOKEN: &str = "CACHE_PURGE_TOKEN";
-}
-
-/// What a local test run may switch off (`TEST_BYPASS`), to measure it or to reach past it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bypass {
-    Nothing,
-    /// `rate_limits`: every rate limit. The OpenAPI contract run sends hundreds of requests as
-    /// one user from one address.
-    RateLimits,
-    /// `protection`: hygiene and rate limits. The benchmark measures what they cost.
-    Protection,
-}
-
-impl Bypass {
-    pub fn hygiene(self) -> bool {
-        self == Bypass::Protection
-    }
-
-    pub fn rate_limits(self) -> bool {
-        self != Bypass::Nothing
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,8 +120,6 @@ pub struct Config {
     /// Test-only controls (`/__test/*`, clock offsets, fault switches): honoured only when
     /// `ENVIRONMENT` is `local` *and* `TEST_CONTROLS` is `on`.
     pub test_controls: bool,
-    /// What a local run skips (`TEST_BYPASS`). Honoured only where test controls are.
-    pub bypass: Bypass,
     pub session_key_current: Option<Secret>,
     pub session_key_previous: Option<Secret>,
     pub service_api_token: Option<Secret>,
@@ -222,12 +198,6 @@ impl Config {
             db_acquire_timeout_ms: parse_number(var::DB_ACQUIRE_TIMEOUT_MS, get(var::DB_ACQUIRE_TIMEOUT_MS), 1_500)?,
             consumer_concurrency: parse_number(var::CONSUMER_CONCURRENCY, get(var::CONSUMER_CONCURRENCY), 10)?.max(1),
             test_controls: environment == Environment::Local && get(var::TEST_CONTROLS).as_deref() == Some("on"),
-            bypass: match parse_bypass(get(var::TEST_BYPASS))? {
-                bypass if environment == Environment::Local && get(var::TEST_CONTROLS).as_deref() == Some("on") => {
-                    bypass
-                }
-                _ => Bypass::Nothing,
-            },
             session_key_current: secret(var::SESSION_KEY_CURRENT)?,
             session_key_previous: secret(var::SESSION_KEY_PREVIOUS)?,
             service_api_token: secret(var::SERVICE_API_TOKEN)?,
@@ -291,18 +261,6 @@ fn parse_flag(name: &'static str, value: Option<String>) -> Result<bool, ConfigE
     }
 }
 
-fn parse_bypass(value: Option<String>) -> Result<Bypass, ConfigError> {
-    match value.as_deref() {
-        None | Some("") | Some("off") => Ok(Bypass::Nothing),
-        Some("rate_limits") => Ok(Bypass::RateLimits),
-        Some("protection") => Ok(Bypass::Protection),
-        Some(other) => Err(ConfigError {
-            name: var::TEST_BYPASS,
-            problem: format!("{other:?} is not one of off, rate_limits, protection"),
-        }),
-    }
-}
-
 fn parse_rate(name: &'static str, value: Option<String>, default: f64) -> Result<f64, ConfigError> {
     match value {
         None => Ok(default),
@@ -345,12 +303,6 @@ mod tests {
         assert_eq!(c.share_hosts, ["share.babybook.com"]);
         assert!(!c.read_only);
         assert!(!c.test_controls);
-        assert!(
-            config(&[("TEST_CONTROLS", "on"), ("TEST_BYPASS", "protection")])
-                .unwrap()
-                .bypass
-                == Bypass::Nothing
-        );
     }
 
     #[test]
@@ -370,34 +322,6 @@ mod tests {
                 .unwrap()
                 .test_controls
         );
-    }
-
-    #[test]
-    fn bypasses_hold_only_where_test_controls_do() {
-        let local = |value: &str| {
-            config(&[
-                ("ENVIRONMENT", "local"),
-                ("TEST_CONTROLS", "on"),
-                ("TEST_BYPASS", value),
-            ])
-            .unwrap()
-            .bypass
-        };
-        assert_eq!(local("protection"), Bypass::Protection);
-        assert_eq!(local("rate_limits"), Bypass::RateLimits);
-        assert_eq!(local("off"), Bypass::Nothing);
-        assert!(Bypass::Protection.hygiene() && Bypass::Protection.rate_limits());
-        assert!(!Bypass::RateLimits.hygiene() && Bypass::RateLimits.rate_limits());
-        assert!(!Bypass::Nothing.hygiene() && !Bypass::Nothing.rate_limits());
-        let without_controls = config(&[("ENVIRONMENT", "local"), ("TEST_BYPASS", "rate_limits")]).unwrap();
-        assert_eq!(without_controls.bypass, Bypass::Nothing);
-        let staging = config(&[
-            ("ENVIRONMENT", "staging"),
-            ("TEST_CONTROLS", "on"),
-            ("TEST_BYPASS", "protection"),
-        ]);
-        assert_eq!(staging.unwrap().bypass, Bypass::Nothing);
-        assert!(config(&[("TEST_BYPASS", "everything")]).is_err());
     }
 
     #[test]

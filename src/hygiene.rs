@@ -1,6 +1,8 @@
 //! Request hygiene: the cheap checks every request meets before routing (SPEC §2, issue 9).
 //! Scanners and junk are answered from this module's verdict alone: no cache, database or origin.
 
+use std::borrow::Cow;
+
 /// Request target longer than this → `414`.
 pub const MAX_URL_BYTES: usize = 2 * 1024;
 /// Header block larger than this → `431`.
@@ -77,7 +79,7 @@ pub fn screen(head: &RequestHead<'_>, host_is_served: impl Fn(&str) -> bool) -> 
     if is_scanner_path(head.path) {
         return Err(Rejection::Scanner);
     }
-    let host = head.host.split(':').next().unwrap_or("").to_ascii_lowercase();
+    let host = lowercase(Cow::Borrowed(head.host.split(':').next().unwrap_or("")));
     if !host_is_served(&host) {
         return Err(Rejection::UnknownHost);
     }
@@ -86,9 +88,14 @@ pub fn screen(head: &RequestHead<'_>, host_is_served: impl Fn(&str) -> bool) -> 
 
 /// Scanner paths, traversal (`..`, `%2e%2e`, double-encoded too), NUL bytes and `*.php`.
 pub fn is_scanner_path(raw_path: &str) -> bool {
-    let once = percent_decode_lossy(raw_path).to_ascii_lowercase();
+    // Every request passes here: nothing is copied unless it has escapes or capitals.
+    let once = lowercase(percent_decode_lossy(raw_path));
     let twice = percent_decode_lossy(&once);
-    for path in [once.as_str(), twice.as_str()] {
+    let passes: &[&str] = match &twice {
+        Cow::Borrowed(_) => &[&once],
+        Cow::Owned(decoded) => &[&once, decoded],
+    };
+    for &path in passes {
         if path.contains('\0') || path.split(['/', '\\']).any(|segment| segment == "..") {
             return true;
         }
@@ -105,8 +112,19 @@ pub fn is_scanner_path(raw_path: &str) -> bool {
     false
 }
 
+fn lowercase(text: Cow<'_, str>) -> Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        text
+    }
+}
+
 /// Decodes `%XX` escapes; invalid escapes stay as they are. Bytes that are not UTF-8 become U+FFFD.
-fn percent_decode_lossy(text: &str) -> String {
+fn percent_decode_lossy(text: &str) -> Cow<'_, str> {
+    if !text.contains('%') {
+        return Cow::Borrowed(text);
+    }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -122,7 +140,7 @@ fn percent_decode_lossy(text: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]

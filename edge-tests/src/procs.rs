@@ -63,6 +63,12 @@ impl Guarded {
         self.child.id()
     }
 
+    /// CPU seconds (user + system) used so far by the live processes of the group: for
+    /// `wrangler dev` that is Node and workerd, the whole server side of a benchmark.
+    pub fn cpu_seconds(&self) -> f64 {
+        group_cpu_seconds(self.pgid)
+    }
+
     /// Sends `signal` to the whole group.
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill with a negative pid signals a process group; no memory is involved.
@@ -92,6 +98,32 @@ impl Drop for Guarded {
             self.stop(Duration::from_secs(3));
         }
     }
+}
+
+/// Sums `utime + stime` from `/proc/<pid>/stat` over the processes in group `pgid`.
+fn group_cpu_seconds(pgid: i32) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let ticks: u64 = entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // Fields after the parenthesised command name: state ppid pgrp … utime(12) stime(13).
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            (fields.get(2)?.parse::<i32>().ok()? == pgid)
+                .then(|| Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?))
+                .flatten()
+        })
+        .sum();
+    ticks as f64 / ticks_per_second
 }
 
 /// A TCP port nobody listens on right now (bind to :0, read it, release it).

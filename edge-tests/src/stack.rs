@@ -396,6 +396,16 @@ impl Stack {
                 .is_some_and(|w| w.is_running())
     }
 
+    /// CPU seconds used so far by `wrangler dev` (Node and workerd): benchmarks divide the
+    /// difference by the requests served.
+    pub fn server_cpu_seconds(&self) -> f64 {
+        self.wrangler
+            .lock()
+            .expect("wrangler")
+            .as_ref()
+            .map_or(0.0, Guarded::cpu_seconds)
+    }
+
     pub fn client(&self) -> Client {
         Client::new(self.base_url.clone(), self.death.clone())
     }
@@ -550,6 +560,11 @@ impl Stack {
         let response = self.client().post_json("/__test/controls", &[], &body);
         assert_eq!(response.status, 200, "test control {body}: {}", response.text());
         response
+    }
+
+    /// Switches a fault (or a `skip_*` switch) of the Worker's test controls on or off.
+    pub fn fault(&self, name: &str, on: bool) {
+        self.control(serde_json::json!({"action": "fault", "name": name, "on": on}));
     }
 
     pub fn counters(&self) -> Value {

@@ -12,6 +12,7 @@ mod db;
 mod dead_letters;
 mod entry;
 mod jobs;
+mod limiter_binding;
 mod media_client;
 mod pipeline;
 mod proxy;

@@ -153,6 +153,13 @@ fn trace_id_from(traceparent: Option<&str>, x_trace_id: Option<&str>) -> TraceId
         .unwrap_or_else(context::new_trace_id)
 }
 
+fn screen(config: &crate::config::Config, head: &RequestHead<'_>) -> Result<(), Rejection> {
+    if test_controls::fault(config, test_controls::SKIP_HYGIENE) {
+        return Ok(());
+    }
+    hygiene::screen(head, |host| config.is_share_host(host) || config.is_api_host(host))
+}
+
 fn host_surfaces(cx: &RequestContext, host: &str) -> (bool, bool) {
     let host = host.to_ascii_lowercase();
     (cx.config().is_share_host(&host), cx.config().is_api_host(&host))
@@ -174,12 +181,7 @@ async fn route(
     };
 
     // 1. Hygiene.
-    let screened = if config.bypass.hygiene() {
-        Ok(())
-    } else {
-        hygiene::screen(head, |host| config.is_share_host(host) || config.is_api_host(host))
-    };
-    if let Err(rejection) = screened {
+    if let Err(rejection) = screen(config, head) {
         telemetry::count_rejection(rejection.log_tag());
         notes.rejection = Some(rejection.log_tag());
         let code = match rejection {
@@ -342,6 +344,7 @@ async fn route(
     let class = route.request_class(session.is_some());
     if let Some(refusal) = rate_limits(
         cx,
+        &cx.client_ip,
         class,
         session.as_ref(),
         route.id() == RouteId::SharePage,
@@ -414,19 +417,20 @@ fn verify_csrf(cx: &RequestContext, headers: &[(String, String)], session: Optio
 /// Applies every policy of `class` but the email-keyed one; `Some` is the refusal.
 async fn rate_limits(
     cx: &RequestContext,
+    client_ip: &str,
     class: RequestClass,
     session: Option<&Session>,
     share_page: bool,
     accept: Option<&str>,
     notes: &mut Notes,
 ) -> Option<Reply> {
-    if cx.config().bypass.rate_limits() {
+    if test_controls::fault(cx.config(), test_controls::SKIP_RATE_LIMITS) {
         return None;
     }
     for policy in class.policies().iter().filter(|p| p.keyed_by != KeyedBy::Email) {
         let subject = match (policy.keyed_by, session) {
             (KeyedBy::User, Some(s)) => s.uid.to_string(),
-            _ => cx.client_ip.clone(),
+            _ => client_ip.to_owned(),
         };
         if let Verdict::Refused(reply) = rate_limiter::check(cx, policy, &subject, share_page, accept).await {
             notes.rejection = Some("rate_limited");
@@ -435,6 +439,35 @@ async fn rate_limits(
         }
     }
     None
+}
+
+/// What a share page meets before its handler (hygiene, then its rate limit), `n` times, each
+/// time from another client address so that every one is admitted: the benchmark times this
+/// through the test controls to price protection inside the runtime. Returns how many passed.
+pub(super) async fn repeat_share_protection(cx: &RequestContext, n: u32) -> u32 {
+    let config = cx.config();
+    let host = config.share_hosts.first().cloned().unwrap_or_default();
+    let path = "/s/AAAAAAAAAAAAAAAAAAAAAA";
+    let head = RequestHead {
+        method: "GET",
+        path,
+        target_len: path.len(),
+        header_bytes: 512,
+        host: &host,
+    };
+    let mut passed = 0;
+    for i in 0..n {
+        let client_ip = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+        let mut notes = Notes::default();
+        if screen(config, &head).is_ok()
+            && rate_limits(cx, &client_ip, RequestClass::Share, None, true, None, &mut notes)
+                .await
+                .is_none()
+        {
+            passed += 1;
+        }
+    }
+    passed
 }
 
 /// Everything the edge does not serve on the API host goes to the origin, behind the same
@@ -474,7 +507,7 @@ async fn proxied(
         (true, false) => RequestClass::ApiAuthenticatedRead,
         (true, true) => RequestClass::ApiAuthenticatedWrite,
     };
-    if let Some(refusal) = rate_limits(cx, class, session.as_ref(), false, None, notes).await {
+    if let Some(refusal) = rate_limits(cx, &cx.client_ip, class, session.as_ref(), false, None, notes).await {
         return refusal;
     }
     match proxy::forward(cx, req, head.method, headers, session.as_ref()).await {

@@ -9,6 +9,7 @@ use crate::telemetry::{self, Level};
 
 use super::context::{self, RequestContext};
 use super::pipeline::share_error_page;
+use super::{limiter_binding, test_controls};
 
 pub enum Verdict {
     Allowed,
@@ -24,19 +25,20 @@ pub async fn check(
     share_page: bool,
     accept: Option<&str>,
 ) -> Verdict {
-    let key = rate_limit::key(policy, subject);
-    let outcome = match cx.io.rate_limiter(policy.binding) {
-        Ok(limiter) => limiter.limit(key).await.map(|o| o.success),
-        Err(e) => Err(e),
+    // A test run can take the binding away, to see each policy's failure mode at work.
+    let binding = if test_controls::fault(cx.config(), test_controls::LIMITER_UNAVAILABLE) {
+        "NO_SUCH_RATE_LIMITER"
+    } else {
+        policy.binding
     };
-    let allowed = match outcome {
+    let allowed = match limiter_binding::limit(&cx.io.env, binding, &rate_limit::key(policy, subject)).await {
         Ok(allowed) => allowed,
         Err(e) => {
             // The limiter itself failed: share pages stay up, logins stay shut.
             context::emit(
                 &cx.line(Level::Error, "rate limiter failed")
                     .field("policy", policy.name)
-                    .field("detail", e.to_string())
+                    .field("detail", e)
                     .field(
                         "fail_mode",
                         if policy.on_limiter_error == OnLimiterError::FailOpen {

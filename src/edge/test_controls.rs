@@ -15,6 +15,14 @@ thread_local! {
     static RENDERS: Cell<u64> = const { Cell::new(0) };
 }
 
+/// Switches that take protection out of the way (local test runs only, like every fault): the
+/// benchmark prices hygiene and rate limits by switching both off and on again in one process,
+/// and the OpenAPI contract run sends hundreds of requests as one user from one address.
+pub const SKIP_HYGIENE: &str = "skip_hygiene";
+pub const SKIP_RATE_LIMITS: &str = "skip_rate_limits";
+/// Every rate limit asks a binding that does not exist: share pages must stay up, logins shut.
+pub const LIMITER_UNAVAILABLE: &str = "rate_limiter_unavailable";
+
 /// Is the named fault switched on? Always false outside local test runs.
 pub fn fault(config: &Config, name: &str) -> bool {
     config.test_controls && FAULTS.with(|f| f.borrow().contains(name))
@@ -67,8 +75,11 @@ pub fn counters() -> serde_json::Value {
 
 /// `POST /__test/controls` actions (local test runs only; the route refuses otherwise):
 ///
-/// - `{"action": "fault", "name": "queue_publish" | "cron:<job>", "on": true}`
+/// - `{"action": "fault", "name": "queue_publish" | "consumer_paused" | "cron:<job>" |
+///   "skip_hygiene" | "skip_rate_limits" | "rate_limiter_unavailable", "on": true}`
 /// - `{"action": "age_share_cache", "token": "…", "seconds": 301}`: makes a cached page older
+/// - `{"action": "repeat_share_protection", "n": 20000}`: a share page's hygiene and rate limit,
+///   n times (the benchmark times it)
 /// - `{"action": "publish_raw", "body": …}` / `{"action": "publish_raw_batch", "bodies": [...]}`
 pub async fn run(
     cx: &super::context::RequestContext,
@@ -78,6 +89,15 @@ pub async fn run(
     let bad = |what: &str| ApiError::validation(vec![("body".into(), what.into())]);
     let ok = || crate::reply::Reply::json(200, &serde_json::json!({"ok": true}));
     match body.get("action").and_then(|a| a.as_str()) {
+        Some("repeat_share_protection") => {
+            let n = body
+                .get("n")
+                .and_then(|n| n.as_u64())
+                .filter(|n| *n <= 100_000)
+                .ok_or_else(|| bad("n (at most 100000)"))?;
+            let passed = super::pipeline::repeat_share_protection(cx, n as u32).await;
+            Ok(crate::reply::Reply::json(200, &serde_json::json!({"passed": passed})))
+        }
         Some("fault") => {
             let name = body.get("name").and_then(|n| n.as_str()).ok_or_else(|| bad("name"))?;
             set_fault(name, body.get("on").and_then(|o| o.as_bool()).unwrap_or(true));

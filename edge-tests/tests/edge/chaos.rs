@@ -23,7 +23,7 @@ fn p95(mut samples: Vec<Duration>) -> Duration {
 fn a_paused_consumer_lets_the_backlog_age_grow_and_the_probe_alert_fires() {
     let stack = Stack::start(StackOptions::named("consumer-paused"));
     let t0 = now_ms();
-    stack.control(json!({"action": "fault", "name": "consumer_paused", "on": true}));
+    stack.fault("consumer_paused", true);
     assert_eq!(stack.fire_cron("*/5 * * * *", t0).status, 200, "the probe is published");
     let family = stack.family(1, 0);
     let mut bodies = Vec::new();
@@ -48,7 +48,7 @@ fn a_paused_consumer_lets_the_backlog_age_grow_and_the_probe_alert_fires() {
     });
     assert_eq!(alert["reason"], "never completed");
 
-    stack.control(json!({"action": "fault", "name": "consumer_paused", "on": false}));
+    stack.fault("consumer_paused", false);
     let batch = stack.wait_for_log(Duration::from_secs(20), "the batch after the pause", |l| {
         l["message"] == "queue batch" && l["oldest_message_age_ms"].as_i64().is_some_and(|age| age >= 3_000)
     });

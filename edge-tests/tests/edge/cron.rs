@@ -238,7 +238,7 @@ fn the_queue_probe_logs_its_time_to_ready_and_alerts_when_a_probe_never_complete
 #[test]
 fn a_cron_job_that_fails_is_reported_as_a_failure_with_its_trace_id_and_the_others_still_run() {
     let stack = Stack::start(StackOptions::named("cron-fault"));
-    stack.control(json!({"action": "fault", "name": "cron:queue_probe", "on": true}));
+    stack.fault("cron:queue_probe", true);
     let fired = stack.fire_cron(EVERY_FIVE, now_ms());
     assert_eq!(fired.status, 500, "the scheduled endpoint reports the failed run");
     let failed = stack.wait_for_log(Duration::from_secs(10), "the failed job's end line", |l| {
@@ -251,6 +251,6 @@ fn a_cron_job_that_fails_is_reported_as_a_failure_with_its_trace_id_and_the_othe
         l["message"] == "cron end" && l["cron_job"] == "queued_sweep" && l["trace_id"] == trace
     });
     assert_eq!(sweep["ok"], true, "one failing job must not stop the others");
-    stack.control(json!({"action": "fault", "name": "cron:queue_probe", "on": false}));
+    stack.fault("cron:queue_probe", false);
     assert_eq!(stack.fire_cron(EVERY_FIVE, now_ms()).status, 200);
 }

@@ -143,6 +143,45 @@ fn one_users_write_flood_does_not_limit_another_user_on_the_same_ip() {
     );
 }
 
+#[test]
+fn when_the_limiter_itself_fails_share_pages_stay_up_and_logins_stay_shut() {
+    // Its own stack: the switch takes every binding away for every request.
+    let stack = Stack::start(StackOptions::named("limiter-down"));
+    let family = stack.family(1, 1);
+    let page = format!("/s/{}", family.shares[0].token);
+    let client = stack.client();
+    let login = |c: &edge_tests::Client| {
+        let token = c.get("/auth/csrf").json()["csrf_token"].as_str().unwrap().to_owned();
+        c.post_json(
+            "/auth/login",
+            &[("x-csrf-token", &token), ("cookie", &format!("__Host-csrf={token}"))],
+            &json!({"email": family.email, "password": family.password}),
+        )
+    };
+    stack.fault("rate_limiter_unavailable", true);
+
+    assert_eq!(client.get(&page).status, 200, "share pages fail open");
+    let logged = stack.wait_for_log(Duration::from_secs(10), "the share limiter failure", |l| {
+        l["message"] == "rate limiter failed" && l["policy"] == "share"
+    });
+    assert_eq!(logged["fail_mode"], "open");
+    assert!(
+        logged["detail"].as_str().unwrap_or("").contains("NO_SUCH_RATE_LIMITER"),
+        "{logged}"
+    );
+
+    let refused = login(&client);
+    assert_429(&refused, "login_ip", 60);
+    assert_eq!(refused.error_code(), "rate_limited");
+    let logged = stack.wait_for_log(Duration::from_secs(10), "the login limiter failure", |l| {
+        l["message"] == "rate limiter failed" && l["policy"] == "login_ip"
+    });
+    assert_eq!(logged["fail_mode"], "closed");
+
+    stack.fault("rate_limiter_unavailable", false);
+    assert_eq!(login(&client).status, 200, "with the limiter back the family signs in");
+}
+
 /// A stack where these tests are the only traffic, so its counters tell what a request did.
 fn quiet() -> &'static Stack {
     static STACK: OnceLock<Stack> = OnceLock::new();

@@ -409,7 +409,7 @@ fn a_failed_publish_after_the_commit_loses_no_job_the_sweep_republishes_it() {
     let family = stack.family(1, 0);
     let s = stack.sign_in(&family);
     let (asset, size, etag) = pending_asset(&stack, &family.account_id, &family.moment_ids[0]);
-    stack.control(json!({"action": "fault", "name": "queue_publish", "on": true}));
+    stack.fault("queue_publish", true);
     let r = complete(&s, &asset, size, &etag);
     assert_eq!(r.status, 202, "the commit happened: the client is told it is queued");
     stack.wait_for_log(Duration::from_secs(5), "publish deferred", |l| {
@@ -418,7 +418,7 @@ fn a_failed_publish_after_the_commit_loses_no_job_the_sweep_republishes_it() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(asset_status(&stack, &asset).0, "queued");
     assert!(calls_for(&stack, &asset).is_empty());
-    stack.control(json!({"action": "fault", "name": "queue_publish", "on": false}));
+    stack.fault("queue_publish", false);
     let later = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
