@@ -124,7 +124,7 @@ fn main() {
     // limits off for one run and on again for the next, so both runs share the isolate, its
     // caches and its JIT state; two processes differed by more than the thing measured.
     check_protection_switches(&stack, &hot);
-    let protection = |on: bool| {
+    let set_protection = |on: bool| {
         stack.fault(SKIP_HYGIENE, !on);
         stack.fault(SKIP_RATE_LIMITS, !on);
     };
@@ -148,17 +148,17 @@ fn main() {
                     &baseline_cpu,
                 )),
                 1 => {
-                    protection(true);
+                    set_protection(true);
                     hits.push(wrk("share hit", &base, "hit", &hot_file, &[]));
                 }
                 _ => {
-                    protection(false);
+                    set_protection(false);
                     bares.push(wrk("share hit, no protection", &base, "hit", &hot_file, &[]));
                 }
             }
         }
     }
-    protection(true);
+    set_protection(true);
     drop(baseline);
     let mut protection = protection_cost(&hits, &bares);
     let price_us = protection_price_in_runtime(&stack);
