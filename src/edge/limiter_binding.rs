@@ -45,13 +45,14 @@ struct Table {
     free: Vec<u32>,
     /// `binding name → its JavaScript string`, made once.
     names: Vec<(&'static str, JsValue)>,
-    done: Option<JsValue>,
 }
 
 thread_local! {
     static TABLE: RefCell<Table> = const {
-        RefCell::new(Table { slots: Vec::new(), free: Vec::new(), names: Vec::new(), done: None })
+        RefCell::new(Table { slots: Vec::new(), free: Vec::new(), names: Vec::new() })
     };
+    /// The one callback every count answers through.
+    static DONE: JsValue = Closure::<dyn Fn(u32, JsValue)>::new(answered).into_js_value();
 }
 
 fn answered(slot: u32, outcome: JsValue) {
@@ -82,7 +83,7 @@ fn answered(slot: u32, outcome: JsValue) {
 /// One count against `binding` for `key`: `Ok(true)` while under the limit; `Err` when the
 /// binding is missing or failed.
 pub async fn limit(env: &Env, binding: &'static str, key: &str) -> Result<bool, String> {
-    let started = TABLE.with(|t| {
+    let slot = TABLE.with(|t| {
         let mut table = t.borrow_mut();
         let slot = match table.free.pop() {
             Some(slot) => slot,
@@ -91,37 +92,28 @@ pub async fn limit(env: &Env, binding: &'static str, key: &str) -> Result<bool, 
                 (table.slots.len() - 1) as u32
             }
         };
-        table.slots[slot as usize] = Slot::Waiting(None);
-        let name = match table.names.iter().find(|(n, _)| *n == binding) {
-            Some((_, js)) => js.clone(),
+        let name = match table.names.iter().position(|(n, _)| *n == binding) {
+            Some(index) => index,
             None => {
-                let js = JsValue::from_str(binding);
-                table.names.push((binding, js.clone()));
-                js
+                table.names.push((binding, JsValue::from_str(binding)));
+                table.names.len() - 1
             }
         };
-        let done = table
-            .done
-            .get_or_insert_with(|| Closure::<dyn Fn(u32, JsValue)>::new(answered).into_js_value())
-            .clone();
-        (slot, name, done)
-    });
-    let (slot, name, done) = started;
-    if let Some(error) = count(env, &name, key, slot, &done) {
-        release(slot);
-        return Err(format!("{binding}: {error}"));
-    }
+        // The answer always comes in a later microtask, so the table may stay borrowed here.
+        match DONE.with(|done| count(env, &table.names[name].1, key, slot, done)) {
+            None => {
+                table.slots[slot as usize] = Slot::Waiting(None);
+                Ok(slot)
+            }
+            Some(error) => {
+                table.free.push(slot);
+                Err(format!("{binding}: {error}"))
+            }
+        }
+    })?;
     Counted { slot, finished: false }
         .await
         .map_err(|error| format!("{binding}: {error}"))
-}
-
-fn release(slot: u32) {
-    TABLE.with(|t| {
-        let mut table = t.borrow_mut();
-        table.slots[slot as usize] = Slot::Free;
-        table.free.push(slot);
-    });
 }
 
 struct Counted {
