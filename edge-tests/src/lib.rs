@@ -7,6 +7,7 @@
 //! this process exits, however it exits: no test run leaves a server behind.
 
 pub mod client;
+pub mod db_guard;
 pub mod fixtures;
 pub mod html;
 pub mod logs;

@@ -161,6 +161,22 @@ pub struct Bouncer {
     pub port: u16,
     pub pool_size: u32,
     process: Guarded,
+    dir: PathBuf,
+}
+
+fn spawn_bouncer(dir: &Path, port: u16) -> Guarded {
+    let mut command = as_service_user("pgbouncer");
+    command
+        .arg(dir.join("pgbouncer.ini"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("pgbouncer.log")).expect("log"));
+    let process = Guarded::spawn(command).expect("start pgbouncer (apt-get install pgbouncer)");
+    assert!(
+        wait_for_port(port, Duration::from_secs(15)),
+        "pgbouncer did not listen on {port}: {}",
+        std::fs::read_to_string(dir.join("pgbouncer.log")).unwrap_or_default()
+    );
+    process
 }
 
 impl Bouncer {
@@ -185,22 +201,24 @@ impl Bouncer {
         );
         write_file(&dir.join("pgbouncer.ini"), &config);
         chown_service_user(dir);
-        let mut command = as_service_user("pgbouncer");
-        command
-            .arg(dir.join("pgbouncer.ini"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("pgbouncer.log")).expect("log"));
-        let process = Guarded::spawn(command).expect("start pgbouncer (apt-get install pgbouncer)");
-        assert!(
-            wait_for_port(port, Duration::from_secs(15)),
-            "pgbouncer did not listen on {port}: {}",
-            std::fs::read_to_string(dir.join("pgbouncer.log")).unwrap_or_default()
-        );
         Bouncer {
             port,
             pool_size,
-            process,
+            process: spawn_bouncer(dir, port),
+            dir: dir.to_owned(),
         }
+    }
+
+    /// SIGKILLs PgBouncer: "the pooler died". Its client connections end as the kernel ends them.
+    pub fn kill(&mut self) {
+        self.process.signal(libc::SIGKILL);
+        let _ = self.process.child.wait();
+    }
+
+    /// Starts PgBouncer again on the same port, with the same configuration.
+    pub fn restart(&mut self) {
+        self.process.stop(Duration::from_secs(2));
+        self.process = spawn_bouncer(&self.dir, self.port);
     }
 
     pub fn url(&self, user: &str, db: &str) -> String {

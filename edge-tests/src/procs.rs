@@ -126,10 +126,31 @@ fn group_cpu_seconds(pgid: i32) -> f64 {
     ticks as f64 / ticks_per_second
 }
 
-/// A TCP port nobody listens on right now (bind to :0, read it, release it).
+/// A TCP port nobody listens on right now, never handed out twice by this process.
+///
+/// Picked below the kernel's ephemeral range (`ip_local_port_range`, 32768–60999 by default), not
+/// with a bind to :0: an ephemeral port is what the kernel gives outgoing connections, and
+/// `wrangler dev` rebinds its port each time it restarts workerd (after its first rebuild), so a
+/// port from that range can be taken by some connection in between ("Address already in use").
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let (low, high) = (10_000u32, ephemeral_low.clamp(12_000, 65_535));
+    let span = high - low;
+    // Processes running at once start at different places.
+    let offset = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (low + (offset + n) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{high}");
 }
 
 /// Waits until `port` accepts connections, or `timeout`.

@@ -14,6 +14,7 @@ use serde_json::Value;
 use babybook_ops::generate::{create_family, Family, FamilySpec};
 
 use crate::client::{Client, Death, SignedIn};
+use crate::db_guard::DbGuard;
 use crate::logs::parse_line;
 use crate::postgres_cluster::{pid_alive, Bouncer, Cluster};
 use crate::procs::{free_port, Guarded};
@@ -111,6 +112,8 @@ pub struct Stack {
     pub secrets: Secrets,
     own_cluster: Option<Mutex<Cluster>>,
     bouncer: Mutex<Bouncer>,
+    /// Between wrangler's Hyperdrive proxy and PgBouncer (see `db_guard`).
+    pub db_guard: Mutex<DbGuard>,
     pub media: Mutex<StandIn>,
     pub origin: Mutex<StandIn>,
     wrangler: Mutex<Option<Guarded>>,
@@ -188,6 +191,7 @@ impl Stack {
             options.pool_size,
         );
         drop(cluster_guard);
+        let db_guard = DbGuard::start(bouncer.port);
 
         let secrets = if options.dev_vars {
             dev_vars_secrets(&repo_root().join(".dev.vars"))
@@ -212,6 +216,7 @@ impl Stack {
             secrets,
             own_cluster,
             bouncer: Mutex::new(bouncer),
+            db_guard: Mutex::new(db_guard),
             media: Mutex::new(media),
             origin: Mutex::new(origin),
             wrangler: Mutex::new(None),
@@ -227,7 +232,7 @@ impl Stack {
         let repo = repo_root();
         let media_url = self.media.lock().expect("media").url();
         let origin_url = self.origin.lock().expect("origin").url();
-        let bouncer_port = self.bouncer.lock().expect("bouncer").port;
+        let guard_port = self.db_guard.lock().expect("db guard").port;
         let mut vars: Vec<(String, String)> = vec![
             ("MEDIA_WORKER_URL".into(), media_url.clone()),
             ("MEDIA_ORIGIN".into(), media_url),
@@ -256,7 +261,7 @@ impl Stack {
             .env(
                 "CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE",
                 format!(
-                    "postgres://app_rw:local@127.0.0.1:{bouncer_port}/{}?sslmode=disable",
+                    "postgres://app_rw:local@127.0.0.1:{guard_port}/{}?sslmode=disable",
                     self.db_name
                 ),
             )
@@ -599,6 +604,7 @@ impl Stack {
             w.stop(Duration::from_secs(3));
         }
         self.bouncer.lock().expect("bouncer").stop();
+        self.db_guard.lock().expect("db guard").stop();
         self.media.lock().expect("media").stop();
         self.origin.lock().expect("origin").stop();
     }

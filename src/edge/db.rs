@@ -197,9 +197,14 @@ async fn with_connection<T>(
     let (client, finished) = match connected {
         Ok(Ok(pair)) => pair,
         Ok(Err(e)) => {
-            // A refused handshake is followed by the server closing its side; closing ours first
-            // races its last bytes. Let it finish.
-            socket.linger(io);
+            // A server that said FATAL has nothing more to send: close now. Any other refused
+            // handshake is followed by the server closing its side; closing ours first races its
+            // last bytes, so let it finish.
+            if socket.server_gone.get() {
+                socket.close();
+            } else {
+                socket.linger(io);
+            }
             return Err(e);
         }
         Err(_) => {
@@ -216,6 +221,12 @@ async fn with_connection<T>(
     };
     let result = work(&tx).await;
     drop(tx);
+    if socket.server_gone.get() {
+        // The server closed or said FATAL: nothing more will come, and nothing more may be sent.
+        // Close at once (production Hyperdrive, and the local database guard, wait for it).
+        socket.close();
+        return result;
+    }
     // Wait here, before the answer goes out, for the server to close after Terminate: sockets
     // still open when a response completes get ended by the runtime, and data the server sends
     // after that is what the local proxy cannot take. Only a connection that does not close
@@ -450,6 +461,7 @@ async fn connect(io: &Io, raw: RawSocket) -> Result<(Client, Finished), ApiError
     let socket = worker::worker_sys::connect(address.into(), options.into())
         .map_err(|e| unavailable("socket", &format!("{e:?}")))?;
     *raw.js.borrow_mut() = Some(socket.clone());
+    let server_gone = raw.server_gone.clone();
     count(Counter::DbConnections);
     let (client, connection) = config
         .connect_raw(
@@ -460,7 +472,15 @@ async fn connect(io: &Io, raw: RawSocket) -> Result<(Client, Finished), ApiError
             TrackedTls(raw),
         )
         .await
-        .map_err(|e| unavailable("connect", &e))?;
+        .map_err(|e| {
+            if e.is_closed()
+                || e.as_db_error()
+                    .is_some_and(|db| matches!(db.severity(), "FATAL" | "PANIC"))
+            {
+                server_gone.set(true);
+            }
+            unavailable("connect", &e)
+        })?;
     let (sender, receiver) = futures_channel::oneshot::channel::<()>();
     wasm_bindgen_futures::spawn_local(async move {
         // Ends when the client is dropped (clean) or the server goes away (the work sees it).

@@ -188,3 +188,88 @@ fn the_database_killed_mid_request_crashes_nothing_leaks_nothing_and_share_pages
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// PgBouncer dies (SIGKILL) and comes back while requests and jobs are in flight, and the media
+/// worker goes away at the same time: `wrangler dev` survives, every answer is 200 or 503, and the
+/// API recovers once the pooler is back. (Issue 14: the local Hyperdrive proxy inside wrangler
+/// had no socket error handlers, and one reset from the pooler ended the dev server.)
+#[test]
+fn the_pooler_and_the_media_worker_dying_under_load_crash_nothing_and_the_api_recovers() {
+    let stack = Stack::start(StackOptions::named("pooler-killed"));
+    stack.fault("skip_rate_limits", true);
+    let family = stack.family(1, 1);
+    let signed_in = stack.sign_in(&family);
+    let share = format!("/s/{}", family.shares[0].token);
+    assert_eq!(signed_in.get("/me").status, 200);
+
+    let stop = AtomicBool::new(false);
+    let unexpected = std::sync::Mutex::new(Vec::new());
+    let answered = AtomicUsize::new(0);
+    // Waits (bounded) until the load threads have had `n` more answers: the fault is then known
+    // to have met requests in flight.
+    let answers_after = |n: usize| {
+        let (start, deadline) = (
+            answered.load(Ordering::Relaxed),
+            Instant::now() + Duration::from_secs(30),
+        );
+        while answered.load(Ordering::Relaxed) < start + n {
+            assert!(Instant::now() < deadline, "the load stopped getting answers");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    std::thread::scope(|s| {
+        for i in 0..6 {
+            let (stop, unexpected, answered, share, signed_in) = (&stop, &unexpected, &answered, &share, &signed_in);
+            let client = stack.client();
+            s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let (path, r) = match i % 3 {
+                        0 => ("/me", signed_in.get("/me")),
+                        1 => ("/ready", client.get("/ready")),
+                        _ => (share.as_str(), client.get(share)),
+                    };
+                    answered.fetch_add(1, Ordering::Relaxed);
+                    if !matches!(r.status, 200 | 503) {
+                        unexpected
+                            .lock()
+                            .unwrap()
+                            .push(format!("{path}: {} {}", r.status, r.text()));
+                    }
+                }
+            });
+        }
+        // Jobs in flight too: their media calls meet the media worker going away.
+        let mut bodies = Vec::new();
+        for _ in 0..10 {
+            let asset = stack.queued_asset(&family.account_id);
+            bodies.push(edge_tests::fixtures::transcode_job(
+                &family.account_id,
+                &asset,
+                "pooler-killed-test",
+            ));
+        }
+        stack.control(json!({"action": "publish_raw_batch", "bodies": bodies}));
+        answers_after(100);
+        for _ in 0..3 {
+            stack.bouncer().kill();
+            stack.media.lock().unwrap().stop();
+            answers_after(60);
+            stack.bouncer().restart();
+            stack.media.lock().unwrap().start();
+            answers_after(60);
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert!(
+        stack.alive(),
+        "wrangler dev died with the pooler:\n{}",
+        stack.log_tail(40)
+    );
+    let unexpected = unexpected.into_inner().unwrap();
+    assert!(unexpected.is_empty(), "answers other than 200/503: {unexpected:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while signed_in.get("/me").status != 200 {
+        assert!(Instant::now() < deadline, "the API never recovered with the pooler");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
