@@ -196,7 +196,17 @@ impl Config {
             view_flush_seconds: parse_number(var::VIEW_FLUSH_SECONDS, get(var::VIEW_FLUSH_SECONDS), 30)?,
             share_memory_ttl_ms: parse_number(var::SHARE_MEMORY_TTL_MS, get(var::SHARE_MEMORY_TTL_MS), 2_000)?,
             db_acquire_timeout_ms: parse_number(var::DB_ACQUIRE_TIMEOUT_MS, get(var::DB_ACQUIRE_TIMEOUT_MS), 1_500)?,
-            consumer_concurrency: parse_number(var::CONSUMER_CONCURRENCY, get(var::CONSUMER_CONCURRENCY), 10)?.max(1),
+            consumer_concurrency: match parse_number(var::CONSUMER_CONCURRENCY, get(var::CONSUMER_CONCURRENCY), 6)? {
+                n @ 1..=MAX_OPEN_CONNECTIONS => n,
+                n => {
+                    return Err(ConfigError {
+                        name: var::CONSUMER_CONCURRENCY,
+                        problem: format!(
+                            "{n}: between 1 and {MAX_OPEN_CONNECTIONS} (each job holds one outbound connection at a time, and an invocation may have {MAX_OPEN_CONNECTIONS} open)"
+                        ),
+                    })
+                }
+            },
             test_controls: environment == Environment::Local && get(var::TEST_CONTROLS).as_deref() == Some("on"),
             session_key_current: secret(var::SESSION_KEY_CURRENT)?,
             session_key_previous: secret(var::SESSION_KEY_PREVIOUS)?,
@@ -274,6 +284,11 @@ fn parse_rate(name: &'static str, value: Option<String>, default: f64) -> Result
     }
 }
 
+/// Simultaneous open connections (`fetch` and sockets alike) one Workers invocation may have;
+/// more wait for one to close. A job uses one at a time (the database, then the media worker,
+/// then the database), so this is also the most jobs a batch runs at once.
+pub const MAX_OPEN_CONNECTIONS: usize = 6;
+
 fn parse_number<T: std::str::FromStr>(name: &'static str, value: Option<String>, default: T) -> Result<T, ConfigError> {
     match value {
         None => Ok(default),
@@ -303,6 +318,21 @@ mod tests {
         assert_eq!(c.share_hosts, ["share.babybook.com"]);
         assert!(!c.read_only);
         assert!(!c.test_controls);
+    }
+
+    #[test]
+    fn consumer_concurrency_stays_within_the_open_connection_limit() {
+        assert_eq!(config(&[]).unwrap().consumer_concurrency, MAX_OPEN_CONNECTIONS);
+        assert_eq!(
+            config(&[("CONSUMER_CONCURRENCY", "3")]).unwrap().consumer_concurrency,
+            3
+        );
+        for refused in ["0", "7", "10"] {
+            let Err(e) = config(&[("CONSUMER_CONCURRENCY", refused)]) else {
+                panic!("CONSUMER_CONCURRENCY={refused} accepted")
+            };
+            assert_eq!(e.name, "CONSUMER_CONCURRENCY");
+        }
     }
 
     #[test]

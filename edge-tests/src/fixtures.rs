@@ -5,9 +5,12 @@ use serde_json::Value;
 
 use babybook_jobs::{Id, Job, JobMessage, TraceId};
 
-/// A `transcode` job for `asset` of `account`, as JSON.
-pub fn transcode_job(account: &str, asset: &str, trace: &str) -> Value {
-    let id = |text: &str| Id::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+fn id(text: &str) -> Id {
+    Id::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+/// A job message of `account` for `job`, as JSON.
+pub fn job_message(account: &str, trace: &str, job: Job) -> Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -17,11 +20,25 @@ pub fn transcode_job(account: &str, asset: &str, trace: &str) -> Value {
         id(account),
         TraceId::parse(trace).expect("trace id"),
         now,
+        job,
+    );
+    serde_json::from_str(&message.to_json()).expect("job JSON")
+}
+
+/// A `transcode` job for `asset` of `account`, as JSON.
+pub fn transcode_job(account: &str, asset: &str, trace: &str) -> Value {
+    job_message(
+        account,
+        trace,
         Job::Transcode {
             asset_id: id(asset),
             original_key: "originals/fixture.jpg".into(),
             media_type: "image/jpeg".into(),
         },
-    );
-    serde_json::from_str(&message.to_json()).expect("job JSON")
+    )
+}
+
+/// An `export` job for `export` of `account`, as JSON.
+pub fn export_job(account: &str, export: &str, trace: &str) -> Value {
+    job_message(account, trace, Job::Export { export_id: id(export) })
 }

@@ -28,6 +28,9 @@ pub enum FailureKind {
     Timeout,
     /// The connection to the media worker failed.
     Connection,
+    /// The media worker answered 2xx with output that breaks the contract (derivatives that are
+    /// not an array of `{key, width}`, say): stored, it would break every page showing the asset.
+    InvalidOutput,
     /// The runtime dead-lettered it after `max_retries` without the consumer reporting why:
     /// the consumer itself kept failing on it.
     Unreported,
@@ -88,7 +91,9 @@ impl FailureKind {
             | FailureKind::Unavailable
             | FailureKind::Timeout
             | FailureKind::Connection => FailureClass::External,
-            FailureKind::Rejected | FailureKind::ServerError | FailureKind::Unreported => FailureClass::WorkerBug,
+            FailureKind::Rejected | FailureKind::ServerError | FailureKind::InvalidOutput | FailureKind::Unreported => {
+                FailureClass::WorkerBug
+            }
         }
     }
 }

@@ -9,6 +9,7 @@
 
 mod dead_job;
 mod ids;
+pub mod lifecycle;
 mod message;
 mod outcome;
 mod timestamp;

@@ -11,8 +11,8 @@ use crate::telemetry::Level;
 use super::context::{self, RequestContext};
 use super::cron_jobs;
 use super::dead_letters;
-use super::jobs;
 use super::pipeline::Incoming;
+use super::{job_rows, jobs};
 
 const MAX_PER_CALL: u32 = 500;
 
@@ -70,16 +70,14 @@ pub async fn redrive(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, 
         };
         job.redrive_count += 1;
         job.enqueued_at = format_rfc3339_millis(context::now_ms());
-        dead_letters::requeue_subject(&cx.io, &job).await;
+        let subject = job_rows::Subject::of(&job.job);
+        if let Some(subject) = subject {
+            // If this fails the claim still takes a failed row for a re-driven job.
+            let _ = job_rows::requeue_for_redrive(&cx.io, job.account_id, subject).await;
+        }
         jobs::publish(&cx.io, cx.config(), &job).await.map_err(unavailable)?;
-        match &job.job {
-            babybook_jobs::Job::Transcode { asset_id, .. } | babybook_jobs::Job::Probe { asset_id } => {
-                jobs::mark_published(&cx.io, job.account_id, jobs::Subject::Asset(*asset_id)).await
-            }
-            babybook_jobs::Job::Export { export_id } => {
-                jobs::mark_published(&cx.io, job.account_id, jobs::Subject::Export(*export_id)).await
-            }
-            _ => {}
+        if let Some(subject) = subject {
+            job_rows::mark_published(&cx.io, job.account_id, subject).await;
         }
         dead_letters::remove(&cx.io, &key).await.map_err(unavailable)?;
         context::emit(

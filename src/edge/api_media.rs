@@ -17,9 +17,9 @@ use crate::telemetry::Level;
 
 use super::context::{self, RequestContext};
 use super::db::{self, col, Budget, Scope};
-use super::jobs;
 use super::media_client;
 use super::pipeline::Incoming;
+use super::{job_rows, jobs};
 
 fn session(incoming: &Incoming) -> Result<&Session, ApiError> {
     incoming
@@ -67,11 +67,7 @@ fn accepted(body: serde_json::Value) -> Reply {
 }
 
 async fn publish_or_defer(cx: &RequestContext, message: &JobMessage, what: &str) {
-    let subject = match &message.job {
-        Job::Export { export_id } => Some(jobs::Subject::Export(*export_id)),
-        Job::Transcode { asset_id, .. } => Some(jobs::Subject::Asset(*asset_id)),
-        _ => None,
-    };
+    let subject = job_rows::Subject::of(&message.job);
     if let Err(e) = jobs::publish(&cx.io, cx.config(), message).await {
         // Committed but not published: the sweep (or the client's retry) publishes it later.
         context::emit(
@@ -93,7 +89,7 @@ async fn publish_or_defer(cx: &RequestContext, message: &JobMessage, what: &str)
         }
         context::emit(&line);
         if let Some(subject) = subject {
-            jobs::mark_published(&cx.io, message.account_id, subject).await;
+            job_rows::mark_published(&cx.io, message.account_id, subject).await;
         }
     }
 }

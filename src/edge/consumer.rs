@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use tokio_postgres::types::Type;
 use wasm_bindgen::{JsCast, JsValue};
 
+use babybook_jobs::lifecycle::{self, LostClaim};
 use babybook_jobs::{DeadJob, Decision, Failure, FailureKind, Id, Job, JobMessage, MediaOutcome, ReapTarget};
 
 use crate::config::Config;
@@ -17,7 +18,7 @@ use crate::telemetry::{Level, LogLine};
 
 use super::context::{self, Io, Settings};
 use super::db::{self, col, Budget, Scope, Tx};
-use super::{jobs, media_client};
+use super::{job_rows, jobs, media_client, test_controls};
 
 /// What became of one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,7 +218,7 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
             let line = context::line(config, &trace, Level::Warn, "job unreadable")
                 .field("message_id", delivery.id())
                 .field("detail", e.0);
-            return (send_to_dlq(delivery, io, dead, line).await, None);
+            return (send_to_dlq(delivery, io, config, dead, line).await, None);
         }
     };
     let queue_time_ms = now - message.enqueued_at_ms();
@@ -234,18 +235,12 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
         line
     };
     context::emit(&line(Level::Info, "job received"));
-    let step = match execute(io, config, &message).await {
+    // The lease holder: the message id is the same on every retry of this message, and differs
+    // for a duplicate delivery.
+    let holder = delivery.id();
+    let step = match execute(io, config, &message, &holder).await {
         Ok(step) => step,
-        Err(e) if e.code == crate::error::ErrorCode::DatabaseUnavailable => Step::Failed(Failure::new(
-            FailureKind::Unavailable,
-            None,
-            &format!("database: {}", e.detail),
-        )),
-        Err(e) => Step::Failed(Failure::new(
-            FailureKind::ServerError,
-            None,
-            &format!("consumer: {}", e.detail),
-        )),
+        Err(e) => Step::Failed(database_failure(&e)),
     };
     let mut last_failure = None;
     let decision = match step {
@@ -267,9 +262,19 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
             Fate::Acked
         }
         Decision::Retry { delay_seconds } => {
-            release(io, &message).await;
-            delivery.retry(delay_seconds);
             let mut retry = line(Level::Warn, "job retry").field("delay_seconds", delay_seconds);
+            if let Some(subject) = job_rows::Subject::of(&message.job) {
+                let released = if test_controls::fault(config, JOB_DB_AFTER_CLAIM) {
+                    Err(fault_error())
+                } else {
+                    job_rows::release(io, message.account_id, subject, &holder).await
+                };
+                if let Err(e) = released {
+                    // The retry of this same message takes its own lease back.
+                    retry = retry.field("release_error", e.detail);
+                }
+            }
+            delivery.retry(delay_seconds);
             if let Some(failure) = &last_failure {
                 retry = retry
                     .field("failure_kind", serde_json::to_value(failure.kind).unwrap_or_default())
@@ -280,15 +285,43 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
             Fate::Retried
         }
         Decision::Dead(failure) => {
-            mark_failed(io, &message, &failure).await;
-            let dead = DeadJob::of_job(message.clone(), failure, now);
-            send_to_dlq(delivery, io, dead, line(Level::Warn, "job dead")).await
+            // The dead record first, then the row: a failure between the two leaves the row
+            // leased (this message's retry, or the sweep, brings the job back), never a `failed`
+            // row without its record.
+            let dead = DeadJob::of_job(message.clone(), failure.clone(), now);
+            let fate = send_to_dlq(delivery, io, config, dead, line(Level::Warn, "job dead")).await;
+            if fate == Fate::Dead {
+                if let Some(subject) = job_rows::Subject::of(&message.job) {
+                    // Best effort: the DLQ handler marks it too, once the record is stored.
+                    let _ = job_rows::mark_failed(io, message.account_id, subject, &failure).await;
+                }
+            }
+            fate
         }
     };
     (fate, Some(queue_time_ms))
 }
 
-async fn send_to_dlq(delivery: &Delivery, io: &Io, dead: DeadJob, line: LogLine) -> Fate {
+/// Test fault: every job-row write after the claim fails, as when the database dies mid-job
+/// (the final update and the release alike).
+const JOB_DB_AFTER_CLAIM: &str = "job_db_after_claim";
+
+fn fault_error() -> ApiError {
+    ApiError::new(
+        crate::error::ErrorCode::DatabaseUnavailable,
+        "job_db_after_claim fault switched on (test control)",
+    )
+}
+
+fn database_failure(e: &ApiError) -> Failure {
+    if e.code == crate::error::ErrorCode::DatabaseUnavailable {
+        Failure::new(FailureKind::Unavailable, None, &format!("database: {}", e.detail))
+    } else {
+        Failure::new(FailureKind::ServerError, None, &format!("consumer: {}", e.detail))
+    }
+}
+
+async fn send_to_dlq(delivery: &Delivery, io: &Io, config: &Config, dead: DeadJob, line: LogLine) -> Fate {
     let line = line
         .field(
             "failure_kind",
@@ -296,7 +329,7 @@ async fn send_to_dlq(delivery: &Delivery, io: &Io, dead: DeadJob, line: LogLine)
         )
         .field("classification", dead.class().as_str())
         .field("failure_detail", dead.failure.detail.clone());
-    match jobs::dead_letter(io, &dead).await {
+    match jobs::dead_letter(io, config, &dead).await {
         Ok(()) => {
             delivery.ack();
             context::emit(&line);
@@ -311,12 +344,12 @@ async fn send_to_dlq(delivery: &Delivery, io: &Io, dead: DeadJob, line: LogLine)
     }
 }
 
-async fn execute(io: &Io, config: &Config, message: &JobMessage) -> Result<Step, ApiError> {
+async fn execute(io: &Io, config: &Config, message: &JobMessage, holder: &str) -> Result<Step, ApiError> {
     match &message.job {
         Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => {
-            process_asset(io, config, message, *asset_id).await
+            process_asset(io, config, message, *asset_id, holder).await
         }
-        Job::Export { export_id } => process_export(io, config, message, *export_id).await,
+        Job::Export { export_id } => process_export(io, config, message, *export_id, holder).await,
         Job::DeleteAsset { asset_id }
         | Job::Reap {
             target: ReapTarget::OrphanAsset { asset_id },
@@ -339,127 +372,58 @@ async fn status_of(tx: &Tx, table: &str, id: &str) -> Result<Option<String>, Api
         .transpose()
 }
 
-/// Whether this delivery won the row of its job.
-enum Claim {
-    /// The row is now `processing`, ours to finish.
-    Won,
-    /// No such row in the account.
-    Missing,
-    /// Someone else's or finished: the row's status.
-    Lost(String),
-}
-
-/// Claims a job's row with `claim_sql` (`$1` the id, `$2` whether the job was re-driven; it
-/// returns a row when it moved the status to `processing`), else reads why not.
-async fn claim(io: &Io, message: &JobMessage, table: &str, claim_sql: &str, id: &str) -> Result<Claim, ApiError> {
+/// Claims the job's row; `Some(step)` when the claim was lost and that is the whole answer.
+async fn claim(
+    io: &Io,
+    message: &JobMessage,
+    subject: job_rows::Subject,
+    holder: &str,
+) -> Result<Option<Step>, ApiError> {
     let redriven = message.redrive_count > 0;
-    db::transaction(io, scope(message), Budget::Standard, async |tx| {
-        if tx
-            .exec(claim_sql, &[(&id, Type::TEXT), (&redriven, Type::BOOL)])
-            .await?
-            == 1
-        {
-            return Ok(Claim::Won);
-        }
-        Ok(match status_of(tx, table, id).await? {
-            None => Claim::Missing,
-            Some(status) => Claim::Lost(status),
-        })
-    })
-    .await
+    Ok(
+        match job_rows::claim(io, message.account_id, subject, holder, redriven).await? {
+            job_rows::Claim::Won => None,
+            job_rows::Claim::Lost(LostClaim::Skip(why)) => Some(Step::Skipped(why)),
+            job_rows::Claim::Lost(LostClaim::Fail(failure)) => Some(Step::Failed(failure)),
+        },
+    )
 }
 
-async fn process_asset(io: &Io, config: &Config, message: &JobMessage, asset_id: Id) -> Result<Step, ApiError> {
-    let asset = asset_id.to_string();
-    // Claim: queued (or a processing claim older than the 300 s job budget, or a re-driven failure).
-    let claimed = claim(
-        io,
-        message,
-        "asset",
-        "UPDATE asset SET status = 'processing', processing_started_at = now(), updated_at = now()
-         WHERE id = $1::uuid AND (status = 'queued'
-           OR (status = 'processing' AND processing_started_at < now() - interval '300 seconds')
-           OR (status = 'failed' AND $2::bool))
-         RETURNING 1",
-        &asset,
-    )
-    .await?;
-    match claimed {
-        Claim::Won => {}
-        Claim::Missing => {
-            return Ok(Step::Failed(Failure::new(
-                FailureKind::UnknownTarget,
-                None,
-                "no such asset in the account",
-            )))
-        }
-        Claim::Lost(status) => {
-            return Ok(match status.as_str() {
-                "ready" => Step::Skipped("asset already ready"),
-                "processing" => Step::Skipped("asset being processed by another delivery"),
-                "pending" => Step::Failed(Failure::new(
-                    FailureKind::UnknownTarget,
-                    None,
-                    "asset upload never completed",
-                )),
-                _ => Step::Skipped("asset failed or deleted"),
-            })
-        }
+async fn process_asset(
+    io: &Io,
+    config: &Config,
+    message: &JobMessage,
+    asset_id: Id,
+    holder: &str,
+) -> Result<Step, ApiError> {
+    if let Some(step) = claim(io, message, job_rows::Subject::Asset(asset_id), holder).await? {
+        return Ok(step);
     }
     let answer = media_client::run_job(config, message).await;
     if let MediaOutcome::Failed(failure) = answer.outcome {
         return Ok(Step::Failed(failure));
     }
-    let derivatives = answer
-        .body
-        .get("derivatives")
-        .cloned()
-        .unwrap_or(serde_json::json!([]))
-        .to_string();
-    let width = answer
-        .body
-        .get("width")
-        .and_then(serde_json::Value::as_i64)
-        .map(|w| w as i32);
-    let height = answer
-        .body
-        .get("height")
-        .and_then(serde_json::Value::as_i64)
-        .map(|h| h as i32);
-    db::transaction(io, scope(message), Budget::Standard, async |tx| {
-        tx.exec(
-            "UPDATE asset SET status = 'ready', derivatives = $2::text::jsonb, width = coalesce($3, width), height = coalesce($4, height),
-               ready_at = now(), failure_reason = NULL, updated_at = now()
-             WHERE id = $1::uuid AND status = 'processing' RETURNING 1",
-            &[(&asset, Type::TEXT), (&derivatives, Type::TEXT), (&width, Type::INT4), (&height, Type::INT4)],
-        )
-        .await
-    })
-    .await?;
+    // Untrusted output never reaches the row (a bad one would break every page showing it).
+    let output = match lifecycle::media_output(&answer.body) {
+        Ok(output) => output,
+        Err(failure) => return Ok(Step::Failed(failure)),
+    };
+    if test_controls::fault(config, JOB_DB_AFTER_CLAIM) {
+        return Err(fault_error());
+    }
+    job_rows::finish_asset(io, message.account_id, asset_id, &output).await?;
     Ok(Step::Done)
 }
 
-async fn process_export(io: &Io, config: &Config, message: &JobMessage, export_id: Id) -> Result<Step, ApiError> {
-    let export = export_id.to_string();
-    let claimed = claim(
-        io,
-        message,
-        "account_export",
-        "UPDATE account_export SET status = 'processing'
-         WHERE id = $1::uuid AND (status = 'queued' OR (status = 'failed' AND $2::bool)) RETURNING 1",
-        &export,
-    )
-    .await?;
-    match claimed {
-        Claim::Won => {}
-        Claim::Missing => {
-            return Ok(Step::Failed(Failure::new(
-                FailureKind::UnknownTarget,
-                None,
-                "no such export in the account",
-            )))
-        }
-        Claim::Lost(_) => return Ok(Step::Skipped("export already handled")),
+async fn process_export(
+    io: &Io,
+    config: &Config,
+    message: &JobMessage,
+    export_id: Id,
+    holder: &str,
+) -> Result<Step, ApiError> {
+    if let Some(step) = claim(io, message, job_rows::Subject::Export(export_id), holder).await? {
+        return Ok(step);
     }
     let answer = media_client::run_job(config, message).await;
     if let MediaOutcome::Failed(failure) = answer.outcome {
@@ -469,16 +433,8 @@ async fn process_export(io: &Io, config: &Config, message: &JobMessage, export_i
         .body
         .get("object_key")
         .and_then(serde_json::Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    db::transaction(io, scope(message), Budget::Standard, async |tx| {
-        tx.exec(
-            "UPDATE account_export SET status = 'ready', object_key = nullif($2, ''), ready_at = now() WHERE id = $1::uuid RETURNING 1",
-            &[(&export, Type::TEXT), (&key, Type::TEXT)],
-        )
-        .await
-    })
-    .await?;
+        .unwrap_or("");
+    job_rows::finish_export(io, message.account_id, export_id, key).await?;
     Ok(Step::Done)
 }
 
@@ -533,48 +489,4 @@ async fn delete(io: &Io, config: &Config, message: &JobMessage, what: &Deletion,
     })
     .await?;
     Ok(Step::Done)
-}
-
-/// Gives a claimed asset back to the queue before a retry, so the sweep sees it if the retry is lost.
-async fn release(io: &Io, message: &JobMessage) {
-    let (table, id) = match &message.job {
-        Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => ("asset", asset_id.to_string()),
-        Job::Export { export_id } => ("account_export", export_id.to_string()),
-        _ => return,
-    };
-    let sql = match table {
-        "asset" => "UPDATE asset SET status = 'queued', queued_at = now(), updated_at = now() WHERE id = $1::uuid AND status = 'processing' RETURNING 1",
-        _ => "UPDATE account_export SET status = 'queued' WHERE id = $1::uuid AND status = 'processing' RETURNING 1",
-    };
-    let _ = db::transaction(io, scope(message), Budget::Standard, async |tx| {
-        tx.exec(sql, &[(&id, Type::TEXT)]).await
-    })
-    .await;
-}
-
-/// Marks the subject of a dead job `failed` with a reason the app can show.
-pub async fn mark_failed(io: &Io, message: &JobMessage, failure: &Failure) {
-    let reason = format!(
-        "{}: {}",
-        failure.kind.class().as_str(),
-        serde_json::to_value(failure.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
-    );
-    let (sql, id) = match &message.job {
-        Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => (
-            "UPDATE asset SET status = 'failed', failure_reason = $2, updated_at = now() WHERE id = $1::uuid AND status NOT IN ('ready', 'deleted') RETURNING 1",
-            asset_id.to_string(),
-        ),
-        Job::Export { export_id } => (
-            "UPDATE account_export SET status = 'failed', failure_reason = $2 WHERE id = $1::uuid AND status NOT IN ('ready', 'deleted') RETURNING 1",
-            export_id.to_string(),
-        ),
-        _ => return,
-    };
-    let _ = db::transaction(io, scope(message), Budget::Standard, async |tx| {
-        tx.exec(sql, &[(&id, Type::TEXT), (&reason, Type::TEXT)]).await
-    })
-    .await;
 }

@@ -20,7 +20,7 @@ use crate::telemetry::Level;
 
 use super::context::{self, Io, Settings};
 use super::db::{self, col, Budget, Scope};
-use super::{jobs, share_cache, test_controls};
+use super::{job_rows, jobs, share_cache, test_controls};
 
 /// The account that owns synthetic probe assets (migration V5).
 pub const PROBE_ACCOUNT: &str = "00000000-0000-4000-8000-00000000b0b0";
@@ -259,51 +259,103 @@ async fn probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result
             &JobMessage::new(job_id, account, trace.clone(), now_ms, Job::Probe { asset_id }),
         )
         .await?;
-        jobs::mark_published(io, account, jobs::Subject::Asset(asset_id)).await;
+        job_rows::mark_published(io, account, job_rows::Subject::Asset(asset_id)).await;
         report["published"] = json!({"asset_id": asset, "job_id": job_text});
     }
     Ok(report)
 }
 
-/// Re-publishes assets and exports stuck in `queued` (their publish failed after the commit).
+/// Re-publishes the work no delivery is coming back for (SPEC §3, issue 14): assets and exports
+/// left `queued` because their publish failed after the commit, and rows whose `processing`
+/// lease expired (the delivery that held it died). Rows are handed back to `queued`, published
+/// (in batches within the queue's limits) and marked in one transaction: a failed publish rolls
+/// the marks back and the next run tries again.
 async fn sweep(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result<Value, String> {
     let (before, now) = (
         format_rfc3339_millis(now_ms - QUEUED_SWEEP_AFTER_MS),
         format_rfc3339_millis(now_ms),
     );
-    let (assets, exports) = db::transaction(io, Scope::System, Budget::Standard, async |tx| {
+    let limit = PAGE_SIZE as i32;
+    let report = db::transaction(io, Scope::System, Budget::Standard, async |tx| {
+        let params = [
+            (&before as &(dyn tokio_postgres::types::ToSql + Sync), Type::TEXT),
+            (&now, Type::TEXT),
+            (&limit, Type::INT4),
+        ];
         let assets = tx
             .rows(
-                "SELECT id::text, account_id::text, job_id::text, original_key, media_type, is_probe
-                 FROM stuck_queued_assets($1::text::timestamptz, $2::text::timestamptz, $3::int)",
-                &[(&before, Type::TEXT), (&now, Type::TEXT), (&(PAGE_SIZE as i32), Type::INT4)],
+                "SELECT id::text, account_id::text, job_id::text, original_key, media_type, is_probe, lease_expired
+                 FROM sweep_asset_jobs($1::text::timestamptz, $2::text::timestamptz, $3::int)",
+                &params,
             )
             .await?;
         let exports = tx
             .rows(
-                "SELECT id::text, account_id::text FROM stuck_queued_exports($1::text::timestamptz, $2::text::timestamptz, $3::int)",
-                &[(&before, Type::TEXT), (&now, Type::TEXT), (&(PAGE_SIZE as i32), Type::INT4)],
+                "SELECT id::text, account_id::text, lease_expired
+                 FROM sweep_export_jobs($1::text::timestamptz, $2::text::timestamptz, $3::int)",
+                &params,
             )
             .await?;
+        let internal = |e: String| ApiError::new(crate::error::ErrorCode::Internal, e);
         let mut messages = Vec::new();
+        let mut expired = 0usize;
         for row in &assets {
-            let (id, account, job, key, media, is_probe): (String, String, Option<String>, String, String, bool) =
-                (col(row, 0)?, col(row, 1)?, col(row, 2)?, col(row, 3)?, col(row, 4)?, col(row, 5)?);
-            let (Ok(asset_id), Ok(account)) = (Id::parse(&id), Id::parse(&account)) else { continue };
-            let job_id = job.and_then(|j| Id::parse(&j).ok()).map_or_else(|| new_id().map_err(|e| ApiError::new(crate::error::ErrorCode::Internal, e)), Ok)?;
-            let job = if is_probe { Job::Probe { asset_id } } else { Job::Transcode { asset_id, original_key: key, media_type: media } };
+            let (id, account, job, key, media, is_probe, lease_expired): (
+                String,
+                String,
+                Option<String>,
+                String,
+                String,
+                bool,
+                bool,
+            ) = (
+                col(row, 0)?,
+                col(row, 1)?,
+                col(row, 2)?,
+                col(row, 3)?,
+                col(row, 4)?,
+                col(row, 5)?,
+                col(row, 6)?,
+            );
+            let (Ok(asset_id), Ok(account)) = (Id::parse(&id), Id::parse(&account)) else {
+                continue;
+            };
+            let job_id = match job.and_then(|j| Id::parse(&j).ok()) {
+                Some(id) => id,
+                None => new_id().map_err(internal)?,
+            };
+            let job = if is_probe {
+                Job::Probe { asset_id }
+            } else {
+                Job::Transcode {
+                    asset_id,
+                    original_key: key,
+                    media_type: media,
+                }
+            };
             messages.push(JobMessage::new(job_id, account, trace.clone(), now_ms, job));
+            expired += usize::from(lease_expired);
         }
         for row in &exports {
-            let (id, account): (String, String) = (col(row, 0)?, col(row, 1)?);
-            let (Ok(export_id), Ok(account)) = (Id::parse(&id), Id::parse(&account)) else { continue };
-            let job_id = new_id().map_err(|e| ApiError::new(crate::error::ErrorCode::Internal, e))?;
-            messages.push(JobMessage::new(job_id, account, trace.clone(), now_ms, Job::Export { export_id }));
+            let (id, account, lease_expired): (String, String, bool) = (col(row, 0)?, col(row, 1)?, col(row, 2)?);
+            let (Ok(export_id), Ok(account)) = (Id::parse(&id), Id::parse(&account)) else {
+                continue;
+            };
+            messages.push(JobMessage::new(
+                new_id().map_err(internal)?,
+                account,
+                trace.clone(),
+                now_ms,
+                Job::Export { export_id },
+            ));
+            expired += usize::from(lease_expired);
         }
-        jobs::publish_all(io, config, &messages).await.map_err(|e| ApiError::new(crate::error::ErrorCode::ServiceUnavailable, e))?;
-        Ok((assets.len(), exports.len()))
+        jobs::publish_all(io, config, &messages)
+            .await
+            .map_err(|e| ApiError::new(crate::error::ErrorCode::ServiceUnavailable, e))?;
+        Ok(json!({"assets_republished": assets.len(), "exports_republished": exports.len(), "leases_expired": expired}))
     })
     .await
     .map_err(text)?;
-    Ok(json!({"assets_republished": assets, "exports_republished": exports}))
+    Ok(report)
 }

@@ -7,17 +7,16 @@
 //! by its consumer, while re-drive needs "this job" or "every external failure" on demand, and
 //! R2 keeps the payload as long as the bucket's lifecycle rule says (30 days).
 
-use tokio_postgres::types::Type;
 use worker::Bucket;
 
-use babybook_jobs::{DeadJob, DeadLetter, FailureClass, Job};
+use babybook_jobs::{DeadJob, DeadLetter, FailureClass};
 
 use crate::config::binding;
 use crate::telemetry::Level;
 
-use super::consumer::{deliveries, mark_failed};
+use super::consumer::deliveries;
 use super::context::{self, Io, Settings};
-use super::db::{self, Budget, Scope};
+use super::job_rows::{self, Subject};
 
 pub fn bucket(io: &Io) -> Result<Bucket, String> {
     io.bucket(binding::DEAD_JOBS)
@@ -54,9 +53,17 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
             delivery.retry(30);
             continue;
         }
-        if let Some(job) = &dead.job {
-            if job.job.asset_id().is_some() || matches!(job.job, Job::Export { .. }) {
-                mark_failed(&io, job, &dead.failure).await;
+        if let Some((job, subject)) = dead.job.as_ref().and_then(|j| Some((j, Subject::of(&j.job)?))) {
+            if let Err(e) = job_rows::mark_failed(&io, job.account_id, subject, &dead.failure).await {
+                // The record is stored; the row still says it is being worked on. Try again
+                // (storing the record again is idempotent) rather than leave the two apart.
+                context::emit(
+                    &context::line(config, &job.trace_id, Level::Warn, "dead job row not marked")
+                        .field("key", key)
+                        .field("detail", e.detail),
+                );
+                delivery.retry(30);
+                continue;
             }
         }
         let trace = dead
@@ -118,19 +125,4 @@ pub async fn read(io: &Io, key: &str) -> Result<Option<DeadJob>, String> {
 
 pub async fn remove(io: &Io, key: &str) -> Result<(), String> {
     bucket(io)?.delete(key).await.map_err(|e| e.to_string())
-}
-
-/// Before a re-drive: an asset or export marked failed goes back to `queued`.
-pub async fn requeue_subject(io: &Io, job: &babybook_jobs::JobMessage) {
-    let (sql, id) = match &job.job {
-        Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => {
-            ("UPDATE asset SET status = 'queued', queued_at = now(), published_at = NULL, failure_reason = NULL WHERE id = $1::uuid AND status = 'failed' RETURNING 1", asset_id.to_string())
-        }
-        Job::Export { export_id } => ("UPDATE account_export SET status = 'queued', queued_at = now(), published_at = NULL, failure_reason = NULL WHERE id = $1::uuid AND status = 'failed' RETURNING 1", export_id.to_string()),
-        _ => return,
-    };
-    let _ = db::transaction(io, Scope::Account(job.account_id), Budget::Standard, async |tx| {
-        tx.exec(sql, &[(&id, Type::TEXT)]).await
-    })
-    .await;
 }

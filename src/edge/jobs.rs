@@ -4,7 +4,7 @@
 use wasm_bindgen::JsValue;
 use worker::{Env, QueueContentType, RawMessageBuilder};
 
-use babybook_jobs::{DeadJob, JobMessage};
+use babybook_jobs::{lifecycle, DeadJob, JobMessage};
 
 use crate::config::{binding, Config};
 
@@ -36,7 +36,10 @@ pub async fn publish(env: &Env, config: &Config, message: &JobMessage) -> Result
     send(env, binding::JOBS, &message.to_json(), None).await
 }
 
-/// Publishes many jobs in one call (the reaper's pages).
+/// Publishes many jobs, in as few `sendBatch` calls as the queue's limits allow (100 messages and
+/// 256 KB per call: one call over either throws, whatever it holds). A failure part-way leaves
+/// the earlier batches published: the callers' transactions roll back and publish again later,
+/// which the consumer's idempotency absorbs.
 pub async fn publish_all(env: &Env, config: &Config, messages: &[JobMessage]) -> Result<(), String> {
     if messages.is_empty() {
         return Ok(());
@@ -45,20 +48,27 @@ pub async fn publish_all(env: &Env, config: &Config, messages: &[JobMessage]) ->
         return Err("queue_publish fault switched on (test control)".into());
     }
     let queue = env.queue(binding::JOBS).map_err(|e| format!("queue binding: {e}"))?;
-    let mut batch = Vec::with_capacity(messages.len());
-    for message in messages {
-        batch.push(
-            RawMessageBuilder::new(json_value(&message.to_json())?).build_with_content_type(QueueContentType::Json),
-        );
+    let texts: Vec<String> = messages.iter().map(JobMessage::to_json).collect();
+    let sizes: Vec<usize> = texts.iter().map(String::len).collect();
+    for range in lifecycle::batches(&sizes)? {
+        let mut batch = Vec::with_capacity(range.len());
+        for text in &texts[range] {
+            batch.push(RawMessageBuilder::new(json_value(text)?).build_with_content_type(QueueContentType::Json));
+        }
+        queue
+            .send_raw_batch(batch)
+            .await
+            .map_err(|e| format!("send batch: {e}"))?;
     }
-    queue
-        .send_raw_batch(batch)
-        .await
-        .map_err(|e| format!("send batch: {e}"))
+    Ok(())
 }
 
-/// Sends a dead job to `jobs-dlq` without burning the remaining retries.
-pub async fn dead_letter(env: &Env, dead: &DeadJob) -> Result<(), String> {
+/// Sends a dead job to `jobs-dlq` without burning the remaining retries. The `dlq_publish` test
+/// fault makes it fail like a DLQ outage would.
+pub async fn dead_letter(env: &Env, config: &Config, dead: &DeadJob) -> Result<(), String> {
+    if test_controls::fault(config, "dlq_publish") {
+        return Err("dlq_publish fault switched on (test control)".into());
+    }
     send(env, binding::JOBS_DLQ, &dead.to_json(), None).await
 }
 
@@ -94,34 +104,4 @@ pub async fn publish_raw_batch(env: &Env, bodies: &[serde_json::Value]) -> Resul
         .send_raw_batch(batch)
         .await
         .map_err(|e| format!("send batch: {e}"))
-}
-
-/// What a published job is about, for [`mark_published`].
-pub enum Subject {
-    Asset(babybook_jobs::Id),
-    Export(babybook_jobs::Id),
-}
-
-/// Records that a job is on the queue, so the sweep of lost publishes leaves the row alone.
-/// Best effort: if this fails the sweep publishes the job once more, which the consumer's
-/// idempotency absorbs.
-pub async fn mark_published(io: &super::context::Io, account: babybook_jobs::Id, subject: Subject) {
-    use tokio_postgres::types::Type;
-    let (sql, id) = match subject {
-        Subject::Asset(id) => (
-            "UPDATE asset SET published_at = now() WHERE id = $1::uuid RETURNING 1",
-            id.to_string(),
-        ),
-        Subject::Export(id) => (
-            "UPDATE account_export SET published_at = now() WHERE id = $1::uuid RETURNING 1",
-            id.to_string(),
-        ),
-    };
-    let _ = super::db::transaction(
-        io,
-        super::db::Scope::Account(account),
-        super::db::Budget::Standard,
-        async |tx| tx.exec(sql, &[(&id, Type::TEXT)]).await,
-    )
-    .await;
 }

@@ -11,6 +11,7 @@ mod cron_jobs;
 mod db;
 mod dead_letters;
 mod entry;
+mod job_rows;
 mod jobs;
 mod limiter_binding;
 mod media_client;

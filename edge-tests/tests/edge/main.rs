@@ -12,5 +12,6 @@ mod foundation;
 mod protection;
 mod queues;
 mod share;
+mod zero_loss;
 
 pub use edge_tests::{Stack, StackOptions};

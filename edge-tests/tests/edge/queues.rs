@@ -11,7 +11,7 @@ use crate::{Stack, StackOptions};
 
 /// An uploaded original waiting for `POST /uploads/complete`: a `pending` asset row and the
 /// object in (stand-in) storage.
-fn pending_asset(stack: &Stack, account: &str, moment: &str) -> (String, i64, String) {
+pub(crate) fn pending_asset(stack: &Stack, account: &str, moment: &str) -> (String, i64, String) {
     let key = format!(
         "originals/{account}/{}.jpg",
         babybook_edge::secure_random::new_id().unwrap()
@@ -33,7 +33,7 @@ fn pending_asset(stack: &Stack, account: &str, moment: &str) -> (String, i64, St
     (id, size, etag)
 }
 
-fn asset_status(stack: &Stack, id: &str) -> (String, Option<String>) {
+pub(crate) fn asset_status(stack: &Stack, id: &str) -> (String, Option<String>) {
     let row = stack
         .db()
         .query_one(
@@ -44,7 +44,7 @@ fn asset_status(stack: &Stack, id: &str) -> (String, Option<String>) {
     (row.get(0), row.get(1))
 }
 
-fn wait_for_status(stack: &Stack, id: &str, want: &str, timeout: Duration) {
+pub(crate) fn wait_for_status(stack: &Stack, id: &str, want: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
         let (status, reason) = asset_status(stack, id);
@@ -60,7 +60,7 @@ fn wait_for_status(stack: &Stack, id: &str, want: &str, timeout: Duration) {
     }
 }
 
-fn calls_for(stack: &Stack, id: &str) -> Vec<Value> {
+pub(crate) fn calls_for(stack: &Stack, id: &str) -> Vec<Value> {
     stack
         .media_control("GET", &format!("/__control/calls?id={id}"), None)
         .as_array()
@@ -68,7 +68,7 @@ fn calls_for(stack: &Stack, id: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-fn complete(s: &SignedIn, asset: &str, size: i64, etag: &str) -> edge_tests::Response {
+pub(crate) fn complete(s: &SignedIn, asset: &str, size: i64, etag: &str) -> edge_tests::Response {
     s.write(
         "POST",
         "/uploads/complete",
@@ -78,7 +78,13 @@ fn complete(s: &SignedIn, asset: &str, size: i64, etag: &str) -> edge_tests::Res
 
 /// Uploads an original whose transcode the media stand-in answers with `behaviour`, and completes
 /// the upload; returns the asset id.
-fn completed_upload_with(stack: &Stack, s: &SignedIn, account: &str, moment: &str, behaviour: Value) -> String {
+pub(crate) fn completed_upload_with(
+    stack: &Stack,
+    s: &SignedIn,
+    account: &str,
+    moment: &str,
+    behaviour: Value,
+) -> String {
     let (asset, size, etag) = pending_asset(stack, account, moment);
     stack.media_control("PUT", &format!("/__control/behaviour/{asset}"), Some(behaviour));
     assert_eq!(complete(s, &asset, size, &etag).status, 202);

@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Modes: ok, transient (503), throttled (429), corrupt (422), forbidden (403), server_error
-//! (500), bad_request (400), hang (answers 503 after 30 s).
+//! (500), bad_request (400), hang (answers 503 after 30 s), bad_output (200 with derivatives that
+//! break the contract: an object, not an array).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,7 @@ pub enum Mode {
     ServerError,
     BadRequest,
     Hang,
+    BadOutput,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -178,13 +180,19 @@ async fn job(State(state): State<AppState>, headers: HeaderMap, Json(job): Json<
 fn answer(mode: Mode, job: &Value) -> (StatusCode, Value) {
     let err = |status: StatusCode, code: &str| (status, json!({"error": {"code": code}}));
     match mode {
-        Mode::Ok => {}
+        Mode::Ok | Mode::BadOutput => {}
         Mode::Transient | Mode::Hang => return err(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         Mode::Throttled => return err(StatusCode::TOO_MANY_REQUESTS, "throttled"),
         Mode::Corrupt => return err(StatusCode::UNPROCESSABLE_ENTITY, "corrupt_media"),
         Mode::Forbidden => return err(StatusCode::FORBIDDEN, "storage_forbidden"),
         Mode::ServerError => return err(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         Mode::BadRequest => return err(StatusCode::BAD_REQUEST, "bad_request"),
+    }
+    if mode == Mode::BadOutput {
+        return (
+            StatusCode::OK,
+            json!({"status": "ready", "width": 1600, "height": 1200, "derivatives": {"480": "derived/x.webp"}}),
+        );
     }
     let account = job.get("account_id").and_then(Value::as_str).unwrap_or("unknown");
     let body = match job.get("job_type").and_then(Value::as_str) {

@@ -1,0 +1,243 @@
+//! The life of a job's row (an asset's or an export's) as plain rules: the lease a delivery holds
+//! while it works, what a delivery does when it did not win the row, how publishes are cut into
+//! batches the queue accepts, and which media-worker output may be stored. The Worker's
+//! `job_rows` module executes these against Postgres; `tests/lifecycle.rs` drives them through
+//! random fault sequences.
+//!
+//! ```text
+//!   pending ──complete──▶ queued ──claim──▶ processing ──done──▶ ready
+//!                           ▲  ▲               │  │
+//!                 release ──┘  └── sweep ──────┘  └──dead record stored──▶ failed
+//!              (retry)      (lease expired,               (re-drive: failed ─▶ queued)
+//!                            or never published)
+//! ```
+
+use serde_json::Value;
+
+use crate::{Failure, FailureKind};
+
+/// The media worker's own budget for one job (seed §11).
+pub const JOB_BUDGET_SECONDS: u32 = 300;
+/// How long a claim lasts: the job budget plus a margin for the final update. A delivery that
+/// dies (deploy, eviction, CPU or memory limit) leaves a lease that any later delivery, or the
+/// sweep, takes over once it has expired.
+pub const LEASE_SECONDS: u32 = JOB_BUDGET_SECONDS + 30;
+
+/// What Queues accepts in one `sendBatch` (and Miniflare enforces locally).
+pub const MAX_BATCH_MESSAGES: usize = 100;
+pub const MAX_BATCH_BYTES: usize = 256_000;
+/// What Queues accepts for one message.
+pub const MAX_MESSAGE_BYTES: usize = 128_000;
+
+/// A row's status, as the `status` column spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowStatus {
+    Pending,
+    Queued,
+    Processing,
+    Ready,
+    Failed,
+    Deleted,
+}
+
+impl RowStatus {
+    pub fn parse(text: &str) -> Option<RowStatus> {
+        Some(match text {
+            "pending" => RowStatus::Pending,
+            "queued" => RowStatus::Queued,
+            "processing" => RowStatus::Processing,
+            "ready" => RowStatus::Ready,
+            "failed" => RowStatus::Failed,
+            "deleted" => RowStatus::Deleted,
+            _ => return None,
+        })
+    }
+}
+
+/// What a delivery does when its claim did not win the row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LostClaim {
+    /// Ack: the job is finished, or another delivery holds a live lease (if that delivery dies,
+    /// its lease expires and the sweep re-publishes the job).
+    Skip(&'static str),
+    /// The job cannot be done: dead-letter it.
+    Fail(Failure),
+}
+
+/// The rule for a lost claim. `status` is `None` when the row does not exist in the account.
+pub fn when_claim_lost(status: Option<RowStatus>) -> LostClaim {
+    match status {
+        None => LostClaim::Fail(Failure::new(
+            FailureKind::UnknownTarget,
+            None,
+            "no such row in the account",
+        )),
+        Some(RowStatus::Pending) => {
+            LostClaim::Fail(Failure::new(FailureKind::UnknownTarget, None, "upload never completed"))
+        }
+        Some(RowStatus::Ready) => LostClaim::Skip("already ready"),
+        Some(RowStatus::Processing) => LostClaim::Skip("leased by another delivery"),
+        // A failed row has its dead record already (the record is stored before the row is
+        // marked); only a re-drive brings it back.
+        Some(RowStatus::Failed) => LostClaim::Skip("failed, waiting for a re-drive"),
+        Some(RowStatus::Deleted) => LostClaim::Skip("deleted"),
+        // The claim of a queued row only loses to a concurrent claim that committed first.
+        Some(RowStatus::Queued) => LostClaim::Skip("claimed concurrently"),
+    }
+}
+
+/// Cuts messages of the given encoded sizes, in order, into `sendBatch` calls within both limits
+/// of the queue. A message over [`MAX_MESSAGE_BYTES`] is an error: no batch can carry it.
+pub fn batches(sizes: &[usize]) -> Result<Vec<std::ops::Range<usize>>, String> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, &size) in sizes.iter().enumerate() {
+        if size > MAX_MESSAGE_BYTES {
+            return Err(format!(
+                "message {i} has {size} bytes, over the {MAX_MESSAGE_BYTES}-byte limit"
+            ));
+        }
+        if i > start && (i - start == MAX_BATCH_MESSAGES || bytes + size > MAX_BATCH_BYTES) {
+            out.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        out.push(start..sizes.len());
+    }
+    Ok(out)
+}
+
+/// What a transcode or probe stores from the media worker's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaOutput {
+    /// The derivatives as JSON text, exactly the validated array.
+    pub derivatives: String,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+}
+
+const MAX_DERIVATIVES: usize = 32;
+const MAX_KEY_CHARS: usize = 512;
+const MAX_DIMENSION: i64 = 100_000;
+
+/// Validates a 2xx answer of the media worker for an asset job. Untrusted output never reaches
+/// the database: anything but an array of `{key, width}` (and positive dimensions) is an
+/// [`FailureKind::InvalidOutput`] failure, a `worker_bug` dead job.
+pub fn media_output(body: &Value) -> Result<MediaOutput, Failure> {
+    let bad = |what: &str| Failure::new(FailureKind::InvalidOutput, Some(200), what);
+    let dimension = |name: &str| -> Result<Option<i32>, Failure> {
+        match body.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .filter(|n| (1..=MAX_DIMENSION).contains(n))
+                .map(|n| Some(n as i32))
+                .ok_or_else(|| bad(&format!("{name} is not a positive whole number"))),
+        }
+    };
+    let (width, height) = (dimension("width")?, dimension("height")?);
+    let derivatives = match body.get("derivatives") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.len() <= MAX_DERIVATIVES => items
+            .iter()
+            .map(|item| {
+                let key = item
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .filter(|k| !k.is_empty() && k.chars().count() <= MAX_KEY_CHARS && !k.chars().any(char::is_control))
+                    .ok_or_else(|| bad("a derivative has no usable key"))?;
+                let width = item
+                    .get("width")
+                    .and_then(Value::as_i64)
+                    .filter(|n| (1..=MAX_DIMENSION).contains(n))
+                    .ok_or_else(|| bad("a derivative has no positive width"))?;
+                Ok(serde_json::json!({"key": key, "width": width}))
+            })
+            .collect::<Result<Vec<_>, Failure>>()?,
+        Some(_) => return Err(bad("derivatives is not an array of at most 32 {key, width}")),
+    };
+    Ok(MediaOutput {
+        derivatives: Value::Array(derivatives).to_string(),
+        width,
+        height,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn batches_respect_the_count_and_the_byte_limits() {
+        assert_eq!(batches(&[]).unwrap(), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(batches(&[10; 250]).unwrap(), vec![0..100, 100..200, 200..250]);
+        assert_eq!(batches(&[100_000; 5]).unwrap(), vec![0..2, 2..4, 4..5]);
+        assert_eq!(batches(&[128_000, 127_990, 10, 1]).unwrap(), vec![0..3, 3..4]);
+        assert!(batches(&[10, MAX_MESSAGE_BYTES + 1]).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_message_is_in_exactly_one_batch_within_the_limits(sizes in proptest::collection::vec(1usize..=MAX_MESSAGE_BYTES, 0..400)) {
+            let cut = batches(&sizes).unwrap();
+            let mut next = 0;
+            for range in &cut {
+                proptest::prop_assert_eq!(range.start, next, "in order, no gap, no overlap");
+                proptest::prop_assert!(!range.is_empty());
+                proptest::prop_assert!(range.len() <= MAX_BATCH_MESSAGES);
+                proptest::prop_assert!(sizes[range.clone()].iter().sum::<usize>() <= MAX_BATCH_BYTES);
+                next = range.end;
+            }
+            proptest::prop_assert_eq!(next, sizes.len());
+        }
+    }
+
+    #[test]
+    fn media_output_keeps_valid_derivatives_and_refuses_anything_else() {
+        let good = json!({"width": 1600, "height": 1200, "derivatives": [{"key": "derived/a/b/480.webp", "width": 480, "extra": 1}]});
+        let out = media_output(&good).unwrap();
+        assert_eq!(out.derivatives, r#"[{"key":"derived/a/b/480.webp","width":480}]"#);
+        assert_eq!((out.width, out.height), (Some(1600), Some(1200)));
+        assert_eq!(media_output(&json!({"status": "ready"})).unwrap().derivatives, "[]");
+        for bad in [
+            json!({"derivatives": {"key": "a", "width": 1}}),
+            json!({"derivatives": "derived/a.webp"}),
+            json!({"derivatives": [{"key": "a"}]}),
+            json!({"derivatives": [{"key": "", "width": 10}]}),
+            json!({"derivatives": [{"key": "a", "width": -3}]}),
+            json!({"derivatives": [{"key": "a", "width": 1.5}]}),
+            json!({"derivatives": [{"key": "a\n", "width": 10}]}),
+            json!({"derivatives": [7]}),
+            json!({"width": "1600"}),
+            json!({"height": 0}),
+        ] {
+            let failure = media_output(&bad).expect_err(&bad.to_string());
+            assert_eq!(failure.kind, FailureKind::InvalidOutput, "{bad}");
+            assert_eq!(failure.kind.class(), crate::FailureClass::WorkerBug);
+            assert!(!failure.kind.is_transient());
+        }
+    }
+
+    #[test]
+    fn a_lost_claim_skips_only_when_the_job_is_finished_or_leased_and_fails_when_it_cannot_be_done() {
+        assert!(matches!(when_claim_lost(None), LostClaim::Fail(f) if f.kind == FailureKind::UnknownTarget));
+        assert!(matches!(when_claim_lost(Some(RowStatus::Pending)), LostClaim::Fail(_)));
+        for status in [
+            RowStatus::Ready,
+            RowStatus::Processing,
+            RowStatus::Failed,
+            RowStatus::Deleted,
+            RowStatus::Queued,
+        ] {
+            assert!(
+                matches!(when_claim_lost(Some(status)), LostClaim::Skip(_)),
+                "{status:?}"
+            );
+        }
+        assert_eq!(RowStatus::parse("processing"), Some(RowStatus::Processing));
+        assert_eq!(RowStatus::parse("gone"), None);
+    }
+}
