@@ -18,6 +18,10 @@ use babybook_edge::share::headers::if_none_match_matches;
 use babybook_edge::share::ShareToken;
 use babybook_jobs::{DeadLetter, Id, Job, JobMessage, TraceId};
 
+#[path = "support/job_lifecycle_model.rs"]
+mod job_lifecycle_model;
+use job_lifecycle_model::{settle_bound_ms, Event, Fault, MediaScript, World};
+
 fn keys() -> SessionKeys {
     SessionKeys {
         current: SigningKey::new("fuzz-session-key-0123456789abcdef0123456789"),
@@ -148,5 +152,47 @@ proptest! {
         let _ = CreateShareRequest::parse(json.as_bytes());
         let _ = UpdateShareRequest::parse(json.as_bytes());
         let _ = UploadCompleteRequest::parse(json.as_bytes());
+    }
+}
+
+fn lifecycle_event() -> impl Strategy<Value = Event> {
+    let fault = prop_oneof![
+        4 => Just(Fault::None),
+        1 => Just(Fault::DbDownBeforeClaim),
+        1 => Just(Fault::DbDownAfterClaim),
+        1 => Just(Fault::IsolateDiesAfterClaim),
+        1 => Just(Fault::Media5xx),
+        1 => Just(Fault::MediaTimeout),
+        1 => Just(Fault::Media4xx),
+        1 => Just(Fault::DlqPublishFails),
+    ];
+    prop_oneof![
+        6 => fault.prop_map(Event::Deliver),
+        2 => (any::<bool>(), any::<bool>()).prop_map(|(store_fails, db_down)| Event::HandleDead { store_fails, db_down }),
+        2 => any::<bool>().prop_map(|db_down| Event::Sweep { db_down }),
+        1 => Just(Event::Duplicate),
+        3 => (0i64..400_000).prop_map(|ms| Event::Wait { ms }),
+    ]
+}
+
+proptest! {
+    /// Issue 14's state machine: any sequence of single faults at any step of a job's life, then
+    /// the faults stop. At no point is the row `failed` without its dead record, and within a
+    /// lease, two sweep periods and the retry backoff the job is `ready` or `failed` with its
+    /// record stored, with nothing of it left on the queues.
+    #[test]
+    fn job_lifecycle(
+        published in any::<bool>(),
+        transient_first in 0u32..8,
+        then_definitive in any::<bool>(),
+        events in proptest::collection::vec(lifecycle_event(), 0..80),
+    ) {
+        let mut media = MediaScript { transient_first, then_definitive };
+        let mut world = World::new(published);
+        for event in events {
+            world.step(event, &mut media);
+            world.check_safety().map_err(TestCaseError::fail)?;
+        }
+        world.run_fault_free(&mut media, settle_bound_ms()).map_err(TestCaseError::fail)?;
     }
 }

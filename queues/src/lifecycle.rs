@@ -54,6 +54,43 @@ impl RowStatus {
     }
 }
 
+/// A claim on a row: who holds it (a queue message id) and until when (ms since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub holder: String,
+    pub expires_at_ms: i64,
+}
+
+/// Whether a delivery (`holder`) wins the row now: a `queued` row; a `processing` row whose lease
+/// expired or is its own (this message's retry); a `failed` row when the job was re-driven.
+/// `job_rows::claim` is this rule as one `UPDATE … WHERE`.
+pub fn may_claim(status: RowStatus, lease: Option<&Lease>, holder: &str, now_ms: i64, redriven: bool) -> bool {
+    match status {
+        RowStatus::Queued => true,
+        RowStatus::Processing => lease.is_none_or(|l| l.expires_at_ms < now_ms || l.holder == holder),
+        RowStatus::Failed => redriven,
+        RowStatus::Pending | RowStatus::Ready | RowStatus::Deleted => false,
+    }
+}
+
+/// Whether the sweep hands the row back to the queue: a `queued` row whose publish never
+/// happened, queued before `before_ms`, or a `processing` row whose lease expired.
+/// `sweep_asset_jobs` / `sweep_export_jobs` (migration V10) are this rule in SQL.
+pub fn sweep_takes(
+    status: RowStatus,
+    published: bool,
+    queued_at_ms: i64,
+    lease: Option<&Lease>,
+    before_ms: i64,
+    now_ms: i64,
+) -> bool {
+    match status {
+        RowStatus::Queued => !published && queued_at_ms < before_ms,
+        RowStatus::Processing => lease.is_none_or(|l| l.expires_at_ms < now_ms),
+        _ => false,
+    }
+}
+
 /// What a delivery does when its claim did not win the row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LostClaim {
