@@ -31,6 +31,8 @@ pub enum Fate {
 /// How the work went, before the retry policy decides.
 enum Step {
     Done,
+    /// The media worker is still running the job: ask again after this many seconds.
+    Running(u32),
     Skipped(&'static str),
     Failed(Failure),
 }
@@ -250,6 +252,30 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
             delivery.ack();
             return (Fate::Acked, Some(queue_time_ms));
         }
+        Step::Running(after) if queue_time_ms < MAX_JOB_WAIT_MS => {
+            return (
+                wait_for_running(
+                    delivery,
+                    io,
+                    config,
+                    &message,
+                    &holder,
+                    after,
+                    line(Level::Info, "job running"),
+                )
+                .await,
+                Some(queue_time_ms),
+            );
+        }
+        Step::Running(_) => {
+            let failure = Failure::new(
+                FailureKind::Timeout,
+                Some(202),
+                "still running after the longest wait for a job",
+            );
+            last_failure = Some(failure.clone());
+            Decision::after(MediaOutcome::Failed(failure), attempts)
+        }
         Step::Failed(failure) => {
             last_failure = Some(failure.clone());
             Decision::after(MediaOutcome::Failed(failure), attempts)
@@ -311,6 +337,46 @@ fn fault_error() -> ApiError {
         crate::error::ErrorCode::DatabaseUnavailable,
         "job_db_after_claim fault switched on (test control)",
     )
+}
+
+/// How long after it was first enqueued a job may still be running on the media worker before
+/// the edge counts it as timed out (the media worker's own budget is 300 s per job).
+const MAX_JOB_WAIT_MS: i64 = 3_600_000;
+
+/// The media worker answered `202`: the lease is handed back and the same job message goes on
+/// the queue again, delayed, before this delivery is acked. The next delivery is another message
+/// (the lease could not be its own), and asks the media worker again. If the publish fails this
+/// delivery is retried instead; if only the release fails, the lease expires and the sweep
+/// publishes the job again.
+async fn wait_for_running(
+    delivery: &Delivery,
+    io: &Io,
+    config: &Config,
+    message: &JobMessage,
+    holder: &str,
+    after: u32,
+    line: LogLine,
+) -> Fate {
+    let line = line.field("retry_after_seconds", after);
+    if let Some(subject) = job_rows::Subject::of(&message.job) {
+        if let Err(e) = job_rows::release(io, message.account_id, subject, holder).await {
+            delivery.retry(after);
+            context::emit(&line.field("release_error", e.detail));
+            return Fate::Retried;
+        }
+    }
+    match jobs::publish_after(io, config, message, after).await {
+        Ok(()) => {
+            delivery.ack();
+            context::emit(&line);
+            Fate::Acked
+        }
+        Err(e) => {
+            delivery.retry(after);
+            context::emit(&line.field("publish_error", e));
+            Fate::Retried
+        }
+    }
 }
 
 fn database_failure(e: &ApiError) -> Failure {
@@ -400,6 +466,9 @@ async fn process_asset(
         return Ok(step);
     }
     let answer = media_client::run_job(config, message).await;
+    if let Some(after) = answer.running {
+        return Ok(Step::Running(after));
+    }
     if let MediaOutcome::Failed(failure) = answer.outcome {
         return Ok(Step::Failed(failure));
     }
@@ -426,6 +495,9 @@ async fn process_export(
         return Ok(step);
     }
     let answer = media_client::run_job(config, message).await;
+    if let Some(after) = answer.running {
+        return Ok(Step::Running(after));
+    }
     if let MediaOutcome::Failed(failure) = answer.outcome {
         return Ok(Step::Failed(failure));
     }
@@ -481,7 +553,11 @@ async fn delete(io: &Io, config: &Config, message: &JobMessage, what: &Deletion,
         Some(status) if status == "deleted" => return Ok(Step::Skipped(what.already)),
         Some(_) => {}
     }
-    if let MediaOutcome::Failed(failure) = media_client::run_job(config, message).await.outcome {
+    let answer = media_client::run_job(config, message).await;
+    if let Some(after) = answer.running {
+        return Ok(Step::Running(after));
+    }
+    if let MediaOutcome::Failed(failure) = answer.outcome {
         return Ok(Step::Failed(failure));
     }
     db::transaction(io, scope(message), Budget::Standard, async |tx| {

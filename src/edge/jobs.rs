@@ -36,6 +36,15 @@ pub async fn publish(env: &Env, config: &Config, message: &JobMessage) -> Result
     send(env, binding::JOBS, &message.to_json(), None).await
 }
 
+/// Publishes `message` again, delivered after `delay_seconds`: the next ask about a job the media
+/// worker is still running.
+pub async fn publish_after(env: &Env, config: &Config, message: &JobMessage, delay_seconds: u32) -> Result<(), String> {
+    if test_controls::fault(config, "queue_publish") {
+        return Err("queue_publish fault switched on (test control)".into());
+    }
+    send(env, binding::JOBS, &message.to_json(), Some(delay_seconds)).await
+}
+
 /// Publishes many jobs, in as few `sendBatch` calls as the queue's limits allow (100 messages and
 /// 256 KB per call: one call over either throws, whatever it holds). A failure part-way leaves
 /// the earlier batches published: the callers' transactions roll back and publish again later,

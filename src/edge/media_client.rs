@@ -19,7 +19,12 @@ const OBJECT_HEAD_TIMEOUT_MS: u32 = 5_000;
 pub struct Answer {
     pub outcome: MediaOutcome,
     pub body: serde_json::Value,
+    /// `202`: the job is still running on the media worker; ask again after this many seconds.
+    pub running: Option<u32>,
 }
+
+/// The longest wait between two asks about a running job.
+const MAX_RETRY_AFTER_SECONDS: u32 = 300;
 
 fn base_url(config: &Config) -> Result<&str, Failure> {
     config
@@ -71,7 +76,9 @@ async fn send(
     }
 }
 
-/// `POST /jobs` with the job message.
+/// `POST /jobs` with the job message. A job that takes longer than one call should wait (a long
+/// transcode, an export) answers `202` with `retry_after_seconds`: the media worker keeps it
+/// running (once per `job_id`) and the edge asks again then, with the same job message.
 pub async fn run_job(config: &Config, message: &JobMessage) -> Answer {
     let url = match base_url(config) {
         Ok(base) => format!("{base}/jobs"),
@@ -79,6 +86,7 @@ pub async fn run_job(config: &Config, message: &JobMessage) -> Answer {
             return Answer {
                 outcome: MediaOutcome::Failed(f),
                 body: serde_json::Value::Null,
+                running: None,
             }
         }
     };
@@ -94,14 +102,22 @@ pub async fn run_job(config: &Config, message: &JobMessage) -> Answer {
     {
         Ok((status, text)) => {
             let detail: String = text.chars().take(200).collect();
+            let body: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+            let running = (status == 202).then(|| {
+                body.get("retry_after_seconds")
+                    .and_then(serde_json::Value::as_u64)
+                    .map_or(5, |s| s.clamp(1, u64::from(MAX_RETRY_AFTER_SECONDS)) as u32)
+            });
             Answer {
                 outcome: MediaOutcome::from_status(status, &detail),
-                body: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+                body,
+                running,
             }
         }
         Err(failure) => Answer {
             outcome: MediaOutcome::Failed(failure),
             body: serde_json::Value::Null,
+            running: None,
         },
     }
 }

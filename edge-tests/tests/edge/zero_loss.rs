@@ -273,3 +273,42 @@ fn output_that_breaks_the_contract_is_a_worker_bug_and_old_bad_rows_do_not_break
     let page = stack.client().get(&format!("/s/{}", family.shares[0].token));
     assert_eq!(page.status, 200, "{}", page.text());
 }
+
+/// Hole 4: a transcode may run longer than one HTTP call should wait (the edge gives up on a call
+/// after 30 s). The media worker answers `202` with `retry_after_seconds` while the job runs, and
+/// the edge asks again then, without holding a connection, a lease or a retry attempt meanwhile.
+#[test]
+fn a_job_that_runs_longer_than_the_edges_call_timeout_completes_by_asking_again() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let s = stack.sign_in(&family);
+    let started = Instant::now();
+    let asset = completed_upload_with(
+        stack,
+        &s,
+        &family.account_id,
+        &family.moment_ids[0],
+        json!({"mode": "slow", "seconds": 35}),
+    );
+    wait_for_status(stack, &asset, "ready", Duration::from_secs(90));
+    assert!(
+        started.elapsed() > Duration::from_secs(30),
+        "the job ran longer than one media call may wait"
+    );
+    let calls = calls_for(stack, &asset);
+    let statuses: Vec<u64> = calls.iter().map(|c| c["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses.last(), Some(&200), "{statuses:?}");
+    assert!(
+        statuses[..statuses.len() - 1].iter().all(|s| *s == 202) && statuses.len() > 2,
+        "asked again while it ran: {statuses:?}"
+    );
+    let job_ids: std::collections::BTreeSet<&str> = calls.iter().map(|c| c["job_id"].as_str().unwrap()).collect();
+    assert_eq!(job_ids.len(), 1, "the same job every time: {job_ids:?}");
+    assert!(
+        !stack
+            .logs()
+            .iter()
+            .any(|l| l["message"] == "job retry" && l["asset_id"] == asset.as_str()),
+        "a running job burns no retry attempts"
+    );
+}

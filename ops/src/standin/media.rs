@@ -14,7 +14,11 @@
 //!
 //! Modes: ok, transient (503), throttled (429), corrupt (422), forbidden (403), server_error
 //! (500), bad_request (400), hang (answers 503 after 30 s), bad_output (200 with derivatives that
-//! break the contract: an object, not an array).
+//! break the contract: an object, not an array), slow (a job that runs `seconds` from its first
+//! call: `202 {"status": "running", "retry_after_seconds": 1}` until then, the result after).
+//!
+//! The contract for long jobs: the media worker runs a job at most once per `job_id`; a call for
+//! a job still running answers `202` with `retry_after_seconds`, and the edge asks again then.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -41,6 +45,7 @@ pub enum Mode {
     BadRequest,
     Hang,
     BadOutput,
+    Slow,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +56,9 @@ pub struct Behaviour {
     pub times: Option<u32>,
     #[serde(default)]
     pub then: Mode,
+    /// For `slow`: how long the job runs, from its first call.
+    #[serde(default)]
+    pub seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +80,8 @@ struct Inner {
     default: Option<Behaviour>,
     calls: Vec<Call>,
     objects: HashMap<String, (i64, String)>,
+    /// When each slow job's first call came.
+    started: HashMap<String, std::time::Instant>,
 }
 
 #[derive(Clone)]
@@ -142,16 +152,27 @@ async fn job(State(state): State<AppState>, headers: HeaderMap, Json(job): Json<
             Some(k) => inner.behaviours.get_mut(&k),
             None => inner.default.as_mut(),
         };
-        match behaviour {
-            None => Mode::Ok,
+        let (mode, seconds) = match behaviour {
+            None => (Mode::Ok, 0),
             Some(b) => match b.times {
-                Some(0) => b.then,
+                Some(0) => (b.then, b.seconds),
                 Some(n) => {
                     b.times = Some(n - 1);
-                    b.mode
+                    (b.mode, b.seconds)
                 }
-                None => b.mode,
+                None => (b.mode, b.seconds),
             },
+        };
+        if mode == Mode::Slow {
+            let job_id = job.get("job_id").and_then(Value::as_str).unwrap_or("").to_owned();
+            let started = *inner.started.entry(job_id).or_insert_with(std::time::Instant::now);
+            if started.elapsed() < Duration::from_secs(seconds) {
+                Mode::Slow
+            } else {
+                Mode::Ok
+            }
+        } else {
+            mode
         }
     };
     let mode = if authorized { mode } else { Mode::Forbidden };
@@ -180,13 +201,19 @@ async fn job(State(state): State<AppState>, headers: HeaderMap, Json(job): Json<
 fn answer(mode: Mode, job: &Value) -> (StatusCode, Value) {
     let err = |status: StatusCode, code: &str| (status, json!({"error": {"code": code}}));
     match mode {
-        Mode::Ok | Mode::BadOutput => {}
+        Mode::Ok | Mode::BadOutput | Mode::Slow => {}
         Mode::Transient | Mode::Hang => return err(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         Mode::Throttled => return err(StatusCode::TOO_MANY_REQUESTS, "throttled"),
         Mode::Corrupt => return err(StatusCode::UNPROCESSABLE_ENTITY, "corrupt_media"),
         Mode::Forbidden => return err(StatusCode::FORBIDDEN, "storage_forbidden"),
         Mode::ServerError => return err(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         Mode::BadRequest => return err(StatusCode::BAD_REQUEST, "bad_request"),
+    }
+    if mode == Mode::Slow {
+        return (
+            StatusCode::ACCEPTED,
+            json!({"status": "running", "retry_after_seconds": 1}),
+        );
     }
     if mode == Mode::BadOutput {
         return (
