@@ -6,7 +6,10 @@
 //! `cargo test --test fuzz` runs a short pass (part of scripts/test); `scripts/fuzz` runs each
 //! target for minutes with `PROPTEST_CASES` raised.
 
+use std::cell::Cell;
+
 use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use babybook_edge::api_input::{CreateShareRequest, LoginRequest, UpdateShareRequest, UploadCompleteRequest};
 use babybook_edge::csrf;
@@ -59,13 +62,6 @@ fn mutated(base: String) -> impl Strategy<Value = String> {
 
 proptest! {
     #[test]
-    fn share_tokens(text in ".{0,64}") {
-        if let Ok(token) = ShareToken::parse(&text) {
-            prop_assert_eq!(token.as_text(), text);
-        }
-    }
-
-    #[test]
     fn session_cookies(text in ".{0,400}") {
         let _ = Session::open(&text, &keys(), 1_800_000_100);
     }
@@ -81,12 +77,6 @@ proptest! {
     #[test]
     fn cookie_headers(header in ".{0,400}", name in "[A-Za-z_-]{1,20}") {
         let _ = cookie_value(&header, &name);
-    }
-
-    #[test]
-    fn csrf_tokens(header in ".{0,200}", cookie in ".{0,200}", sid in proptest::option::of("[a-zA-Z0-9_-]{0,30}")) {
-        let verified = csrf::verify(&keys(), sid.as_deref(), Some(&header), Some(&cookie)).is_ok();
-        prop_assert!(!verified || header == cookie);
     }
 
     #[test]
@@ -108,18 +98,6 @@ proptest! {
     }
 
     #[test]
-    fn dead_letters(text in ".{0,600}") {
-        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        let dead = DeadLetter::from_value(value, 0);
-        prop_assert!(!dead.failure.kind.is_transient() || dead.job.is_some());
-    }
-
-    #[test]
-    fn if_none_match(header in ".{0,300}") {
-        let _ = if_none_match_matches(&header, "W/\"0123456789abcdef\"");
-    }
-
-    #[test]
     fn accept_language(header in ".{0,300}") {
         let _ = Lang::negotiate(Some(&header));
     }
@@ -132,27 +110,7 @@ proptest! {
         let _ = rate_limit::client_ip_key(Some(&subject));
     }
 
-    #[test]
-    fn request_heads(method in "[A-Z]{0,10}", path in ".{0,300}", host in ".{0,80}") {
-        let head = RequestHead { method: &method, path: &path, target_len: path.len(), header_bytes: 100, host: &host };
-        let _ = screen(&head, |h| h == "share.babybook.com");
-    }
 
-    #[test]
-    fn api_bodies(body in proptest::collection::vec(any::<u8>(), 0..400)) {
-        let _ = LoginRequest::parse(&body);
-        let _ = CreateShareRequest::parse(&body);
-        let _ = UpdateShareRequest::parse(&body);
-        let _ = UploadCompleteRequest::parse(&body);
-    }
-
-    #[test]
-    fn api_json_bodies(json in r#"\{("[a-z_]{1,15}": ?("[^"\\]{0,40}"|[0-9]{1,6}|null|true|\[\]|\["[0-9a-f-]{36}"\]),? ?){0,4}\}"#) {
-        let _ = LoginRequest::parse(json.as_bytes());
-        let _ = CreateShareRequest::parse(json.as_bytes());
-        let _ = UpdateShareRequest::parse(json.as_bytes());
-        let _ = UploadCompleteRequest::parse(json.as_bytes());
-    }
 }
 
 fn lifecycle_event() -> impl Strategy<Value = Event> {
@@ -195,4 +153,262 @@ proptest! {
         }
         world.run_fault_free(&mut media, settle_bound_ms()).map_err(TestCaseError::fail)?;
     }
+}
+
+/// Runs `case` over `strategy` (`PROPTEST_CASES` cases, proptest's shrinking on failure) and
+/// reports how many cases reached past the parser's first rejection: `case` returns `true` for
+/// those. A target whose inputs never get past the first check tests nothing, so the count is
+/// printed (`reach <target> <cases> <reached>`, summed by scripts/fuzz) and must not be zero.
+fn fuzz<S: Strategy>(name: &str, strategy: S, case: impl Fn(S::Value) -> Result<bool, TestCaseError>)
+where
+    S::Value: std::fmt::Debug,
+{
+    let (cases, reached) = (Cell::new(0u64), Cell::new(0u64));
+    let mut runner = TestRunner::new(Config {
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&strategy, |value| {
+        cases.set(cases.get() + 1);
+        if case(value)? {
+            reached.set(reached.get() + 1);
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{name}: {e}");
+    }
+    println!("reach {name} {} {}", cases.get(), reached.get());
+    assert!(reached.get() > 0, "{name}: no case got past the first rejection");
+}
+
+/// Either a valid value or one with a targeted mutation, half and half.
+fn valid_or_mutated(valid: impl Strategy<Value = String> + Clone + 'static) -> impl Strategy<Value = (String, bool)> {
+    prop_oneof![
+        valid.clone().prop_map(|v| (v, true)),
+        valid.prop_flat_map(|v| mutated(v).prop_map(|m| (m, false))),
+    ]
+}
+
+#[test]
+fn share_tokens() {
+    let valid = any::<[u8; 16]>().prop_map(|b| ShareToken::from_bytes(b).as_text());
+    fuzz("share_tokens", valid_or_mutated(valid), |(text, untouched)| {
+        match ShareToken::parse(&text) {
+            Ok(token) => {
+                // One spelling per token: whatever parses is its own canonical text.
+                prop_assert_eq!(token.as_text(), text.clone());
+                Ok(true)
+            }
+            Err(_) => {
+                prop_assert!(!untouched, "a generated token was refused: {}", text);
+                Ok(false)
+            }
+        }
+    });
+}
+
+#[test]
+fn csrf_tokens() {
+    let sid = proptest::option::of("[a-zA-Z0-9_-]{1,30}");
+    let strategy = (sid, any::<[u8; 16]>(), 0u8..4).prop_flat_map(|(sid, random, how)| {
+        let token = csrf::issue(&keys(), sid.as_deref(), random);
+        (Just(sid), Just(token.clone()), mutated(token), Just(how))
+    });
+    fuzz("csrf_tokens", strategy, |(sid, token, changed, how)| {
+        let verify =
+            |sid: Option<&str>, header: &str, cookie: &str| csrf::verify(&keys(), sid, Some(header), Some(cookie));
+        match how {
+            // The pair the server issued verifies for its own session.
+            0 => prop_assert!(verify(sid.as_deref(), &token, &token).is_ok()),
+            // Header and cookie agree but one byte is off: the MAC must refuse it.
+            1 => prop_assert!(
+                changed == token || verify(sid.as_deref(), &changed, &changed).is_err(),
+                "{}",
+                changed
+            ),
+            // Another session's token, matching pair: refused.
+            2 => {
+                let other = Some(sid.as_deref().map_or("someone-else".to_owned(), |s| format!("{s}x")));
+                prop_assert!(verify(other.as_deref(), &token, &token).is_err());
+            }
+            // Header and cookie differ: refused before the MAC.
+            _ => prop_assert!(changed == token || verify(sid.as_deref(), &changed, &token).is_err()),
+        }
+        Ok(how != 3)
+    });
+}
+
+#[test]
+fn dead_letters() {
+    let job = (any::<[u8; 16]>(), any::<[u8; 16]>(), any::<[u8; 16]>()).prop_map(|(j, a, x)| {
+        JobMessage::new(
+            Id::from_random_bytes(j),
+            Id::from_random_bytes(a),
+            TraceId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            0,
+            Job::Export {
+                export_id: Id::from_random_bytes(x),
+            },
+        )
+    });
+    let body = job.prop_flat_map(|job| {
+        let reported = babybook_jobs::DeadJob::of_job(
+            job.clone(),
+            babybook_jobs::Failure::new(babybook_jobs::FailureKind::CorruptMedia, Some(422), "corrupt"),
+            0,
+        )
+        .to_json();
+        prop_oneof![
+            Just((job.clone(), job.to_json(), 0u8)),
+            Just((job.clone(), reported.clone(), 1u8)),
+            mutated(reported).prop_map(move |m| (job.clone(), m, 2u8)),
+        ]
+    });
+    fuzz("dead_letters", body, |(job, text, kind)| {
+        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text.clone()));
+        let dead = DeadLetter::from_value(value, 0);
+        match kind {
+            // A raw job the runtime moved: kept whole, as `unreported`.
+            0 => {
+                prop_assert_eq!(dead.job.as_ref(), Some(&job));
+                prop_assert_eq!(dead.failure.kind, babybook_jobs::FailureKind::Unreported);
+            }
+            // A dead job the consumer reported: its own failure kept.
+            1 => {
+                prop_assert_eq!(dead.job.as_ref(), Some(&job));
+                prop_assert_eq!(dead.failure.kind, babybook_jobs::FailureKind::CorruptMedia);
+            }
+            // One byte off: whatever it becomes, never a retryable kind without its job.
+            _ => prop_assert!(!dead.failure.kind.is_transient() || dead.job.is_some()),
+        }
+        Ok(dead.job.is_some())
+    });
+}
+
+#[test]
+fn if_none_match() {
+    let current = "W/\"0123456789abcdef\"";
+    let member = prop_oneof![
+        Just(current.to_owned()),
+        Just("\"0123456789abcdef\"".to_owned()),
+        "W/\"[0-9a-f]{16}\"",
+        ".{0,20}",
+    ];
+    let header = (proptest::collection::vec(member, 0..80), ", ?|,  ").prop_map(|(members, sep)| members.join(&sep));
+    fuzz("if_none_match", header, |header| {
+        let matched = if_none_match_matches(&header, current);
+        let listed = header.split(',').take(64).any(|m| {
+            let m = m.trim();
+            m == current || m == "\"0123456789abcdef\""
+        });
+        // The weak comparison of RFC 9110: the current tag in the first 64 members matches.
+        prop_assert!(!listed || matched, "{}", header);
+        prop_assert!(!matched || listed || header.trim() == "*");
+        Ok(!header.trim().is_empty())
+    });
+}
+
+#[test]
+fn request_heads() {
+    let path = prop_oneof![
+        "/s/[A-Za-z0-9_-]{22}",
+        "/(wp-login\\.php|\\.env|\\.git/config|admin\\.php)",
+        "/[a-z/%.]{0,60}",
+        ".{0,300}",
+    ];
+    let strategy = (
+        prop_oneof![Just("GET".to_owned()), Just("POST".to_owned()), "[A-Z]{0,10}"],
+        path,
+        prop_oneof![
+            Just("share.babybook.com".to_owned()),
+            Just("SHARE.babybook.com:443".to_owned()),
+            ".{0,40}"
+        ],
+        prop_oneof![0usize..4096, 4096usize..20_000],
+        prop_oneof![0usize..16_384, 16_384usize..64_000],
+    );
+    fuzz(
+        "request_heads",
+        strategy,
+        |(method, path, host, target_len, header_bytes)| {
+            let head = RequestHead {
+                method: &method,
+                path: &path,
+                target_len,
+                header_bytes,
+                host: &host,
+            };
+            let verdict = screen(&head, |h| h == "share.babybook.com");
+            let passed_size = target_len <= babybook_edge::hygiene::MAX_URL_BYTES
+                && header_bytes <= babybook_edge::hygiene::MAX_HEADER_BYTES;
+            if verdict.is_ok() {
+                prop_assert!(
+                    passed_size,
+                    "an oversized request passed: {} {}",
+                    target_len,
+                    header_bytes
+                );
+                prop_assert!(!babybook_edge::hygiene::is_scanner_path(&path));
+            }
+            Ok(passed_size)
+        },
+    );
+}
+
+fn api_body() -> impl Strategy<Value = (String, u8)> {
+    let uuid = any::<[u8; 16]>().prop_map(|b| Id::from_random_bytes(b).to_string());
+    let login = ("[a-z]{1,10}@[a-z]{1,10}\\.test", "[ -~]{1,40}")
+        .prop_map(|(e, p)| serde_json::json!({"email": e, "password": p}).to_string());
+    let create = (
+        proptest::collection::vec(uuid.clone(), 1..5),
+        proptest::option::of("[a-zA-Z ]{1,40}"),
+        proptest::option::of(1u32..365),
+    )
+        .prop_map(|(ids, title, days)| {
+            serde_json::json!({"moment_ids": ids, "title": title, "expires_in_days": days}).to_string()
+        });
+    let complete = (uuid, 1i64..1_000_000_000, "[a-f0-9]{8,32}")
+        .prop_map(|(id, size, etag)| serde_json::json!({"asset_id": id, "size_bytes": size, "etag": etag}).to_string());
+    prop_oneof![
+        login.clone().prop_map(|b| (b, 0u8)),
+        create.clone().prop_map(|b| (b, 1u8)),
+        complete.clone().prop_map(|b| (b, 2u8)),
+        login.prop_flat_map(|b| mutated(b).prop_map(|m| (m, 10u8))),
+        create.prop_flat_map(|b| mutated(b).prop_map(|m| (m, 11u8))),
+        complete.prop_flat_map(|b| mutated(b).prop_map(|m| (m, 12u8))),
+        proptest::collection::vec(any::<u8>(), 0..400).prop_map(|b| (String::from_utf8_lossy(&b).into_owned(), 20u8)),
+    ]
+}
+
+#[test]
+fn api_bodies() {
+    fuzz("api_bodies", api_body(), |(body, kind)| {
+        let bytes = body.as_bytes();
+        let results = [
+            LoginRequest::parse(bytes).map(|_| ()),
+            CreateShareRequest::parse(bytes).map(|_| ()),
+            UploadCompleteRequest::parse(bytes).map(|_| ()),
+        ];
+        let _ = UpdateShareRequest::parse(bytes);
+        if kind < 3 {
+            // A well-formed body of its kind is accepted.
+            prop_assert!(results[kind as usize].is_ok(), "{}: {:?}", body, results[kind as usize]);
+        }
+        for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+            // A refusal says what is wrong, in the envelope's terms: a 400 or a 422 with fields.
+            let status = refused.code.status();
+            prop_assert!(
+                status == 400 || status == 413 || status == 415 || status == 422,
+                "{:?}",
+                refused
+            );
+            prop_assert!(
+                status != 422 || !refused.fields.is_empty(),
+                "a 422 without fields: {:?}",
+                refused
+            );
+        }
+        Ok(babybook_edge::api_input::json_object(bytes).is_ok())
+    });
 }
