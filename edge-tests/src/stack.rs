@@ -490,6 +490,26 @@ impl Stack {
             .get(0)
     }
 
+    /// Waits until everything published to `jobs` before this call has been consumed: publishes a
+    /// sentinel job (a `queued` asset of `account` of its own) and waits for the `queue batch`
+    /// line of the batch that finished it. The local queue delivers in publish order, so a job
+    /// published earlier was in that batch or an earlier one. What a test checks after this did
+    /// or did not happen; no sleep stands in for "nothing happened".
+    pub fn drain_jobs(&self, account: &str) {
+        let sentinel = self.queued_asset(account);
+        let job = crate::fixtures::transcode_job(account, &sentinel, "drain-sentinel");
+        self.control(serde_json::json!({"action": "publish_raw", "body": job}));
+        let done = self.wait_for_log(Duration::from_secs(30), "the sentinel job", |l| {
+            l["message"] == "job done" && l["asset_id"] == sentinel.as_str()
+        });
+        let done_at = done["timestamp"].as_str().unwrap_or("").to_owned();
+        self.wait_for_log(Duration::from_secs(30), "the sentinel's batch line", |l| {
+            l["message"] == "queue batch"
+                && l["queue"] == "jobs"
+                && l["timestamp"].as_str().is_some_and(|t| t >= done_at.as_str())
+        });
+    }
+
     /// A new family (account, user, child, moments with previews, share links).
     pub fn family(&self, moments: u32, shares: u32) -> Family {
         static N: AtomicU32 = AtomicU32::new(0);

@@ -188,7 +188,17 @@ fn a_job_delivered_twice_is_processed_once() {
     let job = edge_tests::fixtures::transcode_job(&family.account_id, &asset, "duplicate-delivery-test");
     stack.control(json!({"action": "publish_raw_batch", "bodies": [job, job]}));
     wait_for_status(stack, &asset, "ready", Duration::from_secs(15));
-    std::thread::sleep(Duration::from_secs(2));
+    // The second delivery was consumed too: acked and skipped, not processed.
+    let skipped = stack.wait_for_log(Duration::from_secs(15), "the second delivery", |l| {
+        l["message"] == "job skipped" && l["asset_id"] == asset.as_str()
+    });
+    assert!(
+        matches!(
+            skipped["reason"].as_str(),
+            Some("already ready" | "leased by another delivery")
+        ),
+        "{skipped}"
+    );
     assert_eq!(
         calls_for(stack, &asset).len(),
         1,
@@ -401,7 +411,14 @@ fn the_sweep_leaves_published_jobs_alone_even_when_they_wait_long() {
         .unwrap()
         .as_millis() as i64;
     assert_eq!(stack.fire_cron("*/5 * * * *", later).status, 200);
-    std::thread::sleep(Duration::from_secs(3));
+    // The sweep ran to its end (its report is logged after its publish)…
+    let scheduled = babybook_jobs::format_rfc3339_millis(later);
+    let end = stack.wait_for_log(Duration::from_secs(15), "the sweep's end line", |l| {
+        l["message"] == "cron end" && l["cron_job"] == "queued_sweep" && l["scheduled_time"] == scheduled.as_str()
+    });
+    assert_eq!(end["ok"], true, "{end}");
+    // …and anything it published has been consumed.
+    stack.drain_jobs(&family.account_id);
     assert!(
         calls_for(stack, &asset).is_empty(),
         "a job already on the queue was published again"
@@ -421,7 +438,8 @@ fn a_failed_publish_after_the_commit_loses_no_job_the_sweep_republishes_it() {
     stack.wait_for_log(Duration::from_secs(5), "publish deferred", |l| {
         l["message"] == "publish deferred"
     });
-    std::thread::sleep(Duration::from_secs(2));
+    // The fault is on publishes through the producer; the sentinel goes through the test control.
+    stack.drain_jobs(&family.account_id);
     assert_eq!(asset_status(&stack, &asset).0, "queued");
     assert!(calls_for(&stack, &asset).is_empty());
     stack.fault("queue_publish", false);
