@@ -19,6 +19,7 @@ pub mod proxy;
 pub mod rate_limit;
 pub mod reply;
 pub mod routes;
+pub mod secret;
 pub mod secure_random;
 pub mod session;
 pub mod share;

@@ -93,8 +93,28 @@ pub const LOGIN_EMAIL: Policy = Policy {
     on_limiter_error: OnLimiterError::FailClosed,
 };
 
+/// Failed `/admin/*` authentications per IP. Only failures are counted (an operator's own calls
+/// never are); once over, that client's failures answer `429` instead of `401` until the window
+/// ends, and a limiter outage refuses too.
+pub const ADMIN_FAILURES: Policy = Policy {
+    name: "admin_failures",
+    binding: "RL_ADMIN_FAILURES",
+    limit: 10,
+    period_seconds: 60,
+    keyed_by: KeyedBy::ClientIp,
+    on_limiter_error: OnLimiterError::FailClosed,
+};
+
 /// Every policy, for the README table, `wrangler.toml` checks and tests.
-pub const POLICIES: [Policy; 6] = [SHARE, API_IP, API_USER, USER_WRITES, LOGIN_IP, LOGIN_EMAIL];
+pub const POLICIES: [Policy; 7] = [
+    SHARE,
+    API_IP,
+    API_USER,
+    USER_WRITES,
+    LOGIN_IP,
+    LOGIN_EMAIL,
+    ADMIN_FAILURES,
+];
 
 /// Which policies a request meets, in the order they are checked (cheapest key first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,10 +282,15 @@ mod tests {
     }
 
     #[test]
-    fn login_fails_closed_and_everything_else_fails_open() {
+    fn credential_guessing_fails_closed_and_everything_else_fails_open() {
         for p in POLICIES {
             let closed = p.on_limiter_error == OnLimiterError::FailClosed;
-            assert_eq!(closed, p.name.starts_with("login"), "{}", p.name);
+            assert_eq!(
+                closed,
+                p.name.starts_with("login") || p.name == "admin_failures",
+                "{}",
+                p.name
+            );
         }
     }
 

@@ -169,6 +169,51 @@ pub fn wrangler_dev(dir: &std::path::Path, port: u16, state: &std::path::Path) -
     command
 }
 
+/// The repository's `wrangler.toml` for test stacks, written once per run under `dir`: the same
+/// configuration without the `[build]` table (custom build command and watched folders), and
+/// with `main` made absolute. With the build table, `wrangler dev` runs the build again once its
+/// watcher is ready and restarts workerd on the same port, and under load that restart can fail
+/// with "Address already in use" and end the dev server. The harness builds the Worker once
+/// itself ([`build_worker_once`]) instead. `scripts/dev` keeps the normal configuration, so a
+/// developer's edits still rebuild.
+pub fn watch_free_config(repo: &std::path::Path, dir: &std::path::Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(repo.join("wrangler.toml")).expect("read wrangler.toml");
+    let mut out = String::new();
+    let mut in_build = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            in_build = trimmed == "[build]";
+        }
+        if in_build {
+            continue;
+        }
+        match trimmed.strip_prefix("main = \"").and_then(|m| m.strip_suffix('"')) {
+            Some(main) => out.push_str(&format!("main = \"{}\"\n", repo.join(main).display())),
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    let path = dir.join("wrangler.test.toml");
+    std::fs::write(&path, out).expect("write the test wrangler config");
+    path
+}
+
+/// Runs `scripts/build-worker` once per process (fast when nothing changed: it keeps a stamp).
+pub fn build_worker_once(repo: &std::path::Path) {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(repo.join("scripts/build-worker"))
+            .current_dir(repo)
+            .stdin(Stdio::null())
+            .status()
+            .expect("run scripts/build-worker");
+        assert!(status.success(), "scripts/build-worker failed");
+    });
+}
+
 pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
     let deadline = std::time::Instant::now() + timeout;
     while std::time::Instant::now() < deadline {

@@ -254,6 +254,15 @@ impl Stack {
             vars.push((k.clone(), v.clone()));
         }
         let mut command = crate::procs::wrangler_dev(&repo, port, &self.dir.join("wrangler-state"));
+        // Test stacks run the Worker as built, with no build watcher (see `watch_free_config`);
+        // `scripts/dev` (the dev_vars stack) keeps rebuilding on edits.
+        let watch_free = !options.dev_vars;
+        if watch_free {
+            crate::procs::build_worker_once(&repo);
+            command
+                .arg("--config")
+                .arg(crate::procs::watch_free_config(&repo, &self.dir));
+        }
         for (k, v) in &vars {
             command.arg("--var").arg(format!("{k}:{v}"));
         }
@@ -300,7 +309,9 @@ impl Stack {
         let pid = guarded.pid();
         *self.wrangler.lock().expect("wrangler") = Some(guarded);
         self.wait_healthy(Duration::from_secs(120));
-        self.wait_for_initial_rebuild();
+        if !watch_free {
+            self.wait_for_initial_rebuild();
+        }
         // Watch for an unexpected exit for the rest of the run.
         let (death, lines, stopping, name) = (
             self.death.clone(),

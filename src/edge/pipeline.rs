@@ -5,7 +5,6 @@
 
 use std::rc::Rc;
 
-use subtle::ConstantTimeEq;
 use worker::{Env, Headers, Request, Response};
 
 use babybook_jobs::{Id, TraceId};
@@ -261,13 +260,19 @@ async fn route(
     if access.is_admin() {
         let presented = header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned));
         let valid = match (&config.admin_api_token, presented) {
-            (Some(expected), Some(given)) => {
-                given.len() == expected.expose().len()
-                    && bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes()))
-            }
+            (Some(expected), Some(given)) => crate::secret::same_secret(&given, expected.expose()),
             _ => false,
         };
         if !valid {
+            // Failures are throttled per client (fail closed): guessing meets 429, not 401.
+            let refused = rate_limiter::check(cx, &crate::rate_limit::ADMIN_FAILURES, &cx.client_ip, false, None).await;
+            if let Verdict::Refused(reply) = refused {
+                notes.rejection = Some("rate_limited");
+                notes
+                    .fields
+                    .push(("rate_limit_policy", crate::rate_limit::ADMIN_FAILURES.name.into()));
+                return reply;
+            }
             return error_reply(
                 cx,
                 notes,

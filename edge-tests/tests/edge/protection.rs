@@ -276,3 +276,36 @@ fn oversized_header_blocks_are_431() {
     );
     assert_eq!(r.status, 431, "{}", r.text());
 }
+
+/// Issue 15 (5): failed admin authentications are throttled per client, failing closed. Forty
+/// wrong tokens in a row from one address meet `429` long before the fortieth, whatever their
+/// length; the operator's right token from another address still works in the same window.
+#[test]
+fn wrong_admin_tokens_from_one_address_meet_429_before_the_fortieth_and_the_operator_is_not_locked_out() {
+    let stack = Stack::shared();
+    let guesser = stack.client().with_new_ip();
+    at_window_start(60, 20);
+    let mut first_429 = None;
+    for i in 0..40 {
+        // Guesses of every length: a short one, one of the real length, a long one.
+        let guess = "g".repeat([1, stack.secrets.admin_token.len(), 200][i % 3]);
+        let r = guesser.request(
+            "GET",
+            "/admin/jobs/dead",
+            &[("authorization", &format!("Bearer {guess}"))],
+            None,
+        );
+        match r.status {
+            401 => assert!(first_429.is_none(), "a 401 after the throttle started, at guess {i}"),
+            429 => {
+                first_429.get_or_insert(i);
+                assert_429(&r, "admin_failures", 60);
+            }
+            other => panic!("guess {i}: {other} {}", r.text()),
+        }
+    }
+    let first = first_429.expect("forty wrong tokens were never throttled");
+    assert_eq!(first, 10, "the eleventh failure in the window is the first 429");
+    let operator = stack.admin("GET", "/admin/jobs/dead", None);
+    assert_eq!(operator.status, 200, "{}", operator.text());
+}

@@ -11,7 +11,7 @@ const SHARE_CACHE_CONTROL: &str = "public, max-age=300, stale-while-revalidate=6
 
 fn csp(stack: &Stack) -> String {
     format!(
-        "default-src 'self'; img-src 'self' data: {}; frame-ancestors 'none'",
+        "default-src 'self'; img-src 'self' data: {}; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
         stack.media.lock().unwrap().url()
     )
 }
