@@ -335,7 +335,7 @@ mod tests {
         }
 
         #[test]
-        fn a_window_never_admits_more_than_the_limit(mut times in proptest::collection::vec(0i64..120_000, 0..2000), p in 0usize..POLICIES.len()) {
+        fn the_window_model_used_by_tests_and_the_benchmark_never_admits_more_than_the_limit(mut times in proptest::collection::vec(0i64..120_000, 0..2000), p in 0usize..POLICIES.len()) {
             let policy = POLICIES[p];
             times.sort_unstable();
             let mut window = FixedWindow::new(&policy);
