@@ -17,8 +17,6 @@
 //! - when the proxy closes first, the server's remaining bytes are dropped, never written into a
 //!   socket the proxy has ended.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,17 +30,8 @@ use crate::standins::runtime;
 /// anyway (the Worker closes at once on a FATAL error, and lingers 25 s at most otherwise).
 const CLIENT_CLOSE_GRACE: Duration = Duration::from_secs(30);
 
-/// What the hop has done, for tests that must show a failure really went through it.
-#[derive(Default)]
-pub struct GuardCounts {
-    pub connections: AtomicU64,
-    /// FATAL messages the hop wrote in place of a lost server stream.
-    pub fatal_sent: AtomicU64,
-}
-
 pub struct DbGuard {
     pub port: u16,
-    pub counts: Arc<GuardCounts>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -53,22 +42,15 @@ impl DbGuard {
             .block_on(TcpListener::bind(("127.0.0.1", 0)))
             .expect("bind the database guard");
         let port = listener.local_addr().expect("guard address").port();
-        let counts = Arc::new(GuardCounts::default());
-        let task_counts = counts.clone();
         let task = runtime().spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     continue;
                 };
-                task_counts.connections.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(serve(client, upstream_port, task_counts.clone()));
+                tokio::spawn(serve(client, upstream_port));
             }
         });
-        DbGuard {
-            port,
-            counts,
-            task: Some(task),
-        }
+        DbGuard { port, task: Some(task) }
     }
 
     pub fn stop(&mut self) {
@@ -84,7 +66,7 @@ impl Drop for DbGuard {
     }
 }
 
-async fn serve(client: TcpStream, upstream_port: u16, counts: Arc<GuardCounts>) {
+async fn serve(client: TcpStream, upstream_port: u16) {
     let _ = client.set_nodelay(true);
     let (client_in, client_out) = client.into_split();
     let upstream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(("127.0.0.1", upstream_port))).await;
@@ -92,22 +74,16 @@ async fn serve(client: TcpStream, upstream_port: u16, counts: Arc<GuardCounts>) 
     match upstream {
         Ok(Ok(server)) => {
             let _ = server.set_nodelay(true);
-            relay(client_in, client_out, server, wire, &counts).await;
+            relay(client_in, client_out, server, wire).await;
         }
         _ => {
             wire.withheld_fatal = Some(fatal_message("the connection pooler is unreachable"));
-            server_lost(client_in, client_out, wire, Vec::new(), &counts).await;
+            server_lost(client_in, client_out, wire, Vec::new()).await;
         }
     }
 }
 
-async fn relay(
-    mut client_in: OwnedReadHalf,
-    mut client_out: OwnedWriteHalf,
-    server: TcpStream,
-    mut wire: Wire,
-    counts: &GuardCounts,
-) {
+async fn relay(mut client_in: OwnedReadHalf, mut client_out: OwnedWriteHalf, server: TcpStream, mut wire: Wire) {
     let (mut server_in, mut server_out) = server.into_split();
     let (mut from_client, mut from_server) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
     let mut unsent = Vec::new();
@@ -147,7 +123,7 @@ async fn relay(
         }
     }
     drop((server_in, server_out));
-    server_lost(client_in, client_out, wire, unsent, counts).await;
+    server_lost(client_in, client_out, wire, unsent).await;
 }
 
 /// The server side has ended. A client that waits for an answer gets one FATAL error (the
@@ -155,13 +131,7 @@ async fn relay(
 /// asks something: it may be about to close (it sent, or is sending, Terminate, and the runtime
 /// ends its socket when the invocation ends), and bytes arriving after that close are exactly what
 /// the local proxy cannot take.
-async fn server_lost(
-    mut client_in: OwnedReadHalf,
-    mut client_out: OwnedWriteHalf,
-    mut wire: Wire,
-    unsent: Vec<u8>,
-    counts: &GuardCounts,
-) {
+async fn server_lost(mut client_in: OwnedReadHalf, mut client_out: OwnedWriteHalf, mut wire: Wire, unsent: Vec<u8>) {
     if wire.raw {
         // Nothing we can frame (TLS): pass the close on.
         let _ = client_out.shutdown().await;
@@ -179,10 +149,10 @@ async fn server_lost(
             break;
         }
         if wire.awaiting > 0 && !wire.last_was_fatal {
-            let fatal = wire.withheld_fatal.take().unwrap_or_else(|| {
-                counts.fatal_sent.fetch_add(1, Ordering::Relaxed);
-                fatal_message("the database connection was lost")
-            });
+            let fatal = wire
+                .withheld_fatal
+                .take()
+                .unwrap_or_else(|| fatal_message("the database connection was lost"));
             if client_out.write_all(&fatal).await.is_err() {
                 return;
             }

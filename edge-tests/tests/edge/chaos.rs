@@ -12,6 +12,19 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
+/// Waits (bounded) until the load threads have had `n` more answers: a fault injected then is
+/// known to meet requests in flight.
+fn wait_for_answers(answered: &AtomicUsize, n: usize) {
+    let (start, deadline) = (
+        answered.load(Ordering::Relaxed),
+        Instant::now() + Duration::from_secs(30),
+    );
+    while answered.load(Ordering::Relaxed) < start + n {
+        assert!(Instant::now() < deadline, "the load stopped getting answers");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn p95(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[(samples.len() * 95 / 100).min(samples.len() - 1)]
@@ -157,21 +170,12 @@ fn the_database_killed_mid_request_crashes_nothing_leaks_nothing_and_share_pages
                 }
             });
         }
+
         // The kill meets requests in flight: it comes after the load has had answers, and the
         // load goes on until it has had as many again with the database dead.
-        let answers_after = |n: usize| {
-            let (start, deadline) = (
-                answered.load(Ordering::Relaxed),
-                Instant::now() + Duration::from_secs(30),
-            );
-            while answered.load(Ordering::Relaxed) < start + n {
-                assert!(Instant::now() < deadline, "the load stopped getting answers");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        };
-        answers_after(100);
+        wait_for_answers(&answered, 100);
         stack.kill_database();
-        answers_after(200);
+        wait_for_answers(&answered, 200);
         stop.store(true, Ordering::Relaxed);
     });
     assert_eq!(
@@ -219,18 +223,6 @@ fn the_pooler_and_the_media_worker_dying_under_load_crash_nothing_and_the_api_re
     let stop = AtomicBool::new(false);
     let unexpected = std::sync::Mutex::new(Vec::new());
     let answered = AtomicUsize::new(0);
-    // Waits (bounded) until the load threads have had `n` more answers: the fault is then known
-    // to have met requests in flight.
-    let answers_after = |n: usize| {
-        let (start, deadline) = (
-            answered.load(Ordering::Relaxed),
-            Instant::now() + Duration::from_secs(30),
-        );
-        while answered.load(Ordering::Relaxed) < start + n {
-            assert!(Instant::now() < deadline, "the load stopped getting answers");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
     std::thread::scope(|s| {
         for i in 0..6 {
             let (stop, unexpected, answered, share, signed_in) = (&stop, &unexpected, &answered, &share, &signed_in);
@@ -263,14 +255,14 @@ fn the_pooler_and_the_media_worker_dying_under_load_crash_nothing_and_the_api_re
             ));
         }
         stack.control(json!({"action": "publish_raw_batch", "bodies": bodies}));
-        answers_after(100);
+        wait_for_answers(&answered, 100);
         for _ in 0..3 {
             stack.bouncer().kill();
             stack.media.lock().unwrap().stop();
-            answers_after(60);
+            wait_for_answers(&answered, 60);
             stack.bouncer().restart();
             stack.media.lock().unwrap().start();
-            answers_after(60);
+            wait_for_answers(&answered, 60);
         }
         stop.store(true, Ordering::Relaxed);
     });

@@ -66,17 +66,15 @@ fn a_claim_whose_delivery_died_is_taken_over_by_the_next_delivery_exports_includ
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let lease: (Option<String>,) = {
-        let row = stack
-            .db()
-            .query_one(
-                "SELECT lease_holder FROM account_export WHERE id = $1::text::uuid",
-                &[&export],
-            )
-            .unwrap();
-        (row.get(0),)
-    };
-    assert_eq!(lease.0, None, "a finished row holds no lease");
+    let holder: Option<String> = stack
+        .db()
+        .query_one(
+            "SELECT lease_holder FROM account_export WHERE id = $1::text::uuid",
+            &[&export],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(holder, None, "a finished row holds no lease");
 }
 
 /// Hole 1, the database being the failing part: after the claim, the final update and the
