@@ -488,6 +488,35 @@ impl Stack {
             .count()
     }
 
+    /// Waits until `role` holds no client connection in PgBouncer (the Worker keeps none between
+    /// requests), polling up to `timeout`.
+    pub fn wait_for_no_pool_clients(&self, role: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let clients = self.pool_clients(role);
+            if clients == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{clients} client connections of {role} still open in PgBouncer after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Publishes a `transcode` job for each of `n` new `queued` assets of `account` through the
+    /// test control, in one batch; returns the assets.
+    pub fn publish_transcode_jobs(&self, account: &str, n: usize, trace: &str) -> Vec<String> {
+        let assets: Vec<String> = (0..n).map(|_| self.queued_asset(account)).collect();
+        let bodies: Vec<Value> = assets
+            .iter()
+            .map(|asset| crate::fixtures::transcode_job(account, asset, trace))
+            .collect();
+        self.control(serde_json::json!({"action": "publish_raw_batch", "bodies": bodies}));
+        assets
+    }
+
     /// A `queued` asset of `account` whose job counts as published (the sweep leaves it alone):
     /// what a test then publishes itself.
     pub fn queued_asset(&self, account: &str) -> String {

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::telemetry::{Level, LogLine};
 
 use super::context::{self, Io, Settings};
-use super::db::{self, col, Budget, Scope, Tx};
+use super::db::{self, Budget, Scope};
 use super::{job_rows, jobs, media_client, test_controls};
 
 /// What became of one message.
@@ -430,14 +430,6 @@ fn scope(message: &JobMessage) -> Scope {
     Scope::Account(message.account_id)
 }
 
-async fn status_of(tx: &Tx, table: &str, id: &str) -> Result<Option<String>, ApiError> {
-    let sql = format!("SELECT status FROM {table} WHERE id = $1::uuid");
-    tx.opt(&sql, &[(&id, Type::TEXT)])
-        .await?
-        .map(|r| col::<String>(&r, 0))
-        .transpose()
-}
-
 /// Claims the job's row; `Some(step)` when the claim was lost and that is the whole answer.
 async fn claim(
     io: &Io,
@@ -539,7 +531,7 @@ const EXPORT_DELETION: Deletion = Deletion {
 async fn delete(io: &Io, config: &Config, message: &JobMessage, what: &Deletion, id: Id) -> Result<Step, ApiError> {
     let id = id.to_string();
     match db::transaction(io, scope(message), Budget::Hot, async |tx| {
-        status_of(tx, what.table, &id).await
+        job_rows::status_of(tx, what.table, &id).await
     })
     .await?
     {

@@ -11,7 +11,7 @@ use babybook_jobs::{Failure, Id, Job};
 use crate::error::ApiError;
 
 use super::context::Io;
-use super::db::{self, col, Budget, Scope};
+use super::db::{self, col, Budget, Scope, Tx};
 
 /// The row a job works on.
 #[derive(Debug, Clone, Copy)]
@@ -44,9 +44,14 @@ impl Subject {
         }
     }
 
-    /// `asset` keeps `updated_at` and `processing_started_at`; `account_export` has neither.
-    fn is_asset(self) -> bool {
-        matches!(self, Subject::Asset(_))
+    /// The `SET` items that keep the row's own timestamps: `asset` has `updated_at`,
+    /// `account_export` has none. `claiming` adds `processing_started_at` (assets only too).
+    fn touched(self, claiming: bool) -> &'static str {
+        match (self, claiming) {
+            (Subject::Asset(_), false) => ", updated_at = now()",
+            (Subject::Asset(_), true) => ", processing_started_at = now(), updated_at = now()",
+            (Subject::Export(_), _) => "",
+        }
     }
 }
 
@@ -71,13 +76,8 @@ pub async fn claim(io: &Io, account: Id, subject: Subject, holder: &str, redrive
          RETURNING 1",
         table = subject.table(),
         lease = lifecycle::LEASE_SECONDS,
-        asset_columns = if subject.is_asset() {
-            ", processing_started_at = now(), updated_at = now()"
-        } else {
-            ""
-        },
+        asset_columns = subject.touched(true),
     );
-    let status_sql = format!("SELECT status FROM {} WHERE id = $1::uuid", subject.table());
     let id = subject.id();
     db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
         let holder = holder.to_owned();
@@ -91,15 +91,21 @@ pub async fn claim(io: &Io, account: Id, subject: Subject, holder: &str, redrive
         {
             return Ok(Claim::Won);
         }
-        let status = match tx.opt(&status_sql, &[(&id, Type::TEXT)]).await? {
-            Some(row) => Some(col::<String>(&row, 0)?),
-            None => None,
-        };
+        let status = status_of(tx, subject.table(), &id).await?;
         Ok(Claim::Lost(lifecycle::when_claim_lost(
             status.as_deref().and_then(RowStatus::parse),
         )))
     })
     .await
+}
+
+/// The `status` of row `id` of `table`, in an open transaction (`None`: not in the account).
+pub async fn status_of(tx: &Tx, table: &str, id: &str) -> Result<Option<String>, ApiError> {
+    let sql = format!("SELECT status FROM {table} WHERE id = $1::uuid");
+    tx.opt(&sql, &[(&id, Type::TEXT)])
+        .await?
+        .map(|r| col::<String>(&r, 0))
+        .transpose()
 }
 
 /// Hands the row back to `queued` before a retry, so nothing waits for the lease to run out.
@@ -110,7 +116,7 @@ pub async fn release(io: &Io, account: Id, subject: Subject, holder: &str) -> Re
         "UPDATE {} SET status = 'queued', queued_at = now(), lease_expires_at = NULL, lease_holder = NULL{}
          WHERE id = $1::uuid AND status = 'processing' AND lease_holder = $2 RETURNING 1",
         subject.table(),
-        if subject.is_asset() { ", updated_at = now()" } else { "" },
+        subject.touched(false),
     );
     let (id, holder) = (subject.id(), holder.to_owned());
     db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
@@ -173,7 +179,7 @@ pub async fn mark_failed(io: &Io, account: Id, subject: Subject, failure: &Failu
         "UPDATE {} SET status = 'failed', failure_reason = $2, lease_expires_at = NULL, lease_holder = NULL{}
          WHERE id = $1::uuid AND status NOT IN ('ready', 'deleted') RETURNING 1",
         subject.table(),
-        if subject.is_asset() { ", updated_at = now()" } else { "" },
+        subject.touched(false),
     );
     let id = subject.id();
     db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
@@ -204,7 +210,7 @@ pub async fn requeue_for_redrive(io: &Io, account: Id, subject: Subject) -> Resu
         "UPDATE {} SET status = 'queued', queued_at = now(), published_at = NULL, failure_reason = NULL{}
          WHERE id = $1::uuid AND status = 'failed' RETURNING 1",
         subject.table(),
-        if subject.is_asset() { ", updated_at = now()" } else { "" },
+        subject.touched(false),
     );
     let id = subject.id();
     db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {

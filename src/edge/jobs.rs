@@ -30,19 +30,23 @@ async fn send(env: &Env, queue_binding: &str, json: &str, delay_seconds: Option<
 
 /// Publishes a job to `jobs`. The `queue_publish` test fault makes it fail like an outage would.
 pub async fn publish(env: &Env, config: &Config, message: &JobMessage) -> Result<(), String> {
-    if test_controls::fault(config, "queue_publish") {
-        return Err("queue_publish fault switched on (test control)".into());
-    }
+    publish_fault(config)?;
     send(env, binding::JOBS, &message.to_json(), None).await
 }
 
 /// Publishes `message` again, delivered after `delay_seconds`: the next ask about a job the media
 /// worker is still running.
 pub async fn publish_after(env: &Env, config: &Config, message: &JobMessage, delay_seconds: u32) -> Result<(), String> {
+    publish_fault(config)?;
+    send(env, binding::JOBS, &message.to_json(), Some(delay_seconds)).await
+}
+
+/// The `queue_publish` test fault: every publish to `jobs` fails as in an outage.
+fn publish_fault(config: &Config) -> Result<(), String> {
     if test_controls::fault(config, "queue_publish") {
         return Err("queue_publish fault switched on (test control)".into());
     }
-    send(env, binding::JOBS, &message.to_json(), Some(delay_seconds)).await
+    Ok(())
 }
 
 /// Publishes many jobs, in as few `sendBatch` calls as the queue's limits allow (100 messages and
@@ -53,9 +57,7 @@ pub async fn publish_all(env: &Env, config: &Config, messages: &[JobMessage]) ->
     if messages.is_empty() {
         return Ok(());
     }
-    if test_controls::fault(config, "queue_publish") {
-        return Err("queue_publish fault switched on (test control)".into());
-    }
+    publish_fault(config)?;
     let queue = env.queue(binding::JOBS).map_err(|e| format!("queue binding: {e}"))?;
     let texts: Vec<String> = messages.iter().map(JobMessage::to_json).collect();
     let sizes: Vec<usize> = texts.iter().map(String::len).collect();

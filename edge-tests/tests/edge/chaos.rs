@@ -39,16 +39,7 @@ fn a_paused_consumer_lets_the_backlog_age_grow_and_the_probe_alert_fires() {
     stack.fault("consumer_paused", true);
     assert_eq!(stack.fire_cron("*/5 * * * *", t0).status, 200, "the probe is published");
     let family = stack.family(1, 0);
-    let mut bodies = Vec::new();
-    for _ in 0..5 {
-        let asset = stack.queued_asset(&family.account_id);
-        bodies.push(edge_tests::fixtures::transcode_job(
-            &family.account_id,
-            &asset,
-            "consumer-paused-test",
-        ));
-    }
-    stack.control(json!({"action": "publish_raw_batch", "bodies": bodies}));
+    stack.publish_transcode_jobs(&family.account_id, 5, "consumer-paused-test");
     let published = Instant::now();
     stack.wait_for_log(Duration::from_secs(10), "the consumer reporting it is paused", |l| {
         l["message"] == "consumer paused"
@@ -193,18 +184,7 @@ fn the_database_killed_mid_request_crashes_nothing_leaks_nothing_and_share_pages
     );
 
     // No client connection is left behind in the pool.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let clients = stack.pool_clients("app_rw");
-        if clients == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{clients} client connections still open in PgBouncer"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    stack.wait_for_no_pool_clients("app_rw", Duration::from_secs(30));
 }
 
 /// PgBouncer dies (SIGKILL) and comes back while requests and jobs are in flight, and the media
@@ -245,16 +225,7 @@ fn the_pooler_and_the_media_worker_dying_under_load_crash_nothing_and_the_api_re
             });
         }
         // Jobs in flight too: their media calls meet the media worker going away.
-        let mut bodies = Vec::new();
-        for _ in 0..10 {
-            let asset = stack.queued_asset(&family.account_id);
-            bodies.push(edge_tests::fixtures::transcode_job(
-                &family.account_id,
-                &asset,
-                "pooler-killed-test",
-            ));
-        }
-        stack.control(json!({"action": "publish_raw_batch", "bodies": bodies}));
+        stack.publish_transcode_jobs(&family.account_id, 10, "pooler-killed-test");
         wait_for_answers(&answered, 100);
         for _ in 0..3 {
             stack.bouncer().kill();

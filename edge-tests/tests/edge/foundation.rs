@@ -69,18 +69,7 @@ fn a_thousand_ready_probes_at_concurrency_32_all_succeed_and_leak_no_connections
     assert!(stack.alive(), "wrangler dev died under load");
     // The Worker holds no connection between requests: PgBouncer's client connections drop to
     // zero (each closes once its request has answered; polled to a deadline, not slept on).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let clients = stack.pool_clients("app_rw");
-        if clients == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the Worker left {clients} client connections open in PgBouncer"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    stack.wait_for_no_pool_clients("app_rw", Duration::from_secs(10));
 }
 
 #[test]
