@@ -52,7 +52,7 @@ pub mod var {
     pub const SESSION_KEY_CURRENT: &str = "SESSION_KEY_CURRENT";
     pub const SESSION_KEY_PREVIOUS: &str = "SESSION_KEY_PREVIOUS";
     pub const SERVICE_API_TOKEN: &str = "SERVICE_API_TOKEN";
-    pub const ADMIN_API_TOKEN: &str = "ADMIN_API_TOKEN";
+    pub const ADMIN_TOKENS: &str = "ADMIN_TOKENS";
     /// Zone of the share host, with `CACHE_PURGE_TOKEN` (a secret, "Cache Purge" permission):
     /// revocations then purge cached pages in every data center, not only the local one.
     pub const CF_ZONE_ID: &str = "CF_ZONE_ID";
@@ -123,7 +123,8 @@ pub struct Config {
     pub session_key_current: Option<Secret>,
     pub session_key_previous: Option<Secret>,
     pub service_api_token: Option<Secret>,
-    pub admin_api_token: Option<Secret>,
+    /// `ADMIN_TOKENS`: each operator's own `/admin/*` token, by name (or why the list is unusable).
+    pub admin_tokens: Result<crate::secret::OperatorTokens, String>,
     /// Zone id and token for global purges of cached share pages.
     pub cache_purge: Option<(String, Secret)>,
 }
@@ -211,7 +212,9 @@ impl Config {
             session_key_current: secret(var::SESSION_KEY_CURRENT)?,
             session_key_previous: secret(var::SESSION_KEY_PREVIOUS)?,
             service_api_token: secret(var::SERVICE_API_TOKEN)?,
-            admin_api_token: secret(var::ADMIN_API_TOKEN)?,
+            // A malformed list shuts `/admin/*` only (its guard reports why), never the share pages.
+            admin_tokens: crate::secret::OperatorTokens::parse(&get(var::ADMIN_TOKENS).unwrap_or_default())
+                .map_err(|problem| format!("{}: {problem}", var::ADMIN_TOKENS)),
             cache_purge: match (get(var::CF_ZONE_ID), get(var::CACHE_PURGE_TOKEN)) {
                 (Some(zone), Some(token)) => Some((zone, Secret(token))),
                 _ => None,

@@ -24,8 +24,19 @@ pub struct Policy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyedBy {
     ClientIp,
+    /// The email whatever the client: only the per-email ceiling.
     Email,
+    /// The email and the client's network ([`email_and_network`]): one network's guesses at an
+    /// account never lock out a family member signing in from another.
+    EmailAndNetwork,
     User,
+}
+
+impl KeyedBy {
+    /// Keyed by a login's email: applied by the login handler, which has read the body.
+    pub fn needs_email(self) -> bool {
+        matches!(self, KeyedBy::Email | KeyedBy::EmailAndNetwork)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,11 +94,23 @@ pub const LOGIN_IP: Policy = Policy {
     keyed_by: KeyedBy::ClientIp,
     on_limiter_error: OnLimiterError::FailClosed,
 };
-/// Login attempts per email, whatever the IP: a distributed guess at one account still stops.
+/// Login attempts per email from one client network: the strict limit. Keyed by the network too,
+/// so someone guessing from one place cannot lock a family member out from another.
 pub const LOGIN_EMAIL: Policy = Policy {
     name: "login_email",
     binding: "RL_LOGIN_EMAIL",
     limit: 5,
+    period_seconds: 60,
+    keyed_by: KeyedBy::EmailAndNetwork,
+    on_limiter_error: OnLimiterError::FailClosed,
+};
+/// Login attempts per email from every network together: a ceiling only a guess spread over many
+/// networks reaches (a family signing in is a handful of attempts). Reaching it refuses and
+/// raises the `login_email_ceiling` alert, so the lockout is never silent.
+pub const LOGIN_EMAIL_CEILING: Policy = Policy {
+    name: "login_email_ceiling",
+    binding: "RL_LOGIN_EMAIL_CEILING",
+    limit: 20,
     period_seconds: 60,
     keyed_by: KeyedBy::Email,
     on_limiter_error: OnLimiterError::FailClosed,
@@ -106,13 +129,14 @@ pub const ADMIN_FAILURES: Policy = Policy {
 };
 
 /// Every policy, for the README table, `wrangler.toml` checks and tests.
-pub const POLICIES: [Policy; 7] = [
+pub const POLICIES: [Policy; 8] = [
     SHARE,
     API_IP,
     API_USER,
     USER_WRITES,
     LOGIN_IP,
     LOGIN_EMAIL,
+    LOGIN_EMAIL_CEILING,
     ADMIN_FAILURES,
 ];
 
@@ -135,7 +159,7 @@ impl RequestClass {
             RequestClass::ApiAnonymous => &[API_IP],
             RequestClass::ApiAuthenticatedRead => &[API_USER],
             RequestClass::ApiAuthenticatedWrite => &[API_USER, USER_WRITES],
-            RequestClass::Login => &[LOGIN_IP, LOGIN_EMAIL],
+            RequestClass::Login => &[LOGIN_IP, LOGIN_EMAIL, LOGIN_EMAIL_CEILING],
             RequestClass::Exempt => &[],
         }
     }
@@ -157,14 +181,33 @@ pub fn client_ip_key(cf_connecting_ip: Option<&str>) -> String {
     }
 }
 
+/// The network a client address key belongs to: an IPv4 address's /24, an IPv6 key's /64 (what
+/// [`client_ip_key`] already keeps), `unknown` as it is.
+pub fn client_network(ip_key: &str) -> String {
+    match ip_key.parse::<std::net::Ipv4Addr>() {
+        Ok(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        Err(_) => ip_key.to_owned(),
+    }
+}
+
+/// The subject of [`LOGIN_EMAIL`]: the email and the client's network, space-separated (an email
+/// never holds whitespace).
+pub fn email_and_network(email: &str, ip_key: &str) -> String {
+    format!("{email} {}", client_network(ip_key))
+}
+
 /// The binding key: `<policy>:<subject>`. Emails are hashed (no PII in the limiter) and
 /// lower-cased first so case games do not multiply the budget.
 pub fn key(policy: &Policy, subject: &str) -> String {
+    let email_hash = |email: &str| crate::hex::encode(&Sha256::digest(email.trim().to_lowercase().as_bytes())[..16]);
     match policy.keyed_by {
-        KeyedBy::Email => {
-            let digest = Sha256::digest(subject.trim().to_lowercase().as_bytes());
-            let hex = crate::hex::encode(&digest[..16]);
-            format!("{}:{hex}", policy.name)
+        KeyedBy::Email => format!("{}:{}", policy.name, email_hash(subject)),
+        KeyedBy::EmailAndNetwork => {
+            let (email, network) = subject.rsplit_once(' ').unwrap_or((subject, "unknown"));
+            format!("{}:{}:{network}", policy.name, email_hash(email))
         }
         KeyedBy::ClientIp | KeyedBy::User => format!("{}:{subject}", policy.name),
     }
@@ -305,9 +348,30 @@ mod tests {
 
     #[test]
     fn email_keys_hide_the_email_and_ignore_case() {
-        let a = key(&LOGIN_EMAIL, "Mae@Example.com");
-        assert_eq!(a, key(&LOGIN_EMAIL, "mae@example.com "));
+        let a = key(&LOGIN_EMAIL_CEILING, "Mae@Example.com");
+        assert_eq!(a, key(&LOGIN_EMAIL_CEILING, "mae@example.com "));
         assert!(!a.contains("example"));
+        let b = key(&LOGIN_EMAIL, &email_and_network("Mae@Example.com", "203.0.113.9"));
+        assert_eq!(b, key(&LOGIN_EMAIL, &email_and_network("mae@example.com", "203.0.113.200")));
+        assert!(!b.contains("example"));
+    }
+
+    #[test]
+    fn the_strict_login_limit_is_per_email_and_network_and_the_ceiling_per_email() {
+        let here = key(&LOGIN_EMAIL, &email_and_network("mae@example.com", "203.0.113.9"));
+        let next_door = key(&LOGIN_EMAIL, &email_and_network("mae@example.com", "203.0.113.77"));
+        let elsewhere = key(&LOGIN_EMAIL, &email_and_network("mae@example.com", "198.51.100.9"));
+        let v6 = key(&LOGIN_EMAIL, &email_and_network("mae@example.com", "2001:db8:1:2::/64"));
+        let other_email = key(&LOGIN_EMAIL, &email_and_network("pai@example.com", "203.0.113.9"));
+        assert_eq!(here, next_door, "one /24 is one network");
+        assert_ne!(here, elsewhere, "another network has its own budget");
+        assert_ne!(here, other_email);
+        assert!(v6.ends_with(":2001:db8:1:2::/64"), "{v6}");
+        assert_eq!(client_network("unknown"), "unknown");
+        // Only the email-keyed policies wait for the handler; the ceiling is higher than the strict limit.
+        let by_email: Vec<_> = POLICIES.iter().filter(|p| p.keyed_by.needs_email()).map(|p| p.name).collect();
+        assert_eq!(by_email, ["login_email", "login_email_ceiling"]);
+        assert!(LOGIN_EMAIL_CEILING.limit > 3 * LOGIN_EMAIL.limit);
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub enum RouteId {
     CsrfToken,
     Login,
     Logout,
+    LogoutEverywhere,
     Me,
     ListShares,
     CreateShare,
@@ -201,10 +202,10 @@ impl Route {
         self.body_limit
     }
 
-    /// Writes of account data: what read-only mode (seed §7.3) stops. Signing in and out change
-    /// no data (sessions are signed cookies), so they keep working during maintenance.
+    /// Writes of account data: what read-only mode (seed §7.3) stops. Signing in and out write
+    /// only session rows, not account data, so they keep working during maintenance.
     pub fn changes_data(&self) -> bool {
-        self.access.needs_csrf() && !matches!(self.id, RouteId::Login | RouteId::Logout)
+        self.access.needs_csrf() && !matches!(self.id, RouteId::Login | RouteId::Logout | RouteId::LogoutEverywhere)
     }
 
     /// Which rate-limit policies apply, given whether the caller has a session.
@@ -234,7 +235,7 @@ use RouteId as Id;
 use WriteGuard as W;
 use WriteMethod as WM;
 
-static TABLE: [Route; 21] = [
+static TABLE: [Route; 22] = [
     Route::read("/health", Id::Health, Surface::Any, R::Public),
     Route::read("/ready", Id::Ready, Surface::Any, R::Public),
     Route::read("/_static/:file", Id::ShareStylesheet, Surface::Share, R::Public),
@@ -242,6 +243,7 @@ static TABLE: [Route; 21] = [
     Route::read("/auth/csrf", Id::CsrfToken, Surface::Api, R::OptionalSession),
     Route::write(WM::Post, "/auth/login", Id::Login, W::CsrfBeforeSignIn),
     Route::write(WM::Post, "/auth/logout", Id::Logout, W::SessionAndCsrf),
+    Route::write(WM::Post, "/auth/logout-everywhere", Id::LogoutEverywhere, W::SessionAndCsrf),
     Route::read("/me", Id::Me, Surface::Api, R::Session),
     Route::read("/shares", Id::ListShares, Surface::Api, R::Session),
     Route::write(WM::Post, "/shares", Id::CreateShare, W::SessionAndCsrf),

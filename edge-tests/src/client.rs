@@ -79,6 +79,15 @@ pub fn unique_ip() -> String {
     format!("198.{}.{}.{}", 18 + (n >> 16) % 2, (n >> 8) & 0xff, n & 0xff)
 }
 
+static NEXT_NETWORK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// A client address in a /24 no other client in this run uses (the shared address space
+/// 100.64.0.0/10, apart from [`unique_ip`]'s): for limits keyed by the client's network.
+pub fn unique_network_ip() -> String {
+    let n = NEXT_NETWORK.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + std::process::id() % 64 * 256;
+    format!("100.{}.{}.7", 64 + (n >> 8) % 64, n & 0xff)
+}
+
 impl Client {
     pub fn new(base: String, death: Death) -> Client {
         let http = reqwest::blocking::Client::builder()
@@ -97,6 +106,11 @@ impl Client {
     }
 
     /// The same server as another client, from another address.
+    /// The same client from an address in a network of its own.
+    pub fn with_new_network(&self) -> Client {
+        self.with_ip(&unique_network_ip())
+    }
+
     pub fn with_new_ip(&self) -> Client {
         Client {
             ip: unique_ip(),

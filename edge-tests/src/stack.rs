@@ -101,7 +101,22 @@ impl StackOptions {
 pub struct Secrets {
     pub session_key: String,
     pub service_token: String,
+    /// The operator `Stack::admin` calls as, and their token (`ADMIN_TOKENS` holds both).
+    pub admin_operator: String,
     pub admin_token: String,
+    /// A second operator's token (`oncall`), on stacks the harness configures itself.
+    pub oncall_token: Option<String>,
+}
+
+impl Secrets {
+    /// The `ADMIN_TOKENS` secret for these operators.
+    pub fn admin_tokens(&self) -> String {
+        let mut list = format!("{}:{}", self.admin_operator, self.admin_token);
+        if let Some(oncall) = &self.oncall_token {
+            list.push_str(&format!(",oncall:{oncall}"));
+        }
+        list
+    }
 }
 
 pub struct Stack {
@@ -134,10 +149,13 @@ fn dev_vars_secrets(path: &std::path::Path) -> Secrets {
             .filter(|v| v.len() >= 32)
             .map(str::to_owned)
     };
-    for key in ["SESSION_KEY_CURRENT", "SERVICE_API_TOKEN", "ADMIN_API_TOKEN"] {
+    for key in ["SESSION_KEY_CURRENT", "SERVICE_API_TOKEN"] {
         if value(&text, key).is_none() {
             text.push_str(&format!("{key}={}\n", random_hex(32)));
         }
+    }
+    if value(&text, "ADMIN_TOKENS").is_none() {
+        text.push_str(&format!("ADMIN_TOKENS=dev:{}\n", random_hex(32)));
     }
     std::fs::write(path, &text).expect("write .dev.vars");
     {
@@ -147,7 +165,11 @@ fn dev_vars_secrets(path: &std::path::Path) -> Secrets {
     Secrets {
         session_key: value(&text, "SESSION_KEY_CURRENT").expect("session key"),
         service_token: value(&text, "SERVICE_API_TOKEN").expect("service token"),
-        admin_token: value(&text, "ADMIN_API_TOKEN").expect("admin token"),
+        admin_operator: "dev".into(),
+        admin_token: value(&text, "ADMIN_TOKENS")
+            .and_then(|v| v.strip_prefix("dev:").map(|t| t.split([',', ' ']).next().unwrap_or("").to_owned()))
+            .expect("ADMIN_TOKENS in .dev.vars starts with dev:<token>"),
+        oncall_token: None,
     }
 }
 
@@ -199,7 +221,9 @@ impl Stack {
             Secrets {
                 session_key: random_hex(32),
                 service_token: random_hex(32),
+                admin_operator: "ci".into(),
                 admin_token: random_hex(32),
+                oncall_token: Some(random_hex(32)),
             }
         };
         let media = StandIn::media(
@@ -247,7 +271,7 @@ impl Stack {
         if !options.dev_vars {
             vars.push(("SESSION_KEY_CURRENT".into(), self.secrets.session_key.clone()));
             vars.push(("SERVICE_API_TOKEN".into(), self.secrets.service_token.clone()));
-            vars.push(("ADMIN_API_TOKEN".into(), self.secrets.admin_token.clone()));
+            vars.push(("ADMIN_TOKENS".into(), self.secrets.admin_tokens()));
         }
         for (k, v) in &options.vars {
             vars.retain(|(name, _)| name != k);
@@ -570,6 +594,37 @@ impl Stack {
         })
     }
 
+    /// A session cookie sealed here with the stack's key, for `family`'s user, issued at `iat_s`,
+    /// whose server-side row is written directly (as `begin_session` would at sign-in): for
+    /// tests and the benchmark that need many sessions, or sessions of a given age, without
+    /// signing in through the rate-limited route.
+    pub fn sealed_session(&self, family: &Family, iat_s: i64) -> String {
+        self.sealed_session_signed_with(family, iat_s, &self.secrets.session_key)
+    }
+
+    /// The same, sealed with another signing secret (a previous key, a stranger's key).
+    pub fn sealed_session_signed_with(&self, family: &Family, iat_s: i64, secret: &str) -> String {
+        use babybook_edge::session::{Session, SessionKeys, SigningKey};
+        let keys = SessionKeys {
+            current: SigningKey::new(secret),
+            previous: None,
+        };
+        let session = Session::new(
+            format!("sealed-{}", random_hex(12)),
+            babybook_jobs::Id::parse(&family.user_id).expect("user id"),
+            babybook_jobs::Id::parse(&family.account_id).expect("account id"),
+            iat_s,
+        );
+        self.db()
+            .execute(
+                "INSERT INTO user_session (id_hash, user_id, account_id, created_at, expires_at)
+                 VALUES (digest($1, 'sha256'), $2::text::uuid, $3::text::uuid, to_timestamp($4::float8), to_timestamp($5::float8))",
+                &[&session.sid, &family.user_id, &family.account_id, &(session.iat as f64), &(session.exp as f64)],
+            )
+            .expect("insert the session row");
+        session.seal(&keys)
+    }
+
     pub fn sign_in(&self, family: &Family) -> SignedIn {
         SignedIn::sign_in(&self.client(), &family.email, &family.password)
     }
@@ -612,7 +667,7 @@ impl Stack {
 
     pub fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> crate::Response {
         let auth = format!("Bearer {}", self.secrets.admin_token);
-        let mut headers = vec![("authorization", auth.as_str())];
+        let mut headers = vec![("authorization", auth.as_str()), ("x-admin-reason", "edge test harness")];
         if body.is_some() {
             headers.push(("content-type", "application/json"));
         }

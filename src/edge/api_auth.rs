@@ -8,11 +8,12 @@ use crate::api_input::LoginRequest;
 use crate::csrf;
 use crate::error::{ApiError, ErrorCode};
 use crate::password::{verify_password, DUMMY_HASH};
-use crate::rate_limit::LOGIN_EMAIL;
+use crate::rate_limit::{self, LOGIN_EMAIL, LOGIN_EMAIL_CEILING};
+use crate::telemetry::Level;
 use crate::reply::Reply;
 use crate::session::{self, Session};
 
-use super::context::RequestContext;
+use super::context::{self, RequestContext};
 use super::db::{self, col, Budget, Scope};
 use super::pipeline::{Incoming, Notes};
 use super::rate_limiter::{self, Verdict};
@@ -41,12 +42,31 @@ pub fn csrf_token(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, Api
 
 pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) -> Result<Reply, ApiError> {
     let request = LoginRequest::parse(&incoming.body)?;
-    if let Verdict::Refused(reply) = rate_limiter::check(cx, &LOGIN_EMAIL, request.email.as_str(), false, None).await {
-        notes.rejection = Some("rate_limited");
-        notes.fields.push(("rate_limit_policy", LOGIN_EMAIL.name.into()));
-        return Ok(reply);
+    // The strict limit first: guesses from one network that it stops never count to the ceiling.
+    let strict = rate_limit::email_and_network(request.email.as_str(), &cx.client_ip);
+    for (policy, subject) in [(&LOGIN_EMAIL, strict.as_str()), (&LOGIN_EMAIL_CEILING, request.email.as_str())] {
+        if let Verdict::Refused(reply) = rate_limiter::check(cx, policy, subject, false, None).await {
+            notes.rejection = Some("rate_limited");
+            notes.fields.push(("rate_limit_policy", policy.name.into()));
+            if *policy == LOGIN_EMAIL_CEILING {
+                context::emit(
+                    &cx.line(Level::Error, "login attempts on one email from many networks")
+                        .field("alert", "login_email_ceiling")
+                        .field("severity", "sev3")
+                        .field("email_key", rate_limit::key(policy, subject))
+                        .field("client_network", rate_limit::client_network(&cx.client_ip))
+                        .field("limit_per_minute", policy.limit)
+                        .field("runbook", "docs/runbooks/abuse.md#login-email-ceiling"),
+                );
+            }
+            return Ok(reply);
+        }
     }
     let email = request.email.as_str().to_owned();
+    let keys = keys(cx)?;
+    let sid = base64_id(random16()?);
+    let now_s = cx.started_ms / 1000;
+    let expires_s = (now_s + session::SESSION_TTL_SECONDS) as f64;
     let found = db::transaction(&cx.io, Scope::System, Budget::Hot, async |tx| {
         let row = tx
             .opt(
@@ -58,7 +78,9 @@ pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) 
             .transpose()
     })
     .await?;
-    // An unknown email costs one full hash too: timing does not tell which emails have accounts.
+    // The hash runs with no connection held: a storm of sign-ins must not hold the pool's
+    // server connections through 100 000 PBKDF2 rounds each. An unknown email costs one full
+    // hash too: timing does not tell which emails have accounts.
     let (stored, ids) = match &found {
         Some((user, account, hash)) => (hash.as_str(), Some((user, account))),
         None => (DUMMY_HASH, None),
@@ -68,9 +90,15 @@ pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) 
         return Err(ApiError::new(ErrorCode::Unauthorized, "invalid credentials"));
     };
     let (uid, aid) = (parse_id(user)?, parse_id(account)?);
-    let keys = keys(cx)?;
-    let sid = base64_id(random16()?);
-    let session = Session::new(sid.clone(), uid, aid, cx.started_ms / 1000);
+    db::transaction(&cx.io, Scope::System, Budget::Hot, async |tx| {
+        tx.exec(
+            "SELECT begin_session($1, $2::uuid, $3::uuid, to_timestamp($4))",
+            &[(&sid, Type::TEXT), (user, Type::TEXT), (account, Type::TEXT), (&expires_s, Type::FLOAT8)],
+        )
+        .await
+    })
+    .await?;
+    let session = Session::new(sid.clone(), uid, aid, now_s);
     let csrf_token = csrf::issue(keys, Some(&sid), random16()?);
     notes.account = Some(aid);
     let mut reply = Reply::json(
@@ -85,9 +113,40 @@ pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) 
     Ok(reply)
 }
 
-/// Sessions are stateless (signed cookies): logout clears them in the browser. Ending every
-/// session at once is a key rotation (docs/runbooks/key-rotation.md).
-pub fn logout() -> Reply {
+/// `POST /auth/logout`: ends this session on the server (a copy of the cookie stops working
+/// too) and clears both cookies. Signing out twice is not an error.
+pub async fn logout(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
+    let s = signed_in(incoming)?;
+    db::transaction(&cx.io, Scope::System, Budget::Hot, async |tx| {
+        tx.exec("SELECT end_session($1)", &[(&s.sid, Type::TEXT)]).await
+    })
+    .await?;
+    Ok(signed_out())
+}
+
+/// `POST /auth/logout-everywhere`: ends every session of the caller's user, this one included.
+pub async fn logout_everywhere(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) -> Result<Reply, ApiError> {
+    let s = signed_in(incoming)?;
+    let ended = db::transaction(&cx.io, Scope::System, Budget::Hot, async |tx| {
+        let row = tx.one("SELECT end_user_sessions($1)", &[(&s.sid, Type::TEXT)]).await?;
+        col::<i32>(&row, 0)
+    })
+    .await?;
+    if ended == 0 {
+        return Err(ApiError::new(ErrorCode::Unauthorized, "session ended"));
+    }
+    notes.fields.push(("sessions_ended", ended.into()));
+    Ok(signed_out())
+}
+
+fn signed_in(incoming: &Incoming) -> Result<&Session, ApiError> {
+    incoming
+        .session
+        .as_ref()
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no session"))
+}
+
+fn signed_out() -> Reply {
     let mut reply = Reply::new(204);
     reply.headers.push(("set-cookie".into(), session::clear_cookie()));
     reply.headers.push(("set-cookie".into(), csrf::clear_cookie()));
@@ -95,12 +154,9 @@ pub fn logout() -> Reply {
 }
 
 pub async fn me(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
-    let session = incoming
-        .session
-        .as_ref()
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no session"))?;
+    let session = signed_in(incoming)?;
     let uid = session.uid.to_string();
-    let json = db::transaction(&cx.io, Scope::Account(session.aid), Budget::Hot, async |tx| {
+    let json = db::transaction(&cx.io, Scope::session(session), Budget::Hot, async |tx| {
         let row = tx
             .opt(
                 "SELECT json_build_object(

@@ -40,7 +40,7 @@ pub async fn get_asset(cx: &RequestContext, incoming: &Incoming, id: &str) -> Re
     let s = session(incoming)?;
     let id = path_id(id)?.to_string();
     let media = cx.config().media_origin.clone();
-    let json = db::transaction(&cx.io, Scope::Account(s.aid), Budget::Hot, async |tx| {
+    let json = db::transaction(&cx.io, Scope::session(s), Budget::Hot, async |tx| {
         let row = tx
             .opt(
                 "SELECT json_build_object('id', a.id, 'moment_id', a.moment_id, 'status', a.status, 'media_type', a.media_type,
@@ -100,7 +100,7 @@ pub async fn upload_complete(cx: &RequestContext, incoming: &Incoming) -> Result
     let asset = request.asset_id.to_string();
 
     // 1. What the asset is (short transaction, no network call inside it).
-    let current = db::transaction(&cx.io, Scope::Account(s.aid), Budget::Hot, async |tx| {
+    let current = db::transaction(&cx.io, Scope::session(s), Budget::Hot, async |tx| {
         let row = tx
             .opt(
                 "SELECT status, original_key, media_type, job_id::text FROM asset WHERE id = $1::uuid AND NOT is_probe",
@@ -182,7 +182,7 @@ pub async fn upload_complete(cx: &RequestContext, incoming: &Incoming) -> Result
     // 3. Mark it queued and COMMIT, then publish.
     let job_id = new_id()?;
     let job_text = job_id.to_string();
-    let queued = db::transaction(&cx.io, Scope::Account(s.aid), Budget::Standard, async |tx| {
+    let queued = db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
         tx.exec(
             "UPDATE asset SET status = 'queued', job_id = $2::uuid, queued_at = now(), size_bytes = $3, etag = $4, updated_at = now()
              WHERE id = $1::uuid AND status = 'pending' RETURNING 1",
@@ -201,7 +201,7 @@ pub async fn delete_asset(cx: &RequestContext, incoming: &Incoming, id: &str) ->
     let s = session(incoming)?;
     let asset_id = path_id(id)?;
     let asset = asset_id.to_string();
-    db::transaction(&cx.io, Scope::Account(s.aid), Budget::Standard, async |tx| {
+    db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
         let found = tx
             .exec("UPDATE asset SET moment_id = NULL, updated_at = now() WHERE id = $1::uuid AND status <> 'deleted' AND NOT is_probe RETURNING 1", &[(&asset, Type::TEXT)])
             .await?;
@@ -231,7 +231,7 @@ pub async fn delete_asset(cx: &RequestContext, incoming: &Incoming, id: &str) ->
 
 pub async fn create_export(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
     let s = session(incoming)?;
-    let export = db::transaction(&cx.io, Scope::Account(s.aid), Budget::Standard, async |tx| {
+    let export = db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
         col::<String>(
             &tx.one(
                 "INSERT INTO account_export (account_id) VALUES (current_account_id()) RETURNING id::text",

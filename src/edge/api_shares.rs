@@ -47,7 +47,7 @@ pub async fn list(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, Api
     let sql = format!(
         "SELECT coalesce(json_agg({SHARE_JSON} ORDER BY l.created_at DESC), '[]'::json)::text FROM share_link l"
     );
-    let json = db::transaction(&cx.io, Scope::Account(s.aid), Budget::Hot, async |tx| {
+    let json = db::transaction(&cx.io, Scope::session(s), Budget::Hot, async |tx| {
         col::<String>(&tx.one(&sql, &[]).await?, 0)
     })
     .await?;
@@ -91,7 +91,7 @@ pub async fn create(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, A
          VALUES (current_account_id(), $1::uuid, $2, $3, $4::text[]::uuid[], now() + ($5::text || ' days')::interval)
          RETURNING {SHARE_JSON}::text"
     );
-    let json = db::transaction(&cx.io, Scope::Account(s.aid), Budget::Standard, async |tx| {
+    let json = db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
         let child = child_of_moments(tx, &ids).await?;
         let row = tx
             .one(
@@ -145,7 +145,7 @@ pub async fn update(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
          WHERE l.id = $1::uuid AND l.revoked_at IS NULL
          RETURNING {SHARE_JSON}::text, l.token_hash"
     );
-    let (json, hash) = db::transaction(&cx.io, Scope::Account(s.aid), Budget::Standard, async |tx| {
+    let (json, hash) = db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
         let child = match &ids {
             Some(ids) => Some(child_of_moments(tx, ids).await?),
             None => None,
@@ -176,7 +176,7 @@ pub async fn update(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
 pub async fn revoke(cx: &RequestContext, incoming: &Incoming, id: &str) -> Result<Reply, ApiError> {
     let s = session(incoming)?;
     let id = path_id(id)?.to_string();
-    let hash = db::transaction(&cx.io, Scope::Account(s.aid), Budget::Standard, async |tx| {
+    let hash = db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
         let row = tx
             .opt(
                 "UPDATE share_link SET revoked_at = coalesce(revoked_at, now()), updated_at = now() WHERE id = $1::uuid RETURNING token_hash",

@@ -426,7 +426,7 @@ async fn execute(io: &Io, config: &Config, message: &JobMessage, holder: &str) -
     }
 }
 
-fn scope(message: &JobMessage) -> Scope {
+fn scope(message: &JobMessage) -> Scope<'static> {
     Scope::Account(message.account_id)
 }
 

@@ -177,7 +177,13 @@ async fn reaper(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Resul
             break;
         }
     }
-    Ok(json!({"exports_enqueued": exports, "orphans_enqueued": orphans}))
+    // Session rows a day past their end or expiry go too (they open nothing by then).
+    let sessions_forgotten = db::transaction(io, Scope::System, Budget::Standard, async |tx| {
+        col::<i32>(&tx.one("SELECT forget_old_sessions()", &[]).await?, 0)
+    })
+    .await
+    .map_err(text)?;
+    Ok(json!({"exports_enqueued": exports, "orphans_enqueued": orphans, "sessions_forgotten": sessions_forgotten}))
 }
 
 /// The synthetic end-to-end probe (seed §5.6): checks the previous probe's time-to-ready, alerts

@@ -37,10 +37,25 @@ use super::timeout::within;
 
 /// Whose rows the unit of work may see.
 #[derive(Debug, Clone, Copy)]
-pub enum Scope {
+pub enum Scope<'s> {
+    /// Work the edge does for an account on its own (queue jobs, cron).
     Account(Id),
+    /// A signed-in request: the account of a session that must still be live. The check is the
+    /// settings statement itself (`session_account`), so it costs no round trip of its own; an
+    /// ended session gets `401` and sees no row.
+    Session { sid: &'s str, aid: Id },
     /// No account: only the SECURITY DEFINER doors (share page, popularity, reaper, sweep) see rows.
     System,
+}
+
+impl<'s> Scope<'s> {
+    /// The scope of a signed-in request.
+    pub fn session(session: &'s crate::session::Session) -> Scope<'s> {
+        Scope::Session {
+            sid: &session.sid,
+            aid: session.aid,
+        }
+    }
 }
 
 /// `statement_timeout` per seed §11: 5 s on hot paths, 10 s otherwise.
@@ -71,6 +86,7 @@ pub struct Tx {
 
 impl Tx {
     pub async fn rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, ApiError> {
+        count(Counter::DbRoundTrips);
         // The server enforces statement_timeout; this bounds a connection that stops answering.
         match within(self.budget.statement_ms() + 1_000, self.client.query_typed(sql, params)).await {
             Ok(result) => result.map_err(|e| self.failed(e)),
@@ -118,11 +134,30 @@ pub fn col<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, index: usize
 /// Runs `work` in one transaction under `scope`; commits if it returns `Ok`, rolls back otherwise.
 pub async fn transaction<T>(
     io: &Io,
-    scope: Scope,
+    scope: Scope<'_>,
     budget: Budget,
     work: impl AsyncFnOnce(&Tx) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     with_connection(io, budget, async |tx| run(tx, scope, budget, work).await).await
+}
+
+/// Whether a signed-in caller's session is still live, in one statement outside any
+/// transaction: for the proxy, whose requests make no database round trip of their own.
+pub async fn check_session(io: &Io, session: &crate::session::Session) -> Result<(), ApiError> {
+    let aid = session.aid.to_string();
+    with_connection(io, Budget::Hot, async |tx| {
+        let params = [(&session.sid as &(dyn ToSql + Sync), Type::TEXT), (&aid, Type::TEXT)];
+        count(Counter::DbRoundTrips);
+        match within(tx.acquire_ms + Budget::Hot.statement_ms(), tx.client.query_typed("SELECT session_account($1, $2)", &params)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if e.code().is_some_and(|c| c.code() == SESSION_ENDED) => {
+                Err(ApiError::new(ErrorCode::Unauthorized, "session ended"))
+            }
+            Ok(Err(e)) => Err(tx.failed(e)),
+            Err(_) => Err(ApiError::new(ErrorCode::DatabaseUnavailable, "session check did not answer in time")),
+        }
+    })
+    .await
 }
 
 /// Calls `function(argument)` in its own system-scoped transaction and returns the single text
@@ -156,6 +191,7 @@ pub async fn call_with_bytes(
         hex = crate::hex::encode(argument),
     );
     with_connection(io, budget, async |tx| {
+        count(Counter::DbRoundTrips);
         match within(tx.acquire_ms + budget.statement_ms(), tx.client.simple_query(&sql)).await {
             Ok(Ok(messages)) => {
                 // Rows in order: the settings row, then the call's row.
@@ -246,13 +282,18 @@ async fn with_connection<T>(
 }
 
 const SETTINGS_SQL: &str = "SELECT set_config('statement_timeout', $1, true), set_config('app.account_id', $2, true)";
+/// The same, for a signed-in request: the account is set only if the session is live
+/// (migrations/V11), else SQLSTATE 28000.
+const SESSION_SETTINGS_SQL: &str =
+    "SELECT set_config('statement_timeout', $1, true), set_config('app.account_id', session_account($3, $2), true)";
+const SESSION_ENDED: &str = "28000";
 
-fn settings_of(scope: Scope, budget: Budget) -> (String, String) {
-    let account = match scope {
-        Scope::Account(id) => id.to_string(),
-        Scope::System => String::new(),
-    };
-    (account, budget.statement_ms().to_string())
+fn settings_of<'s>(scope: Scope<'s>) -> (&'static str, String, &'s str) {
+    match scope {
+        Scope::Account(id) => (SETTINGS_SQL, id.to_string(), ""),
+        Scope::Session { sid, aid } => (SESSION_SETTINGS_SQL, aid.to_string(), sid),
+        Scope::System => (SETTINGS_SQL, String::new(), ""),
+    }
 }
 
 /// How long a stuck connection may linger after its invocation answered.
@@ -395,23 +436,32 @@ impl TlsConnect<ServerCloses> for TrackedTls {
 
 async fn run<T>(
     tx: &Tx,
-    scope: Scope,
+    scope: Scope<'_>,
     budget: Budget,
     work: impl AsyncFnOnce(&Tx) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    let (account, statement_ms) = settings_of(scope, budget);
+    let (settings_sql, account, sid) = settings_of(scope);
+    let statement_ms = budget.statement_ms().to_string();
     // BEGIN and the settings go out together (pipelined: one round trip, not two).
+    count(Counter::DbRoundTrips);
     let begin = async {
-        let settings = [
+        let params = [
             (&statement_ms as &(dyn ToSql + Sync), Type::TEXT),
             (&account, Type::TEXT),
+            (&sid, Type::TEXT),
         ];
+        let params = if matches!(scope, Scope::Session { .. }) { &params[..] } else { &params[..2] };
         futures_util::future::try_join(
             tx.client.query_typed("BEGIN", &[]),
-            tx.client.query_typed(SETTINGS_SQL, &settings),
+            tx.client.query_typed(settings_sql, params),
         )
         .await
-        .map_err(|e| tx.failed(e))
+        .map_err(|e| match e.code() {
+            Some(code) if code.code() == SESSION_ENDED && matches!(scope, Scope::Session { .. }) => {
+                ApiError::new(ErrorCode::Unauthorized, "session ended")
+            }
+            _ => tx.failed(e),
+        })
     };
     // Behind a transaction pooler the server connection is assigned at the first statement:
     // this is where a saturated pool shows, so it gets the acquire timeout too.
@@ -423,6 +473,7 @@ async fn run<T>(
     })??;
     match work(tx).await {
         Ok(value) => {
+            count(Counter::DbRoundTrips);
             within(budget.statement_ms(), tx.client.query_typed("COMMIT", &[]))
                 .await
                 .map_err(|_| ApiError::new(ErrorCode::DatabaseUnavailable, "commit timed out"))?
@@ -433,6 +484,7 @@ async fn run<T>(
             // Best effort: if it does not answer quickly, dropping the client (Terminate) aborts the
             // transaction on the server anyway.
             if !tx.socket.server_gone.get() {
+                count(Counter::DbRoundTrips);
                 let _ = within(200, tx.client.query_typed("ROLLBACK", &[])).await;
             }
             Err(error)

@@ -49,6 +49,8 @@ pub struct Notes {
     pub surface: Option<Surface>,
     pub rejection: Option<&'static str>,
     pub account: Option<Id>,
+    /// The operator an admin token named: the request's log line is then an audit record.
+    pub operator: Option<String>,
     pub fields: Vec<(&'static str, serde_json::Value)>,
 }
 
@@ -258,12 +260,12 @@ async fn route(
         return error_reply(cx, notes, ApiError::new(ErrorCode::NotFound, "test controls are off"));
     }
     if access.is_admin() {
-        let presented = header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned));
-        let valid = match (&config.admin_api_token, presented) {
-            (Some(expected), Some(given)) => crate::secret::same_secret(&given, expected.expose()),
-            _ => false,
+        let tokens = match &config.admin_tokens {
+            Ok(tokens) => tokens,
+            Err(problem) => return error_reply(cx, notes, ApiError::new(ErrorCode::Internal, problem.clone())),
         };
-        if !valid {
+        let presented = header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned));
+        let Some(operator) = presented.as_deref().and_then(|given| tokens.operator(given)) else {
             // Failures are throttled per client (fail closed): guessing meets 429, not 401.
             let refused = rate_limiter::check(cx, &crate::rate_limit::ADMIN_FAILURES, &cx.client_ip, false, None).await;
             if let Verdict::Refused(reply) = refused {
@@ -278,6 +280,13 @@ async fn route(
                 notes,
                 ApiError::new(ErrorCode::Unauthorized, "admin token missing or wrong"),
             );
+        };
+        // Who did what, and why: every admin call is logged whole, never sampled away.
+        notes.operator = Some(operator.to_owned());
+        let reason = header("x-admin-reason");
+        match crate::secret::admin_reason(reason.as_deref()) {
+            Ok(reason) => notes.fields.push(("admin_reason", reason.into())),
+            Err(problem) => return error_reply(cx, notes, ApiError::new(ErrorCode::BadRequest, problem)),
         }
     }
     let origin_check = cors::check_origin(header("origin").as_deref(), &config.app_origin);
@@ -374,7 +383,8 @@ async fn route(
         RouteId::SharePage => Ok(share_route::serve(cx, &incoming, matched.param("token").unwrap_or(""), notes).await),
         RouteId::CsrfToken => api_auth::csrf_token(cx, &incoming),
         RouteId::Login => api_auth::login(cx, &incoming, notes).await,
-        RouteId::Logout => Ok(api_auth::logout()),
+        RouteId::Logout => api_auth::logout(cx, &incoming).await,
+        RouteId::LogoutEverywhere => api_auth::logout_everywhere(cx, &incoming, notes).await,
         RouteId::Me => api_auth::me(cx, &incoming).await,
         RouteId::ListShares => api_shares::list(cx, &incoming).await,
         RouteId::CreateShare => api_shares::create(cx, &incoming).await,
@@ -433,7 +443,7 @@ async fn rate_limits(
     if test_controls::fault(cx.config(), test_controls::SKIP_RATE_LIMITS) {
         return None;
     }
-    for policy in class.policies().iter().filter(|p| p.keyed_by != KeyedBy::Email) {
+    for policy in class.policies().iter().filter(|p| !p.keyed_by.needs_email()) {
         let subject = match (policy.keyed_by, session) {
             (KeyedBy::User, Some(s)) => s.uid.to_string(),
             _ => client_ip.to_owned(),
@@ -516,6 +526,12 @@ async fn proxied(
     if let Some(refusal) = rate_limits(cx, &cx.client_ip, class, session.as_ref(), false, None, notes).await {
         return refusal;
     }
+    if let Some(s) = &session {
+        // The origin trusts the identity the edge signs: only a live session gets one.
+        if let Err(e) = super::db::check_session(&cx.io, s).await {
+            return error_reply(cx, notes, e);
+        }
+    }
     match proxy::forward(cx, req, head.method, headers, session.as_ref()).await {
         Ok(reply) => reply,
         Err(e) => error_reply(cx, notes, e),
@@ -573,7 +589,7 @@ fn log_request(cx: &RequestContext, method: &str, reply: &Reply, notes: &Notes) 
         health: cx.config().log_sample_health,
         rejection: 0.01,
     };
-    if !class.keep(&rates, crate::secure_random::unit_interval()) {
+    if notes.operator.is_none() && !class.keep(&rates, crate::secure_random::unit_interval()) {
         return;
     }
     let level = match reply.status {
@@ -592,6 +608,9 @@ fn log_request(cx: &RequestContext, method: &str, reply: &Reply, notes: &Notes) 
     }
     if let Some(tag) = notes.rejection {
         line = line.field("rejection", tag);
+    }
+    if let Some(operator) = &notes.operator {
+        line = line.field("audit", "admin").field("operator", operator.as_str());
     }
     // Rejections are counted always and logged by a sample: the counts since the last logged
     // line ride on whichever line is logged next.

@@ -10,6 +10,7 @@ use crate::config::Config;
 thread_local! {
     static FAULTS: RefCell<BTreeSet<String>> = const { RefCell::new(BTreeSet::new()) };
     static DB_CONNECTIONS: Cell<u64> = const { Cell::new(0) };
+    static DB_ROUND_TRIPS: Cell<u64> = const { Cell::new(0) };
     static ORIGIN_CALLS: Cell<u64> = const { Cell::new(0) };
     static MEDIA_CALLS: Cell<u64> = const { Cell::new(0) };
     static RENDERS: Cell<u64> = const { Cell::new(0) };
@@ -42,6 +43,8 @@ pub fn set_fault(name: &str, on: bool) {
 #[derive(Clone, Copy)]
 pub enum Counter {
     DbConnections,
+    /// Statement round trips on an open connection (BEGIN and the settings, pipelined, are one).
+    DbRoundTrips,
     OriginCalls,
     MediaCalls,
     Renders,
@@ -50,6 +53,7 @@ pub enum Counter {
 fn cell(counter: Counter) -> &'static std::thread::LocalKey<Cell<u64>> {
     match counter {
         Counter::DbConnections => &DB_CONNECTIONS,
+        Counter::DbRoundTrips => &DB_ROUND_TRIPS,
         Counter::OriginCalls => &ORIGIN_CALLS,
         Counter::MediaCalls => &MEDIA_CALLS,
         Counter::Renders => &RENDERS,
@@ -65,6 +69,7 @@ pub fn counters() -> serde_json::Value {
     let get = |c| cell(c).with(Cell::get);
     serde_json::json!({
         "db_connections": get(Counter::DbConnections),
+        "db_round_trips": get(Counter::DbRoundTrips),
         "origin_calls": get(Counter::OriginCalls),
         "media_calls": get(Counter::MediaCalls),
         "renders": get(Counter::Renders),

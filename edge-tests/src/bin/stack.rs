@@ -48,7 +48,7 @@ fn dev() {
         babybook_ops::seed::demo_token().as_text()
     );
     println!("  media stand-in     {}", stack.media.lock().expect("media").url());
-    println!("  admin token        ADMIN_API_TOKEN in .dev.vars (scripts/redrive reads it from the environment)");
+    println!("  admin token        ADMIN_TOKENS=dev:<token> in .dev.vars (scripts/redrive reads ADMIN_TOKEN and ADMIN_REASON)");
     println!("  database           {url}");
     println!("  worker logs        {}", stack.dir.join("wrangler.log").display());
     println!();

@@ -273,17 +273,13 @@ fn tampered_expired_and_unknown_key_cookies_are_401_never_500() {
         current: SigningKey::new(&stack.secrets.session_key),
         previous: None,
     };
-    let good = seal(&keys, &family.user_id, &family.account_id, now_s());
+    let good = stack.sealed_session(&family, now_s());
     let client = stack.client();
     let me = |cookie: &str| client.get_with("/me", &[("cookie", &format!("__Host-session={cookie}"))]);
     assert_eq!(me(&good).status, 200, "a correctly signed cookie works");
     let mut tampered = good.clone().into_bytes();
     let middle = tampered.len() / 2;
     tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
-    let stranger = SessionKeys {
-        current: SigningKey::new("some-other-key-0123456789abcdef0123456789"),
-        previous: None,
-    };
     let cases = [
         ("tampered", String::from_utf8(tampered).unwrap()),
         (
@@ -292,7 +288,7 @@ fn tampered_expired_and_unknown_key_cookies_are_401_never_500() {
         ),
         (
             "unknown key",
-            seal(&stranger, &family.user_id, &family.account_id, now_s()),
+            stack.sealed_session_signed_with(&family, now_s(), "some-other-key-0123456789abcdef0123456789"), // secret-scan: allow (a stranger's key, on purpose)
         ),
         ("junk", "%%%not.a.cookie".into()),
         ("empty", String::new()),
@@ -311,11 +307,7 @@ fn key_rotation_accepts_the_previous_key_until_it_is_removed() {
     let old = "previous-session-key-0123456789abcdef0123456789";
     let rotated = Stack::start(StackOptions::named("rotation").var("SESSION_KEY_PREVIOUS", old));
     let family_there = rotated.family(1, 0);
-    let old_keys = SessionKeys {
-        current: SigningKey::new(old),
-        previous: None,
-    };
-    let cookie = seal(&old_keys, &family_there.user_id, &family_there.account_id, now_s());
+    let cookie = rotated.sealed_session_signed_with(&family_there, now_s(), old);
     let r = rotated
         .client()
         .get_with("/me", &[("cookie", &format!("__Host-session={cookie}"))]);
@@ -326,7 +318,7 @@ fn key_rotation_accepts_the_previous_key_until_it_is_removed() {
         r.text()
     );
     // The shared stack never had that key: as after the previous key is removed.
-    let cookie = seal(&old_keys, &family.user_id, &family.account_id, now_s());
+    let cookie = stack.sealed_session_signed_with(&family, now_s(), old);
     assert_eq!(
         stack
             .client()

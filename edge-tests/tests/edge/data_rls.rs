@@ -33,19 +33,27 @@ fn count(client: &mut postgres::Client, sql: &str) -> i64 {
         .unwrap_or_else(|| panic!("{sql}: no row"))
 }
 
+/// Rows a write touched; a write the role may not make at all (`user_session` is read-only to
+/// `app_rw`: sessions change only through their functions) touches none.
 fn affected(client: &mut postgres::Client, sql: &str) -> u64 {
-    client
-        .simple_query(sql)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::CommandComplete(n) => Some(*n),
-            _ => None,
-        })
-        .unwrap_or(0)
+    client.batch_execute("SAVEPOINT probe").expect("savepoint");
+    match client.simple_query(sql) {
+        Ok(messages) => messages
+            .iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                _ => None,
+            })
+            .unwrap_or(0),
+        Err(e) if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
+            client.batch_execute("ROLLBACK TO SAVEPOINT probe").expect("rollback to savepoint");
+            0
+        }
+        Err(e) => panic!("{sql}: {e}"),
+    }
 }
 
-/// Health, vault, usage and export rows for an account (the family fixture has the rest).
+/// Health, vault, usage, export and session rows for an account (the family fixture has the rest).
 fn add_sensitive_rows(stack: &Stack, account: &str, child: &str) {
     stack
         .db()
@@ -53,7 +61,10 @@ fn add_sensitive_rows(stack: &Stack, account: &str, child: &str) {
             "INSERT INTO health_measurement (account_id, child_id, kind, value) VALUES ('{account}', '{child}', 'weight_g', 4200);
              INSERT INTO vault_document (account_id, child_id, kind, title, object_key) VALUES ('{account}', '{child}', 'birth_certificate', 'Certidão', 'vault/{account}/c.pdf');
              INSERT INTO usage_counter (account_id, metric, period_start, value) VALUES ('{account}', 'moments', date '2026-11-01', 3);
-             INSERT INTO account_export (account_id) VALUES ('{account}');"
+             INSERT INTO account_export (account_id) VALUES ('{account}');
+             INSERT INTO user_session (id_hash, user_id, account_id, expires_at)
+               SELECT digest(gen_random_uuid()::text, 'sha256'), id, account_id, now() + interval '1 day'
+               FROM app_user WHERE account_id = '{account}';"
         ))
         .expect("sensitive rows");
 }

@@ -11,6 +11,7 @@ mod data_rls;
 mod foundation;
 mod protection;
 mod queues;
+mod sessions;
 mod share;
 mod zero_loss;
 

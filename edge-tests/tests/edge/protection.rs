@@ -77,41 +77,80 @@ fn six_hundred_share_requests_per_ten_seconds_then_429_per_ip_until_the_window_e
     assert_eq!(a.get(&path).status, 200, "after the window A is served again");
 }
 
+fn login_attempt(c: &edge_tests::Client, email: &str, password: &str) -> edge_tests::Response {
+    let token = c.get("/auth/csrf").json()["csrf_token"].as_str().unwrap().to_owned();
+    c.post_json(
+        "/auth/login",
+        &[("x-csrf-token", &token), ("cookie", &format!("__Host-csrf={token}"))],
+        &json!({"email": email, "password": password}),
+    )
+}
+
 #[test]
-fn login_allows_five_attempts_a_minute_per_ip_and_per_email() {
+fn login_allows_five_attempts_a_minute_per_ip_and_per_email_from_one_network() {
     let stack = Stack::shared();
     let family = stack.family(1, 0);
     at_window_start(60, 40);
     let client = stack.client();
-    let attempt = |c: &edge_tests::Client, email: &str| {
-        let token = c.get("/auth/csrf").json()["csrf_token"].as_str().unwrap().to_owned();
-        c.post_json(
-            "/auth/login",
-            &[("x-csrf-token", &token), ("cookie", &format!("__Host-csrf={token}"))],
-            &json!({"email": email, "password": "wrong-password"}),
-        )
-    };
     for i in 0..5 {
-        assert_eq!(
-            attempt(&client, &format!("nobody-{i}-{}@example.test", now_ms())).status,
-            401,
-            "attempt {i}"
-        );
+        let email = format!("nobody-{i}-{}@example.test", now_ms());
+        assert_eq!(login_attempt(&client, &email, "wrong-password").status, 401, "attempt {i}");
     }
-    assert_429(
-        &attempt(&client, &format!("someone-else-{}@example.test", now_ms())),
-        "login_ip",
-        60,
-    );
-    // The per-email limit holds across addresses.
+    let email = format!("someone-else-{}@example.test", now_ms());
+    assert_429(&login_attempt(&client, &email, "wrong-password"), "login_ip", 60);
+    // The per-email limit holds across the addresses of one network (unique_ip's share a /24).
     for i in 0..5 {
-        assert_eq!(
-            attempt(&client.with_new_ip(), &family.email).status,
-            401,
-            "attempt {i} on the email"
-        );
+        let r = login_attempt(&client.with_new_ip(), &family.email, "wrong-password");
+        assert_eq!(r.status, 401, "attempt {i} on the email");
     }
-    assert_429(&attempt(&client.with_new_ip(), &family.email), "login_email", 60);
+    assert_429(&login_attempt(&client.with_new_ip(), &family.email, "wrong-password"), "login_email", 60);
+}
+
+#[test]
+fn guesses_from_one_network_never_lock_a_family_member_out_from_another() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    at_window_start(60, 40);
+    let attacker = stack.client().with_new_network();
+    let mut refused = 0;
+    let octets: Vec<&str> = attacker.ip.split('.').collect();
+    for i in 0..8 {
+        // A new address each time, inside the attacker's network: the per-IP limit never bites.
+        let ip = format!("{}.{}.{}.{}", octets[0], octets[1], octets[2], 10 + i);
+        let r = login_attempt(&attacker.with_ip(&ip), &family.email, "wrong-password");
+        if r.status == 429 {
+            assert_429(&r, "login_email", 60);
+            refused += 1;
+        } else {
+            assert_eq!(r.status, 401, "{}", r.text());
+        }
+    }
+    assert_eq!(refused, 3, "five guesses a minute from one network, then 429");
+    let member = login_attempt(&stack.client().with_new_network(), &family.email, &family.password);
+    assert_eq!(member.status, 200, "a family member on another network signs in: {}", member.text());
+}
+
+#[test]
+fn a_guess_spread_over_many_networks_meets_the_per_email_ceiling_and_raises_an_alert() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    at_window_start(60, 45);
+    let ceiling = babybook_edge::rate_limit::LOGIN_EMAIL_CEILING.limit;
+    let mut answered = Vec::new();
+    for _ in 0..ceiling + 2 {
+        answered.push(login_attempt(&stack.client().with_new_network(), &family.email, "wrong-password"));
+    }
+    let statuses: Vec<u16> = answered.iter().map(|r| r.status).collect();
+    assert!(statuses[..ceiling as usize].iter().all(|s| *s == 401), "{statuses:?}");
+    for r in &answered[ceiling as usize..] {
+        assert_429(r, "login_email_ceiling", 60);
+    }
+    let trace = answered.last().unwrap().header("x-trace-id").unwrap().to_owned();
+    let alert = stack.wait_for_log(Duration::from_secs(10), "the login_email_ceiling alert", |l| {
+        l["alert"] == "login_email_ceiling" && l["trace_id"] == trace.as_str()
+    });
+    assert_eq!(alert["severity"], "sev3");
+    assert!(!alert.to_string().contains(&family.email), "the alert carries no email: {alert}");
 }
 
 #[test]
@@ -308,4 +347,48 @@ fn wrong_admin_tokens_from_one_address_meet_429_before_the_fortieth_and_the_oper
     assert_eq!(first, 10, "the eleventh failure in the window is the first 429");
     let operator = stack.admin("GET", "/admin/jobs/dead", None);
     assert_eq!(operator.status, 200, "{}", operator.text());
+}
+
+/// Issue 15 (5): each operator has a token of their own, and every admin call says why: the
+/// request's log line names the operator and the reason, whatever the success sampling, and a
+/// call without a reason is refused before it does anything.
+#[test]
+fn every_admin_call_is_attributed_to_its_operator_with_a_required_reason() {
+    let stack = Stack::shared();
+    let oncall = stack.secrets.oncall_token.clone().expect("the harness configures a second operator");
+    let call = |token: &str, reason: Option<&str>| {
+        let auth = format!("Bearer {token}");
+        let mut headers = vec![("authorization", auth.as_str())];
+        if let Some(reason) = reason {
+            headers.push(("x-admin-reason", reason));
+        }
+        stack.client().request("GET", "/admin/jobs/dead", &headers, None)
+    };
+    let audit_line = |r: &edge_tests::Response| {
+        let trace = r.header("x-trace-id").expect("trace id").to_owned();
+        stack.wait_for_log(Duration::from_secs(10), "the admin call's audit line", |l| {
+            l["trace_id"] == trace.as_str() && l["message"] == "request"
+        })
+    };
+
+    let by_oncall = call(&oncall, Some("DLQ alert at 03:10, checking what died"));
+    assert_eq!(by_oncall.status, 200, "{}", by_oncall.text());
+    let line = audit_line(&by_oncall);
+    assert_eq!(line["audit"], "admin");
+    assert_eq!(line["operator"], "oncall");
+    assert_eq!(line["admin_reason"], "DLQ alert at 03:10, checking what died");
+
+    let by_ci = call(&stack.secrets.admin_token, Some("harness check"));
+    assert_eq!(by_ci.status, 200);
+    assert_eq!(audit_line(&by_ci)["operator"], "ci");
+
+    let no_reason = call(&oncall, None);
+    assert_eq!(no_reason.status, 400, "{}", no_reason.text());
+    assert_eq!(no_reason.error_code(), "bad_request");
+    assert_eq!(audit_line(&no_reason)["operator"], "oncall", "a refused call is attributed too");
+
+    // The secret's whole `name:token` entry, or a name, is no token.
+    for wrong in [format!("oncall:{oncall}"), "oncall".to_owned()] {
+        assert_eq!(call(&wrong, Some("harness check")).status, 401);
+    }
 }
