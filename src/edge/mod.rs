@@ -18,6 +18,7 @@ mod media_client;
 mod pipeline;
 mod proxy;
 mod rate_limiter;
+mod request_body;
 mod share_cache;
 mod share_route;
 mod test_controls;

@@ -24,7 +24,7 @@ use crate::telemetry::{self, Level, LogLine, SampleClass, SampleRates};
 
 use super::context::{self, RequestContext};
 use super::rate_limiter::{self, Verdict};
-use super::{admin, api_auth, api_media, api_shares, proxy, share_route, test_controls};
+use super::{admin, api_auth, api_media, api_shares, proxy, request_body, share_route, test_controls};
 
 /// A request after its head was read: what handlers get.
 pub struct Incoming {
@@ -314,28 +314,14 @@ async fn route(
         }
     }
 
-    // 5. Body: bounded before it is read.
+    // 5. Body: read as a stream and refused the moment it passes the route's limit.
     let mut body = Vec::new();
     if route.method().is_write() {
         let declared = header("content-length").and_then(|l| l.trim().parse::<usize>().ok());
-        if declared.is_some_and(|n| n > route.body_limit()) {
-            return error_reply(
-                cx,
-                notes,
-                ApiError::new(ErrorCode::PayloadTooLarge, "content-length over the route limit"),
-            );
-        }
-        body = match Request::from(req).bytes().await {
+        body = match request_body::read(&req, route.body_limit(), declared).await {
             Ok(bytes) => bytes,
-            Err(e) => return error_reply(cx, notes, ApiError::new(ErrorCode::BadRequest, format!("body: {e}"))),
+            Err(e) => return error_reply(cx, notes, e),
         };
-        if body.len() > route.body_limit() {
-            return error_reply(
-                cx,
-                notes,
-                ApiError::new(ErrorCode::PayloadTooLarge, "body over the route limit"),
-            );
-        }
         let json = header("content-type").is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"));
         if !body.is_empty() && !json {
             return error_reply(
