@@ -13,6 +13,7 @@ mod dead_letters;
 mod entry;
 mod job_rows;
 mod jobs;
+mod js_body;
 mod limiter_binding;
 mod media_client;
 mod pipeline;

@@ -609,13 +609,11 @@ pub fn into_response(reply: Reply, head_request: bool) -> Response {
         flat.push_str(value);
         flat.push('\0');
     }
-    let builder = Response::builder()
-        .with_status(reply.status)
-        .with_headers(Headers(headers_from(&flat)));
+    let headers = headers_from(&flat);
     if head_request || reply.status == 204 || reply.status == 304 {
-        builder.empty()
+        super::js_body::response(reply.status, headers, None)
     } else {
-        builder.fixed(reply.body)
+        super::js_body::response(reply.status, headers, Some(&reply.body))
     }
 }
 
