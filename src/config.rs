@@ -51,7 +51,11 @@ pub mod var {
     // secrets
     pub const SESSION_KEY_CURRENT: &str = "SESSION_KEY_CURRENT";
     pub const SESSION_KEY_PREVIOUS: &str = "SESSION_KEY_PREVIOUS";
-    pub const SERVICE_API_TOKEN: &str = "SERVICE_API_TOKEN";
+    /// `Authorization: Bearer` to the origin API, and the key of the identity it is told.
+    pub const ORIGIN_API_TOKEN: &str = "ORIGIN_API_TOKEN";
+    /// `Authorization: Bearer` to the media worker. Its own value: a leak on one side does not
+    /// open the other.
+    pub const MEDIA_WORKER_TOKEN: &str = "MEDIA_WORKER_TOKEN";
     pub const ADMIN_TOKENS: &str = "ADMIN_TOKENS";
     /// Zone of the share host, with `CACHE_PURGE_TOKEN` (a secret, "Cache Purge" permission):
     /// revocations then purge cached pages in every data center, not only the local one.
@@ -122,7 +126,10 @@ pub struct Config {
     pub test_controls: bool,
     pub session_key_current: Option<Secret>,
     pub session_key_previous: Option<Secret>,
-    pub service_api_token: Option<Secret>,
+    /// The origin API's credential (and identity-signature key).
+    pub origin_api_token: Option<Secret>,
+    /// The media worker's credential.
+    pub media_worker_token: Option<Secret>,
     /// `ADMIN_TOKENS`: each operator's own `/admin/*` token, by name (or why the list is unusable).
     pub admin_tokens: Result<crate::secret::OperatorTokens, String>,
     /// Zone id and token for global purges of cached share pages.
@@ -179,6 +186,14 @@ impl Config {
                 problem: e.to_string(),
             })?,
         };
+        let origin_api_token = secret(var::ORIGIN_API_TOKEN)?;
+        let media_worker_token = secret(var::MEDIA_WORKER_TOKEN)?;
+        if origin_api_token.is_some() && origin_api_token == media_worker_token {
+            return Err(ConfigError {
+                name: var::MEDIA_WORKER_TOKEN,
+                problem: "must differ from ORIGIN_API_TOKEN (one credential per receiver)".into(),
+            });
+        }
         Ok(Config {
             environment,
             app_origin,
@@ -211,7 +226,8 @@ impl Config {
             test_controls: environment == Environment::Local && get(var::TEST_CONTROLS).as_deref() == Some("on"),
             session_key_current: secret(var::SESSION_KEY_CURRENT)?,
             session_key_previous: secret(var::SESSION_KEY_PREVIOUS)?,
-            service_api_token: secret(var::SERVICE_API_TOKEN)?,
+            origin_api_token,
+            media_worker_token,
             // A malformed list shuts `/admin/*` only (its guard reports why), never the share pages.
             admin_tokens: crate::secret::OperatorTokens::parse(&get(var::ADMIN_TOKENS).unwrap_or_default())
                 .map_err(|problem| format!("{}: {problem}", var::ADMIN_TOKENS)),
@@ -365,12 +381,27 @@ mod tests {
             (("APP_ORIGIN", "https://app.babybook.com/"), "APP_ORIGIN"),
             (("LOG_SAMPLE_SUCCESS", "2"), "LOG_SAMPLE_SUCCESS"),
             (("SESSION_KEY_CURRENT", "short"), "SESSION_KEY_CURRENT"),
+            (("ORIGIN_API_TOKEN", "short"), "ORIGIN_API_TOKEN"),
+            (("MEDIA_WORKER_TOKEN", "short"), "MEDIA_WORKER_TOKEN"),
             (("PREWARM_WINDOWS", "[{]"), "PREWARM_WINDOWS"),
         ];
         for ((name, value), want) in rows {
             let err = config(&[(name, value)]).expect_err(name);
             assert_eq!(err.name, want, "row {name}={value}");
         }
+    }
+
+    #[test]
+    fn the_origin_and_the_media_worker_get_separate_credentials() {
+        let (origin, media) = ("o".repeat(32), "m".repeat(32));
+        let c = config(&[("ORIGIN_API_TOKEN", &origin), ("MEDIA_WORKER_TOKEN", &media)]).unwrap();
+        assert_eq!(c.origin_api_token.as_ref().map(Secret::expose), Some(origin.as_str()));
+        assert_eq!(c.media_worker_token.as_ref().map(Secret::expose), Some(media.as_str()));
+        let same = config(&[("ORIGIN_API_TOKEN", &origin), ("MEDIA_WORKER_TOKEN", &origin)]).unwrap_err();
+        assert_eq!(same.name, "MEDIA_WORKER_TOKEN");
+        // The old shared secret is not read at all: neither receiver gets it.
+        let old = config(&[("SERVICE_API_TOKEN", &origin)]).unwrap();
+        assert!(old.origin_api_token.is_none() && old.media_worker_token.is_none());
     }
 
     #[test]

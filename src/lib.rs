@@ -5,6 +5,7 @@
 //! `edge` is the thin Worker shell around them; it only exists on `wasm32`.
 
 pub mod api_input;
+pub mod body_limit;
 pub mod config;
 pub mod cors;
 pub mod cron;

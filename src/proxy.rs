@@ -6,20 +6,8 @@ use sha2::Sha256;
 
 use crate::error::{ApiError, ErrorCode};
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded in either direction.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-connection",
-];
-
-/// Internal headers the edge sets for the origin. Client-sent copies are always dropped.
+/// Internal headers the edge sets for the origin. Client-sent copies never get through: they
+/// are not on [`FORWARDED_REQUEST_HEADERS`].
 pub const SERVICE_AUTH: &str = "authorization";
 pub const TRACE_ID: &str = "x-trace-id";
 pub const USER_ID: &str = "x-babybook-user-id";
@@ -30,61 +18,85 @@ pub const CLIENT_IP: &str = "x-babybook-client-ip";
 /// The origin's answer within this long, or `504` (seed §11: client timeout 10 s).
 pub const ORIGIN_TIMEOUT_MS: u32 = 10_000;
 
-fn is_internal(name: &str) -> bool {
-    name.starts_with("x-babybook-")
-        || name.starts_with("x-internal-")
-        || name.starts_with("cf-")
-        || matches!(
-            name,
-            "authorization"
-                | "x-trace-id"
-                | "x-forwarded-for"
-                | "x-real-ip"
-                | "forwarded"
-                | "traceparent"
-                | "x-service-token"
-        )
-}
+/// The largest body the edge forwards to the origin (the edge's own JSON routes take 64 KiB).
+pub const MAX_PROXY_BODY: usize = 1024 * 1024;
 
-/// The client's headers that may reach the origin: no hop-by-hop headers (including those the
-/// `Connection` header names), no internal headers, no `Host`.
-pub fn forwardable_request_headers(headers: &[(String, String)]) -> Vec<(&str, &str)> {
-    let named_by_connection: Vec<String> = headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-        .flat_map(|(_, v)| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
-        .collect();
+/// The only client headers the origin gets: content negotiation, the body's type, conditional
+/// and range requests, the user agent and an idempotency key for retried writes. Everything
+/// else stays at the edge, whatever its name: the caller's cookies (the edge asserts the
+/// identity, signed, instead), forwarding and method-override headers an origin framework might
+/// trust (`X-Forwarded-Host`, `X-HTTP-Method-Override`, `X-Original-URL`), forged internal
+/// headers, hop-by-hop headers. `Content-Length` is the runtime's: it frames the bytes the edge
+/// read and forwards.
+pub const FORWARDED_REQUEST_HEADERS: [&str; 12] = [
+    "accept",
+    "accept-language",
+    "content-type",
+    "content-language",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+    "user-agent",
+    "idempotency-key",
+];
+
+/// The only origin response headers the caller gets: what describes the body and how to cache
+/// it. Never `Set-Cookie` (the edge owns the session), never `Access-Control-*` (the edge sets
+/// its own CORS grant), never server banners or internals.
+pub const RETURNED_RESPONSE_HEADERS: [&str; 11] = [
+    "content-type",
+    "content-language",
+    "content-disposition",
+    "content-range",
+    "accept-ranges",
+    "cache-control",
+    "expires",
+    "etag",
+    "last-modified",
+    "retry-after",
+    "vary",
+];
+
+/// The client's headers that may reach the origin, by their allowlisted name.
+pub fn forwardable_request_headers(headers: &[(String, String)]) -> Vec<(&'static str, &str)> {
     headers
         .iter()
-        .filter(|(name, _)| {
-            let lower = name.to_ascii_lowercase();
-            !HOP_BY_HOP.contains(&lower.as_str())
-                && !named_by_connection.contains(&lower)
-                && !is_internal(&lower)
-                && lower != "host"
-                && lower != "content-length"
+        .filter_map(|(name, value)| {
+            FORWARDED_REQUEST_HEADERS
+                .iter()
+                .find(|allowed| name.eq_ignore_ascii_case(allowed))
+                .map(|allowed| (*allowed, value.as_str()))
         })
-        .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect()
 }
 
-/// The origin's response headers that go back to the client.
-pub fn forwardable_response_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
+/// The origin's response headers that go back to the caller, by their allowlisted name.
+/// `Location` only where it means something to the caller: a redirect (passed back, never
+/// followed) or `201 Created`.
+pub fn forwardable_response_headers(status: u16, headers: &[(String, String)]) -> Vec<(&'static str, String)> {
+    let location_allowed = (300..400).contains(&status) || status == 201;
     headers
         .iter()
-        .filter(|(name, _)| {
-            let lower = name.to_ascii_lowercase();
-            !HOP_BY_HOP.contains(&lower.as_str()) && lower != "content-length" && lower != "content-encoding"
+        .filter_map(|(name, value)| {
+            let allowed = RETURNED_RESPONSE_HEADERS
+                .iter()
+                .copied()
+                .chain(location_allowed.then_some("location"))
+                .find(|allowed| name.eq_ignore_ascii_case(allowed))?;
+            Some((allowed, value.clone()))
         })
-        .cloned()
         .collect()
 }
 
 /// Signs the identity the edge asserts to the origin: `HMAC-SHA256(key, "user|account|trace")`
-/// in hex, with a key derived from `SERVICE_API_TOKEN` so the origin can check it.
-pub fn identity_signature(service_token: &str, user_id: &str, account_id: &str, trace_id: &str) -> String {
+/// in hex, keyed with `ORIGIN_API_TOKEN` (the origin's credential, never the media worker's) so
+/// the origin can check it.
+pub fn identity_signature(origin_token: &str, user_id: &str, account_id: &str, trace_id: &str) -> String {
     let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(service_token.as_bytes()).expect("HMAC takes any key length");
+        <Hmac<Sha256> as KeyInit>::new_from_slice(origin_token.as_bytes()).expect("HMAC takes any key length");
     mac.update(b"babybook-identity-v1|");
     mac.update(user_id.as_bytes());
     mac.update(b"|");
@@ -116,26 +128,67 @@ mod tests {
     }
 
     #[test]
-    fn forged_internal_and_hop_by_hop_headers_never_reach_the_origin() {
+    fn only_allowlisted_client_headers_reach_the_origin() {
         let incoming = headers(&[
             ("Accept", "application/json"),
+            ("Accept-Language", "en"),
+            ("Content-Type", "application/json"),
+            ("If-None-Match", "W/\"1\""),
+            ("Range", "bytes=0-9"),
             ("X-Babybook-Account-Id", "forged"),
             ("X-BABYBOOK-User-Id", "forged"),
             ("Authorization", "Bearer forged"),
             ("X-Trace-Id", "client-trace"),
             ("CF-Connecting-IP", "1.2.3.4"),
             ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Forwarded-Host", "evil.example"),
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("X-Original-URL", "/admin"),
+            ("X-CSRF-Token", "t"),
             ("Connection", "keep-alive, X-Custom-Hop"),
             ("X-Custom-Hop", "1"),
             ("Transfer-Encoding", "chunked"),
+            ("Content-Length", "99"),
             ("Host", "api.babybook.com"),
             ("Cookie", "__Host-session=abc"),
         ]);
-        let names: Vec<String> = forwardable_request_headers(&incoming)
-            .iter()
-            .map(|(n, _)| n.to_ascii_lowercase())
-            .collect();
-        assert_eq!(names, ["accept", "cookie"]);
+        let names: Vec<&str> = forwardable_request_headers(&incoming).iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            ["accept", "accept-language", "content-type", "if-none-match", "range"]
+        );
+    }
+
+    #[test]
+    fn only_allowlisted_origin_headers_reach_the_caller() {
+        let answer = headers(&[
+            ("Content-Type", "application/json"),
+            ("ETag", "\"e\""),
+            ("Cache-Control", "private"),
+            ("Vary", "Accept-Language"),
+            ("Set-Cookie", "origin=1"),
+            ("Access-Control-Allow-Origin", "*"),
+            ("Access-Control-Allow-Credentials", "true"),
+            ("X-Powered-By", "framework"),
+            ("Server", "gunicorn"),
+            ("Content-Length", "12"),
+            ("Content-Encoding", "gzip"),
+            ("Location", "https://elsewhere.example/"),
+        ]);
+        let names = |status| -> Vec<&str> {
+            forwardable_response_headers(status, &answer)
+                .iter()
+                .map(|(n, _)| *n)
+                .collect()
+        };
+        assert_eq!(names(200), ["content-type", "etag", "cache-control", "vary"]);
+        for status in [201, 301, 302, 303, 307, 308] {
+            assert_eq!(
+                names(status),
+                ["content-type", "etag", "cache-control", "vary", "location"],
+                "status {status}"
+            );
+        }
     }
 
     #[test]

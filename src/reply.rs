@@ -3,11 +3,14 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(Cow<'static, str>, String)>,
-    pub body: Vec<u8>,
+    /// Shared, not copied, when it comes from a cached page (`Bytes` clones are a count).
+    pub body: Bytes,
 }
 
 impl Reply {
@@ -15,7 +18,7 @@ impl Reply {
         Reply {
             status,
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Bytes::new(),
         }
     }
 
@@ -56,8 +59,8 @@ impl Reply {
         }
     }
 
-    pub fn with_body(mut self, body: Vec<u8>) -> Reply {
-        self.body = body;
+    pub fn with_body(mut self, body: impl Into<Bytes>) -> Reply {
+        self.body = body.into();
         self
     }
 

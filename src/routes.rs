@@ -83,7 +83,7 @@ pub enum WriteGuard {
     SessionAndCsrf,
     /// CSRF token bound to "anonymous": only sign-in, which has no session yet.
     CsrfBeforeSignIn,
-    /// `Authorization: Bearer <ADMIN_API_TOKEN>`: no cookie, so no CSRF exposure.
+    /// `Authorization: Bearer <an operator's token from ADMIN_TOKENS>`: no cookie, so no CSRF exposure.
     AdminToken,
     /// Local test controls; refused unless `ENVIRONMENT=local` and `TEST_CONTROLS=on`.
     TestControl,
@@ -263,6 +263,30 @@ static TABLE: [Route; 22] = [
 /// Every route the edge serves.
 pub fn table() -> &'static [Route] {
     &TABLE
+}
+
+/// Path prefixes of the origin API behind the edge (SPEC §3: calls not served at the edge are
+/// proxied to `ORIGIN_URL`): the family's own data, which the origin API serves. A request to
+/// the API host that no route above matches goes to the origin only when its path is one of
+/// these or below one (`/moments`, `/moments/…`, never `/momentsx`); anything else is `404` and
+/// reaches no origin. The edge's own routes win (`POST /uploads/complete`, `POST /exports`).
+/// Every proxied call needs a session (see `pipeline::proxied`).
+pub static ORIGIN_PREFIXES: [&str; 7] = [
+    "/account",
+    "/children",
+    "/moments",
+    "/uploads",
+    "/exports",
+    "/health-measurements",
+    "/vault-documents",
+];
+
+/// Is `path` on the proxied surface (under one of [`ORIGIN_PREFIXES`])?
+pub fn is_origin_path(path: &str) -> bool {
+    ORIGIN_PREFIXES.iter().any(|prefix| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 /// Write routes that a browser could reach without a CSRF check. Must be empty.
@@ -450,6 +474,61 @@ mod tests {
             resolve(table(), "GET", "/health", share_host),
             Resolution::Found(_)
         ));
+    }
+
+    #[test]
+    fn only_paths_under_a_listed_prefix_go_to_the_origin() {
+        let rows = [
+            ("/moments", true),
+            ("/moments/", true),
+            ("/moments/abc/media?x=1", true),
+            ("/uploads/init", true),
+            ("/exports/abc", true),
+            ("/momentsx", false),
+            ("/v1/moments", false),
+            ("/", false),
+            ("", false),
+            ("/no/such/route", false),
+            ("/wp-admin/install.php", false),
+        ];
+        for (path, proxied) in rows {
+            assert_eq!(is_origin_path(path), proxied, "row {path:?}");
+        }
+    }
+
+    #[test]
+    fn the_origin_never_gets_the_edges_own_areas() {
+        for prefix in ORIGIN_PREFIXES {
+            assert!(
+                prefix.starts_with('/') && prefix.len() > 1 && !prefix[1..].contains('/'),
+                "{prefix}: one whole first segment"
+            );
+        }
+        let own = [
+            "/auth/login",
+            "/auth/csrf",
+            "/admin/jobs/dead",
+            "/__test/controls",
+            "/s/x",
+            "/_static/x",
+            "/health",
+            "/ready",
+            "/me",
+            "/shares",
+            "/shares/x",
+            "/assets/x",
+            "/__edge-cache/v1/page/x",
+        ];
+        for path in own {
+            assert!(!is_origin_path(path), "{path} must never be proxied");
+        }
+        // Where a prefix holds edge routes, the edge's route wins: resolution runs first.
+        for (method, path) in [("POST", "/uploads/complete"), ("POST", "/exports")] {
+            assert!(
+                matches!(resolve(table(), method, path, all), Resolution::Found(_)),
+                "{method} {path}"
+            );
+        }
     }
 
     #[test]

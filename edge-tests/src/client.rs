@@ -250,3 +250,145 @@ impl SignedIn {
             .request(method, path, &headers, body.map(|b| b.to_string().into_bytes()))
     }
 }
+
+/// How a chunked upload ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadEnd {
+    /// The final zero-length chunk is sent: an ordinary chunked body of known total size.
+    Finished,
+    /// The body is held open after the last byte: a server that reads a body whole before it
+    /// answers never answers.
+    HeldOpen,
+}
+
+impl Client {
+    /// `method path` over a raw HTTP/1.1 connection with `Transfer-Encoding: chunked` and no
+    /// `Content-Length` (what HTTP/2 and streaming clients send): `total` bytes of `fill` in
+    /// 16 KiB chunks, ended as `end` says. The bytes are written by another thread, so an answer
+    /// that comes while the body is still being written (or held open) is read as it arrives.
+    /// Returns the answer, or panics when none comes within `wait`.
+    pub fn chunked_upload(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        total: usize,
+        end: UploadEnd,
+        wait: Duration,
+    ) -> Response {
+        use std::io::{Read, Write};
+        let authority = self
+            .base
+            .strip_prefix("http://")
+            .expect("an http:// base URL")
+            .trim_end_matches('/')
+            .to_owned();
+        let mut stream = std::net::TcpStream::connect(&authority).expect("connect to the edge");
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {authority}\r\ncf-connecting-ip: {}\r\ntransfer-encoding: chunked\r\n",
+            self.ip
+        );
+        for (n, v) in self
+            .extra
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .chain(headers.iter().copied())
+        {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).expect("request head");
+        let mut writer = stream.try_clone().expect("clone the connection");
+        let sender = std::thread::spawn(move || {
+            const CHUNK: usize = 16 * 1024;
+            let chunk = vec![b' '; CHUNK];
+            let mut sent = 0;
+            while sent < total {
+                let n = CHUNK.min(total - sent);
+                let ok = writer.write_all(format!("{n:x}\r\n").as_bytes()).is_ok()
+                    && writer.write_all(&chunk[..n]).is_ok()
+                    && writer.write_all(b"\r\n").is_ok();
+                if !ok {
+                    return sent;
+                }
+                sent += n;
+            }
+            if end == UploadEnd::Finished {
+                let _ = writer.write_all(b"0\r\n\r\n");
+            }
+            sent
+        });
+        let deadline = std::time::Instant::now() + wait;
+        let mut received = Vec::new();
+        let mut buf = [0u8; 8192];
+        let answer = loop {
+            if let Some(answer) = parse_answer(&received) {
+                break answer;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                let sent = sender.join().unwrap_or(0);
+                panic!(
+                    "{method} {path}: no answer within {wait:?} after {sent} of {total} body bytes ({end:?}); got {:?}",
+                    String::from_utf8_lossy(&received)
+                );
+            }
+            stream.set_read_timeout(Some(left)).expect("read timeout");
+            match stream.read(&mut buf) {
+                Ok(0) => {
+                    if let Some(answer) = parse_answer(&received) {
+                        break answer;
+                    }
+                    panic!(
+                        "{method} {path}: the connection closed without a whole answer: {:?}",
+                        String::from_utf8_lossy(&received)
+                    );
+                }
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e) => panic!("{method} {path}: reading the answer: {e}"),
+            }
+        };
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        let _ = sender.join();
+        answer
+    }
+}
+
+/// A whole HTTP/1.1 answer (head and a `Content-Length` or chunked body) from the bytes so far.
+fn parse_answer(bytes: &[u8]) -> Option<Response> {
+    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&bytes[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let rest = &bytes[head_end + 4..];
+    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let body = if let Some(length) = header("content-length") {
+        let length: usize = length.parse().ok()?;
+        (rest.len() >= length).then(|| rest[..length].to_vec())?
+    } else if header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        let mut body = Vec::new();
+        let mut at = 0;
+        loop {
+            let line_end = at + rest[at..].windows(2).position(|w| w == b"\r\n")?;
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[at..line_end]).ok()?.trim(), 16).ok()?;
+            at = line_end + 2;
+            if size == 0 {
+                break body;
+            }
+            if rest.len() < at + size + 2 {
+                return None;
+            }
+            body.extend_from_slice(&rest[at..at + size]);
+            at += size + 2;
+        }
+    } else {
+        Vec::new()
+    };
+    Some(Response { status, headers, body })
+}

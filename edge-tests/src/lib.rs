@@ -16,5 +16,5 @@ pub mod procs;
 pub mod stack;
 pub mod standins;
 
-pub use client::{Client, Response, SignedIn};
+pub use client::{Client, Response, SignedIn, UploadEnd};
 pub use stack::{Stack, StackOptions};

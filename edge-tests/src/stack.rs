@@ -100,7 +100,10 @@ impl StackOptions {
 
 pub struct Secrets {
     pub session_key: String,
-    pub service_token: String,
+    /// `ORIGIN_API_TOKEN`: what the edge presents to the origin API (and signs identities with).
+    pub origin_token: String,
+    /// `MEDIA_WORKER_TOKEN`: what the edge presents to the media worker, which checks it.
+    pub media_token: String,
     /// The operator `Stack::admin` calls as, and their token (`ADMIN_TOKENS` holds both).
     pub admin_operator: String,
     pub admin_token: String,
@@ -149,7 +152,7 @@ fn dev_vars_secrets(path: &std::path::Path) -> Secrets {
             .filter(|v| v.len() >= 32)
             .map(str::to_owned)
     };
-    for key in ["SESSION_KEY_CURRENT", "SERVICE_API_TOKEN"] {
+    for key in ["SESSION_KEY_CURRENT", "ORIGIN_API_TOKEN", "MEDIA_WORKER_TOKEN"] {
         if value(&text, key).is_none() {
             text.push_str(&format!("{key}={}\n", random_hex(32)));
         }
@@ -164,7 +167,8 @@ fn dev_vars_secrets(path: &std::path::Path) -> Secrets {
     }
     Secrets {
         session_key: value(&text, "SESSION_KEY_CURRENT").expect("session key"),
-        service_token: value(&text, "SERVICE_API_TOKEN").expect("service token"),
+        origin_token: value(&text, "ORIGIN_API_TOKEN").expect("origin token"),
+        media_token: value(&text, "MEDIA_WORKER_TOKEN").expect("media token"),
         admin_operator: "dev".into(),
         admin_token: value(&text, "ADMIN_TOKENS")
             .and_then(|v| v.strip_prefix("dev:").map(|t| t.split([',', ' ']).next().unwrap_or("").to_owned()))
@@ -220,7 +224,8 @@ impl Stack {
         } else {
             Secrets {
                 session_key: random_hex(32),
-                service_token: random_hex(32),
+                origin_token: random_hex(32),
+                media_token: random_hex(32),
                 admin_operator: "ci".into(),
                 admin_token: random_hex(32),
                 oncall_token: Some(random_hex(32)),
@@ -228,7 +233,7 @@ impl Stack {
         };
         let media = StandIn::media(
             options.media_port.unwrap_or_else(free_port),
-            Some(secrets.service_token.clone()),
+            Some(secrets.media_token.clone()),
         );
         let origin = StandIn::origin(free_port());
         let port = options.port.unwrap_or_else(free_port);
@@ -270,7 +275,8 @@ impl Stack {
         ];
         if !options.dev_vars {
             vars.push(("SESSION_KEY_CURRENT".into(), self.secrets.session_key.clone()));
-            vars.push(("SERVICE_API_TOKEN".into(), self.secrets.service_token.clone()));
+            vars.push(("ORIGIN_API_TOKEN".into(), self.secrets.origin_token.clone()));
+            vars.push(("MEDIA_WORKER_TOKEN".into(), self.secrets.media_token.clone()));
             vars.push(("ADMIN_TOKENS".into(), self.secrets.admin_tokens()));
         }
         for (k, v) in &options.vars {

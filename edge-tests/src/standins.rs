@@ -19,7 +19,7 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 
 #[derive(Clone)]
 enum Kind {
-    Media { service_token: Option<String> },
+    Media { media_token: Option<String> },
     Origin,
 }
 
@@ -30,10 +30,10 @@ pub struct StandIn {
 }
 
 impl StandIn {
-    pub fn media(port: u16, service_token: Option<String>) -> StandIn {
+    pub fn media(port: u16, media_token: Option<String>) -> StandIn {
         let mut s = StandIn {
             port,
-            kind: Kind::Media { service_token },
+            kind: Kind::Media { media_token },
             task: None,
         };
         s.start();
@@ -70,7 +70,7 @@ impl StandIn {
             panic!("stand-in port {port} stays busy");
         });
         let router = match kind {
-            Kind::Media { service_token } => babybook_ops::standin::media::router(service_token),
+            Kind::Media { media_token } => babybook_ops::standin::media::router(media_token),
             Kind::Origin => babybook_ops::standin::origin::router(),
         };
         self.task = Some(runtime().spawn(async move {

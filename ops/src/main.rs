@@ -4,7 +4,7 @@
 //! bbops migrate        --database-url URL
 //! bbops seed-demo      --database-url URL [--base-url URL]
 //! bbops generate       --database-url URL --accounts N --moments M --shares K [--out FILE]
-//! bbops standin media  --port P [--service-token T]
+//! bbops standin media  --port P [--media-token T]  (the MEDIA_WORKER_TOKEN it requires)
 //! bbops standin origin --port P
 //! bbops scan-secrets   DIR            (exit 1 when anything looks like a secret)
 //! bbops sbom           [DIR]          (CycloneDX JSON on stdout)
@@ -82,7 +82,7 @@ async fn main() -> ExitCode {
                 }
             }
             "standin media" => {
-                standin::media::serve(number(&f, "port", 8790)? as u16, f.get("service-token").cloned()).await
+                standin::media::serve(number(&f, "port", 8790)? as u16, f.get("media-token").cloned()).await
             }
             "standin origin" => standin::origin::serve(number(&f, "port", 8791)? as u16).await,
             _ => Err(format!("unknown command {command:?}")),

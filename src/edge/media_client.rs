@@ -1,5 +1,5 @@
-//! Calls to the media worker (and the object storage it fronts), with the service credential and
-//! the trace id, bounded in time.
+//! Calls to the media worker (and the object storage it fronts), with its own credential
+//! (`MEDIA_WORKER_TOKEN`) and the trace id, bounded in time.
 
 use wasm_bindgen::JsValue;
 use worker::{AbortController, Fetch, Headers, Method, Request, RequestInit};
@@ -44,7 +44,7 @@ async fn send(
     let headers = Headers::new();
     let _ = headers.set("content-type", "application/json");
     let _ = headers.set("x-trace-id", trace_id);
-    if let Some(token) = &config.service_api_token {
+    if let Some(token) = &config.media_worker_token {
         let _ = headers.set("authorization", &format!("Bearer {}", token.expose()));
     }
     let controller = AbortController::default();

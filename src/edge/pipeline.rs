@@ -5,7 +5,7 @@
 
 use std::rc::Rc;
 
-use worker::{Env, Headers, Request, Response};
+use worker::{Env, Headers, Response};
 
 use babybook_jobs::{Id, TraceId};
 
@@ -24,7 +24,7 @@ use crate::telemetry::{self, Level, LogLine, SampleClass, SampleRates};
 
 use super::context::{self, RequestContext};
 use super::rate_limiter::{self, Verdict};
-use super::{admin, api_auth, api_media, api_shares, proxy, share_route, test_controls};
+use super::{admin, api_auth, api_media, api_shares, proxy, request_body, share_route, test_controls};
 
 /// A request after its head was read: what handlers get.
 pub struct Incoming {
@@ -230,10 +230,10 @@ async fn route(
                 .to_reply(cx.trace_id.as_str(), cx.lang)
                 .header("allow", allow);
         }
-        Resolution::NotFound if serves_api && config.origin_url.is_some() && !head.path.starts_with("/s/") => {
+        Resolution::NotFound if serves_api && config.origin_url.is_some() && routes::is_origin_path(head.path) => {
             notes.surface = Some(Surface::Api);
             notes.route = Some("proxy");
-            return proxied(cx, Request::from(req), head, &headers, notes).await;
+            return proxied(cx, &req, head, &headers, notes).await;
         }
         Resolution::NotFound => {
             if serves_share && head.path.starts_with("/s/") {
@@ -323,28 +323,14 @@ async fn route(
         }
     }
 
-    // 5. Body: bounded before it is read.
+    // 5. Body: read as a stream and refused the moment it passes the route's limit.
     let mut body = Vec::new();
     if route.method().is_write() {
         let declared = header("content-length").and_then(|l| l.trim().parse::<usize>().ok());
-        if declared.is_some_and(|n| n > route.body_limit()) {
-            return error_reply(
-                cx,
-                notes,
-                ApiError::new(ErrorCode::PayloadTooLarge, "content-length over the route limit"),
-            );
-        }
-        body = match Request::from(req).bytes().await {
+        body = match request_body::read(&req, route.body_limit(), declared).await {
             Ok(bytes) => bytes,
-            Err(e) => return error_reply(cx, notes, ApiError::new(ErrorCode::BadRequest, format!("body: {e}"))),
+            Err(e) => return error_reply(cx, notes, e),
         };
-        if body.len() > route.body_limit() {
-            return error_reply(
-                cx,
-                notes,
-                ApiError::new(ErrorCode::PayloadTooLarge, "body over the route limit"),
-            );
-        }
         let json = header("content-type").is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"));
         if !body.is_empty() && !json {
             return error_reply(
@@ -486,20 +472,24 @@ pub(super) async fn repeat_share_protection(cx: &RequestContext, n: u32) -> u32 
     passed
 }
 
-/// Everything the edge does not serve on the API host goes to the origin, behind the same
-/// guards as the edge's own routes: origin pinning, read-only mode and CSRF for writes (the edge
-/// asserts the caller's identity to the origin, so a cookie-carrying write must prove intent),
-/// and the API rate limits.
+/// The origin's paths (`routes::ORIGIN_PREFIXES`) on the API host go to the origin, behind the
+/// same guards as the edge's own routes: a session (every origin path is a family's data, and
+/// the edge asserts the caller's identity to the origin), origin pinning, read-only mode and
+/// CSRF for writes, and the API rate limits.
 async fn proxied(
     cx: &RequestContext,
-    req: Request,
+    req: &worker::web_sys::Request,
     head: &RequestHead<'_>,
     headers: &[(String, String)],
     notes: &mut Notes,
 ) -> Reply {
     let config = cx.config();
-    let session = header_of(headers, "cookie").and_then(|c| open_session(cx, c).ok());
-    notes.account = session.as_ref().map(|s| s.aid);
+    let session = match header_of(headers, "cookie").map(|c| open_session(cx, c)) {
+        Some(Ok(session)) => session,
+        Some(Err(e)) => return error_reply(cx, notes, e),
+        None => return error_reply(cx, notes, ApiError::new(ErrorCode::Unauthorized, "no session cookie")),
+    };
+    notes.account = Some(session.aid);
     let write = !matches!(head.method, "GET" | "HEAD");
     if write {
         if cors::check_origin(header_of(headers, "origin"), &config.app_origin) == OriginCheck::Refused {
@@ -512,27 +502,23 @@ async fn proxied(
         if config.read_only {
             return error_reply(cx, notes, ApiError::new(ErrorCode::ReadOnly, "READ_ONLY is on"));
         }
-        if session.is_some() {
-            if let Err(e) = verify_csrf(cx, headers, session.as_ref()) {
-                return error_reply(cx, notes, e);
-            }
-        }
-    }
-    let class = match (session.is_some(), write) {
-        (false, _) => RequestClass::ApiAnonymous,
-        (true, false) => RequestClass::ApiAuthenticatedRead,
-        (true, true) => RequestClass::ApiAuthenticatedWrite,
-    };
-    if let Some(refusal) = rate_limits(cx, &cx.client_ip, class, session.as_ref(), false, None, notes).await {
-        return refusal;
-    }
-    if let Some(s) = &session {
-        // The origin trusts the identity the edge signs: only a live session gets one.
-        if let Err(e) = super::db::check_session(&cx.io, s).await {
+        if let Err(e) = verify_csrf(cx, headers, Some(&session)) {
             return error_reply(cx, notes, e);
         }
     }
-    match proxy::forward(cx, req, head.method, headers, session.as_ref()).await {
+    let class = if write {
+        RequestClass::ApiAuthenticatedWrite
+    } else {
+        RequestClass::ApiAuthenticatedRead
+    };
+    if let Some(refusal) = rate_limits(cx, &cx.client_ip, class, Some(&session), false, None, notes).await {
+        return refusal;
+    }
+    // The origin trusts the identity the edge signs: only a live session gets one.
+    if let Err(e) = super::db::check_session(&cx.io, &session).await {
+        return error_reply(cx, notes, e);
+    }
+    match proxy::forward(cx, req, head.method, headers, &session).await {
         Ok(reply) => reply,
         Err(e) => error_reply(cx, notes, e),
     }
@@ -640,13 +626,11 @@ pub fn into_response(reply: Reply, head_request: bool) -> Response {
         flat.push_str(value);
         flat.push('\0');
     }
-    let builder = Response::builder()
-        .with_status(reply.status)
-        .with_headers(Headers(headers_from(&flat)));
+    let headers = headers_from(&flat);
     if head_request || reply.status == 204 || reply.status == 304 {
-        builder.empty()
+        super::js_body::response(reply.status, headers, None)
     } else {
-        builder.fixed(reply.body)
+        super::js_body::response(reply.status, headers, Some(&reply.body))
     }
 }
 

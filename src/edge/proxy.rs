@@ -1,40 +1,51 @@
-//! The shielded proxy: API calls the edge does not serve go to `ORIGIN_URL` with the service
-//! credential, the trace id and the signed identity; client copies of those headers are dropped.
+//! The shielded proxy: calls to the origin's paths (`routes::ORIGIN_PREFIXES`) go to
+//! `ORIGIN_URL` with the origin's own credential, the trace id and the signed identity, and
+//! nothing of the caller's but allowlisted headers and a body read up to its limit. Redirects
+//! come back to the caller as they are: the edge never follows one with the caller's identity.
+//! Only allowlisted headers of the origin's answer go back.
 
 use wasm_bindgen::JsValue;
-use worker::{AbortController, Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortController, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::proxy::{self as policy, ORIGIN_TIMEOUT_MS};
+use crate::proxy::{self as policy, MAX_PROXY_BODY, ORIGIN_TIMEOUT_MS};
 use crate::reply::Reply;
 use crate::session::Session;
 
 use super::context::RequestContext;
+use super::request_body;
 use super::test_controls::{count, Counter};
 use super::timeout::within;
 
-const MAX_PROXY_BODY: usize = 1024 * 1024;
-
 pub async fn forward(
     cx: &RequestContext,
-    mut req: Request,
+    req: &worker::web_sys::Request,
     method: &str,
     headers: &[(String, String)],
-    session: Option<&Session>,
+    session: &Session,
 ) -> Result<Reply, ApiError> {
     let config = cx.config();
     let origin = config
         .origin_url
         .as_deref()
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no ORIGIN_URL"))?;
-    let url = req
-        .url()
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
+    let url = worker::Url::parse(&req.url()).map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
     let target = format!(
         "{origin}{}{}",
         url.path(),
         url.query().map(|q| format!("?{q}")).unwrap_or_default()
     );
+
+    let body = if matches!(method, "GET" | "HEAD") {
+        None
+    } else {
+        let declared = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse::<usize>().ok());
+        let bytes = request_body::read(req, MAX_PROXY_BODY, declared).await?;
+        Some(JsValue::from(js_sys::Uint8Array::from(bytes.as_slice())))
+    };
 
     let out = Headers::new();
     for (name, value) in policy::forwardable_request_headers(headers) {
@@ -42,34 +53,23 @@ pub async fn forward(
     }
     let _ = out.set(policy::TRACE_ID, cx.trace_id.as_str());
     let _ = out.set(policy::CLIENT_IP, &cx.client_ip);
-    if let Some(token) = &config.service_api_token {
+    if let Some(token) = &config.origin_api_token {
         let _ = out.set(policy::SERVICE_AUTH, &format!("Bearer {}", token.expose()));
-        if let Some(s) = session {
-            let (uid, aid) = (s.uid.to_string(), s.aid.to_string());
-            let _ = out.set(policy::USER_ID, &uid);
-            let _ = out.set(policy::ACCOUNT_ID, &aid);
-            let _ = out.set(
-                policy::IDENTITY_SIGNATURE,
-                &policy::identity_signature(token.expose(), &uid, &aid, cx.trace_id.as_str()),
-            );
-        }
+        let (uid, aid) = (session.uid.to_string(), session.aid.to_string());
+        let _ = out.set(policy::USER_ID, &uid);
+        let _ = out.set(policy::ACCOUNT_ID, &aid);
+        let _ = out.set(
+            policy::IDENTITY_SIGNATURE,
+            &policy::identity_signature(token.expose(), &uid, &aid, cx.trace_id.as_str()),
+        );
     }
-    let body = if matches!(method, "GET" | "HEAD") {
-        None
-    } else {
-        let bytes = req
-            .bytes()
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
-        if bytes.len() > MAX_PROXY_BODY {
-            return Err(ApiError::new(ErrorCode::PayloadTooLarge, "proxied body over 1 MiB"));
-        }
-        Some(JsValue::from(js_sys::Uint8Array::from(bytes.as_slice())))
-    };
     let mut init = RequestInit::new();
     init.with_method(Method::from(method.to_owned()))
         .with_headers(out)
-        .with_body(body);
+        .with_body(body)
+        // A 3xx goes back to the caller; following it would carry the credential and the
+        // caller's identity to wherever the origin points.
+        .with_redirect(RequestRedirect::Manual);
     let request =
         Request::new_with_init(&target, &init).map_err(|e| ApiError::new(ErrorCode::BadGateway, e.to_string()))?;
     let controller = AbortController::default();
@@ -95,7 +95,7 @@ pub async fn forward(
     };
     let status = policy::map_origin_status(status)?;
     let mut reply = Reply::new(status).with_body(body);
-    for (name, value) in policy::forwardable_response_headers(&headers) {
+    for (name, value) in policy::forwardable_response_headers(status, &headers) {
         reply.headers.push((name.into(), value));
     }
     Ok(reply)

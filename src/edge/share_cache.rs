@@ -3,8 +3,9 @@
 //! stale-while-revalidate and stale-if-error by hand.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::rc::Rc;
 
+use bytes::Bytes;
 use worker::{Cache, Headers, Response};
 
 use super::context::Io;
@@ -16,15 +17,16 @@ use crate::reply::Reply;
 use crate::share::cache_policy::{self, CacheStatus, CACHE_STATUS_HEADER, EXPIRES_AT_HEADER, RENDERED_AT_HEADER};
 use crate::share::headers::{apply_page_headers, weak_etag};
 use crate::share::page::{render_share_page, SharePage};
+use crate::share::page_memory::{self, PageMemory, Usage};
 use crate::share::TokenHash;
 
 use super::db::{self, Budget};
 use super::test_controls::{count, Counter};
 
-/// A rendered page as the cache holds it.
+/// A rendered page as the cache holds it. Cloning it shares the body (a count, not a copy).
 #[derive(Debug, Clone)]
 pub struct CachedPage {
-    pub body: Vec<u8>,
+    pub body: Bytes,
     pub etag: String,
     pub rendered_at_ms: i64,
     pub expires_at_ms: Option<i64>,
@@ -33,7 +35,7 @@ pub struct CachedPage {
 impl CachedPage {
     pub fn render(page: &SharePage, lang: Lang, media_origin: &str, now_ms: i64) -> CachedPage {
         count(Counter::Renders);
-        let body = render_share_page(page, lang, media_origin).into_bytes();
+        let body = Bytes::from(render_share_page(page, lang, media_origin).into_bytes());
         let etag = weak_etag(&body);
         CachedPage {
             body,
@@ -74,20 +76,29 @@ thread_local! {
     /// A small in-isolate copy of the hottest pages, in front of the Cache API: a hit served from
     /// here costs no cache lookup at all. Entries live `SHARE_MEMORY_TTL_MS` (2 s by default), so
     /// a revocation purged in another isolate reaches this one within that time; in this isolate
-    /// a purge removes them at once.
-    static MEMORY: RefCell<HashMap<(TokenHash, Lang), (CachedPage, i64)>> = RefCell::new(HashMap::new());
+    /// a purge removes them at once. Bounded in bytes, not entries (see `page_memory`): a page
+    /// over `page_memory::MAX_PAGE_BYTES` is served from the Cache API, never kept here.
+    static MEMORY: RefCell<PageMemory<(TokenHash, Lang), CachedPage>> =
+        RefCell::new(PageMemory::new(page_memory::BUDGET_BYTES, page_memory::MAX_PAGE_BYTES));
 }
 
-/// At most this many pages in an isolate's memory (about 10 MiB of typical pages).
-const MEMORY_MAX_ENTRIES: usize = 512;
+/// What an entry costs the isolate: the body and the ETag (the rest is the fixed overhead).
+fn page_bytes(page: &CachedPage) -> usize {
+    page.body.len() + page.etag.len()
+}
+
+/// The in-isolate memory's entries and bytes (for the test counters).
+pub fn memory_usage() -> Usage {
+    MEMORY.with(|m| m.borrow().usage())
+}
 
 fn memory_get(config: &Config, hash: &TokenHash, lang: Lang, now_ms: i64) -> Option<CachedPage> {
     let ttl = i64::try_from(config.share_memory_ttl_ms).unwrap_or(0);
+    // A shared entry; the clone below counts a reference to the body, it copies no page.
     MEMORY.with(|m| {
         m.borrow()
-            .get(&(*hash, lang))
-            .filter(|(_, stored)| now_ms - stored <= ttl)
-            .map(|(page, _)| page.clone())
+            .get(&(*hash, lang), now_ms, ttl)
+            .map(|page| CachedPage::clone(&page))
     })
 }
 
@@ -97,17 +108,8 @@ fn memory_put(config: &Config, hash: &TokenHash, lang: Lang, page: &CachedPage, 
     }
     let ttl = i64::try_from(config.share_memory_ttl_ms).unwrap_or(0);
     MEMORY.with(|m| {
-        let mut memory = m.borrow_mut();
-        if memory.len() >= MEMORY_MAX_ENTRIES {
-            memory.retain(|_, (_, stored)| now_ms - *stored <= ttl);
-        }
-        if memory.len() >= MEMORY_MAX_ENTRIES {
-            // Still full of live entries: make room by dropping the oldest.
-            if let Some(oldest) = memory.iter().min_by_key(|(_, (_, stored))| *stored).map(|(k, _)| *k) {
-                memory.remove(&oldest);
-            }
-        }
-        memory.insert((*hash, lang), (page.clone(), now_ms));
+        m.borrow_mut()
+            .put((*hash, lang), Rc::new(page.clone()), page_bytes(page), now_ms, ttl)
     });
 }
 
@@ -135,7 +137,7 @@ async fn cache_api_get(config: &Config, hash: &TokenHash, lang: Lang) -> Option<
         .ok()
         .flatten()
         .and_then(|v| v.parse().ok());
-    let body = response.bytes().await.ok()?;
+    let body = Bytes::from(response.bytes().await.ok()?);
     Some(CachedPage {
         body,
         etag,
@@ -158,10 +160,7 @@ pub async fn put(config: &Config, hash: &TokenHash, lang: Lang, page: &CachedPag
         "cache-control",
         &format!("public, max-age={}", cache_policy::cache_entry_ttl_seconds()),
     )?;
-    let response = Response::builder()
-        .with_status(200)
-        .with_headers(headers)
-        .fixed(page.body.clone());
+    let response = super::js_body::response(200, headers.0, Some(&page.body));
     memory_put(config, hash, lang, page, super::context::now_ms());
     Cache::default()
         .put(cache_policy::page_cache_key(config.cache_host(), hash, lang), response)

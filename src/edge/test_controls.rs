@@ -67,12 +67,18 @@ pub fn count(counter: Counter) {
 
 pub fn counters() -> serde_json::Value {
     let get = |c| cell(c).with(Cell::get);
+    let memory = super::share_cache::memory_usage();
     serde_json::json!({
         "db_connections": get(Counter::DbConnections),
         "db_round_trips": get(Counter::DbRoundTrips),
         "origin_calls": get(Counter::OriginCalls),
         "media_calls": get(Counter::MediaCalls),
         "renders": get(Counter::Renders),
+        "share_memory": {
+            "entries": memory.entries,
+            "bytes": memory.bytes,
+            "largest_entry_bytes": memory.largest_entry_bytes,
+        },
         "rejections": crate::telemetry::rejection_totals(),
         "faults": FAULTS.with(|f| f.borrow().iter().cloned().collect::<Vec<_>>()),
     })

@@ -540,7 +540,7 @@ fn check_protection_switches(stack: &Stack, token: &str) {
     let client = stack.client();
     let probe = |expected_refusals: u64| {
         let before = scanner_refusals();
-        // Without hygiene the path goes where any unknown API path goes: to the origin.
+        // Without hygiene the path goes where any unknown API path goes: a 404 from the route table.
         let status = client.get("/wp-login.php").status;
         assert_eq!(
             scanner_refusals() - before,

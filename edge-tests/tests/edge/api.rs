@@ -456,47 +456,69 @@ fn without_an_origin_configured_unknown_api_routes_are_404_envelopes() {
     assert_eq!(r.error_code(), "not_found");
 }
 
+/// What the origin stand-in saw for `path` (every request to it, oldest first).
+fn origin_saw(stack: &Stack, path: &str) -> Vec<serde_json::Value> {
+    stack
+        .origin_requests()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["path"] == path)
+        .cloned()
+        .collect()
+}
+
+/// The values of header `name` in a request the origin stand-in recorded.
+fn seen_header(request: &serde_json::Value, name: &str) -> Vec<String> {
+    request["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0] == name)
+        .map(|h| h[1].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn unique_path(prefix: &str) -> String {
+    format!("{prefix}-{}", babybook_edge::secure_random::new_id().unwrap())
+}
+
 #[test]
-fn the_proxy_sends_the_service_credential_and_trace_id_and_drops_forged_internal_headers() {
+fn the_origin_gets_its_own_credential_the_trace_id_and_only_allowlisted_client_headers() {
     let stack = Stack::shared();
     let family = stack.family(1, 0);
     let signed_in = stack.sign_in(&family);
     let trace = "0af7651916cd43dd8448eb211c80319c";
     let cookies = signed_in.cookies();
+    let path = unique_path("/moments/list");
     let r = signed_in.client.request(
         "GET",
-        "/v1/moments?page=2",
+        &format!("{path}?page=2"),
         &[
             ("cookie", &cookies),
             ("x-trace-id", trace),
             ("x-babybook-account-id", "forged"),
             ("x-babybook-user-id", "forged"),
             ("authorization", "Bearer forged"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-http-method-override", "DELETE"),
+            ("x-original-url", "/admin"),
+            ("accept", "application/json"),
+            ("accept-language", "en"),
+            ("if-none-match", "\"v1\""),
         ],
         None,
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["path"], "/v1/moments");
-    let seen = stack.origin_requests();
-    let request = seen
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|s| s["path"] == "/v1/moments")
-        .expect("the origin saw the call");
-    let header = |name: &str| {
-        request["headers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|h| h[0] == name)
-            .map(|h| h[1].as_str().unwrap().to_owned())
-            .collect::<Vec<_>>()
-    };
+    assert_eq!(r.json()["path"], path.as_str());
+    let seen = origin_saw(stack, &path);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let header = |name: &str| seen_header(&seen[0], name);
+    assert_ne!(stack.secrets.origin_token, stack.secrets.media_token);
     assert_eq!(
         header("authorization"),
-        vec![format!("Bearer {}", stack.secrets.service_token)]
+        vec![format!("Bearer {}", stack.secrets.origin_token)],
+        "the origin gets the origin's credential, not the media worker's"
     );
     assert_eq!(header("x-trace-id"), vec![trace.to_owned()]);
     assert_eq!(
@@ -507,13 +529,121 @@ fn the_proxy_sends_the_service_credential_and_trace_id_and_drops_forged_internal
     assert_eq!(header("x-babybook-user-id"), vec![family.user_id.clone()]);
     assert_eq!(header("x-babybook-identity-signature").len(), 1);
     assert!(header("x-babybook-identity-signature")[0].len() == 64);
+    for allowed in ["accept", "accept-language", "if-none-match"] {
+        assert_eq!(header(allowed).len(), 1, "{allowed} is forwarded");
+    }
+    for dropped in ["cookie", "x-forwarded-host", "x-http-method-override", "x-original-url"] {
+        assert_eq!(header(dropped), Vec::<String>::new(), "{dropped} reached the origin");
+    }
+}
+
+#[test]
+fn only_listed_origin_paths_are_proxied_and_anything_else_is_a_404_that_reaches_no_origin() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let signed_in = stack.sign_in(&family);
+    let anonymous = stack.client();
+    let unlisted = [
+        unique_path("/no/such/route"),
+        unique_path("/v1/moments"),
+        unique_path("/momentsx"),
+    ];
+    for path in &unlisted {
+        for (who, r) in [
+            ("anonymous", anonymous.get(path)),
+            ("signed in", signed_in.get(path)),
+            ("signed-in write", signed_in.write("POST", path, Some(&json!({})))),
+        ] {
+            assert_eq!(r.status, 404, "{who} {path}: {}", r.text());
+            assert_eq!(r.error_code(), "not_found", "{who} {path}");
+        }
+    }
+    let listed = unique_path("/children/anonymous");
+    let r = anonymous.get(&listed);
+    assert_eq!(r.status, 401, "an anonymous call to an origin path: {}", r.text());
+    assert_eq!(r.error_code(), "unauthorized");
+    for path in unlisted.iter().chain([&listed]) {
+        assert_eq!(
+            origin_saw(stack, path),
+            Vec::<serde_json::Value>::new(),
+            "{path} reached the origin"
+        );
+    }
+    let r = signed_in.get(&unique_path("/children/listed"));
+    assert_eq!(r.status, 200, "a signed-in call to an origin path: {}", r.text());
+}
+
+#[test]
+fn an_origin_redirect_is_passed_back_to_the_caller_and_never_followed() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let signed_in = stack.sign_in(&family);
+    let origin_port = stack.origin.lock().unwrap().port;
+    // Another host name for the same stand-in: a followed redirect would show in its records.
+    let after = unique_path("/moments/after-redirect");
+    let to = format!("http://localhost:{origin_port}{after}");
+    let r = signed_in.get(&format!(
+        "{}?behave=redirect&to={}",
+        unique_path("/moments/redirecting"),
+        to.replace(':', "%3A").replace('/', "%2F")
+    ));
+    assert_eq!(r.status, 302, "{}", r.text());
+    assert_eq!(r.header("location"), Some(to.as_str()));
+    assert!(r.headers_named("set-cookie").is_empty(), "{:?}", r.headers);
+    assert_eq!(
+        origin_saw(stack, &after),
+        Vec::<serde_json::Value>::new(),
+        "the edge followed the origin's redirect with the caller's identity"
+    );
+}
+
+#[test]
+fn only_allowlisted_origin_response_headers_reach_the_caller() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let signed_in = stack.sign_in(&family);
+    let cookies = signed_in.cookies();
+    let r = signed_in.client.request(
+        "GET",
+        &unique_path("/moments/headers"),
+        &[("cookie", &cookies), ("origin", APP_ORIGIN)],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("etag"), Some("\"origin-etag\""), "ETag passes back");
+    assert_eq!(r.header("cache-control"), Some("private, max-age=0"));
+    assert!(
+        r.headers_named("set-cookie").is_empty(),
+        "origin Set-Cookie leaked: {:?}",
+        r.headers
+    );
+    assert_eq!(
+        r.headers_named("access-control-allow-origin"),
+        vec![APP_ORIGIN],
+        "only the edge's own CORS grant"
+    );
+    assert_eq!(r.headers_named("access-control-allow-credentials"), vec!["true"]);
+    assert_eq!(r.header("x-powered-by"), None);
+    let other = signed_in.client.request(
+        "GET",
+        &unique_path("/moments/headers"),
+        &[("cookie", &cookies), ("origin", "https://evil.example")],
+        None,
+    );
+    assert_eq!(other.status, 200);
+    assert_eq!(
+        other.header("access-control-allow-origin"),
+        None,
+        "the origin's `*` leaked"
+    );
 }
 
 #[test]
 fn origin_failures_become_502_and_a_hanging_origin_504_within_the_timeout() {
     let stack = Stack::shared();
-    let client = stack.client();
-    let failed = client.get("/fail/now");
+    let family = stack.family(1, 0);
+    let signed_in = stack.sign_in(&family);
+    let failed = signed_in.get(&format!("{}?behave=fail", unique_path("/moments/fail")));
     assert_eq!(failed.status, 502);
     assert_eq!(failed.error_code(), "bad_gateway");
     assert!(
@@ -521,7 +651,7 @@ fn origin_failures_become_502_and_a_hanging_origin_504_within_the_timeout() {
         "the origin's internals must not reach the client"
     );
     let started = Instant::now();
-    let hung = client.get("/slow/report");
+    let hung = signed_in.get(&format!("{}?behave=slow", unique_path("/moments/slow")));
     assert_eq!(hung.status, 504);
     assert_eq!(hung.error_code(), "gateway_timeout");
     assert!(
@@ -569,7 +699,7 @@ fn proxied_writes_meet_the_same_origin_and_csrf_guards_as_the_edges_own() {
     let signed_in = stack.sign_in(&family);
     let cookies = signed_in.cookies();
     // A path of this test's own, so what reached the origin can be counted exactly.
-    let path = format!("/v1/moments/guard-{}", babybook_edge::secure_random::new_id().unwrap());
+    let path = unique_path("/moments/guard");
     let without_csrf = signed_in.client.request(
         "POST",
         &path,

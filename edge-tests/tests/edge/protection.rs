@@ -392,3 +392,92 @@ fn every_admin_call_is_attributed_to_its_operator_with_a_required_reason() {
         assert_eq!(call(&wrong, Some("harness check")).status, 401);
     }
 }
+
+/// More than any route accepts; sent without `Content-Length` and never finished, so only a
+/// Worker that counts the bytes as they come (and stops at the limit) can answer at all.
+const OVERSIZED_CHUNKED: usize = 2 * 1024 * 1024;
+
+#[test]
+fn a_chunked_body_over_an_edge_routes_limit_is_413_while_the_client_is_still_sending() {
+    let stack = Stack::shared();
+    let client = stack.client();
+    let csrf = client.get("/auth/csrf");
+    let token = csrf.json()["csrf_token"].as_str().expect("csrf_token").to_owned();
+    let cookie = format!("__Host-csrf={token}");
+    let r = client.chunked_upload(
+        "POST",
+        "/auth/login",
+        &[
+            ("x-csrf-token", &token),
+            ("cookie", &cookie),
+            ("content-type", "application/json"),
+        ],
+        OVERSIZED_CHUNKED,
+        edge_tests::UploadEnd::HeldOpen,
+        Duration::from_secs(20),
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.error_code(), "payload_too_large");
+}
+
+#[test]
+fn a_chunked_body_over_the_proxy_limit_is_413_while_the_client_is_still_sending_and_reaches_no_origin() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let signed_in = stack.sign_in(&family);
+    let cookies = signed_in.cookies();
+    let path = format!("/moments/upload-{}", babybook_edge::secure_random::new_id().unwrap());
+    let r = signed_in.client.chunked_upload(
+        "POST",
+        &path,
+        &[
+            ("cookie", &cookies),
+            ("x-csrf-token", &signed_in.csrf_token),
+            ("content-type", "application/json"),
+        ],
+        OVERSIZED_CHUNKED,
+        edge_tests::UploadEnd::HeldOpen,
+        Duration::from_secs(20),
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.error_code(), "payload_too_large");
+    let reached = stack
+        .origin_requests()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["path"] == path.as_str())
+        .count();
+    assert_eq!(reached, 0, "an oversized body reached the origin");
+}
+
+#[test]
+fn a_chunked_body_within_the_proxy_limit_reaches_the_origin_whole() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let signed_in = stack.sign_in(&family);
+    let cookies = signed_in.cookies();
+    let path = format!("/moments/upload-{}", babybook_edge::secure_random::new_id().unwrap());
+    let size = 300 * 1024 + 7;
+    let r = signed_in.client.chunked_upload(
+        "POST",
+        &path,
+        &[
+            ("cookie", &cookies),
+            ("x-csrf-token", &signed_in.csrf_token),
+            ("content-type", "application/json"),
+        ],
+        size,
+        edge_tests::UploadEnd::Finished,
+        Duration::from_secs(20),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = stack.origin_requests();
+    let request = seen
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["path"] == path.as_str())
+        .expect("the origin saw the upload");
+    assert_eq!(request["body_bytes"].as_u64(), Some(size as u64));
+}

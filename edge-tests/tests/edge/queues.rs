@@ -137,7 +137,7 @@ fn an_upload_completes_end_to_end_with_one_trace_id_and_a_schema_valid_job() {
     );
     assert!(
         calls[0]["authorized"].as_bool().unwrap(),
-        "the media worker gets the service credential"
+        "the media worker gets its credential (MEDIA_WORKER_TOKEN)"
     );
     let errors: Vec<String> = job_schema()
         .iter_errors(&calls[0]["body"])

@@ -53,7 +53,7 @@ fn after_logout_a_copy_of_the_session_cookie_is_refused_on_every_route_and_by_th
     let trace = "5b8aa5a2d2c872e8321cf37308d69df2";
     let proxied = copy
         .client
-        .request("GET", "/v1/moments", &[("cookie", &copy.cookies()), ("x-trace-id", trace)], None);
+        .request("GET", "/moments", &[("cookie", &copy.cookies()), ("x-trace-id", trace)], None);
     assert_eq!(proxied.status, 401, "{}", proxied.text());
     let reached = stack
         .origin_requests()

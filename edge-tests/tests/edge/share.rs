@@ -386,3 +386,56 @@ fn browser_check(url: &str) -> serde_json::Value {
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
 }
+
+/// The in-isolate page memory's own limits (`src/share/page_memory.rs`), as the counters report.
+const MEMORY_MAX_PAGE_BYTES: u64 = 1024 * 1024;
+const MEMORY_BUDGET_BYTES: u64 = 16 * 1024 * 1024;
+
+#[test]
+fn a_huge_share_page_requested_concurrently_is_served_but_never_kept_in_isolate_memory() {
+    let stack = Stack::shared();
+    let family = stack.family(200, 1);
+    // 20,000 characters per moment that HTML escaping turns into five or six bytes each: a page
+    // of about 20 MB, which any account can make.
+    stack
+        .db()
+        .execute(
+            "UPDATE moment SET body = repeat('\"&', 10000) WHERE account_id = $1::text::uuid",
+            &[&family.account_id],
+        )
+        .unwrap();
+    let path = format!("/s/{}", family.shares[0].token);
+    let requests: Vec<_> = (0..4)
+        .map(|i| {
+            let (client, path) = (stack.client(), path.clone());
+            std::thread::spawn(move || {
+                let lang = if i % 2 == 0 { "pt-BR" } else { "en" };
+                client.get_with(&path, &[("accept-language", lang)])
+            })
+        })
+        .collect();
+    for request in requests {
+        let r = request.join().unwrap();
+        assert_eq!(r.status, 200, "{}", &r.text()[..r.text().len().min(300)]);
+        assert!(
+            r.body.len() as u64 > 16 * MEMORY_MAX_PAGE_BYTES,
+            "the page is {} bytes: the test needs one far over the memory limit",
+            r.body.len()
+        );
+    }
+    let again = stack.client().get(&path);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.header("x-cache-status"), Some("hit"), "served from the Cache API");
+    let memory = stack.counters()["share_memory"].clone();
+    let bytes = memory["bytes"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no byte accounting: {memory}"));
+    let largest = memory["largest_entry_bytes"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no byte accounting: {memory}"));
+    assert!(
+        largest <= MEMORY_MAX_PAGE_BYTES,
+        "a page of {largest} bytes is kept in isolate memory"
+    );
+    assert!(bytes <= MEMORY_BUDGET_BYTES, "isolate page memory holds {bytes} bytes");
+}

@@ -2,7 +2,7 @@
 //! behaviour that tests (and demos) choose per asset, export or job id:
 //!
 //! ```text
-//! POST /jobs                          a job call (Authorization: Bearer <service token>)
+//! POST /jobs                          a job call (Authorization: Bearer <MEDIA_WORKER_TOKEN>)
 //! GET  /objects/{key}                 stored object metadata {"size", "etag"} (storage's HEAD)
 //! GET  /derived/… /originals/…        a placeholder SVG image, so pages render locally
 //! PUT  /__control/behaviour/{id}      {"mode": "transient", "times": 3, "then": "ok"}
@@ -87,21 +87,21 @@ struct Inner {
 #[derive(Clone)]
 struct AppState {
     inner: Arc<Mutex<Inner>>,
-    service_token: Option<String>,
+    media_token: Option<String>,
 }
 
-pub async fn serve(port: u16, service_token: Option<String>) -> Result<(), String> {
+pub async fn serve(port: u16, media_token: Option<String>) -> Result<(), String> {
     let listener = super::listen(port).await?;
     println!("media stand-in listening on http://127.0.0.1:{port}");
-    axum::serve(listener, router(service_token))
+    axum::serve(listener, router(media_token))
         .await
         .map_err(|e| e.to_string())
 }
 
-pub fn router(service_token: Option<String>) -> Router {
+pub fn router(media_token: Option<String>) -> Router {
     let state = AppState {
         inner: Arc::default(),
-        service_token,
+        media_token,
     };
     Router::new()
         .route("/health", get(|| async { "ok" }))
@@ -118,7 +118,7 @@ pub fn router(service_token: Option<String>) -> Router {
 }
 
 fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
-    match &state.service_token {
+    match &state.media_token {
         None => true,
         Some(token) => headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {token}")),
     }
