@@ -5,10 +5,12 @@
 //! ```text
 //! POST /client/v4/zones/{zone}/purge_cache   {"files": [url, …]}, Authorization: Bearer <token>
 //! GET  /__control/requests                   every purge request received, in order
-//! PUT  /__control/failure                    {"mode": "server_error"|"success_false"|"hang",
-//!                                             "times": 3 (absent: until told otherwise),
-//!                                             "matching": "<text one of the files contains>"}
-//! DELETE /__control/failure                  answer every request as accepted again
+//! PUT  /__control/failure                    adds a failure rule: {"mode": "server_error" |
+//!                                             "success_false" | "hang", "times": 3 (absent:
+//!                                             until told otherwise), "matching": "<text one of
+//!                                             the files contains>"}; the first rule a request
+//!                                             matches answers it
+//! DELETE /__control/failure                  drops every rule: all requests are accepted again
 //! ```
 //!
 //! An accepted purge answers as Cloudflare does: `200 {"success": true, "errors": [],
@@ -62,7 +64,7 @@ pub struct PurgeRequest {
 
 #[derive(Default)]
 struct Inner {
-    failure: Option<Failure>,
+    failures: Vec<Failure>,
     requests: Vec<PurgeRequest>,
 }
 
@@ -93,11 +95,11 @@ pub fn router(token: Option<String>) -> Router {
         .route(
             "/__control/failure",
             put(|State(s): State<Shared>, Json(f): Json<Failure>| async move {
-                s.inner.lock().expect("state").failure = Some(f);
+                s.inner.lock().expect("state").failures.push(f);
                 StatusCode::NO_CONTENT
             })
             .delete(|State(s): State<Shared>| async move {
-                s.inner.lock().expect("state").failure = None;
+                s.inner.lock().expect("state").failures.clear();
                 StatusCode::NO_CONTENT
             }),
         )
@@ -128,24 +130,24 @@ async fn purge(State(s): State<Shared>, Path(zone): Path<String>, headers: Heade
     let authorized = s.token.is_none() || token == s.token;
     let answer = {
         let mut inner = s.inner.lock().expect("state");
-        let failing = match (&mut inner.failure, &files) {
-            (Some(failure), Some(files))
-                if failure
-                    .matching
+        let rule = files.as_ref().and_then(|files| {
+            inner.failures.iter().position(|f| {
+                f.matching
                     .as_ref()
-                    .is_none_or(|m| files.iter().any(|f| f.contains(m.as_str()))) =>
-            {
-                let mode = failure.mode;
-                if let Some(times) = &mut failure.times {
-                    *times = times.saturating_sub(1);
-                }
-                if failure.times == Some(0) {
-                    inner.failure = None;
-                }
-                Some(mode)
+                    .is_none_or(|m| files.iter().any(|file| file.contains(m.as_str())))
+            })
+        });
+        let failing = rule.map(|i| {
+            let failure = &mut inner.failures[i];
+            let mode = failure.mode;
+            if let Some(times) = &mut failure.times {
+                *times = times.saturating_sub(1);
             }
-            _ => None,
-        };
+            if failure.times == Some(0) {
+                inner.failures.remove(i);
+            }
+            mode
+        });
         let answer = match (authorized, &files, failing) {
             (false, _, _) => "unauthorized",
             (true, None, _) => "bad_request",
