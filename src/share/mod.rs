@@ -4,6 +4,7 @@
 pub mod cache_policy;
 pub mod headers;
 pub mod page;
+pub mod purge;
 pub mod token;
 pub mod views;
 
