@@ -240,9 +240,10 @@ pub async fn purge(cx: &RequestContext, account_id: Id, hash: &TokenHash) {
             }
             Err(e) => Err(format!("randomness: {e}")),
         };
-        let mut failed = purge_failure_line(&line, 1, &detail, delay_seconds, alert);
-        failed = match queued {
-            Ok(job_id) => failed.field("job_id", job_id.to_string()),
+        let failed = match queued {
+            Ok(job_id) => {
+                purge_failure_line(&line, 1, &detail, delay_seconds, alert).field("job_id", job_id.to_string())
+            }
             // Nothing will try again: say so as loudly as a purge that keeps failing.
             Err(e) => line(Level::Error, "global cache purge lost")
                 .field("alert", "purge_failing")
