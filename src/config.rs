@@ -57,10 +57,13 @@ pub mod var {
     /// open the other.
     pub const MEDIA_WORKER_TOKEN: &str = "MEDIA_WORKER_TOKEN";
     pub const ADMIN_TOKENS: &str = "ADMIN_TOKENS";
-    /// Zone of the share host, with `CACHE_PURGE_TOKEN` (a secret, "Cache Purge" permission):
-    /// revocations then purge cached pages in every data center, not only the local one.
+    /// Zone of the share host, with `CACHE_PURGE_TOKEN` (a secret, permission Zone → Cache Purge
+    /// → Purge on that zone): revocations and edits then purge cached pages in every data
+    /// center, not only the local one.
     pub const CF_ZONE_ID: &str = "CF_ZONE_ID";
     pub const CACHE_PURGE_TOKEN: &str = "CACHE_PURGE_TOKEN";
+    /// Base URL of the Cloudflare API the purges go to (tests point it at a stand-in).
+    pub const CF_API_BASE: &str = "CF_API_BASE";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +90,12 @@ pub struct Secret(String);
 impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// A secret built by hand, for host tests of code that takes one.
+    #[cfg(test)]
+    pub fn for_tests(value: &str) -> Secret {
+        Secret(value.to_owned())
     }
 }
 
@@ -133,8 +142,35 @@ pub struct Config {
     /// `ADMIN_TOKENS`: each operator's own `/admin/*` token, by name (or why the list is unusable).
     pub admin_tokens: Result<crate::secret::OperatorTokens, String>,
     /// Zone id and token for global purges of cached share pages.
-    pub cache_purge: Option<(String, Secret)>,
+    pub cache_purge: Option<CachePurge>,
 }
+
+/// Where and how the edge purges cached share pages in every data center.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachePurge {
+    /// `https://api.cloudflare.com/client/v4` unless `CF_API_BASE` says otherwise; no trailing `/`.
+    pub api_base: String,
+    /// 32 lowercase hex digits.
+    pub zone_id: String,
+    pub token: Secret,
+}
+
+/// Whether revocations and edits must reach every data center, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GlobalPurge<'a> {
+    Configured(&'a CachePurge),
+    /// A deployed environment without a zone id or token: every purge fails (and is retried and
+    /// alerted on) until both are set.
+    Missing,
+    /// Local without a zone id or token: one data center, nothing more to purge.
+    Off,
+}
+
+/// The Cloudflare API unless configured otherwise.
+pub const DEFAULT_CF_API_BASE: &str = "https://api.cloudflare.com/client/v4";
+
+/// A `CF_ZONE_ID` still holding the placeholder `wrangler.toml` ships with counts as unset.
+pub const PLACEHOLDER_PREFIX: &str = "REPLACE_WITH_";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -231,11 +267,17 @@ impl Config {
             // A malformed list shuts `/admin/*` only (its guard reports why), never the share pages.
             admin_tokens: crate::secret::OperatorTokens::parse(&get(var::ADMIN_TOKENS).unwrap_or_default())
                 .map_err(|problem| format!("{}: {problem}", var::ADMIN_TOKENS)),
-            cache_purge: match (get(var::CF_ZONE_ID), get(var::CACHE_PURGE_TOKEN)) {
-                (Some(zone), Some(token)) => Some((zone, Secret(token))),
-                _ => None,
-            },
+            cache_purge: cache_purge(environment, get(var::CF_API_BASE), get(var::CF_ZONE_ID), secret(var::CACHE_PURGE_TOKEN)?)?,
         })
+    }
+
+    /// How revocations and edits purge every data center in this environment.
+    pub fn global_purge(&self) -> GlobalPurge<'_> {
+        match (&self.cache_purge, self.environment) {
+            (Some(purge), _) => GlobalPurge::Configured(purge),
+            (None, Environment::Local) => GlobalPurge::Off,
+            (None, Environment::Staging | Environment::Production) => GlobalPurge::Missing,
+        }
     }
 
     pub fn is_share_host(&self, host: &str) -> bool {
@@ -253,6 +295,47 @@ impl Config {
             .map(String::as_str)
             .unwrap_or("share.babybook.com")
     }
+}
+
+/// The purge settings: both a zone id (not the placeholder) and a token, or none. The API base
+/// must be `https://` outside `local` (a token never travels in clear text).
+fn cache_purge(
+    environment: Environment,
+    api_base: Option<String>,
+    zone: Option<String>,
+    token: Option<Secret>,
+) -> Result<Option<CachePurge>, ConfigError> {
+    let api_base = api_base.unwrap_or_else(|| DEFAULT_CF_API_BASE.into());
+    let api_base = api_base.trim_end_matches('/').to_owned();
+    let scheme_ok =
+        api_base.starts_with("https://") || (environment == Environment::Local && api_base.starts_with("http://"));
+    let host_ok = api_base
+        .split("://")
+        .nth(1)
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/') && !rest.contains(['?', '#', ' ']));
+    if !(scheme_ok && host_ok) {
+        return Err(ConfigError {
+            name: var::CF_API_BASE,
+            problem: format!("{api_base:?} is not an https:// URL (http:// only in local)"),
+        });
+    }
+    let zone = zone.filter(|z| !z.starts_with(PLACEHOLDER_PREFIX));
+    if let Some(zone) = &zone {
+        if zone.len() != 32 || !zone.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(ConfigError {
+                name: var::CF_ZONE_ID,
+                problem: "must be the zone's id: 32 lowercase hex digits".into(),
+            });
+        }
+    }
+    Ok(match (zone, token) {
+        (Some(zone_id), Some(token)) => Some(CachePurge {
+            api_base,
+            zone_id,
+            token,
+        }),
+        _ => None,
+    })
 }
 
 fn host_list(text: &str) -> Vec<String> {
@@ -405,6 +488,75 @@ mod tests {
     }
 
     #[test]
+    fn global_purges_need_a_zone_and_a_token_and_deployed_environments_miss_them_loudly() {
+        let zone = "0123456789abcdef0123456789abcdef";
+        let token = "purge-token-for-this-test-only-0123456789"; // secret-scan: allow (fixed test value)
+        let configured = config(&[("CF_ZONE_ID", zone), ("CACHE_PURGE_TOKEN", token)]).unwrap();
+        match configured.global_purge() {
+            GlobalPurge::Configured(purge) => {
+                assert_eq!(purge.api_base, "https://api.cloudflare.com/client/v4");
+                assert_eq!(purge.zone_id, zone);
+                assert_eq!(purge.token.expose(), token);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!format!("{configured:?}").contains(token), "the token never prints");
+        let rows: [(&[(&str, &str)], GlobalPurge); 6] = [
+            (&[("ENVIRONMENT", "local")], GlobalPurge::Off),
+            (&[("ENVIRONMENT", "staging")], GlobalPurge::Missing),
+            (
+                &[("ENVIRONMENT", "production"), ("CF_ZONE_ID", zone)],
+                GlobalPurge::Missing,
+            ),
+            (&[("CACHE_PURGE_TOKEN", token)], GlobalPurge::Missing),
+            (
+                &[
+                    ("CF_ZONE_ID", "REPLACE_WITH_BABYBOOK_COM_ZONE_ID"),
+                    ("CACHE_PURGE_TOKEN", token),
+                ],
+                GlobalPurge::Missing,
+            ),
+            (
+                &[
+                    ("ENVIRONMENT", "local"),
+                    ("CF_ZONE_ID", "REPLACE_WITH_BABYBOOK_COM_ZONE_ID"),
+                ],
+                GlobalPurge::Off,
+            ),
+        ];
+        for (pairs, want) in rows {
+            assert_eq!(config(pairs).unwrap().global_purge(), want, "{pairs:?}");
+        }
+        let local_standin = config(&[
+            ("ENVIRONMENT", "local"),
+            ("CF_API_BASE", "http://127.0.0.1:8792/client/v4/"),
+            ("CF_ZONE_ID", zone),
+            ("CACHE_PURGE_TOKEN", token),
+        ])
+        .unwrap();
+        assert_eq!(
+            local_standin.cache_purge.unwrap().api_base,
+            "http://127.0.0.1:8792/client/v4",
+            "a stand-in over http, locally, without the trailing slash"
+        );
+    }
+
+    #[test]
+    fn a_malformed_zone_id_or_api_base_names_its_variable() {
+        let rows: [(&[(&str, &str)], &str); 5] = [
+            (&[("CF_ZONE_ID", "babybook.com")], "CF_ZONE_ID"),
+            (&[("CF_ZONE_ID", "0123456789ABCDEF0123456789ABCDEF")], "CF_ZONE_ID"),
+            (&[("CF_API_BASE", "http://api.cloudflare.com/client/v4")], "CF_API_BASE"),
+            (&[("CF_API_BASE", "https://")], "CF_API_BASE"),
+            (&[("CACHE_PURGE_TOKEN", "short")], "CACHE_PURGE_TOKEN"),
+        ];
+        for (pairs, want) in rows {
+            let err = config(pairs).expect_err(want);
+            assert_eq!(err.name, want, "{pairs:?}");
+        }
+    }
+
+    #[test]
     fn secrets_never_print() {
         let c = config(&[("SESSION_KEY_CURRENT", "0123456789abcdef0123456789abcdef-secret")]).unwrap();
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
@@ -441,6 +593,16 @@ mod tests {
                 assert!(
                     !vars.contains_key("TEST_CONTROLS"),
                     "[{name}] must not mention TEST_CONTROLS"
+                );
+                assert!(
+                    vars.get("CF_ZONE_ID")
+                        .and_then(|v| v.as_str())
+                        .is_some_and(|z| !z.is_empty()),
+                    "[{name}] names the zone its share pages are purged in"
+                );
+                assert!(
+                    !vars.contains_key("CF_API_BASE"),
+                    "[{name}] purges through the real Cloudflare API"
                 );
             }
         }

@@ -76,6 +76,9 @@ pub struct StackOptions {
     /// wrangler reads itself, instead of fresh ones on the command line: what `scripts/dev` uses,
     /// so the admin token survives restarts and no secret shows in `ps`.
     pub dev_vars: bool,
+    /// Global cache purges configured (`CF_ZONE_ID`, `CF_API_BASE`, `CACHE_PURGE_TOKEN`) against
+    /// the purge API stand-in, `Stack::purge_api`.
+    pub purge_api: bool,
 }
 
 impl StackOptions {
@@ -89,6 +92,7 @@ impl StackOptions {
             media_port: None,
             test_controls: true,
             dev_vars: false,
+            purge_api: false,
         }
     }
 
@@ -109,6 +113,8 @@ pub struct Secrets {
     pub admin_token: String,
     /// A second operator's token (`oncall`), on stacks the harness configures itself.
     pub oncall_token: Option<String>,
+    /// The cache purge API token the Worker is given (and the stand-in accepts).
+    pub purge_token: String,
 }
 
 impl Secrets {
@@ -134,6 +140,8 @@ pub struct Stack {
     pub db_guard: Mutex<DbGuard>,
     pub media: Mutex<StandIn>,
     pub origin: Mutex<StandIn>,
+    /// The cache purge API stand-in and the zone id the Worker purges, when `purge_api` is set.
+    pub purge_api: Option<(Mutex<StandIn>, String)>,
     wrangler: Mutex<Option<Guarded>>,
     log_lines: Arc<Mutex<Vec<String>>>,
     death: Death,
@@ -174,6 +182,7 @@ fn dev_vars_secrets(path: &std::path::Path) -> Secrets {
             .and_then(|v| v.strip_prefix("dev:").map(|t| t.split([',', ' ']).next().unwrap_or("").to_owned()))
             .expect("ADMIN_TOKENS in .dev.vars starts with dev:<token>"),
         oncall_token: None,
+        purge_token: random_hex(32),
     }
 }
 
@@ -229,6 +238,7 @@ impl Stack {
                 admin_operator: "ci".into(),
                 admin_token: random_hex(32),
                 oncall_token: Some(random_hex(32)),
+                purge_token: random_hex(32),
             }
         };
         let media = StandIn::media(
@@ -236,6 +246,12 @@ impl Stack {
             Some(secrets.media_token.clone()),
         );
         let origin = StandIn::origin(free_port());
+        let purge_api = options.purge_api.then(|| {
+            (
+                Mutex::new(StandIn::purge(free_port(), secrets.purge_token.clone())),
+                random_hex(16),
+            )
+        });
         let port = options.port.unwrap_or_else(free_port);
         let stack = Stack {
             name: options.name.clone(),
@@ -248,6 +264,7 @@ impl Stack {
             db_guard: Mutex::new(db_guard),
             media: Mutex::new(media),
             origin: Mutex::new(origin),
+            purge_api,
             wrangler: Mutex::new(None),
             log_lines: Arc::default(),
             death: Arc::default(),
@@ -273,6 +290,14 @@ impl Stack {
             ("VIEW_FLUSH_SECONDS".into(), "0".into()),
             ("LOG_SAMPLE_SUCCESS".into(), "1".into()),
         ];
+        if let Some((purge, zone)) = &self.purge_api {
+            vars.push(("CF_ZONE_ID".into(), zone.clone()));
+            vars.push((
+                "CF_API_BASE".into(),
+                format!("{}/client/v4", purge.lock().expect("purge").url()),
+            ));
+            vars.push(("CACHE_PURGE_TOKEN".into(), self.secrets.purge_token.clone()));
+        }
         if !options.dev_vars {
             vars.push(("SESSION_KEY_CURRENT".into(), self.secrets.session_key.clone()));
             vars.push(("ORIGIN_API_TOKEN".into(), self.secrets.origin_token.clone()));
@@ -719,6 +744,34 @@ impl Stack {
             .expect("json")
     }
 
+    /// Every request the purge API stand-in received (`StackOptions::purge_api`), oldest first:
+    /// `zone`, `token`, `files`, `answer`, `at_ms`.
+    pub fn purge_requests(&self) -> Vec<Value> {
+        let (purge, _) = self.purge_api.as_ref().expect("a stack with purge_api");
+        let url = format!("{}/__control/requests", purge.lock().expect("purge").url());
+        reqwest::blocking::get(url)
+            .expect("purge stand-in")
+            .json()
+            .expect("json")
+    }
+
+    /// Makes the purge API stand-in fail (`{"mode", "times", "matching"}`), or accept everything
+    /// again with `None`.
+    pub fn purge_failure(&self, failure: Option<Value>) {
+        let (purge, _) = self.purge_api.as_ref().expect("a stack with purge_api");
+        let url = format!("{}/__control/failure", purge.lock().expect("purge").url());
+        let http = reqwest::blocking::Client::new();
+        let request = match failure {
+            Some(body) => http
+                .put(url)
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+            None => http.delete(url),
+        };
+        let status = request.send().expect("purge stand-in control").status();
+        assert!(status.is_success(), "purge stand-in control: {status}");
+    }
+
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Relaxed);
         if let Some(mut w) = self.wrangler.lock().expect("wrangler").take() {
@@ -728,6 +781,9 @@ impl Stack {
         self.db_guard.lock().expect("db guard").stop();
         self.media.lock().expect("media").stop();
         self.origin.lock().expect("origin").stop();
+        if let Some((purge, _)) = &self.purge_api {
+            purge.lock().expect("purge").stop();
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! The media worker and origin API stand-ins (real HTTP servers from `babybook-ops`), run on a
-//! background runtime so they outlive any one test.
+//! The media worker, origin API and cache purge API stand-ins (real HTTP servers from
+//! `babybook-ops`), run on a background runtime so they outlive any one test.
 
 use std::sync::OnceLock;
 
@@ -21,6 +21,7 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 enum Kind {
     Media { media_token: Option<String> },
     Origin,
+    Purge { token: String },
 }
 
 pub struct StandIn {
@@ -50,6 +51,17 @@ impl StandIn {
         s
     }
 
+    /// The cache purge API, accepting only `token`; its base URL is `url()` + `/client/v4`.
+    pub fn purge(port: u16, token: String) -> StandIn {
+        let mut s = StandIn {
+            port,
+            kind: Kind::Purge { token },
+            task: None,
+        };
+        s.start();
+        s
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -72,6 +84,7 @@ impl StandIn {
         let router = match kind {
             Kind::Media { media_token } => babybook_ops::standin::media::router(media_token),
             Kind::Origin => babybook_ops::standin::origin::router(),
+            Kind::Purge { token } => babybook_ops::standin::purge::router(Some(token)),
         };
         self.task = Some(runtime().spawn(async move {
             let _ = axum_serve(listener, router).await;

@@ -6,6 +6,7 @@
 //! bbops generate       --database-url URL --accounts N --moments M --shares K [--out FILE]
 //! bbops standin media  --port P [--media-token T]  (the MEDIA_WORKER_TOKEN it requires)
 //! bbops standin origin --port P
+//! bbops standin purge  --port P [--token T]
 //! bbops scan-secrets   DIR            (exit 1 when anything looks like a secret)
 //! bbops sbom           [DIR]          (CycloneDX JSON on stdout)
 //! ```
@@ -17,7 +18,7 @@ use babybook_ops::{generate, migrate, seed, standin, supply_chain};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: bbops migrate|seed-demo|generate|standin media|standin origin [--flag value …] (see src/main.rs)"
+        "usage: bbops migrate|seed-demo|generate|standin media|standin origin|standin purge [--flag value …] (see src/main.rs)"
     );
     ExitCode::from(2)
 }
@@ -85,6 +86,7 @@ async fn main() -> ExitCode {
                 standin::media::serve(number(&f, "port", 8790)? as u16, f.get("media-token").cloned()).await
             }
             "standin origin" => standin::origin::serve(number(&f, "port", 8791)? as u16).await,
+            "standin purge" => standin::purge::serve(number(&f, "port", 8792)? as u16, f.get("token").cloned()).await,
             _ => Err(format!("unknown command {command:?}")),
         }
     }

@@ -12,6 +12,7 @@ mod ids;
 pub mod lifecycle;
 mod message;
 mod outcome;
+pub mod purge;
 mod timestamp;
 
 pub use dead_job::{DeadJob, DeadLetter, Failure, FailureClass, FailureKind};

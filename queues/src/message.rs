@@ -26,6 +26,11 @@ pub struct JobMessage {
     pub job: Job,
 }
 
+/// 64 lowercase hex digits: the only form of a token hash a purge job may carry.
+fn is_token_hash(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -48,6 +53,18 @@ pub enum Job {
     Reap { target: ReapTarget },
     /// The synthetic end-to-end probe: producer → queue → consumer → media worker → database.
     Probe { asset_id: Id },
+    /// Purge a share link's cached pages (every language) in every data center, through the zone
+    /// purge API: published when the revoke's or edit's own try failed, and published again,
+    /// delayed, after each failed try until the API accepts it (see [`crate::purge`]).
+    ///
+    /// `token_hash` is the SHA-256 of the link's token (64 lowercase hex digits), which is what
+    /// the cache keys are built from; the token itself never travels.
+    Purge {
+        token_hash: String,
+        /// Tries that failed before this one (the revoke's own try is the first).
+        #[serde(default)]
+        failed_attempts: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +82,7 @@ pub enum JobType {
     DeleteAsset,
     Reap,
     Probe,
+    Purge,
 }
 
 impl JobType {
@@ -75,6 +93,7 @@ impl JobType {
             JobType::DeleteAsset => "delete_asset",
             JobType::Reap => "reap",
             JobType::Probe => "probe",
+            JobType::Purge => "purge",
         }
     }
 }
@@ -87,6 +106,7 @@ impl Job {
             Job::DeleteAsset { .. } => JobType::DeleteAsset,
             Job::Reap { .. } => JobType::Reap,
             Job::Probe { .. } => JobType::Probe,
+            Job::Purge { .. } => JobType::Purge,
         }
     }
 
@@ -100,6 +120,7 @@ impl Job {
                 target: ReapTarget::OrphanAsset { asset_id },
             } => Some(*asset_id),
             Job::Export { .. }
+            | Job::Purge { .. }
             | Job::Reap {
                 target: ReapTarget::Export { .. },
             } => None,
@@ -157,6 +178,13 @@ impl JobMessage {
                 return Err(ContractError("media_type must be image/* or video/*".into()));
             }
         }
+        if let Job::Purge { token_hash, .. } = &self.job {
+            if !is_token_hash(token_hash) {
+                return Err(ContractError(
+                    "token_hash must be 64 lowercase hex digits (a SHA-256, never a token)".into(),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -206,6 +234,49 @@ mod tests {
         let mut message = JobMessage::new(id(1), id(3), trace, 0, Job::Export { export_id: id(4) });
         message.schema_version = 2;
         assert!(JobMessage::parse(&message.to_json()).is_err());
+    }
+
+    #[test]
+    fn a_purge_job_carries_a_token_hash_and_nothing_else_passes_for_one() {
+        let trace = TraceId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        let purge = |token_hash: &str| {
+            JobMessage::new(
+                id(1),
+                id(3),
+                trace.clone(),
+                0,
+                Job::Purge {
+                    token_hash: token_hash.into(),
+                    failed_attempts: 2,
+                },
+            )
+        };
+        let good = purge(&"ab".repeat(32));
+        let value: serde_json::Value = serde_json::from_str(&good.to_json()).unwrap();
+        assert_eq!(value["job_type"], "purge");
+        assert_eq!(value["failed_attempts"], 2);
+        assert_eq!(JobMessage::parse(&good.to_json()), Ok(good.clone()));
+        assert_eq!(good.job.asset_id(), None);
+        let rows = [
+            ("AB".repeat(32), "uppercase hex"),
+            ("ab".repeat(31), "62 digits"),
+            ("ab".repeat(33), "66 digits"),
+            (format!("{}zz", "ab".repeat(31)), "not hex"),
+            ("Zm9vYmFyLXRva2VuLW5vdC1oYXNo".into(), "a base64url token"),
+            (String::new(), "empty"),
+        ];
+        for (token_hash, why) in rows {
+            assert!(
+                JobMessage::parse(&purge(&token_hash).to_json()).is_err(),
+                "{why} passed"
+            );
+        }
+        let without_attempts = good.to_json().replace(",\"failed_attempts\":2", "");
+        assert!(!without_attempts.contains("failed_attempts"));
+        match JobMessage::parse(&without_attempts).unwrap().job {
+            Job::Purge { failed_attempts, .. } => assert_eq!(failed_attempts, 0, "absent means none failed"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -168,11 +168,12 @@ pub async fn update(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
         Ok((col::<String>(&row, 0)?, col::<Vec<u8>>(&row, 1)?))
     })
     .await?;
-    purge(cx.config(), &hash).await;
+    purge(cx, s.aid, &hash).await;
     Ok(json_reply(200, format!("{{\"share\":{json}}}")))
 }
 
-/// Revokes a share: the next request for its page is the 404 page (the cache is purged here).
+/// Revokes a share: the next request for its page is the 404 page (the cache is purged here at
+/// once, in every data center in the background).
 pub async fn revoke(cx: &RequestContext, incoming: &Incoming, id: &str) -> Result<Reply, ApiError> {
     let s = session(incoming)?;
     let id = path_id(id)?.to_string();
@@ -187,12 +188,12 @@ pub async fn revoke(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
         col::<Vec<u8>>(&row, 0)
     })
     .await?;
-    purge(cx.config(), &hash).await;
+    purge(cx, s.aid, &hash).await;
     Ok(Reply::new(204))
 }
 
-async fn purge(config: &crate::config::Config, hash: &[u8]) {
+async fn purge(cx: &RequestContext, account_id: Id, hash: &[u8]) {
     if let Ok(bytes) = <[u8; 32]>::try_from(hash) {
-        share_cache::purge(config, &TokenHash(bytes)).await;
+        share_cache::purge(cx, account_id, &TokenHash(bytes)).await;
     }
 }

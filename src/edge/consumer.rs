@@ -10,6 +10,7 @@ use tokio_postgres::types::Type;
 use wasm_bindgen::{JsCast, JsValue};
 
 use babybook_jobs::lifecycle::{self, LostClaim};
+use babybook_jobs::purge::{after_purge_failure, PurgeDecision};
 use babybook_jobs::{DeadJob, Decision, Failure, FailureKind, Id, Job, JobMessage, MediaOutcome, ReapTarget};
 
 use crate::config::Config;
@@ -18,7 +19,7 @@ use crate::telemetry::{Level, LogLine};
 
 use super::context::{self, Io, Settings};
 use super::db::{self, Budget, Scope};
-use super::{job_rows, jobs, media_client, test_controls};
+use super::{job_rows, jobs, media_client, share_cache, test_controls};
 
 /// What became of one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,7 +225,7 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
         }
     };
     let queue_time_ms = now - message.enqueued_at_ms();
-    let line = |level, text| {
+    let line = |level: Level, text: &str| {
         let mut line = context::line(config, &message.trace_id, level, text)
             .account(&message.account_id)
             .field("job_id", message.job_id.to_string())
@@ -234,9 +235,20 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
         if let Some(asset) = message.job.asset_id() {
             line = line.field("asset_id", asset.to_string());
         }
+        if let Job::Purge { token_hash, .. } = &message.job {
+            line = line.field("token_hash", token_hash.get(..12).unwrap_or_default());
+        }
         line
     };
     context::emit(&line(Level::Info, "job received"));
+    if let Job::Purge {
+        token_hash,
+        failed_attempts,
+    } = &message.job
+    {
+        let fate = purge(delivery, io, config, &message, token_hash, *failed_attempts, &line).await;
+        return (fate, Some(queue_time_ms));
+    }
     // The lease holder: the message id is the same on every retry of this message, and differs
     // for a duplicate delivery.
     let holder = delivery.id();
@@ -379,6 +391,68 @@ async fn wait_for_running(
     }
 }
 
+/// A `purge` job: one call of the zone purge API. Accepted: ack. Refused: the same job goes on
+/// the queue again with one more failed attempt, delayed by the backoff, and this delivery is
+/// acked (the runtime's retries would stop at `max_retries`; a purge stops only when the API
+/// accepts it, or when every copy it would remove has expired). From the third failure on each
+/// failure is a `purge_failing` alert.
+async fn purge(
+    delivery: &Delivery,
+    io: &Io,
+    config: &Config,
+    message: &JobMessage,
+    token_hash: &str,
+    failed_before: u32,
+    line: &dyn Fn(Level, &str) -> LogLine,
+) -> Fate {
+    let now = context::now_ms();
+    let Some(hash) = crate::share::TokenHash::from_hex(token_hash) else {
+        // The contract refuses such a message before this point; a dead record, never a panic.
+        let failure = Failure::new(FailureKind::InvalidMessage, None, "token_hash is not a SHA-256");
+        let dead = DeadJob::of_job(message.clone(), failure, now);
+        return send_to_dlq(delivery, io, config, dead, line(Level::Warn, "job dead")).await;
+    };
+    let detail = match share_cache::purge_globally(config, &hash).await {
+        Ok(()) => {
+            delivery.ack();
+            context::emit(&line(Level::Info, "job done").field("failed_attempts", failed_before));
+            return Fate::Acked;
+        }
+        Err(detail) => detail,
+    };
+    let failed = failed_before.saturating_add(1);
+    match after_purge_failure(failed, message.enqueued_at_ms(), now, share_cache::PURGE_HORIZON_MS) {
+        PurgeDecision::Moot => {
+            delivery.ack();
+            context::emit(
+                &line(Level::Warn, "purge moot")
+                    .field("failed_attempts", failed)
+                    .field("detail", detail)
+                    .field("reason", "every cached copy it would remove has expired"),
+            );
+            Fate::Acked
+        }
+        PurgeDecision::Retry { delay_seconds, alert } => {
+            let mut next = message.clone();
+            next.job = Job::Purge {
+                token_hash: token_hash.to_owned(),
+                failed_attempts: failed,
+            };
+            let mut failure_line = share_cache::purge_failure_line(line, failed, &detail, delay_seconds, alert);
+            match jobs::publish_after(io, config, &next, delay_seconds).await {
+                Ok(()) => delivery.ack(),
+                Err(e) => {
+                    // This delivery comes back instead (with the runtime's own retry limit).
+                    delivery.retry(delay_seconds);
+                    failure_line = failure_line.field("publish_error", e);
+                }
+            }
+            context::emit(&failure_line);
+            Fate::Retried
+        }
+    }
+}
+
 fn database_failure(e: &ApiError) -> Failure {
     if e.code == crate::error::ErrorCode::DatabaseUnavailable {
         Failure::new(FailureKind::Unavailable, None, &format!("database: {}", e.detail))
@@ -423,6 +497,8 @@ async fn execute(io: &Io, config: &Config, message: &JobMessage, holder: &str) -
         Job::Reap {
             target: ReapTarget::Export { export_id },
         } => delete(io, config, message, &EXPORT_DELETION, *export_id).await,
+        // `handle` gives purge jobs their own path (they have no row and retry differently).
+        Job::Purge { .. } => Ok(Step::Skipped("purge jobs are handled apart")),
     }
 }
 

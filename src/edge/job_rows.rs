@@ -27,7 +27,7 @@ impl Subject {
         match job {
             Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => Some(Subject::Asset(*asset_id)),
             Job::Export { export_id } => Some(Subject::Export(*export_id)),
-            Job::DeleteAsset { .. } | Job::Reap { .. } => None,
+            Job::DeleteAsset { .. } | Job::Reap { .. } | Job::Purge { .. } => None,
         }
     }
 

@@ -8,9 +8,12 @@ use std::rc::Rc;
 use bytes::Bytes;
 use worker::{Cache, Headers, Response};
 
-use super::context::Io;
+use babybook_jobs::purge::{after_purge_failure, PurgeDecision};
+use babybook_jobs::{Id, Job, JobMessage};
 
-use crate::config::Config;
+use super::context::{self, Io, RequestContext};
+
+use crate::config::{Config, GlobalPurge};
 use crate::error::ApiError;
 use crate::lang::Lang;
 use crate::reply::Reply;
@@ -18,9 +21,11 @@ use crate::share::cache_policy::{self, CacheStatus, CACHE_STATUS_HEADER, EXPIRES
 use crate::share::headers::{apply_page_headers, weak_etag};
 use crate::share::page::{render_share_page, SharePage};
 use crate::share::page_memory::{self, PageMemory, Usage};
-use crate::share::TokenHash;
+use crate::share::{purge, TokenHash};
+use crate::telemetry::{Level, LogLine};
 
 use super::db::{self, Budget};
+use super::jobs;
 use super::test_controls::{count, Counter};
 
 /// A rendered page as the cache holds it. Cloning it shares the body (a count, not a copy).
@@ -186,38 +191,128 @@ pub async fn purge_here(config: &Config, hash: &TokenHash) -> Vec<String> {
     urls
 }
 
-/// On revoke and edit: purges here, and in every data center through the zone purge API when
-/// `CF_ZONE_ID` and `CACHE_PURGE_TOKEN` are configured.
-pub async fn purge(config: &Config, hash: &TokenHash) {
-    let urls = purge_here(config, hash).await;
-    if let Some((zone, token)) = &config.cache_purge {
-        if let Err(e) = purge_globally(zone, token.expose(), &urls).await {
-            worker::console_warn!(
-                "{{\"level\":\"WARN\",\"message\":\"global cache purge failed\",\"token_hash\":\"{}\",\"detail\":{:?}}}",
-                hash.short(),
-                e
-            );
-        }
+/// On revoke and edit: purges this isolate and this data center before the answer goes out, then
+/// every data center in the background (`waitUntil`), so the answer never waits for the purge
+/// API. That background try gets `PURGE_TIMEOUT_MS`; if it fails (another status, `success:
+/// false`, no answer in time, or a deployed environment without `CF_ZONE_ID` and
+/// `CACHE_PURGE_TOKEN`), a `purge` job takes over, which the consumer retries with backoff until
+/// the API accepts it (`babybook_jobs::purge`).
+pub async fn purge(cx: &RequestContext, account_id: Id, hash: &TokenHash) {
+    purge_here(cx.config(), hash).await;
+    if cx.config().global_purge() == GlobalPurge::Off {
+        return;
     }
+    let (io, settings, trace, hash) = (cx.io.clone(), cx.settings.clone(), cx.trace_id.clone(), *hash);
+    cx.io.lifeline.wait_until(async move {
+        let config = &settings.config;
+        let line = |level, text: &str| {
+            context::line(config, &trace, level, text)
+                .account(&account_id)
+                .field("token_hash", hash.short())
+        };
+        let detail = match purge_globally(config, &hash).await {
+            Ok(()) => {
+                context::emit(&line(Level::Info, "global cache purge"));
+                return;
+            }
+            Err(detail) => detail,
+        };
+        let now = context::now_ms();
+        let PurgeDecision::Retry { delay_seconds, alert } = after_purge_failure(1, now, now, PURGE_HORIZON_MS) else {
+            return;
+        };
+        let queued = match crate::secure_random::new_id() {
+            Ok(job_id) => {
+                let message = JobMessage::new(
+                    job_id,
+                    account_id,
+                    trace.clone(),
+                    now,
+                    Job::Purge {
+                        token_hash: hash.to_hex(),
+                        failed_attempts: 1,
+                    },
+                );
+                jobs::publish_after(&io, config, &message, delay_seconds)
+                    .await
+                    .map(|()| message.job_id)
+            }
+            Err(e) => Err(format!("randomness: {e}")),
+        };
+        let failed = match queued {
+            Ok(job_id) => {
+                purge_failure_line(&line, 1, &detail, delay_seconds, alert).field("job_id", job_id.to_string())
+            }
+            // Nothing will try again: say so as loudly as a purge that keeps failing.
+            Err(e) => line(Level::Error, "global cache purge lost")
+                .field("alert", "purge_failing")
+                .field("severity", "sev2")
+                .field("failed_attempts", 1)
+                .field("detail", detail)
+                .field("publish_error", e)
+                .field("runbook", PURGE_RUNBOOK),
+        };
+        context::emit(&failed);
+    });
 }
 
-async fn purge_globally(zone: &str, token: &str, urls: &[String]) -> Result<(), String> {
+/// How long after it was asked for a purge is still worth retrying: the edge cache keeps a page
+/// this long, so by then every copy it would remove has expired.
+pub const PURGE_HORIZON_MS: i64 = cache_policy::cache_entry_ttl_seconds() * 1000;
+
+pub const PURGE_RUNBOOK: &str = "docs/runbooks/cache-purge.md";
+
+/// The log line of a failed purge try: a warning, or from the `PURGE_ALERT_AFTER_FAILURES`-th
+/// failure on the `purge_failing` alert (Sev-2: a revoked link may still be served elsewhere).
+pub fn purge_failure_line(
+    line: &dyn Fn(Level, &str) -> LogLine,
+    failed_attempts: u32,
+    detail: &str,
+    retry_in_seconds: u32,
+    alert: bool,
+) -> LogLine {
+    let base = if alert {
+        line(Level::Error, "global cache purge failing")
+            .field("alert", "purge_failing")
+            .field("severity", "sev2")
+            .field("runbook", PURGE_RUNBOOK)
+    } else {
+        line(Level::Warn, "global cache purge failed")
+    };
+    base.field("failed_attempts", failed_attempts)
+        .field("detail", detail.to_owned())
+        .field("retry_in_seconds", retry_in_seconds)
+}
+
+/// One call of the zone purge API naming every language's page of the link. `Ok` only when the
+/// API accepted it (a 2xx with `"success": true`).
+pub async fn purge_globally(config: &Config, hash: &TokenHash) -> Result<(), String> {
     use worker::{Fetch, Method, Request, RequestInit};
+    let GlobalPurge::Configured(settings) = config.global_purge() else {
+        return Err("CF_ZONE_ID or CACHE_PURGE_TOKEN is not set: other data centers cannot be purged".into());
+    };
+    let urls = purge::page_urls(config.cache_host(), hash);
     let headers = Headers::new();
-    let _ = headers.set("authorization", &format!("Bearer {token}"));
+    let _ = headers.set("authorization", &format!("Bearer {}", settings.token.expose()));
     let _ = headers.set("content-type", "application/json");
     let mut init = RequestInit::new();
-    let body = serde_json::json!({ "files": urls }).to_string();
     init.with_method(Method::Post)
         .with_headers(headers)
-        .with_body(Some(body.into()));
-    let url = format!("https://api.cloudflare.com/client/v4/zones/{zone}/purge_cache");
-    let request = Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
-    match super::timeout::within(3_000, Fetch::Request(request).send()).await {
-        Ok(Ok(response)) if response.status_code() == 200 => Ok(()),
-        Ok(Ok(response)) => Err(format!("purge API answered {}", response.status_code())),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("purge API gave no answer within 3 s".into()),
+        .with_body(Some(purge::request_body(&urls).into()));
+    let request = Request::new_with_init(&purge::request_url(settings), &init).map_err(|e| e.to_string())?;
+    let call = async {
+        let mut response = Fetch::Request(request).send().await.map_err(|e| e.to_string())?;
+        let status = response.status_code();
+        let body = response.text().await.unwrap_or_default();
+        Ok::<_, String>((status, body))
+    };
+    match super::timeout::within(purge::PURGE_TIMEOUT_MS, call).await {
+        Ok(Ok((status, body))) => purge::accepted(status, &body),
+        Ok(Err(e)) => Err(format!("purge API unreachable: {e}")),
+        Err(_) => Err(format!(
+            "purge API gave no answer within {} ms",
+            purge::PURGE_TIMEOUT_MS
+        )),
     }
 }
 

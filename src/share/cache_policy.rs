@@ -36,7 +36,7 @@ pub fn freshness(rendered_at_ms: i64, now_ms: i64) -> Freshness {
 }
 
 /// How long the Cache API keeps an entry: long enough to serve it stale when the database fails.
-pub fn cache_entry_ttl_seconds() -> i64 {
+pub const fn cache_entry_ttl_seconds() -> i64 {
     (MAX_AGE_MS + STALE_WHILE_REVALIDATE_MS + STALE_IF_ERROR_MS) / 1000
 }
 

@@ -5,6 +5,7 @@ pub mod cache_policy;
 pub mod headers;
 pub mod page;
 pub mod page_memory;
+pub mod purge;
 pub mod token;
 pub mod views;
 

@@ -439,3 +439,218 @@ fn a_huge_share_page_requested_concurrently_is_served_but_never_kept_in_isolate_
     );
     assert!(bytes <= MEMORY_BUDGET_BYTES, "isolate page memory holds {bytes} bytes");
 }
+
+// ------------------------------------------------------------------ global purges (issue 15)
+
+/// A stack whose Worker purges globally through the purge API stand-in. Its tests make the
+/// stand-in fail only for their own link (`matching` its token hash), so they can share it.
+fn purge_stack() -> &'static Stack {
+    static STACK: std::sync::OnceLock<Stack> = std::sync::OnceLock::new();
+    STACK.get_or_init(|| {
+        Stack::start(StackOptions {
+            purge_api: true,
+            ..StackOptions::named("share-purge")
+        })
+    })
+}
+
+/// The cache keys of a link's pages, one per language: what a global purge must name. (The
+/// stack's first share host is `localhost`.)
+fn page_urls(share: &babybook_ops::generate::Share) -> Vec<String> {
+    ["pt-BR", "en"]
+        .iter()
+        .map(|lang| format!("https://localhost/__edge-cache/v1/page/{}/{lang}", share.token_hash_hex))
+        .collect()
+}
+
+/// Serves a link's page in both languages, so both are in the edge cache.
+fn cache_both_languages(stack: &Stack, share: &babybook_ops::generate::Share) {
+    let path = format!("/s/{}", share.token);
+    let client = stack.client();
+    for accept in ["pt-BR", "en"] {
+        let r = client.get_with(&path, &[("accept-language", accept)]);
+        assert_eq!(r.status, 200, "{accept}: {}", r.text());
+    }
+}
+
+/// The purge requests that named this link's pages, oldest first.
+fn purges_of(stack: &Stack, share: &babybook_ops::generate::Share) -> Vec<serde_json::Value> {
+    stack
+        .purge_requests()
+        .into_iter()
+        .filter(|r| {
+            r["files"].as_array().is_some_and(|f| {
+                f.iter()
+                    .any(|u| u.as_str().unwrap_or("").contains(&share.token_hash_hex))
+            })
+        })
+        .collect()
+}
+
+/// Polls the stand-in's record until it holds an accepted purge of this link.
+fn wait_for_accepted_purge(
+    stack: &Stack,
+    share: &babybook_ops::generate::Share,
+    timeout: Duration,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = purges_of(stack, share);
+        if seen.iter().any(|r| r["answer"] == "accepted") {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no accepted purge of the link within {timeout:?}; the stand-in saw {seen:?}. Tail:\n{}",
+            stack.log_tail(40)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn assert_names_both_languages(request: &serde_json::Value, share: &babybook_ops::generate::Share) {
+    let mut files: Vec<String> = request["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f.as_str().unwrap_or("").to_owned())
+        .collect();
+    files.sort();
+    let mut want = page_urls(share);
+    want.sort();
+    assert_eq!(files, want, "the purge names every language's page of the link");
+}
+
+#[test]
+fn revoking_and_editing_a_link_purge_both_languages_in_every_data_center_with_the_zone_and_token() {
+    let stack = purge_stack();
+    let family = stack.family(1, 2);
+    let (revoked, edited) = (&family.shares[0], &family.shares[1]);
+    cache_both_languages(stack, revoked);
+    cache_both_languages(stack, edited);
+    let s = stack.sign_in(&family);
+
+    assert_eq!(s.write("DELETE", &format!("/shares/{}", revoked.id), None).status, 204);
+    let edit = s.write(
+        "PATCH",
+        &format!("/shares/{}", edited.id),
+        Some(&serde_json::json!({"title": "Outro título"})),
+    );
+    assert_eq!(edit.status, 200, "{}", edit.text());
+
+    let zone = &stack.purge_api.as_ref().unwrap().1;
+    for share in [revoked, edited] {
+        let seen = wait_for_accepted_purge(stack, share, Duration::from_secs(20));
+        let accepted = seen.iter().find(|r| r["answer"] == "accepted").unwrap();
+        assert_eq!(accepted["zone"], zone.as_str(), "the configured zone");
+        assert_eq!(
+            accepted["token"],
+            stack.secrets.purge_token.as_str(),
+            "the CACHE_PURGE_TOKEN as a bearer token"
+        );
+        assert_names_both_languages(accepted, share);
+        assert_eq!(seen.len(), 1, "an accepted purge is not repeated: {seen:?}");
+    }
+    assert_eq!(stack.client().get(&format!("/s/{}", revoked.token)).status, 404);
+}
+
+#[test]
+fn a_purge_the_api_refuses_is_retried_until_accepted_and_alerts_while_it_keeps_failing() {
+    let stack = purge_stack();
+    let family = stack.family(1, 1);
+    let share = &family.shares[0];
+    cache_both_languages(stack, share);
+    // `success: false` in a 200: a client that reads only the status would think it purged.
+    stack.purge_failure(Some(serde_json::json!({
+        "mode": "success_false", "times": 3, "matching": share.token_hash_hex,
+    })));
+    let s = stack.sign_in(&family);
+
+    let revoke = s.write("DELETE", &format!("/shares/{}", share.id), None);
+    assert_eq!(revoke.status, 204, "{}", revoke.text());
+    assert_eq!(
+        stack.client().get(&format!("/s/{}", share.token)).status,
+        404,
+        "this data center's copies are gone at once"
+    );
+
+    let seen = wait_for_accepted_purge(stack, share, Duration::from_secs(60));
+    let answers: Vec<&str> = seen.iter().map(|r| r["answer"].as_str().unwrap()).collect();
+    assert_eq!(answers, ["success_false", "success_false", "success_false", "accepted"]);
+    for request in &seen {
+        assert_names_both_languages(request, share);
+    }
+    let gaps: Vec<i64> = seen
+        .windows(2)
+        .map(|w| w[1]["at_ms"].as_i64().unwrap() - w[0]["at_ms"].as_i64().unwrap())
+        .collect();
+    assert!(gaps[1] >= 1_900 && gaps[2] >= 3_900, "retries back off: {gaps:?} ms");
+
+    let short = &share.token_hash_hex[..12];
+    let alert = stack.wait_for_log(Duration::from_secs(10), "the purge_failing alert", |l| {
+        l["alert"] == "purge_failing" && l["token_hash"] == short
+    });
+    assert_eq!(alert["level"], "ERROR");
+    assert_eq!(alert["failed_attempts"], 3, "the alert fires at the third failure");
+    assert!(
+        !alert.to_string().contains(&share.token),
+        "the raw token never reaches a log line"
+    );
+    stack.wait_for_log(Duration::from_secs(10), "the purge job's success", |l| {
+        l["message"] == "job done" && l["job_type"] == "purge" && l["token_hash"] == short
+    });
+}
+
+#[test]
+fn delete_answers_at_once_while_the_purge_api_hangs_and_the_purge_lands_later() {
+    let stack = purge_stack();
+    let family = stack.family(1, 1);
+    let share = &family.shares[0];
+    cache_both_languages(stack, share);
+    stack.purge_failure(Some(serde_json::json!({
+        "mode": "hang", "times": 1, "matching": share.token_hash_hex,
+    })));
+    let s = stack.sign_in(&family);
+
+    let started = Instant::now();
+    let revoke = s.write("DELETE", &format!("/shares/{}", share.id), None);
+    let took = started.elapsed();
+    assert_eq!(revoke.status, 204, "{}", revoke.text());
+    assert!(
+        took < Duration::from_millis(2_500),
+        "DELETE waited for the purge API: {took:?}"
+    );
+
+    let seen = wait_for_accepted_purge(stack, share, Duration::from_secs(60));
+    assert_eq!(seen.first().unwrap()["answer"], "hang");
+    assert_names_both_languages(seen.last().unwrap(), share);
+}
+
+#[test]
+fn a_malformed_purge_job_is_dead_lettered_as_an_invalid_message() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let mut job = edge_tests::fixtures::job_message(
+        &family.account_id,
+        "purge-poison-test",
+        babybook_jobs::Job::Export {
+            export_id: babybook_edge::secure_random::new_id().unwrap(),
+        },
+    );
+    // A purge job whose token hash is not 64 hex characters (here: something like a raw token).
+    job["job_type"] = "purge".into();
+    job["token_hash"] = "Zm9vYmFyLXRva2VuLW5vdC1oYXNo".into();
+    job.as_object_mut().unwrap().remove("export_id");
+    stack.control(serde_json::json!({"action": "publish_raw", "body": job}));
+    let refused = stack.wait_for_log(Duration::from_secs(20), "the malformed purge refused", |l| {
+        l["message"] == "job unreadable" && l["detail"].as_str().is_some_and(|d| d.contains("token_hash"))
+    });
+    let at = refused["timestamp"].as_str().unwrap().to_owned();
+    let dead = stack.wait_for_log(Duration::from_secs(20), "its dead-letter alert", |l| {
+        l["alert"] == "dlq_item"
+            && l["last_error"]["kind"] == "invalid_message"
+            && l["timestamp"].as_str().is_some_and(|t| t >= at.as_str())
+    });
+    assert_eq!(dead["classification"], "definitive");
+    assert!(stack.alive(), "a poison purge job must not crash the consumer");
+}

@@ -1,9 +1,10 @@
-//! Local stand-ins for the two third-party HTTP services the Worker calls: the media worker
-//! (and the object storage it fronts) and the origin API. Real HTTP servers on loopback; tests and
-//! `scripts/dev` start them. They keep their state in memory and write no files.
+//! Local stand-ins for the third-party HTTP services the Worker calls: the media worker (and the
+//! object storage it fronts), the origin API and Cloudflare's cache purge API. Real HTTP servers
+//! on loopback; tests and `scripts/dev` start them. They keep their state in memory and write no files.
 
 pub mod media;
 pub mod origin;
+pub mod purge;
 
 pub use axum::Router;
 
