@@ -352,7 +352,10 @@ mod tests {
         assert_eq!(a, key(&LOGIN_EMAIL_CEILING, "mae@example.com "));
         assert!(!a.contains("example"));
         let b = key(&LOGIN_EMAIL, &email_and_network("Mae@Example.com", "203.0.113.9"));
-        assert_eq!(b, key(&LOGIN_EMAIL, &email_and_network("mae@example.com", "203.0.113.200")));
+        assert_eq!(
+            b,
+            key(&LOGIN_EMAIL, &email_and_network("mae@example.com", "203.0.113.200"))
+        );
         assert!(!b.contains("example"));
     }
 
@@ -369,7 +372,11 @@ mod tests {
         assert!(v6.ends_with(":2001:db8:1:2::/64"), "{v6}");
         assert_eq!(client_network("unknown"), "unknown");
         // Only the email-keyed policies wait for the handler; the ceiling is higher than the strict limit.
-        let by_email: Vec<_> = POLICIES.iter().filter(|p| p.keyed_by.needs_email()).map(|p| p.name).collect();
+        let by_email: Vec<_> = POLICIES
+            .iter()
+            .filter(|p| p.keyed_by.needs_email())
+            .map(|p| p.name)
+            .collect();
         assert_eq!(by_email, ["login_email", "login_email_ceiling"]);
         assert!(LOGIN_EMAIL_CEILING.limit > 3 * LOGIN_EMAIL.limit);
     }

@@ -243,7 +243,12 @@ static TABLE: [Route; 22] = [
     Route::read("/auth/csrf", Id::CsrfToken, Surface::Api, R::OptionalSession),
     Route::write(WM::Post, "/auth/login", Id::Login, W::CsrfBeforeSignIn),
     Route::write(WM::Post, "/auth/logout", Id::Logout, W::SessionAndCsrf),
-    Route::write(WM::Post, "/auth/logout-everywhere", Id::LogoutEverywhere, W::SessionAndCsrf),
+    Route::write(
+        WM::Post,
+        "/auth/logout-everywhere",
+        Id::LogoutEverywhere,
+        W::SessionAndCsrf,
+    ),
     Route::read("/me", Id::Me, Surface::Api, R::Session),
     Route::read("/shares", Id::ListShares, Surface::Api, R::Session),
     Route::write(WM::Post, "/shares", Id::CreateShare, W::SessionAndCsrf),

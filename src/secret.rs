@@ -26,7 +26,10 @@ impl std::fmt::Debug for OperatorTokens {
 impl OperatorTokens {
     pub fn parse(text: &str) -> Result<OperatorTokens, String> {
         let mut tokens: Vec<(String, String)> = Vec::new();
-        for pair in text.split(|c: char| c == ',' || c.is_whitespace()).filter(|p| !p.is_empty()) {
+        for pair in text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|p| !p.is_empty())
+        {
             let Some((name, token)) = pair.split_once(':') else {
                 return Err("each entry is name:token".into());
             };
@@ -108,7 +111,10 @@ mod tests {
 
     #[test]
     fn an_admin_reason_is_required_short_and_printable() {
-        assert_eq!(admin_reason(Some("  re-drive after the R2 outage ")), Ok("re-drive after the R2 outage"));
+        assert_eq!(
+            admin_reason(Some("  re-drive after the R2 outage ")),
+            Ok("re-drive after the R2 outage")
+        );
         for bad in [None, Some(""), Some("  "), Some("ok"), Some("a\u{7}bc")] {
             assert!(admin_reason(bad).is_err(), "{bad:?}");
         }

@@ -179,7 +179,10 @@ fn dev_vars_secrets(path: &std::path::Path) -> Secrets {
         media_token: value(&text, "MEDIA_WORKER_TOKEN").expect("media token"),
         admin_operator: "dev".into(),
         admin_token: value(&text, "ADMIN_TOKENS")
-            .and_then(|v| v.strip_prefix("dev:").map(|t| t.split([',', ' ']).next().unwrap_or("").to_owned()))
+            .and_then(|v| {
+                v.strip_prefix("dev:")
+                    .map(|t| t.split([',', ' ']).next().unwrap_or("").to_owned())
+            })
             .expect("ADMIN_TOKENS in .dev.vars starts with dev:<token>"),
         oncall_token: None,
         purge_token: random_hex(32),
@@ -698,7 +701,10 @@ impl Stack {
 
     pub fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> crate::Response {
         let auth = format!("Bearer {}", self.secrets.admin_token);
-        let mut headers = vec![("authorization", auth.as_str()), ("x-admin-reason", "edge test harness")];
+        let mut headers = vec![
+            ("authorization", auth.as_str()),
+            ("x-admin-reason", "edge test harness"),
+        ];
         if body.is_some() {
             headers.push(("content-type", "application/json"));
         }

@@ -9,9 +9,9 @@ use crate::csrf;
 use crate::error::{ApiError, ErrorCode};
 use crate::password::{verify_password, DUMMY_HASH};
 use crate::rate_limit::{self, LOGIN_EMAIL, LOGIN_EMAIL_CEILING};
-use crate::telemetry::Level;
 use crate::reply::Reply;
 use crate::session::{self, Session};
+use crate::telemetry::Level;
 
 use super::context::{self, RequestContext};
 use super::db::{self, col, Budget, Scope};
@@ -44,7 +44,10 @@ pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) 
     let request = LoginRequest::parse(&incoming.body)?;
     // The strict limit first: guesses from one network that it stops never count to the ceiling.
     let strict = rate_limit::email_and_network(request.email.as_str(), &cx.client_ip);
-    for (policy, subject) in [(&LOGIN_EMAIL, strict.as_str()), (&LOGIN_EMAIL_CEILING, request.email.as_str())] {
+    for (policy, subject) in [
+        (&LOGIN_EMAIL, strict.as_str()),
+        (&LOGIN_EMAIL_CEILING, request.email.as_str()),
+    ] {
         if let Verdict::Refused(reply) = rate_limiter::check(cx, policy, subject, false, None).await {
             notes.rejection = Some("rate_limited");
             notes.fields.push(("rate_limit_policy", policy.name.into()));
@@ -93,7 +96,12 @@ pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) 
     db::transaction(&cx.io, Scope::System, Budget::Hot, async |tx| {
         tx.exec(
             "SELECT begin_session($1, $2::uuid, $3::uuid, to_timestamp($4))",
-            &[(&sid, Type::TEXT), (user, Type::TEXT), (account, Type::TEXT), (&expires_s, Type::FLOAT8)],
+            &[
+                (&sid, Type::TEXT),
+                (user, Type::TEXT),
+                (account, Type::TEXT),
+                (&expires_s, Type::FLOAT8),
+            ],
         )
         .await
     })

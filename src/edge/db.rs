@@ -148,13 +148,21 @@ pub async fn check_session(io: &Io, session: &crate::session::Session) -> Result
     with_connection(io, Budget::Hot, async |tx| {
         let params = [(&session.sid as &(dyn ToSql + Sync), Type::TEXT), (&aid, Type::TEXT)];
         count(Counter::DbRoundTrips);
-        match within(tx.acquire_ms + Budget::Hot.statement_ms(), tx.client.query_typed("SELECT session_account($1, $2)", &params)).await {
+        match within(
+            tx.acquire_ms + Budget::Hot.statement_ms(),
+            tx.client.query_typed("SELECT session_account($1, $2)", &params),
+        )
+        .await
+        {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) if e.code().is_some_and(|c| c.code() == SESSION_ENDED) => {
                 Err(ApiError::new(ErrorCode::Unauthorized, "session ended"))
             }
             Ok(Err(e)) => Err(tx.failed(e)),
-            Err(_) => Err(ApiError::new(ErrorCode::DatabaseUnavailable, "session check did not answer in time")),
+            Err(_) => Err(ApiError::new(
+                ErrorCode::DatabaseUnavailable,
+                "session check did not answer in time",
+            )),
         }
     })
     .await
@@ -450,7 +458,11 @@ async fn run<T>(
             (&account, Type::TEXT),
             (&sid, Type::TEXT),
         ];
-        let params = if matches!(scope, Scope::Session { .. }) { &params[..] } else { &params[..2] };
+        let params = if matches!(scope, Scope::Session { .. }) {
+            &params[..]
+        } else {
+            &params[..2]
+        };
         futures_util::future::try_join(
             tx.client.query_typed("BEGIN", &[]),
             tx.client.query_typed(settings_sql, params),

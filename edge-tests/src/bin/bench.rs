@@ -733,7 +733,8 @@ fn report(r: &Value, smoke: bool) -> (String, Vec<String>) {
             }
         )
     };
-    let round_trips = ["api_me", "api_shares"].map(|k| http[k]["db_round_trips_per_request"].as_f64().unwrap_or(f64::NAN));
+    let round_trips =
+        ["api_me", "api_shares"].map(|k| http[k]["db_round_trips_per_request"].as_f64().unwrap_or(f64::NAN));
     let mut budgets = String::from("\n| budget | measured | limit | |\n|---|---:|---:|---|\n");
     // BEGIN + the settings (the session check is inside them), the read, COMMIT: what a
     // signed-in read cost before sessions were checked on the server.

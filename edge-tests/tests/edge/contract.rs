@@ -67,7 +67,13 @@ fn schemathesis_finds_no_server_error_and_no_answer_the_openapi_document_does_no
 
     // 3. Signing out, and out everywhere.
     let signed_in = stack.sign_in(&family);
-    let logout = schemathesis(&stack, &signed_in, "logout", None, &["--include-path-regex", "^/auth/logout"]);
+    let logout = schemathesis(
+        &stack,
+        &signed_in,
+        "logout",
+        None,
+        &["--include-path-regex", "^/auth/logout"],
+    );
     assert_ran(&logout, 2);
     assert!(stack.alive());
 }

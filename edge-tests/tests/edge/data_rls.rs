@@ -46,7 +46,9 @@ fn affected(client: &mut postgres::Client, sql: &str) -> u64 {
             })
             .unwrap_or(0),
         Err(e) if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
-            client.batch_execute("ROLLBACK TO SAVEPOINT probe").expect("rollback to savepoint");
+            client
+                .batch_execute("ROLLBACK TO SAVEPOINT probe")
+                .expect("rollback to savepoint");
             0
         }
         Err(e) => panic!("{sql}: {e}"),

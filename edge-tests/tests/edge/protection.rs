@@ -94,7 +94,11 @@ fn login_allows_five_attempts_a_minute_per_ip_and_per_email_from_one_network() {
     let client = stack.client();
     for i in 0..5 {
         let email = format!("nobody-{i}-{}@example.test", now_ms());
-        assert_eq!(login_attempt(&client, &email, "wrong-password").status, 401, "attempt {i}");
+        assert_eq!(
+            login_attempt(&client, &email, "wrong-password").status,
+            401,
+            "attempt {i}"
+        );
     }
     let email = format!("someone-else-{}@example.test", now_ms());
     assert_429(&login_attempt(&client, &email, "wrong-password"), "login_ip", 60);
@@ -103,7 +107,11 @@ fn login_allows_five_attempts_a_minute_per_ip_and_per_email_from_one_network() {
         let r = login_attempt(&client.with_new_ip(), &family.email, "wrong-password");
         assert_eq!(r.status, 401, "attempt {i} on the email");
     }
-    assert_429(&login_attempt(&client.with_new_ip(), &family.email, "wrong-password"), "login_email", 60);
+    assert_429(
+        &login_attempt(&client.with_new_ip(), &family.email, "wrong-password"),
+        "login_email",
+        60,
+    );
 }
 
 #[test]
@@ -127,7 +135,12 @@ fn guesses_from_one_network_never_lock_a_family_member_out_from_another() {
     }
     assert_eq!(refused, 3, "five guesses a minute from one network, then 429");
     let member = login_attempt(&stack.client().with_new_network(), &family.email, &family.password);
-    assert_eq!(member.status, 200, "a family member on another network signs in: {}", member.text());
+    assert_eq!(
+        member.status,
+        200,
+        "a family member on another network signs in: {}",
+        member.text()
+    );
 }
 
 #[test]
@@ -138,7 +151,11 @@ fn a_guess_spread_over_many_networks_meets_the_per_email_ceiling_and_raises_an_a
     let ceiling = babybook_edge::rate_limit::LOGIN_EMAIL_CEILING.limit;
     let mut answered = Vec::new();
     for _ in 0..ceiling + 2 {
-        answered.push(login_attempt(&stack.client().with_new_network(), &family.email, "wrong-password"));
+        answered.push(login_attempt(
+            &stack.client().with_new_network(),
+            &family.email,
+            "wrong-password",
+        ));
     }
     let statuses: Vec<u16> = answered.iter().map(|r| r.status).collect();
     assert!(statuses[..ceiling as usize].iter().all(|s| *s == 401), "{statuses:?}");
@@ -150,7 +167,10 @@ fn a_guess_spread_over_many_networks_meets_the_per_email_ceiling_and_raises_an_a
         l["alert"] == "login_email_ceiling" && l["trace_id"] == trace.as_str()
     });
     assert_eq!(alert["severity"], "sev3");
-    assert!(!alert.to_string().contains(&family.email), "the alert carries no email: {alert}");
+    assert!(
+        !alert.to_string().contains(&family.email),
+        "the alert carries no email: {alert}"
+    );
 }
 
 #[test]
@@ -355,7 +375,11 @@ fn wrong_admin_tokens_from_one_address_meet_429_before_the_fortieth_and_the_oper
 #[test]
 fn every_admin_call_is_attributed_to_its_operator_with_a_required_reason() {
     let stack = Stack::shared();
-    let oncall = stack.secrets.oncall_token.clone().expect("the harness configures a second operator");
+    let oncall = stack
+        .secrets
+        .oncall_token
+        .clone()
+        .expect("the harness configures a second operator");
     let call = |token: &str, reason: Option<&str>| {
         let auth = format!("Bearer {token}");
         let mut headers = vec![("authorization", auth.as_str())];
@@ -385,7 +409,11 @@ fn every_admin_call_is_attributed_to_its_operator_with_a_required_reason() {
     let no_reason = call(&oncall, None);
     assert_eq!(no_reason.status, 400, "{}", no_reason.text());
     assert_eq!(no_reason.error_code(), "bad_request");
-    assert_eq!(audit_line(&no_reason)["operator"], "oncall", "a refused call is attributed too");
+    assert_eq!(
+        audit_line(&no_reason)["operator"],
+        "oncall",
+        "a refused call is attributed too"
+    );
 
     // The secret's whole `name:token` entry, or a name, is no token.
     for wrong in [format!("oncall:{oncall}"), "oncall".to_owned()] {

@@ -30,7 +30,10 @@ fn copy_of(signed_in: &SignedIn) -> SignedIn {
 }
 
 fn assert_ended(copy: &SignedIn, family: &Family, why: &str) {
-    for (what, status) in ["GET /me", "GET /shares", "POST /shares"].iter().zip(statuses(copy, &family.moment_ids[0])) {
+    for (what, status) in ["GET /me", "GET /shares", "POST /shares"]
+        .iter()
+        .zip(statuses(copy, &family.moment_ids[0]))
+    {
         assert_eq!(status, 401, "{why}: {what} with a copy of the ended session's cookies");
     }
     let me = copy.get("/me");
@@ -51,24 +54,44 @@ fn after_logout_a_copy_of_the_session_cookie_is_refused_on_every_route_and_by_th
 
     // The proxy asserts identity to the origin only for a live session.
     let trace = "5b8aa5a2d2c872e8321cf37308d69df2";
-    let proxied = copy
-        .client
-        .request("GET", "/moments", &[("cookie", &copy.cookies()), ("x-trace-id", trace)], None);
+    let proxied = copy.client.request(
+        "GET",
+        "/moments",
+        &[("cookie", &copy.cookies()), ("x-trace-id", trace)],
+        None,
+    );
     assert_eq!(proxied.status, 401, "{}", proxied.text());
     let reached = stack
         .origin_requests()
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["headers"].as_array().unwrap().iter().any(|h| h[0] == "x-trace-id" && h[1] == trace))
+        .filter(|r| {
+            r["headers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h[0] == "x-trace-id" && h[1] == trace)
+        })
         .count();
-    assert_eq!(reached, 0, "a proxied call with an ended session never reaches the origin");
+    assert_eq!(
+        reached, 0,
+        "a proxied call with an ended session never reaches the origin"
+    );
 
     // Signing out again is not an error, and the session stays ended.
-    assert_eq!(signed_in.write("POST", "/auth/logout", None).status, 204, "signing out twice");
+    assert_eq!(
+        signed_in.write("POST", "/auth/logout", None).status,
+        204,
+        "signing out twice"
+    );
     assert_eq!(signed_in.get("/me").status, 401);
     let again = stack.sign_in(&family);
-    assert_eq!(again.get("/me").status, 200, "signing in again starts a new, live session");
+    assert_eq!(
+        again.get("/me").status,
+        200,
+        "signing in again starts a new, live session"
+    );
 }
 
 #[test]
@@ -83,15 +106,12 @@ fn signing_out_everywhere_ends_every_session_of_the_user_and_no_one_elses() {
         assert_eq!(s.get("/me").status, 200);
     }
 
-    let everywhere = phone
-        .client
-        .with_header("origin", APP_ORIGIN)
-        .request(
-            "POST",
-            "/auth/logout-everywhere",
-            &[("cookie", &phone.cookies()), ("x-csrf-token", &phone.csrf_token)],
-            None,
-        );
+    let everywhere = phone.client.with_header("origin", APP_ORIGIN).request(
+        "POST",
+        "/auth/logout-everywhere",
+        &[("cookie", &phone.cookies()), ("x-csrf-token", &phone.csrf_token)],
+        None,
+    );
     assert_eq!(everywhere.status, 204, "{}", everywhere.text());
     assert!(everywhere
         .headers_named("set-cookie")
@@ -103,9 +123,12 @@ fn signing_out_everywhere_ends_every_session_of_the_user_and_no_one_elses() {
 
     // Without a CSRF proof it is refused like any other write, and ends nothing.
     let victim = stack.sign_in(&family);
-    let forged = victim
-        .client
-        .request("POST", "/auth/logout-everywhere", &[("cookie", &victim.cookies())], None);
+    let forged = victim.client.request(
+        "POST",
+        "/auth/logout-everywhere",
+        &[("cookie", &victim.cookies())],
+        None,
+    );
     assert_eq!(forged.status, 403, "{}", forged.text());
     assert_eq!(victim.get("/me").status, 200);
 }
@@ -121,9 +144,16 @@ fn a_password_change_a_move_to_another_account_or_deleting_the_user_ends_their_s
     let bystander = stack.sign_in(&untouched);
     assert_eq!(signed_in.get("/shares").status, 200);
     // Changing something else about the user ends nothing.
-    db().execute("UPDATE app_user SET display_name = 'Mãe' WHERE id = $1::text::uuid", &[&family.user_id])
-        .unwrap();
-    assert_eq!(signed_in.get("/shares").status, 200, "a display-name change ends no session");
+    db().execute(
+        "UPDATE app_user SET display_name = 'Mãe' WHERE id = $1::text::uuid",
+        &[&family.user_id],
+    )
+    .unwrap();
+    assert_eq!(
+        signed_in.get("/shares").status,
+        200,
+        "a display-name change ends no session"
+    );
     db().execute(
         "UPDATE app_user SET password_hash = password_hash || 'x' WHERE id = $1::text::uuid",
         &[&family.user_id],
@@ -192,7 +222,12 @@ fn a_signed_cookie_the_server_never_issued_opens_nothing() {
     let r = stack
         .client()
         .get_with("/shares", &[("cookie", &format!("__Host-session={live}"))]);
-    assert_eq!(r.status, 200, "the same cookie with a server-side session works: {}", r.text());
+    assert_eq!(
+        r.status,
+        200,
+        "the same cookie with a server-side session works: {}",
+        r.text()
+    );
 }
 
 #[test]
