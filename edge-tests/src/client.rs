@@ -267,7 +267,32 @@ impl Client {
     /// 16 KiB chunks, ended as `end` says. The bytes are written by another thread, so an answer
     /// that comes while the body is still being written (or held open) is read as it arrives.
     /// Returns the answer, or panics when none comes within `wait`.
+    ///
+    /// `wrangler dev` puts a proxy of its own in front of the runtime; on a loaded machine it
+    /// has answered an upload the Worker refused early with its own `503 "Your worker restarted
+    /// mid-request"` (no trace id: the Worker never produced it). Such an answer is not the
+    /// Worker's, so the upload is sent again, once; production has no such proxy.
     pub fn chunked_upload(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        total: usize,
+        end: UploadEnd,
+        wait: Duration,
+    ) -> Response {
+        let first = self.chunked_upload_once(method, path, headers, total, end, wait);
+        let from_dev_proxy = first.status == 503
+            && first.header("x-trace-id").is_none()
+            && first.text().starts_with("Your worker restarted mid-request");
+        if !from_dev_proxy {
+            return first;
+        }
+        eprintln!("chunked_upload: wrangler dev's proxy answered {method} {path} itself; sending it again");
+        self.chunked_upload_once(method, path, headers, total, end, wait)
+    }
+
+    fn chunked_upload_once(
         &self,
         method: &str,
         path: &str,
