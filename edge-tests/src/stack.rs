@@ -692,6 +692,40 @@ impl Stack {
         }
     }
 
+    /// The Worker's own `request` log line for an answer (found by its trace id): what the
+    /// Worker measured and decided, free of the test process's scheduling.
+    pub fn request_line(&self, response: &crate::Response) -> Value {
+        let trace = response.header("x-trace-id").expect("x-trace-id").to_owned();
+        self.wait_for_log(Duration::from_secs(10), "the request's log line", |l| {
+            l["message"] == "request" && l["trace_id"] == trace.as_str()
+        })
+    }
+
+    /// Waits (bounded) until Postgres runs a statement starting with `sql_prefix`, seen in
+    /// `pg_stat_activity` through a direct connection (not the pooler).
+    pub fn wait_for_active_query(&self, sql_prefix: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let pattern = format!("{}%", sql_prefix.replace('%', "\\%"));
+        loop {
+            let active: i64 = self
+                .db()
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1",
+                    &[&pattern],
+                )
+                .expect("pg_stat_activity")
+                .get(0);
+            if active > 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no active query like {sql_prefix:?} within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Fires a cron trigger through wrangler's local scheduled endpoint at `time_ms`.
     pub fn fire_cron(&self, cron: &str, time_ms: i64) -> crate::Response {
         let cron = cron.replace(' ', "+").replace('/', "%2F").replace('*', "%2A");

