@@ -302,30 +302,43 @@ fn tampered_expired_and_unknown_key_cookies_are_401_never_500() {
 
 #[test]
 fn key_rotation_accepts_the_previous_key_until_it_is_removed() {
-    let stack = Stack::shared();
+    // One stack, before and after, as a deploy rotates: old key; new key with the old one as
+    // previous; new key alone.
+    let (old, new) = (
+        "previous-session-key-0123456789abcdef0123456789", // secret-scan: allow (a test value)
+        "rotated-session-key-0123456789abcdef01234567890", // secret-scan: allow (a test value)
+    );
+    let stack = Stack::start(StackOptions::named("rotation").var("SESSION_KEY_CURRENT", old));
     let family = stack.family(1, 0);
-    let old = "previous-session-key-0123456789abcdef0123456789";
-    let rotated = Stack::start(StackOptions::named("rotation").var("SESSION_KEY_PREVIOUS", old));
-    let family_there = rotated.family(1, 0);
-    let cookie = rotated.sealed_session_signed_with(&family_there, now_s(), old);
-    let r = rotated
-        .client()
-        .get_with("/me", &[("cookie", &format!("__Host-session={cookie}"))]);
+    let before = stack.sign_in(&family);
+    assert_eq!(before.get("/me").status, 200);
+    let key_id = |cookie: &str| cookie.split('.').nth(1).unwrap_or("").to_owned();
+
+    stack.restart_worker_with(&[("SESSION_KEY_CURRENT", new), ("SESSION_KEY_PREVIOUS", old)]);
+    let r = before.get("/me");
     assert_eq!(
         r.status,
         200,
         "a cookie signed with the previous key is still accepted: {}",
         r.text()
     );
-    // The shared stack never had that key: as after the previous key is removed.
-    let cookie = stack.sealed_session_signed_with(&family, now_s(), old);
-    assert_eq!(
-        stack
-            .client()
-            .get_with("/me", &[("cookie", &format!("__Host-session={cookie}"))])
-            .status,
-        401
+    let during = stack.sign_in(&family);
+    assert_ne!(
+        key_id(&during.session_cookie),
+        key_id(&before.session_cookie),
+        "new sessions are signed with the new key"
     );
+
+    stack.restart_worker_with(&[("SESSION_KEY_CURRENT", new)]);
+    let r = before.get("/me");
+    assert_eq!(
+        r.status,
+        401,
+        "the previous key removed, its cookies are refused: {}",
+        r.text()
+    );
+    assert_eq!(r.error_code(), "unauthorized");
+    assert_eq!(during.get("/me").status, 200, "cookies of the current key still work");
 }
 
 #[test]
