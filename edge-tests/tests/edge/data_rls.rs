@@ -366,3 +366,66 @@ fn port_of(stack: &Stack) -> u16 {
     let port: String = stack.db().query_one("SHOW port", &[]).expect("port").get(0);
     port.parse().expect("port")
 }
+
+/// The same, through the Worker's own settings statement: a PgBouncer pool of ONE server
+/// connection, so every transaction of every account runs on it, one after another; each
+/// signed-in request still sees exactly its own account's shares. A sampler proves the
+/// transactions shared one server connection (never more than one `app_rw` backend, and one there).
+#[test]
+fn through_the_workers_settings_statement_on_one_shared_server_connection_each_request_sees_only_its_account() {
+    let stack = Stack::start(
+        crate::StackOptions {
+            pool_size: 1,
+            ..crate::StackOptions::named("rls-pool-of-one")
+        }
+        .var("DB_ACQUIRE_TIMEOUT_MS", "10000"),
+    );
+    let families: Vec<_> = (0..3).map(|_| stack.family(1, 2)).collect();
+    let signed_in: Vec<_> = families.iter().map(|f| stack.sign_in(f)).collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (max_backends, samples) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let (mut max, mut seen) = (0i64, Vec::new());
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let n = stack.server_connections("app_rw");
+                max = max.max(n);
+                seen.push(n);
+                std::thread::sleep(std::time::Duration::from_millis(20)); // sampling interval
+            }
+            (max, seen)
+        });
+        let workers: Vec<_> = families
+            .iter()
+            .zip(&signed_in)
+            .flat_map(|(family, s)| [(family, s), (family, s)])
+            .map(|(family, s)| {
+                scope.spawn(move || {
+                    let mut want: Vec<String> = family.shares.iter().map(|sh| sh.id.clone()).collect();
+                    want.sort();
+                    for round in 0..10 {
+                        let r = s.get("/shares");
+                        assert_eq!(r.status, 200, "round {round}: {}", r.text());
+                        let mut got: Vec<String> = r.json()["shares"]
+                            .as_array()
+                            .expect("shares")
+                            .iter()
+                            .map(|sh| sh["id"].as_str().unwrap().to_owned())
+                            .collect();
+                        got.sort();
+                        assert_eq!(got, want, "round {round}: another account's shares, or none of its own");
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("a request saw the wrong account");
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        sampler.join().unwrap()
+    });
+    assert_eq!(
+        max_backends, 1,
+        "the pool of one opened {max_backends} server connections: {samples:?}"
+    );
+    assert!(stack.alive());
+}
