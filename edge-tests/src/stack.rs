@@ -145,7 +145,10 @@ pub struct Stack {
     wrangler: Mutex<Option<Guarded>>,
     log_lines: Arc<Mutex<Vec<String>>>,
     death: Death,
-    stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// Set when the running `wrangler dev` is stopped on purpose (one flag per start).
+    stopping: Mutex<Arc<std::sync::atomic::AtomicBool>>,
+    options: StackOptions,
+    port: u16,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -271,7 +274,9 @@ impl Stack {
             wrangler: Mutex::new(None),
             log_lines: Arc::default(),
             death: Arc::default(),
-            stopping: Arc::default(),
+            stopping: Mutex::default(),
+            options: options.clone(),
+            port,
         };
         stack.start_wrangler(port, &options);
         stack
@@ -371,12 +376,9 @@ impl Stack {
             self.wait_for_initial_rebuild();
         }
         // Watch for an unexpected exit for the rest of the run.
-        let (death, lines, stopping, name) = (
-            self.death.clone(),
-            self.log_lines.clone(),
-            self.stopping.clone(),
-            self.name.clone(),
-        );
+        let stopping: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        *self.stopping.lock().expect("stopping") = stopping.clone();
+        let (death, lines, name) = (self.death.clone(), self.log_lines.clone(), self.name.clone());
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_millis(250));
             if stopping.load(Ordering::Relaxed) {
@@ -692,6 +694,40 @@ impl Stack {
         }
     }
 
+    /// The Worker's own `request` log line for an answer (found by its trace id): what the
+    /// Worker measured and decided, free of the test process's scheduling.
+    pub fn request_line(&self, response: &crate::Response) -> Value {
+        let trace = response.header("x-trace-id").expect("x-trace-id").to_owned();
+        self.wait_for_log(Duration::from_secs(10), "the request's log line", |l| {
+            l["message"] == "request" && l["trace_id"] == trace.as_str()
+        })
+    }
+
+    /// Waits (bounded) until Postgres runs a statement starting with `sql_prefix`, seen in
+    /// `pg_stat_activity` through a direct connection (not the pooler).
+    pub fn wait_for_active_query(&self, sql_prefix: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let pattern = format!("{}%", sql_prefix.replace('%', "\\%"));
+        loop {
+            let active: i64 = self
+                .db()
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1",
+                    &[&pattern],
+                )
+                .expect("pg_stat_activity")
+                .get(0);
+            if active > 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no active query like {sql_prefix:?} within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Fires a cron trigger through wrangler's local scheduled endpoint at `time_ms`.
     pub fn fire_cron(&self, cron: &str, time_ms: i64) -> crate::Response {
         let cron = cron.replace(' ', "+").replace('/', "%2F").replace('*', "%2A");
@@ -778,11 +814,27 @@ impl Stack {
         assert!(status.is_success(), "purge stand-in control: {status}");
     }
 
-    pub fn stop(&self) {
-        self.stopping.store(true, Ordering::Relaxed);
+    /// Stops `wrangler dev` and starts it again on the same port, database and stand-ins, with
+    /// `vars` on top of the stack's own: one stack before and after a configuration change
+    /// (a key rotation, say), as a deploy does it.
+    pub fn restart_worker_with(&self, vars: &[(&str, &str)]) {
+        self.stop_worker();
+        let mut options = self.options.clone();
+        for (k, v) in vars {
+            options = options.var(k, v);
+        }
+        self.start_wrangler(self.port, &options);
+    }
+
+    fn stop_worker(&self) {
+        self.stopping.lock().expect("stopping").store(true, Ordering::Relaxed);
         if let Some(mut w) = self.wrangler.lock().expect("wrangler").take() {
             w.stop(Duration::from_secs(3));
         }
+    }
+
+    pub fn stop(&self) {
+        self.stop_worker();
         self.bouncer.lock().expect("bouncer").stop();
         self.db_guard.lock().expect("db guard").stop();
         self.media.lock().expect("media").stop();

@@ -70,7 +70,11 @@ pub async fn serve(cx: &RequestContext, incoming: &Incoming, token_text: &str, n
     let (page, status) = match cached.map(|c| (freshness(c.rendered_at_ms, now), c)) {
         Some((Freshness::Fresh, page)) => (page, CacheStatus::Hit),
         Some((Freshness::Stale, page)) => {
-            revalidate_in_background(cx, hash, lang).await;
+            let started = revalidate_in_background(cx, hash, lang).await;
+            // Which stale answer started the one re-render, in the request's own log line.
+            notes
+                .fields
+                .push(("revalidation", if started { "started" } else { "joined" }.into()));
             (page, CacheStatus::Stale)
         }
         Some((Freshness::Expired, old)) => match render(cx, &hash, lang, now, notes).await {
@@ -122,13 +126,15 @@ async fn render(
     }
 }
 
-async fn revalidate_in_background(cx: &RequestContext, hash: TokenHash, lang: Lang) {
+/// Starts the page's re-render in `waitUntil` unless one is already running here or in another
+/// isolate of this data center; `true` when this call started it.
+async fn revalidate_in_background(cx: &RequestContext, hash: TokenHash, lang: Lang) -> bool {
     if !REVALIDATING.with(|r| r.borrow_mut().insert((hash, lang))) {
-        return;
+        return false;
     }
     if !share_cache::claim_revalidation(cx.config(), &hash, lang).await {
         REVALIDATING.with(|r| r.borrow_mut().remove(&(hash, lang)));
-        return;
+        return false;
     }
     let io = cx.io.clone();
     let settings = cx.settings.clone();
@@ -151,6 +157,7 @@ async fn revalidate_in_background(cx: &RequestContext, hash: TokenHash, lang: La
                 .field("lang", lang.tag()),
         );
     });
+    true
 }
 
 /// Tallies the view in the isolate; flushes the tally in the background when due.

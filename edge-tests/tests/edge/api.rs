@@ -302,30 +302,43 @@ fn tampered_expired_and_unknown_key_cookies_are_401_never_500() {
 
 #[test]
 fn key_rotation_accepts_the_previous_key_until_it_is_removed() {
-    let stack = Stack::shared();
+    // One stack, before and after, as a deploy rotates: old key; new key with the old one as
+    // previous; new key alone.
+    let (old, new) = (
+        "previous-session-key-0123456789abcdef0123456789", // secret-scan: allow (a test value)
+        "rotated-session-key-0123456789abcdef01234567890", // secret-scan: allow (a test value)
+    );
+    let stack = Stack::start(StackOptions::named("rotation").var("SESSION_KEY_CURRENT", old));
     let family = stack.family(1, 0);
-    let old = "previous-session-key-0123456789abcdef0123456789";
-    let rotated = Stack::start(StackOptions::named("rotation").var("SESSION_KEY_PREVIOUS", old));
-    let family_there = rotated.family(1, 0);
-    let cookie = rotated.sealed_session_signed_with(&family_there, now_s(), old);
-    let r = rotated
-        .client()
-        .get_with("/me", &[("cookie", &format!("__Host-session={cookie}"))]);
+    let before = stack.sign_in(&family);
+    assert_eq!(before.get("/me").status, 200);
+    let key_id = |cookie: &str| cookie.split('.').nth(1).unwrap_or("").to_owned();
+
+    stack.restart_worker_with(&[("SESSION_KEY_CURRENT", new), ("SESSION_KEY_PREVIOUS", old)]);
+    let r = before.get("/me");
     assert_eq!(
         r.status,
         200,
         "a cookie signed with the previous key is still accepted: {}",
         r.text()
     );
-    // The shared stack never had that key: as after the previous key is removed.
-    let cookie = stack.sealed_session_signed_with(&family, now_s(), old);
-    assert_eq!(
-        stack
-            .client()
-            .get_with("/me", &[("cookie", &format!("__Host-session={cookie}"))])
-            .status,
-        401
+    let during = stack.sign_in(&family);
+    assert_ne!(
+        key_id(&during.session_cookie),
+        key_id(&before.session_cookie),
+        "new sessions are signed with the new key"
     );
+
+    stack.restart_worker_with(&[("SESSION_KEY_CURRENT", new)]);
+    let r = before.get("/me");
+    assert_eq!(
+        r.status,
+        401,
+        "the previous key removed, its cookies are refused: {}",
+        r.text()
+    );
+    assert_eq!(r.error_code(), "unauthorized");
+    assert_eq!(during.get("/me").status, 200, "cookies of the current key still work");
 }
 
 #[test]
@@ -423,10 +436,26 @@ fn read_only_mode_refuses_every_data_write_with_503_and_keeps_reads_and_sign_in_
         let path = route
             .pattern()
             .replace(":id", &Id::from_random_bytes([9; 16]).to_string());
-        let r = signed_in
-            .client
-            .request(route.method().as_str(), &path, &[("accept-language", "pt-BR")], None);
-        assert_eq!(r.status, 503, "{} {}", route.method().as_str(), route.pattern());
+        // Signed in, with a valid CSRF proof: only read-only mode may refuse it.
+        let cookies = signed_in.cookies();
+        let r = signed_in.client.request(
+            route.method().as_str(),
+            &path,
+            &[
+                ("accept-language", "pt-BR"),
+                ("cookie", &cookies),
+                ("x-csrf-token", &signed_in.csrf_token),
+            ],
+            None,
+        );
+        assert_eq!(
+            r.status,
+            503,
+            "{} {}: {}",
+            route.method().as_str(),
+            route.pattern(),
+            r.text()
+        );
         assert_eq!(r.error_code(), "read_only");
         assert!(r.header("retry-after").is_some_and(|v| v.parse::<u32>().unwrap() > 0));
         assert!(r.json()["error"]["message"]
@@ -434,9 +463,16 @@ fn read_only_mode_refuses_every_data_write_with_503_and_keeps_reads_and_sign_in_
             .unwrap()
             .contains("somente leitura"));
     }
-    let english = signed_in
-        .client
-        .request("POST", "/exports", &[("accept-language", "en")], None);
+    let english = signed_in.client.request(
+        "POST",
+        "/exports",
+        &[
+            ("accept-language", "en"),
+            ("cookie", &signed_in.cookies()),
+            ("x-csrf-token", &signed_in.csrf_token),
+        ],
+        None,
+    );
     assert!(english.json()["error"]["message"]
         .as_str()
         .unwrap()
@@ -681,11 +717,10 @@ fn with_the_database_unreachable_api_reads_and_writes_answer_503_within_two_seco
         assert_eq!(r.status, 503, "{method} {path}: {}", r.text());
         assert_eq!(r.error_code(), "database_unavailable");
         assert!(r.header("retry-after").is_some());
-        assert!(
-            started.elapsed() < Duration::from_millis(2_500),
-            "{method} {path} took {:?}",
-            started.elapsed()
-        );
+        // Within two seconds by the Worker's own clock (the client's adds this machine's load).
+        let worked = stack.request_line(&r)["duration_ms"].as_i64().expect("duration_ms");
+        assert!(worked <= 2_000, "{method} {path}: the Worker took {worked} ms");
+        assert!(started.elapsed() < Duration::from_secs(10), "{method} {path} hung");
     }
     stack.bouncer().admin(&format!("RESUME {}", stack.db_name));
     assert_eq!(signed_in.get("/me").status, 200);

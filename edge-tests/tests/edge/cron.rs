@@ -162,7 +162,7 @@ fn the_reaper_deletes_exports_past_72_hours_and_orphans_once_and_spares_younger_
             break;
         }
         assert!(Instant::now() < deadline, "export {export}, orphan {asset}");
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(200)); // polling interval, bounded by the deadline
     }
     let young_state: (String, Option<std::time::SystemTime>) = {
         let r = db
@@ -213,7 +213,7 @@ fn the_queue_probe_logs_its_time_to_ready_and_alerts_when_a_probe_never_complete
         != "ready"
     {
         assert!(Instant::now() < deadline, "the probe never completed");
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(100)); // polling interval, bounded by the deadline
     }
     assert_eq!(stack.fire_cron(EVERY_FIVE, t0 + 5 * 60_000).status, 200);
     let ttr = stack.wait_for_log(Duration::from_secs(10), "the probe's TTR", |l| {

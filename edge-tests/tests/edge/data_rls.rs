@@ -73,6 +73,28 @@ fn add_sensitive_rows(stack: &Stack, account: &str, child: &str) {
 
 const SET_ACCOUNT: &str = "SELECT set_config('app.account_id', '{}', true)";
 
+/// The SQLSTATE an `INSERT` fails with, or `None` when it is accepted (undone either way: it runs
+/// under a savepoint of the caller's transaction).
+fn insert_refusal(client: &mut postgres::Client, sql: &str) -> Option<String> {
+    client.batch_execute("SAVEPOINT probe").expect("savepoint");
+    let outcome = client
+        .simple_query(sql)
+        .err()
+        .map(|e| e.code().unwrap_or_else(|| panic!("{sql}: {e}")).code().to_owned());
+    client
+        .batch_execute("ROLLBACK TO SAVEPOINT probe")
+        .expect("rollback to savepoint");
+    outcome
+}
+
+/// An `INSERT` of a copy of one of account `from`'s rows, with its account key set to `to` and
+/// a new `id` where the table has one.
+fn copy_row_to(table: &str, key: &str, from: &str, to: &str) -> String {
+    format!(
+        "INSERT INTO {table} SELECT (jsonb_populate_record(NULL::{table}, to_jsonb(r) || jsonb_build_object('id', gen_random_uuid(), '{key}', '{to}'))).* FROM {table} r WHERE {key} = '{from}' LIMIT 1"
+    )
+}
+
 #[test]
 fn every_account_scoped_table_forces_rls_and_one_account_never_touches_another() {
     let stack = Stack::shared();
@@ -116,7 +138,28 @@ fn every_account_scoped_table_forces_rls_and_one_account_never_touches_another()
             &mut pooled,
             &format!("DELETE FROM {table} WHERE {key} = '{}'", b.account_id),
         );
+        // WITH CHECK: a row written into another account is refused (42501: the policy, or no
+        // INSERT right at all). The same statement aimed at A's own account is not refused by
+        // RLS (it may meet a unique constraint), so the refusal is the policy's, not the SQL's.
+        let into_b = insert_refusal(&mut pooled, &copy_row_to(table, key, &a.account_id, &b.account_id));
+        let may_insert: bool = superuser
+            .query_one("SELECT has_table_privilege('app_rw', $1, 'INSERT')", &[table])
+            .expect("privilege")
+            .get(0);
+        if may_insert {
+            let into_a = insert_refusal(&mut pooled, &copy_row_to(table, key, &a.account_id, &a.account_id));
+            assert_ne!(
+                into_a.as_deref(),
+                Some("42501"),
+                "{table}: RLS refused a row of A's own account"
+            );
+        }
         pooled.batch_execute("ROLLBACK").expect("rollback");
+        assert_eq!(
+            into_b.as_deref(),
+            Some("42501"),
+            "{table}: account A wrote a row into account B"
+        );
 
         assert!(own > 0, "{table}: account A cannot see its own rows");
         assert_eq!(
@@ -322,4 +365,67 @@ fn a_malicious_account_id_is_refused_before_sql_or_is_inert_data() {
 fn port_of(stack: &Stack) -> u16 {
     let port: String = stack.db().query_one("SHOW port", &[]).expect("port").get(0);
     port.parse().expect("port")
+}
+
+/// The same, through the Worker's own settings statement: a PgBouncer pool of ONE server
+/// connection, so every transaction of every account runs on it, one after another; each
+/// signed-in request still sees exactly its own account's shares. A sampler proves the
+/// transactions shared one server connection (never more than one `app_rw` backend, and one there).
+#[test]
+fn through_the_workers_settings_statement_on_one_shared_server_connection_each_request_sees_only_its_account() {
+    let stack = Stack::start(
+        crate::StackOptions {
+            pool_size: 1,
+            ..crate::StackOptions::named("rls-pool-of-one")
+        }
+        .var("DB_ACQUIRE_TIMEOUT_MS", "10000"),
+    );
+    let families: Vec<_> = (0..3).map(|_| stack.family(1, 2)).collect();
+    let signed_in: Vec<_> = families.iter().map(|f| stack.sign_in(f)).collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (max_backends, samples) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let (mut max, mut seen) = (0i64, Vec::new());
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let n = stack.server_connections("app_rw");
+                max = max.max(n);
+                seen.push(n);
+                std::thread::sleep(std::time::Duration::from_millis(20)); // sampling interval
+            }
+            (max, seen)
+        });
+        let workers: Vec<_> = families
+            .iter()
+            .zip(&signed_in)
+            .flat_map(|(family, s)| [(family, s), (family, s)])
+            .map(|(family, s)| {
+                scope.spawn(move || {
+                    let mut want: Vec<String> = family.shares.iter().map(|sh| sh.id.clone()).collect();
+                    want.sort();
+                    for round in 0..10 {
+                        let r = s.get("/shares");
+                        assert_eq!(r.status, 200, "round {round}: {}", r.text());
+                        let mut got: Vec<String> = r.json()["shares"]
+                            .as_array()
+                            .expect("shares")
+                            .iter()
+                            .map(|sh| sh["id"].as_str().unwrap().to_owned())
+                            .collect();
+                        got.sort();
+                        assert_eq!(got, want, "round {round}: another account's shares, or none of its own");
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("a request saw the wrong account");
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        sampler.join().unwrap()
+    });
+    assert_eq!(
+        max_backends, 1,
+        "the pool of one opened {max_backends} server connections: {samples:?}"
+    );
+    assert!(stack.alive());
 }

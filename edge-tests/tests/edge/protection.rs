@@ -15,6 +15,7 @@ fn now_ms() -> u128 {
 fn at_window_start(period_s: u128, need_s: u128) {
     let into = now_ms() % (period_s * 1000);
     if into + need_s * 1000 > period_s * 1000 {
+        // Pacing, not synchronisation: the limiter's windows are wall-clock time.
         std::thread::sleep(Duration::from_millis((period_s * 1000 - into + 50) as u64));
     }
 }
@@ -42,37 +43,50 @@ fn six_hundred_share_requests_per_ten_seconds_then_429_per_ip_until_the_window_e
     let stack = Stack::shared();
     let family = stack.family(1, 1);
     let path = format!("/s/{}", family.shares[0].token);
-    let a = stack.client();
-    assert_eq!(a.with_new_ip().get(&path).status, 200, "warm the cache from elsewhere");
-    at_window_start(10, 8);
-    let failures = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..20 {
-            s.spawn(|| {
-                for _ in 0..30 {
-                    if a.get(&path).status != 200 {
-                        failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Warm the cache from elsewhere.
+    stack.client().get(&path);
+    // The limiter counts in fixed 10 s windows of the wall clock. A burst that a loaded machine
+    // stretches over a window's end proves nothing either way: it is tried again, from a new
+    // address, at most three times; only a burst that stayed inside one window is judged.
+    let window = || now_ms() / 10_000;
+    let mut judged = None;
+    for _ in 0..3 {
+        at_window_start(10, 8);
+        let a = stack.client();
+        let started_in = window();
+        let failures = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..20 {
+                s.spawn(|| {
+                    for _ in 0..30 {
+                        if a.get(&path).status != 200 {
+                            failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                     }
-                }
-            });
+                });
+            }
+        });
+        let refused = a.get_with(&path, &[("accept", "application/json")]);
+        let browser = a.get_with(&path, &[("accept", "text/html,application/xhtml+xml")]);
+        let other = a.with_new_ip().get(&path).status;
+        if window() == started_in {
+            judged = Some((a, failures.into_inner(), refused, browser, other));
+            break;
         }
-    });
-    assert_eq!(failures.into_inner(), 0, "some of the first 600 requests were refused");
-    let refused = a.get_with(&path, &[("accept", "application/json")]);
+    }
+    let (a, failures, refused, browser, other) =
+        judged.expect("no burst of 600 fitted in one 10 s window in three tries");
+    assert_eq!(failures, 0, "some of the first 600 requests were refused");
     assert_429(&refused, "share", 10);
     assert_eq!(refused.error_code(), "rate_limited");
-    let browser = a.get_with(&path, &[("accept", "text/html,application/xhtml+xml")]);
     assert_eq!(browser.status, 429);
     assert!(
         browser.header("content-type").unwrap().starts_with("text/html"),
         "browsers get a small HTML page"
     );
-    assert_eq!(
-        a.with_new_ip().get(&path).status,
-        200,
-        "another IP in the same window is unaffected"
-    );
+    assert_eq!(other, 200, "another IP in the same window is unaffected");
     let wait: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    // Pacing: the window the limiter announced has to pass on the wall clock.
     std::thread::sleep(Duration::from_secs(wait) + Duration::from_millis(300));
     assert_eq!(a.get(&path).status, 200, "after the window A is served again");
 }

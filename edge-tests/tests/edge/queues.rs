@@ -56,7 +56,7 @@ pub(crate) fn wait_for_status(stack: &Stack, id: &str, want: &str, timeout: Dura
             "asset {id} is {status} ({reason:?}), not {want}, after {timeout:?}. Tail:\n{}",
             stack.log_tail(30)
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(100)); // polling interval, bounded by the deadline
     }
 }
 
@@ -389,7 +389,7 @@ fn exports_and_asset_deletions_are_jobs_too() {
             break;
         }
         assert!(Instant::now() < deadline, "export stuck in {status}");
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(100)); // polling interval, bounded by the deadline
     }
     let deleted = s.write("DELETE", &format!("/assets/{}", family.asset_ids[0]), None);
     assert_eq!(deleted.status, 202);

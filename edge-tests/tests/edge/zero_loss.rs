@@ -64,7 +64,7 @@ fn a_claim_whose_delivery_died_is_taken_over_by_the_next_delivery_exports_includ
             "the export's expired claim was never taken over: {}",
             export_status(stack, &export)
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(100)); // polling interval, bounded by the deadline
     }
     let holder: Option<String> = stack
         .db()
@@ -218,7 +218,7 @@ fn the_sweep_republishes_more_than_one_batch_and_every_expired_lease_within_thre
                 Instant::now() < deadline,
                 "the published jobs did not complete: {reports:?}"
             );
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(200)); // polling interval, bounded by the deadline
         }
     }
     assert_eq!(left(&mut db), 0, "work left behind after three sweeps: {reports:?}");
