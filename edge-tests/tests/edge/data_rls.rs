@@ -417,11 +417,17 @@ fn through_the_workers_settings_statement_on_one_shared_server_connection_each_r
                 })
             })
             .collect();
-        for w in workers {
-            w.join().expect("a request saw the wrong account");
-        }
+        // Every worker is joined and the sampler stopped before any failure is raised: a panic
+        // raised first would leave the sampler running and the scope waiting on it.
+        let outcomes: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
         done.store(true, std::sync::atomic::Ordering::Relaxed);
-        sampler.join().unwrap()
+        let sampled = sampler.join().unwrap();
+        for outcome in outcomes {
+            if let Err(panic) = outcome {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        sampled
     });
     assert_eq!(
         max_backends, 1,
