@@ -631,7 +631,7 @@ impl Stack {
     }
 
     /// A session cookie sealed here with the stack's key, for `family`'s user, issued at `iat_s`,
-    /// whose server-side row is written directly (as `begin_session` would at sign-in): for
+    /// whose server-side row is written by `begin_session`, as at sign-in: for
     /// tests and the benchmark that need many sessions, or sessions of a given age, without
     /// signing in through the rate-limited route.
     pub fn sealed_session(&self, family: &Family, iat_s: i64) -> String {
@@ -651,13 +651,13 @@ impl Stack {
             babybook_jobs::Id::parse(&family.account_id).expect("account id"),
             iat_s,
         );
+        // The row as sign-in writes it: through the same function (migrations/V11).
         self.db()
             .execute(
-                "INSERT INTO user_session (id_hash, user_id, account_id, created_at, expires_at)
-                 VALUES (digest($1, 'sha256'), $2::text::uuid, $3::text::uuid, to_timestamp($4::float8), to_timestamp($5::float8))",
-                &[&session.sid, &family.user_id, &family.account_id, &(session.iat as f64), &(session.exp as f64)],
+                "SELECT begin_session($1, $2::text::uuid, $3::text::uuid, to_timestamp($4::float8))",
+                &[&session.sid, &family.user_id, &family.account_id, &(session.exp as f64)],
             )
-            .expect("insert the session row");
+            .expect("begin_session");
         session.seal(&keys)
     }
 

@@ -155,10 +155,7 @@ pub async fn check_session(io: &Io, session: &crate::session::Session) -> Result
         .await
         {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) if e.code().is_some_and(|c| c.code() == SESSION_ENDED) => {
-                Err(ApiError::new(ErrorCode::Unauthorized, "session ended"))
-            }
-            Ok(Err(e)) => Err(tx.failed(e)),
+            Ok(Err(e)) => Err(ended_session(&e).unwrap_or_else(|| tx.failed(e))),
             Err(_) => Err(ApiError::new(
                 ErrorCode::DatabaseUnavailable,
                 "session check did not answer in time",
@@ -294,13 +291,20 @@ const SETTINGS_SQL: &str = "SELECT set_config('statement_timeout', $1, true), se
 /// (migrations/V11), else SQLSTATE 28000.
 const SESSION_SETTINGS_SQL: &str =
     "SELECT set_config('statement_timeout', $1, true), set_config('app.account_id', session_account($3, $2), true)";
-const SESSION_ENDED: &str = "28000";
 
-fn settings_of<'s>(scope: Scope<'s>) -> (&'static str, String, &'s str) {
+/// What `session_account` raises for a session that has ended (SQLSTATE 28000).
+fn ended_session(e: &tokio_postgres::Error) -> Option<ApiError> {
+    e.code()
+        .is_some_and(|c| c.code() == "28000")
+        .then(|| ApiError::new(ErrorCode::Unauthorized, "session ended"))
+}
+
+/// The account setting of `scope`, and the session it must be checked against, if any.
+fn settings_of<'s>(scope: Scope<'s>) -> (String, Option<&'s str>) {
     match scope {
-        Scope::Account(id) => (SETTINGS_SQL, id.to_string(), ""),
-        Scope::Session { sid, aid } => (SESSION_SETTINGS_SQL, aid.to_string(), sid),
-        Scope::System => (SETTINGS_SQL, String::new(), ""),
+        Scope::Account(id) => (id.to_string(), None),
+        Scope::Session { sid, aid } => (aid.to_string(), Some(sid)),
+        Scope::System => (String::new(), None),
     }
 }
 
@@ -448,32 +452,27 @@ async fn run<T>(
     budget: Budget,
     work: impl AsyncFnOnce(&Tx) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    let (settings_sql, account, sid) = settings_of(scope);
+    let (account, session) = settings_of(scope);
     let statement_ms = budget.statement_ms().to_string();
     // BEGIN and the settings go out together (pipelined: one round trip, not two).
     count(Counter::DbRoundTrips);
     let begin = async {
+        let sid = session.unwrap_or_default();
         let params = [
             (&statement_ms as &(dyn ToSql + Sync), Type::TEXT),
             (&account, Type::TEXT),
             (&sid, Type::TEXT),
         ];
-        let params = if matches!(scope, Scope::Session { .. }) {
-            &params[..]
-        } else {
-            &params[..2]
+        let (sql, params) = match session {
+            Some(_) => (SESSION_SETTINGS_SQL, &params[..]),
+            None => (SETTINGS_SQL, &params[..2]),
         };
-        futures_util::future::try_join(
-            tx.client.query_typed("BEGIN", &[]),
-            tx.client.query_typed(settings_sql, params),
-        )
-        .await
-        .map_err(|e| match e.code() {
-            Some(code) if code.code() == SESSION_ENDED && matches!(scope, Scope::Session { .. }) => {
-                ApiError::new(ErrorCode::Unauthorized, "session ended")
-            }
-            _ => tx.failed(e),
-        })
+        futures_util::future::try_join(tx.client.query_typed("BEGIN", &[]), tx.client.query_typed(sql, params))
+            .await
+            .map_err(|e| match ended_session(&e).filter(|_| session.is_some()) {
+                Some(ended) => ended,
+                None => tx.failed(e),
+            })
     };
     // Behind a transaction pooler the server connection is assigned at the first statement:
     // this is where a saturated pool shows, so it gets the acquire timeout too.

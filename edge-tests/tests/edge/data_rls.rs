@@ -64,8 +64,7 @@ fn add_sensitive_rows(stack: &Stack, account: &str, child: &str) {
              INSERT INTO vault_document (account_id, child_id, kind, title, object_key) VALUES ('{account}', '{child}', 'birth_certificate', 'Certidão', 'vault/{account}/c.pdf');
              INSERT INTO usage_counter (account_id, metric, period_start, value) VALUES ('{account}', 'moments', date '2026-11-01', 3);
              INSERT INTO account_export (account_id) VALUES ('{account}');
-             INSERT INTO user_session (id_hash, user_id, account_id, expires_at)
-               SELECT digest(gen_random_uuid()::text, 'sha256'), id, account_id, now() + interval '1 day'
+             SELECT begin_session(gen_random_uuid()::text, id, account_id, now() + interval '1 day')
                FROM app_user WHERE account_id = '{account}';"
         ))
         .expect("sensitive rows");
