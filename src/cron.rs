@@ -1,7 +1,7 @@
 //! Which jobs each cron trigger runs. `wrangler.toml` declares the same expressions for every
 //! environment; a test compares the two.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CronJob {
     /// Inside a seasonal window, render the most popular share pages into the edge cache.
     Prewarm,

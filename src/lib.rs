@@ -4,6 +4,7 @@
 //! (policies, parsing, tokens, rate math, rendering), unit-tested on the host target.
 //! `edge` is the thin Worker shell around them; it only exists on `wasm32`.
 
+pub mod admission;
 pub mod api_input;
 pub mod body_limit;
 pub mod config;

@@ -11,7 +11,7 @@ use crate::telemetry::Level;
 use super::context::{self, RequestContext};
 use super::cron_jobs;
 use super::dead_letters;
-use super::pipeline::Incoming;
+use super::exchange::Incoming;
 use super::{job_rows, jobs};
 
 const MAX_PER_CALL: u32 = 500;

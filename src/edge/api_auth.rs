@@ -15,7 +15,7 @@ use crate::telemetry::Level;
 
 use super::context::{self, RequestContext};
 use super::db::{self, col, Budget, Scope};
-use super::pipeline::{Incoming, Notes};
+use super::exchange::{Incoming, Notes};
 use super::rate_limiter::{self, Verdict};
 
 fn keys(cx: &RequestContext) -> Result<&crate::session::SessionKeys, ApiError> {

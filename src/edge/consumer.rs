@@ -19,7 +19,8 @@ use crate::telemetry::{Level, LogLine};
 
 use super::context::{self, Io, Settings};
 use super::db::{self, Budget, Scope};
-use super::{job_rows, jobs, media_client, share_cache, test_controls};
+use super::faults::{self, Fault};
+use super::{job_rows, jobs, media_client, share_cache};
 
 /// What became of one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +153,7 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
 /// Chaos drill (seed §7.4, scenario 1), local test runs only: the `consumer_paused` fault holds
 /// the batch, as a stopped consumer would, so the backlog and its age grow behind it.
 async fn wait_while_paused(config: &Config) {
-    if !super::test_controls::fault(config, "consumer_paused") {
+    if !faults::is_on(config, Fault::ConsumerPaused) {
         return;
     }
     context::emit(&context::line(
@@ -162,7 +163,7 @@ async fn wait_while_paused(config: &Config) {
         "consumer paused",
     ));
     let mut waited_ms = 0;
-    while super::test_controls::fault(config, "consumer_paused") && waited_ms < 120_000 {
+    while faults::is_on(config, Fault::ConsumerPaused) && waited_ms < 120_000 {
         worker::Delay::from(std::time::Duration::from_millis(250)).await;
         waited_ms += 250;
     }
@@ -302,7 +303,7 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
         Decision::Retry { delay_seconds } => {
             let mut retry = line(Level::Warn, "job retry").field("delay_seconds", delay_seconds);
             if let Some(subject) = job_rows::Subject::of(&message.job) {
-                let released = if test_controls::fault(config, JOB_DB_AFTER_CLAIM) {
+                let released = if faults::is_on(config, Fault::JobDbAfterClaim) {
                     Err(fault_error())
                 } else {
                     job_rows::release(io, message.account_id, subject, &holder).await
@@ -339,10 +340,6 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
     };
     (fate, Some(queue_time_ms))
 }
-
-/// Test fault: every job-row write after the claim fails, as when the database dies mid-job
-/// (the final update and the release alike).
-const JOB_DB_AFTER_CLAIM: &str = "job_db_after_claim";
 
 fn fault_error() -> ApiError {
     ApiError::new(
@@ -545,7 +542,7 @@ async fn process_asset(
         Ok(output) => output,
         Err(failure) => return Ok(Step::Failed(failure)),
     };
-    if test_controls::fault(config, JOB_DB_AFTER_CLAIM) {
+    if faults::is_on(config, Fault::JobDbAfterClaim) {
         return Err(fault_error());
     }
     job_rows::finish_asset(io, message.account_id, asset_id, &output).await?;

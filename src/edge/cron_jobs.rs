@@ -20,17 +20,15 @@ use crate::telemetry::Level;
 
 use super::context::{self, Io, Settings};
 use super::db::{self, col, Budget, Scope};
-use super::{job_rows, jobs, share_cache, test_controls};
+use super::exchange::new_id;
+use super::faults::{self, Fault};
+use super::{job_rows, jobs, share_cache};
 
 /// The account that owns synthetic probe assets (migration V5).
 pub const PROBE_ACCOUNT: &str = "00000000-0000-4000-8000-00000000b0b0";
 
 fn text(e: ApiError) -> String {
     format!("{:?}: {}", e.code, e.detail)
-}
-
-fn new_id() -> Result<Id, String> {
-    crate::secure_random::new_id().map_err(|e| e.to_string())
 }
 
 /// Runs one job with its start and end lines. `Err` is the failure, already logged.
@@ -42,7 +40,7 @@ pub async fn run(job: CronJob, io: &Io, settings: &Settings, trace: &TraceId, no
             .field("cron_job", job.as_str())
             .field("scheduled_time", format_rfc3339_millis(now_ms)),
     );
-    let result = if test_controls::fault(config, &format!("cron:{}", job.as_str())) {
+    let result = if faults::is_on(config, Fault::Cron(job)) {
         Err(format!("cron:{} fault switched on (test control)", job.as_str()))
     } else {
         match job {
@@ -158,7 +156,7 @@ async fn reaper(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Resul
                     asset_ids.push(id);
                     ReapTarget::OrphanAsset { asset_id: id_parsed }
                 };
-                let job_id = new_id().map_err(|e| ApiError::new(crate::error::ErrorCode::Internal, e))?;
+                let job_id = new_id()?;
                 messages.push(JobMessage::new(job_id, account, trace.clone(), now_ms, Job::Reap { target }));
             }
             jobs::publish_all(io, config, &messages).await.map_err(|e| ApiError::new(crate::error::ErrorCode::ServiceUnavailable, e))?;
@@ -243,7 +241,7 @@ async fn probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result
         }
     }
     if publish_next {
-        let job_id = new_id()?;
+        let job_id = new_id().map_err(text)?;
         let (job_text, queued_at) = (job_id.to_string(), format_rfc3339_millis(now_ms));
         let asset = db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
             let row = tx
@@ -302,7 +300,6 @@ async fn sweep(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result
                 &params,
             )
             .await?;
-        let internal = |e: String| ApiError::new(crate::error::ErrorCode::Internal, e);
         let mut messages = Vec::new();
         let mut expired = 0usize;
         for row in &assets {
@@ -328,7 +325,7 @@ async fn sweep(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result
             };
             let job_id = match job.and_then(|j| Id::parse(&j).ok()) {
                 Some(id) => id,
-                None => new_id().map_err(internal)?,
+                None => new_id()?,
             };
             let job = if is_probe {
                 Job::Probe { asset_id }
@@ -348,7 +345,7 @@ async fn sweep(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result
                 continue;
             };
             messages.push(JobMessage::new(
-                new_id().map_err(internal)?,
+                new_id()?,
                 account,
                 trace.clone(),
                 now_ms,

@@ -25,8 +25,8 @@ use crate::share::{purge, TokenHash};
 use crate::telemetry::{Level, LogLine};
 
 use super::db::{self, Budget};
+use super::faults::{count, Counter};
 use super::jobs;
-use super::test_controls::{count, Counter};
 
 /// A rendered page as the cache holds it. Cloning it shares the body (a count, not a copy).
 #[derive(Debug, Clone)]

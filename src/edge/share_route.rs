@@ -20,7 +20,7 @@ use crate::share::{ShareToken, TokenHash};
 use crate::telemetry::Level;
 
 use super::context::{self, RequestContext};
-use super::pipeline::{share_error_page, Incoming, Notes};
+use super::exchange::{share_error_page, Incoming, Notes};
 use super::share_cache::{self, CachedPage};
 
 thread_local! {
