@@ -1,6 +1,6 @@
 //! Typed configuration, parsed once from the Worker's vars and secrets.
 //!
-//! Binding and variable names are constants here and nowhere else; `wrangler.toml`, the README's
+//! Binding and variable names are constants here and nowhere else; `wrangler.toml`, docs/configuration.md's
 //! configuration table and `.dev.vars.example` list the same names.
 
 use std::fmt;

@@ -59,7 +59,7 @@ pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) 
                         .field("email_key", rate_limit::key(policy, subject))
                         .field("client_network", rate_limit::client_network(&cx.client_ip))
                         .field("limit_per_minute", policy.limit)
-                        .field("runbook", "docs/runbooks/abuse.md#login-email-ceiling"),
+                        .field("runbook", "docs/runbooks/abuse.md#login_email_ceiling"),
                 );
             }
             return Ok(reply);

@@ -55,7 +55,7 @@ pub fn revalidation_marker_key(host: &str, hash: &TokenHash, lang: Lang) -> Stri
     )
 }
 
-/// The response header that reports what the cache did (documented in the README).
+/// The response header that reports what the cache did (documented in docs/share-pages.md).
 pub const CACHE_STATUS_HEADER: &str = "x-cache-status";
 /// Stored with each cached page: epoch milliseconds of its render.
 pub const RENDERED_AT_HEADER: &str = "x-rendered-at";
