@@ -79,6 +79,8 @@ pub struct StackOptions {
     /// Global cache purges configured (`CF_ZONE_ID`, `CF_API_BASE`, `CACHE_PURGE_TOKEN`) against
     /// the purge API stand-in, `Stack::purge_api`.
     pub purge_api: bool,
+    /// Alerts sent (`ALERT_WEBHOOK_URL`) to the webhook stand-in, `Stack::alerts_received`.
+    pub alert_webhook: bool,
 }
 
 impl StackOptions {
@@ -93,6 +95,7 @@ impl StackOptions {
             test_controls: true,
             dev_vars: false,
             purge_api: false,
+            alert_webhook: false,
         }
     }
 
@@ -142,6 +145,8 @@ pub struct Stack {
     pub origin: Mutex<StandIn>,
     /// The cache purge API stand-in and the zone id the Worker purges, when `purge_api` is set.
     pub purge_api: Option<(Mutex<StandIn>, String)>,
+    /// The alert webhook stand-in and the secret in its path, when `alert_webhook` is set.
+    pub webhook: Option<(Mutex<StandIn>, String)>,
     wrangler: Mutex<Option<Guarded>>,
     log_lines: Arc<Mutex<Vec<String>>>,
     death: Death,
@@ -258,6 +263,10 @@ impl Stack {
                 random_hex(16),
             )
         });
+        let webhook = options.alert_webhook.then(|| {
+            let secret = random_hex(24);
+            (Mutex::new(StandIn::webhook(free_port(), secret.clone())), secret)
+        });
         let port = options.port.unwrap_or_else(free_port);
         let stack = Stack {
             name: options.name.clone(),
@@ -271,6 +280,7 @@ impl Stack {
             media: Mutex::new(media),
             origin: Mutex::new(origin),
             purge_api,
+            webhook,
             wrangler: Mutex::new(None),
             log_lines: Arc::default(),
             death: Arc::default(),
@@ -305,6 +315,12 @@ impl Stack {
                 format!("{}/client/v4", purge.lock().expect("purge").url()),
             ));
             vars.push(("CACHE_PURGE_TOKEN".into(), self.secrets.purge_token.clone()));
+        }
+        if let Some((webhook, secret)) = &self.webhook {
+            vars.push((
+                "ALERT_WEBHOOK_URL".into(),
+                format!("{}/hook/{secret}", webhook.lock().expect("webhook").url()),
+            ));
         }
         if !options.dev_vars {
             vars.push(("SESSION_KEY_CURRENT".into(), self.secrets.session_key.clone()));
@@ -797,6 +813,49 @@ impl Stack {
             .expect("json")
     }
 
+    /// Every POST the alert webhook stand-in received (`StackOptions::alert_webhook`), oldest
+    /// first: `at_ms`, `secret_ok`, `body` (the alert document), `status` (what it answered).
+    pub fn alerts_received(&self) -> Vec<Value> {
+        let (webhook, _) = self.webhook.as_ref().expect("a stack with alert_webhook");
+        let url = format!("{}/__control/requests", webhook.lock().expect("webhook").url());
+        reqwest::blocking::get(url)
+            .expect("webhook stand-in")
+            .json()
+            .expect("json")
+    }
+
+    /// Waits until the webhook received an alert document matching `pred`; returns it.
+    pub fn wait_for_alert(&self, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(found) = self.alerts_received().into_iter().find(|r| pred(&r["body"])) {
+                return found["body"].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stack {}: the webhook got no alert for {what} within {timeout:?}; it got {:?}. Tail:\n{}",
+                self.name,
+                self.alerts_received(),
+                self.log_tail(40)
+            );
+            std::thread::sleep(Duration::from_millis(100)); // polling interval, bounded by the deadline
+        }
+    }
+
+    /// Makes the webhook stand-in answer 500 to its next `times` POSTs.
+    pub fn fail_webhook(&self, times: u32) {
+        let (webhook, _) = self.webhook.as_ref().expect("a stack with alert_webhook");
+        let url = format!("{}/__control/failure", webhook.lock().expect("webhook").url());
+        let status = reqwest::blocking::Client::new()
+            .put(url)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({"times": times}).to_string())
+            .send()
+            .expect("webhook stand-in control")
+            .status();
+        assert!(status.is_success(), "webhook stand-in control: {status}");
+    }
+
     /// Makes the purge API stand-in fail (`{"mode", "times", "matching"}`), or accept everything
     /// again with `None`.
     pub fn purge_failure(&self, failure: Option<Value>) {
@@ -841,6 +900,9 @@ impl Stack {
         self.origin.lock().expect("origin").stop();
         if let Some((purge, _)) = &self.purge_api {
             purge.lock().expect("purge").stop();
+        }
+        if let Some((webhook, _)) = &self.webhook {
+            webhook.lock().expect("webhook").stop();
         }
     }
 }

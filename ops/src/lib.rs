@@ -3,6 +3,7 @@
 pub mod generate;
 pub mod migrate;
 pub mod seed;
+pub mod slo;
 pub mod standin;
 pub mod supply_chain;
 

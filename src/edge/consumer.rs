@@ -139,6 +139,7 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
     context::emit(&line);
     record_metrics(
         &io,
+        &settings.config.deployed,
         &queue,
         size,
         count(Fate::Acked),
@@ -180,6 +181,7 @@ fn batch_metric(batch: &worker::worker_sys::MessageBatch, name: &str) -> Option<
 #[allow(clippy::too_many_arguments)]
 fn record_metrics(
     io: &Io,
+    deployed: &crate::telemetry::DeployedVersion,
     queue: &str,
     size: usize,
     acked: usize,
@@ -192,6 +194,8 @@ fn record_metrics(
         let _ = worker::AnalyticsEngineDataPointBuilder::new()
             .indexes([queue])
             .add_blob(queue)
+            .add_blob(deployed.id.as_str())
+            .add_blob(deployed.tag.as_str())
             .doubles([
                 size as f64,
                 acked as f64,
@@ -447,7 +451,7 @@ async fn purge(
                     failure_line = failure_line.field("publish_error", e);
                 }
             }
-            context::emit(&failure_line);
+            super::alerts::raise(io, config, failure_line);
             Fate::Retried
         }
     }

@@ -20,11 +20,12 @@ use crate::routes::{self, Matched, Resolution, RouteId, Surface};
 use crate::session::{self, Session};
 use crate::share::headers as share_headers;
 use crate::share::page::{render_message_page, MessagePage};
+use crate::switches::Switch;
 use crate::telemetry::{self, Level, LogLine, SampleClass, SampleRates};
 
 use super::context::{self, RequestContext};
 use super::rate_limiter::{self, Verdict};
-use super::{admin, api_auth, api_media, api_shares, proxy, request_body, share_route, test_controls};
+use super::{admin, api_auth, api_media, api_shares, proxy, request_body, share_route, switches, test_controls};
 
 /// A request after its head was read: what handlers get.
 pub struct Incoming {
@@ -124,6 +125,23 @@ pub async fn handle(req: worker::web_sys::Request, env: Env, ctx: worker::Contex
         reply.set_header("cache-control", "no-store");
     }
     log_request(&cx, &method, &reply, &notes);
+    let cache_status = notes
+        .fields
+        .iter()
+        .find(|(k, _)| *k == "cache_status")
+        .and_then(|(_, v)| v.as_str())
+        .unwrap_or("");
+    super::sli::record(
+        &cx.io,
+        cx.config(),
+        &super::sli::Point {
+            surface: notes.surface,
+            route: notes.route.or(notes.rejection).unwrap_or("unmatched"),
+            status: reply.status,
+            cache_status,
+            duration_ms: context::now_ms() - cx.started_ms,
+        },
+    );
     into_response(reply, method == "HEAD")
 }
 
@@ -300,8 +318,15 @@ async fn route(
             ),
         );
     }
-    if route.changes_data() && config.read_only {
-        return error_reply(cx, notes, ApiError::new(ErrorCode::ReadOnly, "READ_ONLY is on"));
+    if route.changes_data() && switches::is_on(&cx.io, config, Switch::ReadOnly).await {
+        return error_reply(cx, notes, ApiError::new(ErrorCode::ReadOnly, "read-only mode is on"));
+    }
+    if route.id() == RouteId::CreateExport && switches::is_on(&cx.io, config, Switch::ExportsOff).await {
+        return error_reply(
+            cx,
+            notes,
+            ApiError::new(ErrorCode::ServiceUnavailable, "exports are paused (exports-off switch)"),
+        );
     }
     let session = if route.surface() == Surface::Api {
         header("cookie").map(|c| open_session(cx, &c))
@@ -362,7 +387,13 @@ async fn route(
     let result = match route.id() {
         RouteId::Health => Ok(Reply::json(
             200,
-            &serde_json::json!({"status": "ok", "service": crate::SERVICE, "version": crate::VERSION}),
+            &serde_json::json!({
+                "status": "ok",
+                "service": crate::SERVICE,
+                "version": crate::VERSION,
+                "version_id": cx.config().deployed.id,
+                "version_tag": cx.config().deployed.tag,
+            }),
         )),
         RouteId::Ready => ready(cx).await,
         RouteId::ShareStylesheet => Ok(share_route::stylesheet(cx, matched.param("file").unwrap_or(""))),
@@ -383,6 +414,8 @@ async fn route(
         RouteId::AdminRedrive => admin::redrive(cx, &incoming).await,
         RouteId::AdminDeadJobs => admin::dead_jobs(cx).await,
         RouteId::AdminPrewarm => admin::prewarm(cx).await,
+        RouteId::AdminSwitches => admin::switches(cx).await,
+        RouteId::AdminSetSwitch => admin::set_switch(cx, &incoming).await,
         RouteId::TestControls => test_controls_route(cx, &incoming).await,
         RouteId::TestCounters => Ok(Reply::json(200, &test_controls::counters())),
     };
@@ -499,8 +532,8 @@ async fn proxied(
                 ApiError::new(ErrorCode::OriginNotAllowed, "proxied write from another origin"),
             );
         }
-        if config.read_only {
-            return error_reply(cx, notes, ApiError::new(ErrorCode::ReadOnly, "READ_ONLY is on"));
+        if switches::is_on(&cx.io, config, Switch::ReadOnly).await {
+            return error_reply(cx, notes, ApiError::new(ErrorCode::ReadOnly, "read-only mode is on"));
         }
         if let Err(e) = verify_csrf(cx, headers, Some(&session)) {
             return error_reply(cx, notes, e);

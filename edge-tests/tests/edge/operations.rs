@@ -1,0 +1,314 @@
+//! Issue 18: operable in production. The deployed version on every signal, switches flipped
+//! through the admin route with no deploy or restart, and alerts that reach the webhook
+//! stand-in (a real HTTP server the Worker calls), once per window.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use babybook_edge::switches::ISOLATE_CACHE_MS;
+
+use crate::{Stack, StackOptions};
+
+const EVERY_FIVE: &str = "*/5 * * * *";
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// How long a flip may take to be seen locally: the per-isolate bound, plus the requests' own
+/// time on a loaded machine.
+fn flip_deadline() -> Duration {
+    Duration::from_millis(ISOLATE_CACHE_MS as u64) + Duration::from_secs(5)
+}
+
+fn is_uuid(text: &str) -> bool {
+    text.len() == 36
+        && text.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
+#[test]
+fn the_health_answer_and_every_log_line_carry_the_deployed_version_id() {
+    let stack = Stack::shared();
+    let health = stack.client().get("/health");
+    assert_eq!(health.status, 200);
+    let version_id = health.json()["version_id"].as_str().unwrap_or("").to_owned();
+    assert!(
+        is_uuid(&version_id),
+        "the version metadata binding's id: {version_id:?}"
+    );
+    let family = stack.family(1, 1);
+    let page = stack.client().get(&format!("/s/{}", family.shares[0].token));
+    assert_eq!(page.status, 200);
+    let line = stack.request_line(&page);
+    assert_eq!(line["version_id"], version_id.as_str(), "{line}");
+    assert!(line.get("version_tag").is_some_and(Value::is_string), "{line}");
+    let others = stack.logs();
+    let without: Vec<&Value> = others
+        .iter()
+        .filter(|l| l.get("service").is_some() && l["version_id"] != version_id.as_str())
+        .collect();
+    assert!(without.is_empty(), "log lines without this version id: {without:?}");
+}
+
+/// `POST /admin/switches` as the harness's operator.
+fn switch(stack: &Stack, name: &str, on: bool) -> Value {
+    let r = stack.admin("POST", "/admin/switches", Some(&json!({"switch": name, "on": on})));
+    assert_eq!(r.status, 200, "switch {name} {on}: {}", r.text());
+    r.json()
+}
+
+/// Repeats `attempt` until it answers `status` or the flip deadline passes; returns the answer.
+fn until_status(what: &str, status: u16, attempt: impl Fn() -> edge_tests::Response) -> edge_tests::Response {
+    let deadline = Instant::now() + flip_deadline();
+    loop {
+        let r = attempt();
+        if r.status == status {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still {} after {:?}: {}",
+            r.status,
+            flip_deadline(),
+            r.text()
+        );
+        std::thread::sleep(Duration::from_millis(200)); // polling interval, bounded by the deadline
+    }
+}
+
+#[test]
+fn read_only_flipped_through_the_admin_route_refuses_writes_within_the_bound_then_lifts_without_a_restart() {
+    let stack = Stack::start(StackOptions::named("switches"));
+    let family = stack.family(2, 1);
+    let signed_in = stack.sign_in(&family);
+    let create = || {
+        signed_in.write(
+            "POST",
+            "/shares",
+            Some(&json!({"moment_ids": family.moment_ids, "title": "switch test", "expires_in_days": 7})),
+        )
+    };
+    assert_eq!(create().status, 201, "writes are accepted before the flip");
+    let listed = stack.admin("GET", "/admin/switches", None).json();
+    assert_eq!(
+        listed["switches"]["read-only"],
+        json!({"on": false, "source": "deploy default"})
+    );
+
+    let flipped = switch(&stack, "read-only", true);
+    assert_eq!(flipped["on"], true);
+    let refused = until_status("a write after read-only on", 503, create);
+    assert_eq!(refused.error_code(), "read_only");
+    assert_eq!(signed_in.get("/shares").status, 200, "reads go on");
+    assert_eq!(
+        stack.client().get(&format!("/s/{}", family.shares[0].token)).status,
+        200,
+        "share pages go on"
+    );
+    let flip_line = stack.wait_for_log(Duration::from_secs(10), "the audit line of the flip", |l| {
+        l["message"] == "request" && l["route"] == "/admin/switches" && l["audit"] == "admin"
+    });
+    assert_eq!(flip_line["operator"], stack.secrets.admin_operator.as_str());
+
+    // A restart (what a deploy does to the isolates) keeps the switch: it lives in KV.
+    stack.restart_worker_with(&[]);
+    assert_eq!(create().status, 503, "read-only survives a restart of the Worker");
+    let listed = stack.admin("GET", "/admin/switches", None).json();
+    assert_eq!(listed["switches"]["read-only"], json!({"on": true, "source": "switch"}));
+
+    switch(&stack, "read-only", false);
+    until_status("a write after read-only off", 201, create);
+    assert!(stack.alive(), "no restart was needed");
+
+    // The export kill switch: exports only.
+    switch(&stack, "exports-off", true);
+    let export = || signed_in.write("POST", "/exports", None);
+    let paused = until_status("an export after exports-off on", 503, export);
+    assert_eq!(paused.error_code(), "service_unavailable");
+    assert_eq!(create().status, 201, "other writes are not paused");
+    switch(&stack, "exports-off", false);
+    let resumed = export();
+    assert_ne!(resumed.status, 503, "exports resume: {}", resumed.text());
+}
+
+#[test]
+fn a_switch_stored_off_overrides_a_read_only_deploy_default() {
+    let stack = Stack::start(StackOptions::named("switch-default").var("READ_ONLY", "true"));
+    let family = stack.family(1, 0);
+    let signed_in = stack.sign_in(&family);
+    let create = || {
+        signed_in.write(
+            "POST",
+            "/shares",
+            Some(&json!({"moment_ids": family.moment_ids, "title": "x", "expires_in_days": 7})),
+        )
+    };
+    assert_eq!(create().status, 503, "READ_ONLY=true is the default");
+    let listed = stack.admin("GET", "/admin/switches", None).json();
+    assert_eq!(
+        listed["switches"]["read-only"],
+        json!({"on": true, "source": "deploy default"})
+    );
+    switch(&stack, "read-only", false);
+    until_status("a write with the switch off", 201, create);
+}
+
+#[test]
+fn an_unknown_switch_or_a_missing_value_is_a_422_and_changes_nothing() {
+    let stack = Stack::shared();
+    for body in [
+        json!({"switch": "read_only", "on": true}),
+        json!({"switch": "read-only"}),
+        json!({"switch": "read-only", "on": "yes"}),
+        json!({"on": true}),
+    ] {
+        let r = stack.admin("POST", "/admin/switches", Some(&body));
+        assert_eq!(r.status, 422, "{body}: {}", r.text());
+        assert_eq!(r.error_code(), "validation_failed", "{body}");
+    }
+    let without_token = stack
+        .client()
+        .post_json("/admin/switches", &[], &json!({"switch": "read-only", "on": true}));
+    assert_eq!(without_token.status, 401);
+    let listed = stack.admin("GET", "/admin/switches", None).json();
+    assert_eq!(listed["switches"]["read-only"]["on"], false);
+}
+
+// ------------------------------------------------------------------ alerts
+
+/// Publishes a message the consumer can never parse: a `dlq_item` alert.
+fn publish_poison(stack: &Stack, tag: &str) {
+    let pill = format!("{{not json {tag} {}", babybook_edge::secure_random::new_id().unwrap());
+    stack.control(json!({"action": "publish_raw", "body": Value::String(pill)}));
+}
+
+fn dead_line_count(stack: &Stack) -> usize {
+    stack.logs().iter().filter(|l| l["alert"] == "dlq_item").count()
+}
+
+#[test]
+fn a_dead_job_reaches_the_webhook_once_per_window_and_a_failed_delivery_is_tried_again() {
+    let stack = Stack::start(StackOptions {
+        alert_webhook: true,
+        ..StackOptions::named("alerts-dlq")
+    });
+    let version_id = stack.client().get("/health").json()["version_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // 1. The webhook is down for the first one: the Worker says so, and starts no window.
+    stack.fail_webhook(1);
+    publish_poison(&stack, "first");
+    stack.wait_for_log(Duration::from_secs(20), "the failed delivery", |l| {
+        l["message"] == "alert webhook failed" && l["alert_name"] == "dlq_item"
+    });
+
+    // 2. The next dead job is delivered.
+    publish_poison(&stack, "second");
+    let alert = stack.wait_for_alert(Duration::from_secs(20), "the second dead job", |b| {
+        b["alert"] == "dlq_item"
+    });
+    assert_eq!(alert["severity"], "sev2");
+    assert_eq!(alert["environment"], "local");
+    assert_eq!(alert["version"]["id"], version_id.as_str());
+    assert_eq!(alert["runbook"], "docs/runbooks/dlq.md");
+    assert!(alert["summary"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(alert["trace_id"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(
+        stack.alerts_received().iter().all(|r| r["secret_ok"] == true),
+        "every call used the secret URL"
+    );
+
+    // 3. A third within the window is written to the log but not sent.
+    let before = dead_line_count(&stack);
+    publish_poison(&stack, "third");
+    stack.wait_for_log(Duration::from_secs(20), "the suppressed third", |l| {
+        l["message"] == "alert suppressed: sent within the window" && l["alert_name"] == "dlq_item"
+    });
+    assert!(
+        dead_line_count(&stack) > before,
+        "the alert's log line is still written"
+    );
+    let delivered: Vec<Value> = stack
+        .alerts_received()
+        .into_iter()
+        .filter(|r| r["status"] == 200 && r["body"]["alert"] == "dlq_item")
+        .collect();
+    assert_eq!(delivered.len(), 1, "one page per window: {delivered:?}");
+}
+
+#[test]
+fn a_consumer_that_never_picks_up_the_probe_pages_consumer_stalled_as_sev1() {
+    let stack = Stack::start(StackOptions {
+        alert_webhook: true,
+        ..StackOptions::named("alerts-stalled")
+    });
+    let t0 = now_ms();
+    stack.fault("consumer_paused", true);
+    assert_eq!(stack.fire_cron(EVERY_FIVE, t0).status, 200, "the probe is published");
+    stack.wait_for_log(Duration::from_secs(10), "the consumer reporting it is paused", |l| {
+        l["message"] == "consumer paused"
+    });
+    // Six minutes later by the trigger's clock the probe was never picked up.
+    assert_eq!(stack.fire_cron(EVERY_FIVE, t0 + 6 * 60_000).status, 200);
+    let stalled = stack.wait_for_alert(Duration::from_secs(20), "consumer_stalled", |b| {
+        b["alert"] == "consumer_stalled"
+    });
+    assert_eq!(stalled["severity"], "sev1");
+    assert_eq!(stalled["runbook"], "docs/runbooks/incident.md#consumer-stalled");
+    let ttr = stack.wait_for_alert(Duration::from_secs(20), "queue_ttr", |b| b["alert"] == "queue_ttr");
+    assert_eq!(ttr["severity"], "sev2");
+    stack.fault("consumer_paused", false);
+}
+
+#[test]
+fn a_probe_that_was_picked_up_but_is_slow_is_not_a_stalled_consumer() {
+    let stack = Stack::start(StackOptions {
+        alert_webhook: true,
+        ..StackOptions::named("alerts-not-stalled")
+    });
+    let t0 = now_ms();
+    // The media worker is down: the probe's job is claimed, fails and is retried.
+    stack.media.lock().unwrap().stop();
+    assert_eq!(stack.fire_cron(EVERY_FIVE, t0).status, 200);
+    let probe: String = stack
+        .db()
+        .query_one(
+            "SELECT id::text FROM asset WHERE is_probe ORDER BY created_at DESC LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stack
+        .db()
+        .query_one(
+            "SELECT processing_started_at IS NOT NULL FROM asset WHERE id = $1::text::uuid",
+            &[&probe],
+        )
+        .unwrap()
+        .get::<_, bool>(0)
+        .eq(&false)
+    {
+        assert!(Instant::now() < deadline, "the consumer never claimed the probe");
+        std::thread::sleep(Duration::from_millis(100)); // polling interval, bounded by the deadline
+    }
+    assert_eq!(stack.fire_cron(EVERY_FIVE, t0 + 6 * 60_000).status, 200);
+    stack.wait_for_alert(Duration::from_secs(20), "queue_ttr", |b| b["alert"] == "queue_ttr");
+    assert!(
+        !stack
+            .alerts_received()
+            .iter()
+            .any(|r| r["body"]["alert"] == "consumer_stalled"),
+        "a claimed job is slow, not stalled"
+    );
+    stack.media.lock().unwrap().start();
+}

@@ -1,0 +1,228 @@
+//! The edge's SLIs and objectives (seed §6.2) and the burn-rate arithmetic of §6.3: how fast a
+//! window spends the error budget. `scripts/slo` and `scripts/canary` print and act on these;
+//! the SQL that measures them is in `docs/slo.md` and `ops/src/slo_sql.rs`.
+//!
+//! Each SLI is a fraction of bad events (5xx answers, share pages slower than 300 ms, misses)
+//! against a budget (1 − objective). A burn rate of 1 spends the budget exactly over the SLO
+//! period; 14.4 over one hour spends 2 % of a 30-day budget (the usual fast-burn page).
+
+/// Which way a measured fraction is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sli {
+    /// Answers that were not 5xx, over all answers (both surfaces).
+    Availability,
+    /// Share pages whose time to first byte was within 300 ms (p95 ≤ 300 ms ⇔ ≥ 95 % within).
+    ShareTtfb,
+    /// Share pages served from the edge cache (≥ 80 %).
+    ShareCacheHit,
+}
+
+pub const ALL: [Sli; 3] = [Sli::Availability, Sli::ShareTtfb, Sli::ShareCacheHit];
+
+/// A share page slower than this counts against the TTFB objective.
+pub const SHARE_TTFB_MS: f64 = 300.0;
+
+/// The fast-burn page threshold over one hour (2 % of a 30-day budget in an hour).
+pub const FAST_BURN_1H: f64 = 14.4;
+/// The slow-burn threshold over six hours (5 % of a 30-day budget in six hours).
+pub const SLOW_BURN_6H: f64 = 6.0;
+
+impl Sli {
+    pub fn name(self) -> &'static str {
+        match self {
+            Sli::Availability => "availability",
+            Sli::ShareTtfb => "share_ttfb_p95",
+            Sli::ShareCacheHit => "share_cache_hit_ratio",
+        }
+    }
+
+    /// The objective as a fraction of good events.
+    pub fn objective(self) -> f64 {
+        match self {
+            Sli::Availability => 0.995,
+            Sli::ShareTtfb => 0.95,
+            Sli::ShareCacheHit => 0.80,
+        }
+    }
+
+    pub fn describe_objective(self) -> &'static str {
+        match self {
+            Sli::Availability => ">= 99.5 % non-5xx (30 days)",
+            Sli::ShareTtfb => "share TTFB p95 <= 300 ms",
+            Sli::ShareCacheHit => "share cache hit ratio >= 80 %",
+        }
+    }
+}
+
+/// Counts of one window (already scaled back by the sample rate).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub total: f64,
+    pub bad: f64,
+}
+
+impl Window {
+    /// Fraction of good events; `None` when the window saw nothing.
+    pub fn good_fraction(&self) -> Option<f64> {
+        (self.total > 0.0).then(|| 1.0 - (self.bad / self.total).clamp(0.0, 1.0))
+    }
+
+    /// How many times faster than sustainable the window spent the budget (0 when empty).
+    pub fn burn_rate(&self, sli: Sli) -> f64 {
+        let budget = 1.0 - sli.objective();
+        match self.good_fraction() {
+            Some(good) if budget > 0.0 => (1.0 - good) / budget,
+            _ => 0.0,
+        }
+    }
+}
+
+/// The verdict `scripts/slo` prints per SLI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    /// Burning over [`SLOW_BURN_6H`] for six hours: a ticket.
+    SlowBurn,
+    /// Burning over [`FAST_BURN_1H`] for one hour *and* six: a page.
+    FastBurn,
+    NoData,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::SlowBurn => "SLOW BURN",
+            Verdict::FastBurn => "FAST BURN",
+            Verdict::NoData => "no data",
+        }
+    }
+}
+
+/// Multi-window rule (§6.3): fast burn needs both windows over the fast threshold, so one bad
+/// minute an hour ago does not page.
+pub fn verdict(sli: Sli, one_hour: Window, six_hours: Window) -> Verdict {
+    if one_hour.total <= 0.0 && six_hours.total <= 0.0 {
+        return Verdict::NoData;
+    }
+    let (b1, b6) = (one_hour.burn_rate(sli), six_hours.burn_rate(sli));
+    if b1 >= FAST_BURN_1H && b6 >= FAST_BURN_1H {
+        Verdict::FastBurn
+    } else if b6 >= SLOW_BURN_6H {
+        Verdict::SlowBurn
+    } else {
+        Verdict::Ok
+    }
+}
+
+/// Canary guardrails (seed §3.4): the new version's 5xx rate may exceed the stable one's by at
+/// most `max_5xx_excess` (0.005), its p95 by at most `max_p95_ratio` (1.2×).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Guardrails {
+    pub max_5xx_excess: f64,
+    pub max_p95_ratio: f64,
+}
+
+pub const SEED_GUARDRAILS: Guardrails = Guardrails {
+    max_5xx_excess: 0.005,
+    max_p95_ratio: 1.2,
+};
+
+/// One version's numbers over the observation window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VersionHealth {
+    pub requests: f64,
+    pub error_rate: f64,
+    pub p95_ms: f64,
+}
+
+/// Why a canary step must not go on; `None` when it may.
+pub fn breach(canary: &VersionHealth, baseline: &VersionHealth, limits: &Guardrails) -> Option<String> {
+    if canary.error_rate > baseline.error_rate + limits.max_5xx_excess {
+        return Some(format!(
+            "5xx rate {:.3} % > baseline {:.3} % + {:.3} %",
+            canary.error_rate * 100.0,
+            baseline.error_rate * 100.0,
+            limits.max_5xx_excess * 100.0
+        ));
+    }
+    if baseline.p95_ms > 0.0 && canary.p95_ms > baseline.p95_ms * limits.max_p95_ratio {
+        return Some(format!(
+            "p95 {:.0} ms > baseline {:.0} ms x {:.2}",
+            canary.p95_ms, baseline.p95_ms, limits.max_p95_ratio
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burn_rate_is_the_bad_fraction_over_the_budget() {
+        let w = Window {
+            total: 10_000.0,
+            bad: 50.0,
+        };
+        assert!(
+            (w.burn_rate(Sli::Availability) - 1.0).abs() < 1e-9,
+            "0.5 % bad = budget pace"
+        );
+        let w = Window {
+            total: 1_000.0,
+            bad: 72.0,
+        };
+        assert!((w.burn_rate(Sli::Availability) - 14.4).abs() < 1e-9);
+        assert_eq!(Window { total: 0.0, bad: 0.0 }.burn_rate(Sli::Availability), 0.0);
+        let slow = Window {
+            total: 100.0,
+            bad: 10.0,
+        };
+        assert!(
+            (slow.burn_rate(Sli::ShareTtfb) - 2.0).abs() < 1e-9,
+            "10 % slow vs 5 % budget"
+        );
+    }
+
+    #[test]
+    fn only_both_windows_over_the_fast_threshold_page() {
+        let w = |bad: f64| Window { total: 1_000.0, bad };
+        let rows = [
+            (w(100.0), w(100.0), Verdict::FastBurn),
+            (w(100.0), w(1.0), Verdict::Ok),
+            (w(1.0), w(40.0), Verdict::SlowBurn),
+            (w(0.0), w(0.0), Verdict::Ok),
+            (
+                Window { total: 0.0, bad: 0.0 },
+                Window { total: 0.0, bad: 0.0 },
+                Verdict::NoData,
+            ),
+        ];
+        for (i, (one, six, expected)) in rows.into_iter().enumerate() {
+            assert_eq!(verdict(Sli::Availability, one, six), expected, "row {i}");
+        }
+    }
+
+    #[test]
+    fn a_canary_breaches_on_errors_or_latency_against_its_baseline() {
+        let base = VersionHealth {
+            requests: 1000.0,
+            error_rate: 0.001,
+            p95_ms: 100.0,
+        };
+        let ok = VersionHealth {
+            requests: 50.0,
+            error_rate: 0.005,
+            p95_ms: 119.0,
+        };
+        assert_eq!(breach(&ok, &base, &SEED_GUARDRAILS), None);
+        let errors = VersionHealth {
+            error_rate: 0.0061,
+            ..ok
+        };
+        assert!(breach(&errors, &base, &SEED_GUARDRAILS).unwrap().starts_with("5xx"));
+        let slow = VersionHealth { p95_ms: 121.0, ..ok };
+        assert!(breach(&slow, &base, &SEED_GUARDRAILS).unwrap().starts_with("p95"));
+    }
+}
