@@ -21,14 +21,18 @@ pub enum Alert {
     LoginEmailCeiling,
     /// The probe's job was not even picked up within 5 minutes: nothing consumes `jobs`.
     ConsumerStalled,
+    /// The 5xx rate or the share pages' TTFB spends the error budget over 14.4× too fast in
+    /// both the last hour and the last six (`crate::slo`), checked by the `slo_burn` cron job.
+    SloFastBurn,
 }
 
-pub const ALL: [Alert; 5] = [
+pub const ALL: [Alert; 6] = [
     Alert::DlqItem,
     Alert::QueueTtr,
     Alert::PurgeFailing,
     Alert::LoginEmailCeiling,
     Alert::ConsumerStalled,
+    Alert::SloFastBurn,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +61,7 @@ impl Alert {
             Alert::PurgeFailing => "purge_failing",
             Alert::LoginEmailCeiling => "login_email_ceiling",
             Alert::ConsumerStalled => "consumer_stalled",
+            Alert::SloFastBurn => "slo_fast_burn",
         }
     }
 
@@ -67,7 +72,7 @@ impl Alert {
     pub fn severity(self) -> Severity {
         match self {
             // Seed §5.5: a stuck queue is a fire.
-            Alert::ConsumerStalled => Severity::Sev1,
+            Alert::ConsumerStalled | Alert::SloFastBurn => Severity::Sev1,
             Alert::DlqItem | Alert::QueueTtr | Alert::PurgeFailing => Severity::Sev2,
             Alert::LoginEmailCeiling => Severity::Sev3,
         }
@@ -81,6 +86,7 @@ impl Alert {
             Alert::PurgeFailing => "docs/runbooks/cache-purge.md",
             Alert::LoginEmailCeiling => "docs/runbooks/abuse.md#login_email_ceiling",
             Alert::ConsumerStalled => "docs/runbooks/incident.md#consumer-stalled",
+            Alert::SloFastBurn => "docs/runbooks/incident.md#the-first-five-minutes",
         }
     }
 }

@@ -75,6 +75,12 @@ pub mod var {
     pub const ALERT_WEBHOOK_URL: &str = "ALERT_WEBHOOK_URL";
     /// One webhook call per alert per this many seconds (default 900).
     pub const ALERT_DEDUP_SECONDS: &str = "ALERT_DEDUP_SECONDS";
+    /// The account whose Analytics Engine the `slo_burn` cron job reads, with the
+    /// `CF_ANALYTICS_TOKEN` secret (Account Analytics: Read). Without both the job is skipped.
+    pub const CF_ACCOUNT_ID: &str = "CF_ACCOUNT_ID";
+    pub const CF_ANALYTICS_TOKEN: &str = "CF_ANALYTICS_TOKEN";
+    /// Base URL of the Analytics Engine SQL API (tests point it at a stand-in).
+    pub const CF_ANALYTICS_API_BASE: &str = "CF_ANALYTICS_API_BASE";
     /// Prefix that turns a runbook's repository path into a link a person can open.
     pub const RUNBOOK_BASE_URL: &str = "RUNBOOK_BASE_URL";
     /// Fraction of requests that write an edge SLI data point (default 1; the rate is recorded
@@ -166,6 +172,17 @@ pub struct Config {
     pub alert_dedup_seconds: u64,
     pub runbook_base_url: String,
     pub sli_sample_rate: f64,
+    /// Where the `slo_burn` cron job reads the SLIs (both account and token set).
+    pub analytics_sql: Option<AnalyticsSql>,
+}
+
+/// The Analytics Engine SQL API of the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalyticsSql {
+    /// No trailing `/`.
+    pub api_base: String,
+    pub account_id: String,
+    pub token: Secret,
 }
 
 /// Where and how the edge purges cached share pages in every data center.
@@ -310,6 +327,28 @@ impl Config {
             )?,
             runbook_base_url: get(var::RUNBOOK_BASE_URL).unwrap_or_default(),
             sli_sample_rate: parse_rate(var::SLI_SAMPLE_RATE, get(var::SLI_SAMPLE_RATE), 1.0)?,
+            analytics_sql: match (get(var::CF_ACCOUNT_ID), secret(var::CF_ANALYTICS_TOKEN)?) {
+                (Some(account_id), Some(token)) => {
+                    let api_base = get(var::CF_ANALYTICS_API_BASE)
+                        .unwrap_or_else(|| DEFAULT_CF_API_BASE.into())
+                        .trim_end_matches('/')
+                        .to_owned();
+                    let scheme_ok = api_base.starts_with("https://")
+                        || (environment == Environment::Local && api_base.starts_with("http://"));
+                    if !scheme_ok || !account_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(ConfigError {
+                            name: var::CF_ANALYTICS_API_BASE,
+                            problem: "an https:// base URL (http:// only in local) and a hex CF_ACCOUNT_ID".into(),
+                        });
+                    }
+                    Some(AnalyticsSql {
+                        api_base,
+                        account_id,
+                        token,
+                    })
+                }
+                _ => None,
+            },
         })
     }
 

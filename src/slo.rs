@@ -155,6 +155,123 @@ pub fn breach(canary: &VersionHealth, baseline: &VersionHealth, limits: &Guardra
     None
 }
 
+/// The edge dataset of an environment (wrangler.toml, `EDGE_METRICS`).
+pub fn edge_dataset(environment: &str) -> &'static str {
+    match environment {
+        "production" => "babybook_edge_requests",
+        "staging" => "babybook_edge_requests_staging",
+        _ => "babybook_edge_requests_local",
+    }
+}
+
+/// Weight of one point: how many requests it stands for (Analytics Engine's own sampling times
+/// ours, `double3`).
+pub const POINT_WEIGHT: &str = "(_sample_interval / double3)";
+const SHARE_PAGE: &str = "blob1 = 'share' AND blob2 = '/s/:token'";
+
+/// Environment names are ours, but a quote in one would end the literal: keep only safe bytes.
+pub fn sql_text(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect()
+}
+
+/// One row: `requests`, `errors` (5xx), `share_pages`, `share_slow` (over 300 ms),
+/// `share_misses` (not served from the edge cache) over the last `hours`. What `scripts/slo`
+/// prints and what the Worker's `slo_burn` cron job pages on.
+pub fn edge_window_sql(environment: &str, hours: u32) -> String {
+    format!(
+        "SELECT SUM({W}) AS requests, \
+         SUM(IF(blob3 = '5xx', {W}, 0)) AS errors, \
+         SUM(IF({SHARE_PAGE}, {W}, 0)) AS share_pages, \
+         SUM(IF({SHARE_PAGE} AND double1 > {slow}, {W}, 0)) AS share_slow, \
+         SUM(IF({SHARE_PAGE} AND blob4 != 'hit', {W}, 0)) AS share_misses \
+         FROM {table} WHERE timestamp > NOW() - INTERVAL '{hours}' HOUR AND blob7 = '{environment}' \
+         FORMAT JSON",
+        W = POINT_WEIGHT,
+        slow = SHARE_TTFB_MS,
+        table = edge_dataset(environment),
+        environment = sql_text(environment),
+    )
+}
+
+type Row = serde_json::Map<String, serde_json::Value>;
+
+/// The rows of an Analytics Engine SQL answer (`{"data": [{…}], …}`); anything else is an error,
+/// never zeroes.
+pub fn answer_rows(answer: &serde_json::Value) -> Result<Vec<&Row>, String> {
+    let data = answer
+        .get("data")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| format!("not an Analytics Engine SQL answer (no data): {}", clip(answer)))?;
+    data.iter()
+        .map(|r| {
+            r.as_object()
+                .ok_or_else(|| format!("a row that is not an object: {}", clip(r)))
+        })
+        .collect()
+}
+
+fn clip(value: &serde_json::Value) -> String {
+    value.to_string().chars().take(200).collect()
+}
+
+/// A number field; Analytics Engine writes some numbers as strings. Missing or null is 0.
+pub fn number(row: &Row, key: &str) -> Result<f64, String> {
+    match row.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(0.0),
+        Some(serde_json::Value::Number(n)) => n.as_f64().ok_or_else(|| format!("{key}: {n}")),
+        Some(serde_json::Value::String(s)) => s.trim().parse().map_err(|_| format!("{key}: {s:?} is not a number")),
+        Some(other) => Err(format!("{key}: {other} is not a number")),
+    }
+}
+
+/// The three edge SLIs' windows from an answer to [`edge_window_sql`] (no row: an empty window).
+pub fn edge_windows(answer: &serde_json::Value) -> Result<Vec<(Sli, Window)>, String> {
+    let rows = answer_rows(answer)?;
+    let empty = Row::new();
+    let row = rows.first().copied().unwrap_or(&empty);
+    Ok(vec![
+        (
+            Sli::Availability,
+            Window {
+                total: number(row, "requests")?,
+                bad: number(row, "errors")?,
+            },
+        ),
+        (
+            Sli::ShareTtfb,
+            Window {
+                total: number(row, "share_pages")?,
+                bad: number(row, "share_slow")?,
+            },
+        ),
+        (
+            Sli::ShareCacheHit,
+            Window {
+                total: number(row, "share_pages")?,
+                bad: number(row, "share_misses")?,
+            },
+        ),
+    ])
+}
+
+/// The SLIs that page when they burn fast (seed §5.5: 5xx rate, share TTFB); the cache hit
+/// ratio is a ticket, not a page.
+pub fn paging(sli: Sli) -> bool {
+    matches!(sli, Sli::Availability | Sli::ShareTtfb)
+}
+
+/// The paging SLIs burning fast in both windows.
+pub fn fast_burning(one_hour: &[(Sli, Window)], six_hours: &[(Sli, Window)]) -> Vec<Sli> {
+    one_hour
+        .iter()
+        .zip(six_hours)
+        .filter(|((sli, w1), (_, w6))| paging(*sli) && verdict(*sli, *w1, *w6) == Verdict::FastBurn)
+        .map(|((sli, _), _)| *sli)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +319,25 @@ mod tests {
         for (i, (one, six, expected)) in rows.into_iter().enumerate() {
             assert_eq!(verdict(Sli::Availability, one, six), expected, "row {i}");
         }
+    }
+
+    #[test]
+    fn the_edge_answer_becomes_windows_and_only_paging_slis_burning_in_both_windows_page() {
+        let answer = |errors: u32, slow: u32, misses: u32| serde_json::json!({"data": [{"requests": "10000", "errors": errors, "share_pages": 1000, "share_slow": slow, "share_misses": misses}]});
+        let calm = edge_windows(&answer(1, 10, 100)).unwrap();
+        let hot = edge_windows(&answer(900, 900, 900)).unwrap();
+        assert_eq!(fast_burning(&hot, &hot), [Sli::Availability, Sli::ShareTtfb]);
+        assert!(fast_burning(&hot, &calm).is_empty(), "one window is not enough");
+        assert!(fast_burning(&calm, &calm).is_empty());
+        assert!(edge_windows(&serde_json::json!({"errors": ["no"]})).is_err());
+        assert!(edge_windows(&serde_json::json!({"data": [{"requests": "lots"}]})).is_err());
+        assert_eq!(edge_windows(&serde_json::json!({"data": []})).unwrap()[0].1.total, 0.0);
+        let sql = edge_window_sql("production", 6);
+        assert!(
+            sql.contains("FROM babybook_edge_requests WHERE") && sql.contains("INTERVAL '6' HOUR"),
+            "{sql}"
+        );
+        assert_eq!(sql_text("x'; DROP"), "xDROP");
     }
 
     #[test]

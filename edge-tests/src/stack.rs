@@ -81,6 +81,8 @@ pub struct StackOptions {
     pub purge_api: bool,
     /// Alerts sent (`ALERT_WEBHOOK_URL`) to the webhook stand-in, `Stack::alerts_received`.
     pub alert_webhook: bool,
+    /// The `slo_burn` cron job reads the Analytics Engine SQL API stand-in, `Stack::sql_api`.
+    pub sql_api: bool,
 }
 
 impl StackOptions {
@@ -96,6 +98,7 @@ impl StackOptions {
             dev_vars: false,
             purge_api: false,
             alert_webhook: false,
+            sql_api: false,
         }
     }
 
@@ -147,6 +150,8 @@ pub struct Stack {
     pub purge_api: Option<(Mutex<StandIn>, String)>,
     /// The alert webhook stand-in and the secret in its path, when `alert_webhook` is set.
     pub webhook: Option<(Mutex<StandIn>, String)>,
+    /// The Analytics Engine SQL API stand-in and the read token the Worker is given.
+    pub sql_api: Option<(Mutex<StandIn>, String)>,
     wrangler: Mutex<Option<Guarded>>,
     log_lines: Arc<Mutex<Vec<String>>>,
     death: Death,
@@ -267,6 +272,10 @@ impl Stack {
             let secret = random_hex(24);
             (Mutex::new(StandIn::webhook(free_port(), secret.clone())), secret)
         });
+        let sql_api = options.sql_api.then(|| {
+            let token = random_hex(32);
+            (Mutex::new(StandIn::sql_api(free_port(), token.clone())), token)
+        });
         let port = options.port.unwrap_or_else(free_port);
         let stack = Stack {
             name: options.name.clone(),
@@ -281,6 +290,7 @@ impl Stack {
             origin: Mutex::new(origin),
             purge_api,
             webhook,
+            sql_api,
             wrangler: Mutex::new(None),
             log_lines: Arc::default(),
             death: Arc::default(),
@@ -321,6 +331,14 @@ impl Stack {
                 "ALERT_WEBHOOK_URL".into(),
                 format!("{}/hook/{secret}", webhook.lock().expect("webhook").url()),
             ));
+        }
+        if let Some((sql_api, token)) = &self.sql_api {
+            vars.push(("CF_ACCOUNT_ID".into(), "0123456789abcdef0123456789abcdef".into()));
+            vars.push((
+                "CF_ANALYTICS_API_BASE".into(),
+                format!("{}/client/v4", sql_api.lock().expect("sql api").url()),
+            ));
+            vars.push(("CF_ANALYTICS_TOKEN".into(), token.clone()));
         }
         if !options.dev_vars {
             vars.push(("SESSION_KEY_CURRENT".into(), self.secrets.session_key.clone()));
@@ -842,6 +860,30 @@ impl Stack {
         }
     }
 
+    /// Adds an answer rule to the SQL API stand-in (`{"matching", "status", "body", "times"}`).
+    pub fn sql_answer(&self, rule: Value) {
+        let (sql_api, _) = self.sql_api.as_ref().expect("a stack with sql_api");
+        let url = format!("{}/__control/answers", sql_api.lock().expect("sql api").url());
+        let status = reqwest::blocking::Client::new()
+            .put(url)
+            .header("content-type", "application/json")
+            .body(rule.to_string())
+            .send()
+            .expect("sql api stand-in control")
+            .status();
+        assert!(status.is_success(), "sql api stand-in control: {status}");
+    }
+
+    /// Every query the SQL API stand-in received: `at_ms`, `account`, `token_ok`, `sql`.
+    pub fn sql_queries(&self) -> Vec<Value> {
+        let (sql_api, _) = self.sql_api.as_ref().expect("a stack with sql_api");
+        let url = format!("{}/__control/requests", sql_api.lock().expect("sql api").url());
+        reqwest::blocking::get(url)
+            .expect("sql api stand-in")
+            .json()
+            .expect("json")
+    }
+
     /// Makes the webhook stand-in answer 500 to its next `times` POSTs.
     pub fn fail_webhook(&self, times: u32) {
         let (webhook, _) = self.webhook.as_ref().expect("a stack with alert_webhook");
@@ -903,6 +945,9 @@ impl Stack {
         }
         if let Some((webhook, _)) = &self.webhook {
             webhook.lock().expect("webhook").stop();
+        }
+        if let Some((sql_api, _)) = &self.sql_api {
+            sql_api.lock().expect("sql api").stop();
         }
     }
 }

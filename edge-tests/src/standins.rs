@@ -23,6 +23,7 @@ enum Kind {
     Origin,
     Purge { token: String },
     Webhook { secret: String },
+    SqlApi { token: String },
 }
 
 pub struct StandIn {
@@ -74,6 +75,17 @@ impl StandIn {
         s
     }
 
+    /// The Analytics Engine SQL API, accepting only `token`; its base URL is `url()` + `/client/v4`.
+    pub fn sql_api(port: u16, token: String) -> StandIn {
+        let mut s = StandIn {
+            port,
+            kind: Kind::SqlApi { token },
+            task: None,
+        };
+        s.start();
+        s
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -98,6 +110,7 @@ impl StandIn {
             Kind::Origin => babybook_ops::standin::origin::router(),
             Kind::Purge { token } => babybook_ops::standin::purge::router(Some(token)),
             Kind::Webhook { secret } => babybook_ops::standin::webhook::router(secret),
+            Kind::SqlApi { token } => babybook_ops::standin::sql_api::router(Some(token)),
         };
         self.task = Some(runtime().spawn(async move {
             let _ = axum_serve(listener, router).await;

@@ -17,14 +17,8 @@ use std::fmt::Write as _;
 use babybook_edge::slo::{self, Guardrails, Sli, VersionHealth, Window};
 use serde_json::Value;
 
-/// The edge dataset of an environment (wrangler.toml).
-pub fn edge_dataset(environment: &str) -> &'static str {
-    match environment {
-        "production" => "babybook_edge_requests",
-        "staging" => "babybook_edge_requests_staging",
-        _ => "babybook_edge_requests_local",
-    }
-}
+use babybook_edge::slo::{answer_rows, number, sql_text, POINT_WEIGHT as W};
+pub use babybook_edge::slo::{edge_dataset, edge_window_sql};
 
 pub fn queue_dataset(environment: &str) -> &'static str {
     match environment {
@@ -32,27 +26,6 @@ pub fn queue_dataset(environment: &str) -> &'static str {
         "staging" => "babybook_queue_health_staging",
         _ => "babybook_queue_health_local",
     }
-}
-
-/// Weight of one point: how many requests it stands for.
-const W: &str = "(_sample_interval / double3)";
-const SHARE_PAGE: &str = "blob1 = 'share' AND blob2 = '/s/:token'";
-
-/// One row: `requests`, `errors` (5xx), `share_pages`, `share_slow` (over 300 ms),
-/// `share_misses` (not served from the edge cache) over the last `hours`.
-pub fn edge_window_sql(environment: &str, hours: u32) -> String {
-    format!(
-        "SELECT SUM({W}) AS requests, \
-         SUM(IF(blob3 = '5xx', {W}, 0)) AS errors, \
-         SUM(IF({SHARE_PAGE}, {W}, 0)) AS share_pages, \
-         SUM(IF({SHARE_PAGE} AND double1 > {slow}, {W}, 0)) AS share_slow, \
-         SUM(IF({SHARE_PAGE} AND blob4 != 'hit', {W}, 0)) AS share_misses \
-         FROM {table} WHERE timestamp > NOW() - INTERVAL '{hours}' HOUR AND blob7 = '{environment}' \
-         FORMAT JSON",
-        slow = slo::SHARE_TTFB_MS,
-        table = edge_dataset(environment),
-        environment = sql_text(environment),
-    )
 }
 
 /// One row: `batches`, `slow_batches` (oldest message older than 5 minutes), `dead`,
@@ -81,47 +54,6 @@ pub fn canary_sql(environment: &str, minutes: u32) -> String {
     )
 }
 
-/// Environment names are ours, but a quote in one would end the literal: drop it.
-fn sql_text(text: &str) -> String {
-    text.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .collect()
-}
-
-/// The first row of an Analytics Engine SQL answer (`{"data": [{…}], …}`).
-fn first_row(answer: &Value) -> Result<&serde_json::Map<String, Value>, String> {
-    let data = answer
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or_else(|| format!("not an Analytics Engine SQL answer (no data): {}", clip(answer)))?;
-    match data.first() {
-        Some(Value::Object(row)) => Ok(row),
-        Some(other) => Err(format!("a row that is not an object: {}", clip(other))),
-        // An empty window answers one row of nulls or no row: both are "nothing seen".
-        None => Ok(empty_row()),
-    }
-}
-
-fn empty_row() -> &'static serde_json::Map<String, Value> {
-    static EMPTY: std::sync::OnceLock<serde_json::Map<String, Value>> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(serde_json::Map::new)
-}
-
-fn clip(value: &Value) -> String {
-    let text = value.to_string();
-    text.chars().take(200).collect()
-}
-
-/// A number field; Analytics Engine writes some numbers as strings. Missing or null is 0.
-fn number(row: &serde_json::Map<String, Value>, key: &str) -> Result<f64, String> {
-    match row.get(key) {
-        None | Some(Value::Null) => Ok(0.0),
-        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| format!("{key}: {n}")),
-        Some(Value::String(s)) => s.trim().parse().map_err(|_| format!("{key}: {s:?} is not a number")),
-        Some(other) => Err(format!("{key}: {other} is not a number")),
-    }
-}
-
 /// The windows of every SLI from one edge answer and one queue answer.
 pub struct Measured {
     pub edge: Vec<(Sli, Window)>,
@@ -131,32 +63,11 @@ pub struct Measured {
 }
 
 pub fn measure(edge: &Value, queue: &Value) -> Result<Measured, String> {
-    let e = first_row(edge)?;
-    let q = first_row(queue)?;
+    let rows = answer_rows(queue)?;
+    let empty = serde_json::Map::new();
+    let q = rows.first().copied().unwrap_or(&empty);
     Ok(Measured {
-        edge: vec![
-            (
-                Sli::Availability,
-                Window {
-                    total: number(e, "requests")?,
-                    bad: number(e, "errors")?,
-                },
-            ),
-            (
-                Sli::ShareTtfb,
-                Window {
-                    total: number(e, "share_pages")?,
-                    bad: number(e, "share_slow")?,
-                },
-            ),
-            (
-                Sli::ShareCacheHit,
-                Window {
-                    total: number(e, "share_pages")?,
-                    bad: number(e, "share_misses")?,
-                },
-            ),
-        ],
+        edge: slo::edge_windows(edge)?,
         queue_age: Window {
             total: number(q, "batches")?,
             bad: number(q, "slow_batches")?,
@@ -266,14 +177,10 @@ pub fn canary_step(
     limits: &Guardrails,
     min_requests: f64,
 ) -> Result<Step, String> {
-    let rows = answer
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or_else(|| format!("not an Analytics Engine SQL answer (no data): {}", clip(answer)))?;
+    let rows = answer_rows(answer)?;
     let health = |version: &str| -> Result<Option<VersionHealth>, String> {
         let Some(row) = rows
             .iter()
-            .filter_map(Value::as_object)
             .find(|r| r.get("version").and_then(Value::as_str) == Some(version))
         else {
             return Ok(None);

@@ -321,3 +321,30 @@ fn slo_says_so_when_the_sql_api_cannot_be_read() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("answered 401"));
 }
+
+#[test]
+fn the_ci_production_deploy_goes_through_the_canary_at_5_and_25_percent() {
+    let workflow = std::fs::read_to_string(repo().join(".github/workflows/ci.yml")).unwrap();
+    let job = workflow
+        .split("\n  deploy-production:")
+        .nth(1)
+        .expect("a deploy-production job");
+    // Up to the next job (a line indented by exactly two spaces).
+    let job: String = job
+        .lines()
+        .skip(1)
+        .take_while(|l| !(l.starts_with("  ") && !l.starts_with("   ") && l.trim_end().ends_with(':')))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let canary = job
+        .lines()
+        .skip_while(|l| !l.contains("scripts/canary"))
+        .take(2)
+        .collect::<String>();
+    assert!(canary.contains("--env production"), "{canary}");
+    assert!(canary.contains("--steps 5,25"), "{canary}");
+    assert!(
+        !job.contains("versions deploy"),
+        "no traffic split outside the canary's guardrails"
+    );
+}

@@ -24,6 +24,7 @@ mod request_body;
 mod share_cache;
 mod share_route;
 mod sli;
+mod slo_burn;
 mod switches;
 mod test_controls;
 mod timeout;

@@ -312,3 +312,136 @@ fn a_probe_that_was_picked_up_but_is_slow_is_not_a_stalled_consumer() {
     );
     stack.media.lock().unwrap().start();
 }
+
+fn edge_window(requests: u32, errors: u32, share_pages: u32, slow: u32) -> Value {
+    json!({"meta": [], "rows": 1, "data": [{"requests": requests, "errors": errors, "share_pages": share_pages, "share_slow": slow, "share_misses": 0}]})
+}
+
+#[test]
+fn the_slo_cron_pages_a_fast_burn_in_both_windows_and_not_one_in_the_last_hour_only() {
+    let stack = Stack::start(StackOptions {
+        alert_webhook: true,
+        sql_api: true,
+        ..StackOptions::named("alerts-slo")
+    });
+    // The last hour burns (10 % 5xx), the last six did not: no page yet.
+    stack.sql_answer(
+        json!({"matching": "INTERVAL '1' HOUR", "body": edge_window(10_000, 1_000, 2_000, 20), "times": 1}),
+    );
+    stack.sql_answer(
+        json!({"matching": "INTERVAL '6' HOUR", "body": edge_window(60_000, 1_000, 12_000, 120), "times": 1}),
+    );
+    let t0 = now_ms();
+    assert_eq!(stack.fire_cron(EVERY_FIVE, t0).status, 200);
+    let first = stack.wait_for_log(Duration::from_secs(20), "the first slo_burn run", |l| {
+        l["message"] == "cron end" && l["cron_job"] == "slo_burn"
+    });
+    assert_eq!(first["ok"], true, "{first}");
+    assert_eq!(first["report"]["fast_burning"], json!([]), "{first}");
+    assert!(
+        first["report"]["burn_1h"]["availability"].as_f64().unwrap() > 14.4,
+        "{first}"
+    );
+
+    // Both windows burn: a Sev-1 page naming the SLI.
+    stack.sql_answer(json!({"matching": "INTERVAL '1' HOUR", "body": edge_window(10_000, 1_000, 2_000, 20)}));
+    stack.sql_answer(json!({"matching": "INTERVAL '6' HOUR", "body": edge_window(60_000, 6_000, 12_000, 120)}));
+    assert_eq!(stack.fire_cron(EVERY_FIVE, t0 + 5 * 60_000).status, 200);
+    let page = stack.wait_for_alert(Duration::from_secs(20), "slo_fast_burn", |b| {
+        b["alert"] == "slo_fast_burn"
+    });
+    assert_eq!(page["severity"], "sev1");
+    assert!(page["summary"].as_str().unwrap().contains("availability"), "{page}");
+    assert!(!page["summary"].as_str().unwrap().contains("share_ttfb"), "{page}");
+    let queries = stack.sql_queries();
+    assert!(
+        queries.iter().all(|q| q["token_ok"] == true),
+        "the Worker's read token: {queries:?}"
+    );
+    assert!(queries
+        .iter()
+        .all(|q| q["sql"].as_str().unwrap().contains("FROM babybook_edge_requests_local")));
+}
+
+#[test]
+fn an_unreadable_sql_api_fails_the_slo_cron_run_and_pages_nothing() {
+    let stack = Stack::start(StackOptions {
+        alert_webhook: true,
+        sql_api: true,
+        ..StackOptions::named("alerts-slo-down")
+    });
+    stack.sql_answer(json!({"status": 500, "body": {"errors": ["internal"]}}));
+    let fired = stack.fire_cron(EVERY_FIVE, now_ms());
+    assert_eq!(fired.status, 500, "the scheduled run reports the failure");
+    let end = stack.wait_for_log(Duration::from_secs(20), "the failed slo_burn run", |l| {
+        l["message"] == "cron end" && l["cron_job"] == "slo_burn"
+    });
+    assert_eq!(end["ok"], false, "{end}");
+    assert!(!stack
+        .alerts_received()
+        .iter()
+        .any(|r| r["body"]["alert"] == "slo_fast_burn"));
+}
+
+/// A stack whose purges go to the purge API stand-in and whose alerts go to the webhook.
+fn alert_stack() -> &'static Stack {
+    static STACK: std::sync::OnceLock<Stack> = std::sync::OnceLock::new();
+    STACK.get_or_init(|| {
+        Stack::start(StackOptions {
+            purge_api: true,
+            alert_webhook: true,
+            ..StackOptions::named("alerts")
+        })
+    })
+}
+
+#[test]
+fn purges_that_keep_failing_reach_the_webhook_as_purge_failing() {
+    let stack = alert_stack();
+    let family = stack.family(1, 1);
+    let share = &family.shares[0];
+    stack.purge_failure(Some(
+        json!({"mode": "server_error", "times": 3, "matching": share.token_hash_hex}),
+    ));
+    let s = stack.sign_in(&family);
+    let revoke = s.write("DELETE", &format!("/shares/{}", share.id), None);
+    assert_eq!(revoke.status, 204, "{}", revoke.text());
+    let alert = stack.wait_for_alert(Duration::from_secs(60), "purge_failing", |b| {
+        b["alert"] == "purge_failing"
+    });
+    assert_eq!(alert["severity"], "sev2");
+    assert_eq!(alert["runbook"], "docs/runbooks/cache-purge.md");
+    assert!(
+        !alert.to_string().contains(&share.token) && !alert.to_string().contains(&share.token_hash_hex),
+        "the page names no link: {alert}"
+    );
+}
+
+#[test]
+fn a_guess_spread_over_many_networks_reaches_the_webhook_as_login_email_ceiling() {
+    let stack = alert_stack();
+    let family = stack.family(1, 0);
+    let attempt = || {
+        let c = stack.client().with_new_network();
+        let token = c.get("/auth/csrf").json()["csrf_token"].as_str().unwrap().to_owned();
+        c.post_json(
+            "/auth/login",
+            &[("x-csrf-token", &token), ("cookie", &format!("__Host-csrf={token}"))],
+            &json!({"email": family.email, "password": "wrong-password"}),
+        )
+    };
+    // The ceiling is per minute: enough attempts that one window sees more than it allows,
+    // wherever the minute boundary falls.
+    let ceiling = babybook_edge::rate_limit::LOGIN_EMAIL_CEILING.limit;
+    let refused = (0..3 * ceiling).map(|_| attempt()).find(|r| r.status == 429);
+    assert!(refused.is_some(), "the ceiling was never met");
+    let alert = stack.wait_for_alert(Duration::from_secs(20), "login_email_ceiling", |b| {
+        b["alert"] == "login_email_ceiling"
+    });
+    assert_eq!(alert["severity"], "sev3");
+    assert_eq!(alert["runbook"], "docs/runbooks/abuse.md#login_email_ceiling");
+    assert!(
+        !alert.to_string().contains(&family.email),
+        "the page carries no email: {alert}"
+    );
+}
