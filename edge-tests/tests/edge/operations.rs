@@ -156,8 +156,24 @@ fn a_switch_stored_off_overrides_a_read_only_deploy_default() {
         listed["switches"]["read-only"],
         json!({"on": true, "source": "deploy default"})
     );
-    switch(&stack, "read-only", false);
+    // The operator's command, as an operator runs it.
+    let script = |args: &[&str]| {
+        let out = std::process::Command::new(edge_tests::stack::repo_root().join("scripts/switch"))
+            .args(args)
+            .env("EDGE_URL", &stack.base_url)
+            .env("ADMIN_TOKEN", &stack.secrets.admin_token)
+            .env("ADMIN_REASON", "edge test of scripts/switch")
+            .output()
+            .expect("scripts/switch");
+        assert!(out.status.success(), "scripts/switch {args:?}: {out:?}");
+        serde_json::from_slice::<Value>(&out.stdout).expect("scripts/switch prints the answer")
+    };
+    assert_eq!(script(&["read-only", "off"])["on"], false);
     until_status("a write with the switch off", 201, create);
+    assert_eq!(
+        script(&["--list"])["switches"]["read-only"],
+        json!({"on": false, "source": "switch"})
+    );
 }
 
 #[test]
