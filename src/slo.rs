@@ -1,6 +1,6 @@
 //! The edge's SLIs and objectives (seed §6.2) and the burn-rate arithmetic of §6.3: how fast a
 //! window spends the error budget. `scripts/slo` and `scripts/canary` print and act on these;
-//! the SQL that measures them is in `docs/slo.md` and `ops/src/slo_sql.rs`.
+//! the SQL that measures them is here (the edge windows) and in `ops/src/slo.rs` (queue, canary).
 //!
 //! Each SLI is a fraction of bad events (5xx answers, share pages slower than 300 ms, misses)
 //! against a budget (1 − objective). A burn rate of 1 spends the budget exactly over the SLO
@@ -153,6 +153,51 @@ pub fn breach(canary: &VersionHealth, baseline: &VersionHealth, limits: &Guardra
         ));
     }
     None
+}
+
+/// What one request's data point says (written by `edge::sli`, read by the SQL below).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestPoint<'a> {
+    /// `share`, `api`, `any` (health probes) or `none` (refused before routing).
+    pub surface: &'a str,
+    pub route: &'a str,
+    pub status: u16,
+    pub cache_status: &'a str,
+    pub version_id: &'a str,
+    pub version_tag: &'a str,
+    pub environment: &'a str,
+    pub duration_ms: f64,
+    pub sample_rate: f64,
+}
+
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+impl RequestPoint<'_> {
+    /// blob1…blob7, in the order the SQL reads them.
+    pub fn blobs(&self) -> [&str; 7] {
+        [
+            self.surface,
+            self.route,
+            status_class(self.status),
+            self.cache_status,
+            self.version_id,
+            self.version_tag,
+            self.environment,
+        ]
+    }
+
+    /// double1…double3.
+    pub fn doubles(&self) -> [f64; 3] {
+        [self.duration_ms, f64::from(self.status), self.sample_rate]
+    }
 }
 
 /// The edge dataset of an environment (wrangler.toml, `EDGE_METRICS`).
@@ -338,6 +383,45 @@ mod tests {
             "{sql}"
         );
         assert_eq!(sql_text("x'; DROP"), "xDROP");
+    }
+
+    #[test]
+    fn the_sql_reads_each_column_where_the_point_writes_it() {
+        let point = RequestPoint {
+            surface: "share",
+            route: "/s/:token",
+            status: 503,
+            cache_status: "hit",
+            version_id: "v-id",
+            version_tag: "v-tag",
+            environment: "production",
+            duration_ms: 301.0,
+            sample_rate: 0.5,
+        };
+        let blob = |value: &str| format!("blob{}", point.blobs().iter().position(|b| *b == value).unwrap() + 1);
+        let double = |value: f64| {
+            format!(
+                "double{}",
+                point.doubles().iter().position(|d| *d == value).unwrap() + 1
+            )
+        };
+        let sql = edge_window_sql("production", 1);
+        for needle in [
+            format!("{} = 'share'", blob("share")),
+            format!("{} = '/s/:token'", blob("/s/:token")),
+            format!("{} = '5xx'", blob("5xx")),
+            format!("{} != 'hit'", blob("hit")),
+            format!("{} = 'production'", blob("production")),
+            format!("{} > 300", double(301.0)),
+            format!("_sample_interval / {}", double(0.5)),
+        ] {
+            assert!(sql.contains(&needle), "{needle} not in {sql}");
+        }
+        assert_eq!(blob("v-id"), "blob5", "scripts/canary groups by blob5");
+        assert_eq!(
+            [status_class(200), status_class(404), status_class(101)],
+            ["2xx", "4xx", "1xx"]
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! bbops canary-sql     --env E --minutes M                   (the query of scripts/canary)
 //! bbops slo-report     --edge-1h F --edge-6h F --queue-1h F --queue-6h F
 //!                      (the SLI table; exit 1 on a fast burn)
+//! bbops canary-stable  --status F   (the version at the highest share of `wrangler deployments
+//!                      status --json`)
 //! bbops canary-check   --answer F --canary V --baseline V [--max-5xx-excess 0.005]
 //!                      [--max-p95-ratio 1.2] [--min-requests 50]
 //!                      (exit 0 promote, 1 breach, 3 undecided or unreadable)
@@ -68,7 +70,7 @@ async fn main() -> ExitCode {
         ("standin", Some(kind)) => (format!("standin {kind}"), &args[2..]),
         ("scan-secrets", dir) => return scan_secrets(dir.unwrap_or(".")),
         ("sbom", dir) => return sbom(dir.unwrap_or(".")),
-        ("slo-sql" | "canary-sql" | "slo-report" | "canary-check", _) => {
+        ("slo-sql" | "canary-sql" | "slo-report" | "canary-check" | "canary-stable", _) => {
             return match flags(&args[1..]) {
                 Ok(f) => operations(command, &f),
                 Err(e) => {
@@ -187,6 +189,10 @@ fn operations(command: &str, f: &HashMap<String, String>) -> ExitCode {
                 "queue" => println!("{}", slo::queue_window_sql(env, hours)),
                 other => return Err(format!("--what {other:?}: edge or queue")),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        "canary-stable" => {
+            println!("{}", slo::stable_version(&read_json(required(f, "status")?)?)?);
             Ok(ExitCode::SUCCESS)
         }
         "canary-sql" => {

@@ -158,6 +158,27 @@ pub fn report(one_hour: &Measured, six_hours: &Measured) -> (String, bool) {
     (out, fast)
 }
 
+/// The version serving the largest share of traffic in `wrangler deployments status --json`
+/// (`{"versions": [{"version_id", "percentage"}, …]}`): the stable one a canary goes back to.
+pub fn stable_version(status: &Value) -> Result<String, String> {
+    status
+        .get("versions")
+        .and_then(Value::as_array)
+        .and_then(|versions| {
+            versions
+                .iter()
+                .filter_map(|v| Some((v.get("version_id")?.as_str()?, v.get("percentage")?.as_f64()?)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+        })
+        .map(|(id, _)| id.to_owned())
+        .ok_or_else(|| {
+            format!(
+                "no version in the deployment status: {}",
+                status.to_string().chars().take(200).collect::<String>()
+            )
+        })
+}
+
 /// What a canary step decides.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -264,6 +285,15 @@ mod tests {
         assert!(measure(&json!({"data": [{"requests": "many"}]}), &queue).is_err());
         let empty = measure(&json!({"data": []}), &queue).unwrap();
         assert_eq!(empty.edge[0].1.total, 0.0);
+    }
+
+    #[test]
+    fn the_stable_version_is_the_one_with_the_most_traffic() {
+        let status =
+            json!({"versions": [{"version_id": "a", "percentage": 5}, {"version_id": "b", "percentage": 95.0}]});
+        assert_eq!(stable_version(&status).unwrap(), "b");
+        assert!(stable_version(&json!({"versions": []})).is_err());
+        assert!(stable_version(&json!("not logged in")).is_err());
     }
 
     #[test]

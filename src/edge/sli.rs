@@ -2,10 +2,8 @@
 //! point records so sums scale back): the edge SLIs of `docs/slo.md`. Written after the answer is
 //! built; a failed write costs nothing but the point.
 //!
-//! Layout (the SQL in `ops/src/slo_sql.rs` reads it by position):
-//! index1 surface · blob1 surface · blob2 route · blob3 status class (`2xx`…`5xx`) · blob4 cache
-//! status (`hit`, `miss`, … or empty) · blob5 version id · blob6 version tag · blob7 environment ·
-//! double1 duration ms · double2 status · double3 sample rate.
+//! The layout is `crate::slo::RequestPoint` (index1 the surface); a host test checks that the
+//! SQL reads each column where the point writes it.
 
 use crate::config::{binding, Config};
 use crate::routes::Surface;
@@ -18,16 +16,6 @@ pub struct Point<'a> {
     pub status: u16,
     pub cache_status: &'a str,
     pub duration_ms: i64,
-}
-
-pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
 }
 
 pub fn record(io: &Io, config: &Config, point: &Point<'_>) {
@@ -44,15 +32,20 @@ pub fn record(io: &Io, config: &Config, point: &Point<'_>) {
         Some(Surface::Any) => "any",
         None => "none",
     };
-    let _ = worker::AnalyticsEngineDataPointBuilder::new()
-        .indexes([surface])
-        .add_blob(surface)
-        .add_blob(point.route)
-        .add_blob(status_class(point.status))
-        .add_blob(point.cache_status)
-        .add_blob(config.deployed.id.as_str())
-        .add_blob(config.deployed.tag.as_str())
-        .add_blob(config.environment.as_str())
-        .doubles([point.duration_ms as f64, f64::from(point.status), rate])
-        .write_to(&dataset);
+    let point = crate::slo::RequestPoint {
+        surface,
+        route: point.route,
+        status: point.status,
+        cache_status: point.cache_status,
+        version_id: &config.deployed.id,
+        version_tag: &config.deployed.tag,
+        environment: config.environment.as_str(),
+        duration_ms: point.duration_ms as f64,
+        sample_rate: rate,
+    };
+    let mut builder = worker::AnalyticsEngineDataPointBuilder::new().indexes([point.surface]);
+    for blob in point.blobs() {
+        builder = builder.add_blob(blob);
+    }
+    let _ = builder.doubles(point.doubles()).write_to(&dataset);
 }

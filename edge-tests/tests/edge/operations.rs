@@ -461,3 +461,47 @@ fn a_guess_spread_over_many_networks_reaches_the_webhook_as_login_email_ceiling(
         "the page carries no email: {alert}"
     );
 }
+
+#[test]
+fn force_prewarm_switched_on_makes_the_prewarm_cron_run_outside_any_window() {
+    let stack = alert_stack();
+    let family = stack.family(1, 1);
+    stack
+        .db()
+        .execute(
+            "UPDATE share_link SET view_count = 2000000000 WHERE id = $1::text::uuid",
+            &[&family.shares[0].id],
+        )
+        .unwrap();
+    // 29 November: no seasonal window.
+    let outside = babybook_jobs::parse_rfc3339_millis("2026-11-29T15:00:00-03:00").unwrap();
+    let run = |what: &str| -> Value {
+        let fired = stack.fire_cron("*/4 * * * *", outside);
+        assert_eq!(fired.status, 200, "{what}");
+        stack.wait_for_log(Duration::from_secs(20), what, |l| {
+            l["message"] == "cron end"
+                && l["cron_job"] == "prewarm"
+                && l["scheduled_time"] == "2026-11-29T18:00:00.000Z"
+        })
+    };
+    switch(stack, "force-prewarm", true);
+    // The switch is read at the start of each run; this isolate forgot its snapshot on the flip.
+    let forced = run("the forced run");
+    assert_eq!(forced["report"]["forced"], true, "{forced}");
+    assert!(forced["report"]["warmed"].as_u64().unwrap() >= 1, "{forced}");
+
+    switch(stack, "force-prewarm", false);
+    let count = |l: &Value| l["message"] == "cron end" && l["cron_job"] == "prewarm";
+    let runs_before = stack.logs().iter().filter(|l| count(l)).count();
+    assert_eq!(stack.fire_cron("*/4 * * * *", outside).status, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let skipped = loop {
+        let ends: Vec<Value> = stack.logs().into_iter().filter(|l| count(l)).collect();
+        if ends.len() > runs_before {
+            break ends.last().unwrap().clone();
+        }
+        assert!(Instant::now() < deadline, "no second prewarm run");
+        std::thread::sleep(Duration::from_millis(100)); // polling interval, bounded by the deadline
+    };
+    assert_eq!(skipped["report"]["reason"], "outside any seasonal window", "{skipped}");
+}
