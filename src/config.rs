@@ -277,8 +277,12 @@ impl Config {
             api_hosts: host_list(get(var::API_HOSTS).as_deref().unwrap_or("api.babybook.com")),
             read_only: parse_flag(var::READ_ONLY, get(var::READ_ONLY))?,
             media_origin,
-            origin_url: get(var::ORIGIN_URL).map(|u| u.trim_end_matches('/').to_owned()),
-            media_worker_url: get(var::MEDIA_WORKER_URL).map(|u| u.trim_end_matches('/').to_owned()),
+            origin_url: get(var::ORIGIN_URL)
+                .map(|u| service_url(var::ORIGIN_URL, &u, environment))
+                .transpose()?,
+            media_worker_url: get(var::MEDIA_WORKER_URL)
+                .map(|u| service_url(var::MEDIA_WORKER_URL, &u, environment))
+                .transpose()?,
             log_sample_success: parse_rate(var::LOG_SAMPLE_SUCCESS, get(var::LOG_SAMPLE_SUCCESS), 0.05)?,
             log_sample_health: parse_rate(var::LOG_SAMPLE_HEALTH, get(var::LOG_SAMPLE_HEALTH), 0.001)?,
             prewarm_windows,
@@ -311,13 +315,19 @@ impl Config {
             deployed: crate::telemetry::DeployedVersion::unknown(),
             alert_webhook_url: match get(var::ALERT_WEBHOOK_URL) {
                 None => None,
-                Some(url) if url.starts_with("https://") || url.starts_with("http://") => Some(Secret(url)),
-                // Not echoed: the URL is the credential.
-                Some(_) => {
-                    return Err(ConfigError {
-                        name: var::ALERT_WEBHOOK_URL,
-                        problem: "must be an http(s) URL".into(),
-                    })
+                Some(text) => {
+                    let usable = url::Url::parse(&text).ok().is_some_and(|url| {
+                        (url.scheme() == "https" || (environment == Environment::Local && url.scheme() == "http"))
+                            && url.host_str().is_some_and(|h| !h.is_empty())
+                    });
+                    if !usable {
+                        // Not echoed: the URL is the credential.
+                        return Err(ConfigError {
+                            name: var::ALERT_WEBHOOK_URL,
+                            problem: "must be an https:// URL (http:// only in local)".into(),
+                        });
+                    }
+                    Some(Secret(text))
                 }
             },
             alert_dedup_seconds: parse_number(
@@ -329,16 +339,15 @@ impl Config {
             sli_sample_rate: parse_rate(var::SLI_SAMPLE_RATE, get(var::SLI_SAMPLE_RATE), 1.0)?,
             analytics_sql: match (get(var::CF_ACCOUNT_ID), secret(var::CF_ANALYTICS_TOKEN)?) {
                 (Some(account_id), Some(token)) => {
-                    let api_base = get(var::CF_ANALYTICS_API_BASE)
-                        .unwrap_or_else(|| DEFAULT_CF_API_BASE.into())
-                        .trim_end_matches('/')
-                        .to_owned();
-                    let scheme_ok = api_base.starts_with("https://")
-                        || (environment == Environment::Local && api_base.starts_with("http://"));
-                    if !scheme_ok || !account_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    let api_base = service_url(
+                        var::CF_ANALYTICS_API_BASE,
+                        &get(var::CF_ANALYTICS_API_BASE).unwrap_or_else(|| DEFAULT_CF_API_BASE.into()),
+                        environment,
+                    )?;
+                    if account_id.len() != 32 || !account_id.bytes().all(|b| b.is_ascii_hexdigit()) {
                         return Err(ConfigError {
-                            name: var::CF_ANALYTICS_API_BASE,
-                            problem: "an https:// base URL (http:// only in local) and a hex CF_ACCOUNT_ID".into(),
+                            name: var::CF_ACCOUNT_ID,
+                            problem: "must be the account's id: 32 hex digits".into(),
                         });
                     }
                     Some(AnalyticsSql {
@@ -386,20 +395,11 @@ fn cache_purge(
     zone: Option<String>,
     token: Option<Secret>,
 ) -> Result<Option<CachePurge>, ConfigError> {
-    let api_base = api_base.unwrap_or_else(|| DEFAULT_CF_API_BASE.into());
-    let api_base = api_base.trim_end_matches('/').to_owned();
-    let scheme_ok =
-        api_base.starts_with("https://") || (environment == Environment::Local && api_base.starts_with("http://"));
-    let host_ok = api_base
-        .split("://")
-        .nth(1)
-        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/') && !rest.contains(['?', '#', ' ']));
-    if !(scheme_ok && host_ok) {
-        return Err(ConfigError {
-            name: var::CF_API_BASE,
-            problem: format!("{api_base:?} is not an https:// URL (http:// only in local)"),
-        });
-    }
+    let api_base = service_url(
+        var::CF_API_BASE,
+        api_base.as_deref().unwrap_or(DEFAULT_CF_API_BASE),
+        environment,
+    )?;
     let zone = zone.filter(|z| !z.starts_with(PLACEHOLDER_PREFIX));
     if let Some(zone) = &zone {
         if zone.len() != 32 || !zone.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
@@ -426,20 +426,40 @@ fn host_list(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A configured origin: `scheme://host[:port]` and nothing else, written as browsers send it in
+/// `Origin` (lower-case host, no default port), since it is compared byte for byte.
 fn validate_origin(name: &'static str, origin: &str) -> Result<(), ConfigError> {
-    let ok = (origin.starts_with("https://") || origin.starts_with("http://"))
-        && !origin.ends_with('/')
-        && origin
-            .split("://")
-            .nth(1)
-            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError {
+    let canonical = url::Url::parse(origin).ok().filter(|url| {
+        matches!(url.scheme(), "https" | "http") && url.username().is_empty() && url.password().is_none()
+    });
+    match canonical {
+        Some(url) if url.origin().ascii_serialization() == origin => Ok(()),
+        _ => Err(ConfigError {
             name,
-            problem: format!("{origin:?} is not a scheme://host[:port] origin"),
-        })
+            problem: format!("{origin:?} is not a scheme://host[:port] origin in canonical form"),
+        }),
+    }
+}
+
+/// A configured service URL the Worker sends a credential to: `https://` (plain `http://` only in
+/// `local`, for the stand-ins), a host, no user, query or fragment. Returned without a trailing
+/// `/`, so paths are appended as `{base}/path`.
+fn service_url(name: &'static str, text: &str, environment: Environment) -> Result<String, ConfigError> {
+    let parsed = url::Url::parse(text).ok().filter(|url| {
+        let scheme_ok = url.scheme() == "https" || (environment == Environment::Local && url.scheme() == "http");
+        scheme_ok
+            && url.host_str().is_some_and(|h| !h.is_empty())
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.query().is_none()
+            && url.fragment().is_none()
+    });
+    match parsed {
+        Some(url) => Ok(url.as_str().trim_end_matches('/').to_owned()),
+        None => Err(ConfigError {
+            name,
+            problem: format!("{text:?} is not an https:// URL without user, query or fragment (http:// only in local)"),
+        }),
     }
 }
 
@@ -638,6 +658,52 @@ mod tests {
     }
 
     #[test]
+    fn every_configured_url_is_parsed_and_a_malformed_one_names_its_variable() {
+        let bad: [(&str, &str); 14] = [
+            ("APP_ORIGIN", "https://a b"),
+            ("APP_ORIGIN", "https://app.babybook.com/path"),
+            ("APP_ORIGIN", "https://user@app.babybook.com"),
+            ("APP_ORIGIN", "https://App.Babybook.com"),
+            ("APP_ORIGIN", "ftp://app.babybook.com"),
+            ("MEDIA_ORIGIN", "https://media.babybook.com:443"),
+            ("MEDIA_ORIGIN", "https://media.babybook.com?x=1"),
+            ("ORIGIN_URL", "https://origin babybook.com"),
+            ("ORIGIN_URL", "http://origin.babybook.com"),
+            ("ORIGIN_URL", "origin.babybook.com"),
+            ("MEDIA_WORKER_URL", "https://media-worker.babybook.com/#frag"),
+            ("MEDIA_WORKER_URL", "https://u:p@media-worker.babybook.com"),
+            ("MEDIA_WORKER_URL", "https://"),
+            ("CF_API_BASE", "https://api.cloudflare.com/client/v4?x"),
+        ];
+        for (name, value) in bad {
+            let err = config(&[("ENVIRONMENT", "production"), (name, value)]).expect_err(value);
+            assert_eq!(err.name, name, "{name}={value}");
+        }
+        let good = config(&[
+            ("ENVIRONMENT", "production"),
+            ("APP_ORIGIN", "https://app.babybook.com"),
+            ("MEDIA_ORIGIN", "https://media.babybook.com"),
+            ("ORIGIN_URL", "https://origin.babybook.com/"),
+            ("MEDIA_WORKER_URL", "https://media-worker.babybook.com/v1/"),
+        ])
+        .unwrap();
+        assert_eq!(good.origin_url.as_deref(), Some("https://origin.babybook.com"));
+        assert_eq!(
+            good.media_worker_url.as_deref(),
+            Some("https://media-worker.babybook.com/v1")
+        );
+        // Locally the stand-ins speak plain http.
+        let local = config(&[
+            ("ENVIRONMENT", "local"),
+            ("APP_ORIGIN", "http://localhost:5173"),
+            ("ORIGIN_URL", "http://127.0.0.1:8791"),
+            ("MEDIA_WORKER_URL", "http://127.0.0.1:8790"),
+        ])
+        .unwrap();
+        assert_eq!(local.origin_url.as_deref(), Some("http://127.0.0.1:8791"));
+    }
+
+    #[test]
     fn secrets_never_print() {
         let c = config(&[("SESSION_KEY_CURRENT", "0123456789abcdef0123456789abcdef-secret")]).unwrap();
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
@@ -738,10 +804,36 @@ mod tests {
         let c = config(&[("ALERT_WEBHOOK_URL", url)]).unwrap();
         assert_eq!(c.alert_webhook_url.as_ref().map(Secret::expose), Some(url));
         assert!(!format!("{c:?}").contains("abcdefabcdef"));
+        for bad in ["hooks.example.test", "http://hooks.example.test/x", "https://"] {
+            let err = config(&[("ENVIRONMENT", "production"), ("ALERT_WEBHOOK_URL", bad)]).unwrap_err();
+            assert_eq!(err.name, "ALERT_WEBHOOK_URL", "{bad}");
+            assert!(!err.to_string().contains("hooks"), "the URL is never echoed");
+        }
+        assert!(config(&[
+            ("ENVIRONMENT", "local"),
+            ("ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook/x")
+        ])
+        .is_ok());
+        let token = "0123456789abcdef0123456789abcdef-analytics"; // secret-scan: allow (a test value)
+        let slo = config(&[
+            ("CF_ACCOUNT_ID", "0123456789abcdef0123456789abcdef"),
+            ("CF_ANALYTICS_TOKEN", token),
+        ])
+        .unwrap();
         assert_eq!(
-            config(&[("ALERT_WEBHOOK_URL", "hooks.example.test")]).unwrap_err().name,
-            "ALERT_WEBHOOK_URL"
+            slo.analytics_sql.map(|a| a.api_base),
+            Some("https://api.cloudflare.com/client/v4".to_owned())
         );
+        assert_eq!(
+            config(&[("CF_ACCOUNT_ID", "acct"), ("CF_ANALYTICS_TOKEN", token)])
+                .unwrap_err()
+                .name,
+            "CF_ACCOUNT_ID"
+        );
+        assert!(config(&[("CF_ACCOUNT_ID", "0123456789abcdef0123456789abcdef")])
+            .unwrap()
+            .analytics_sql
+            .is_none());
         assert_eq!(config(&[]).unwrap().alert_dedup_seconds, 900);
         assert_eq!(config(&[("SLI_SAMPLE_RATE", "2")]).unwrap_err().name, "SLI_SAMPLE_RATE");
     }

@@ -27,6 +27,13 @@ pub fn repo_root() -> PathBuf {
         .to_owned()
 }
 
+/// A directory of this test run's own (under `target/edge-stacks/<pid>/`), for a test's files.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = run_dir().join(name);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
 fn run_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {

@@ -241,31 +241,6 @@ fn an_error_answer_or_too_little_traffic_never_promotes() {
     );
 }
 
-#[test]
-fn every_operator_script_answers_help_without_side_effects() {
-    for script in ["canary", "slo", "switch", "redrive", "logpush"] {
-        let dir = temp_dir(&format!("help-{script}"));
-        let out = Command::new(repo().join("scripts").join(script))
-            .arg("--help")
-            .env_remove("CF_ACCOUNT_ID")
-            .env("CF_API_BASE", unreachable_base())
-            .env("EDGE_URL", "http://127.0.0.1:9")
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{script} --help: {}", text(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains(&format!("scripts/{script}")),
-            "{script} --help prints its usage"
-        );
-        assert_eq!(
-            std::fs::read_dir(&dir).unwrap().count(),
-            0,
-            "{script} --help wrote nothing"
-        );
-    }
-}
-
 fn edge_answer(requests: u32, errors: u32, share: u32, slow: u32, misses: u32) -> Value {
     json!({"meta": [], "rows": 1, "data": [{"requests": requests, "errors": errors, "share_pages": share, "share_slow": slow, "share_misses": misses}]})
 }

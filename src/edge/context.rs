@@ -93,6 +93,15 @@ pub fn emit(line: &LogLine) {
     }
 }
 
+/// A log line written before the configuration could be read (it names no environment).
+pub fn unconfigured_line(level: Level, message: &str, trace_id: &TraceId) -> LogLine {
+    let context = LogContext {
+        env: "unconfigured",
+        trace_id: trace_id.to_string(),
+    };
+    LogLine::new(level, message, &context, now_ms())
+}
+
 /// A log line for a job or cron run, outside any request.
 pub fn line(config: &Config, trace_id: &TraceId, level: Level, message: &str) -> LogLine {
     let context = LogContext {

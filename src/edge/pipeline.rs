@@ -69,11 +69,8 @@ pub async fn handle(req: worker::web_sys::Request, env: Env, ctx: worker::Contex
     let settings = match context::settings(&env) {
         Ok(settings) => settings,
         Err(e) => {
-            worker::console_error!(
-                "{{\"level\":\"ERROR\",\"message\":\"configuration error\",\"detail\":{:?},\"trace_id\":\"{}\"}}",
-                e.to_string(),
-                trace_id
-            );
+            let line = context::unconfigured_line(Level::Error, "configuration error", &trace_id);
+            context::emit(&line.field("detail", e.to_string()));
             let reply = ApiError::new(ErrorCode::Internal, e.to_string()).to_reply(trace_id.as_str(), lang);
             return into_response(reply, false);
         }

@@ -363,10 +363,8 @@ pub async fn render_and_store(
         let rendered = CachedPage::render(&page, lang, &config.media_origin, now_ms);
         if let Err(e) = put(config, hash, lang, &rendered).await {
             // Serving beats caching: the page still goes out, the next request renders again.
-            worker::console_warn!(
-                "{{\"level\":\"WARN\",\"message\":\"cache put failed\",\"detail\":{:?}}}",
-                e
-            );
+            let line = context::line(config, &context::new_trace_id(), Level::Warn, "cache put failed");
+            context::emit(&line.field("detail", e.to_string()));
         }
         pages.push((lang, rendered));
     }

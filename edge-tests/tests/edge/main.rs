@@ -10,6 +10,7 @@ mod cron;
 mod data_rls;
 mod foundation;
 mod operations;
+mod operator_tools;
 mod protection;
 mod queues;
 mod sessions;
