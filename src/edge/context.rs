@@ -98,6 +98,7 @@ pub fn unconfigured_line(level: Level, message: &str, trace_id: &TraceId) -> Log
     let context = LogContext {
         env: "unconfigured",
         trace_id: trace_id.to_string(),
+        deployed: DeployedVersion::unknown(),
     };
     LogLine::new(level, message, &context, now_ms())
 }
