@@ -4,12 +4,12 @@
 //! the answer; nothing here does I/O.
 //!
 //! Order: test controls → operator token and reason → pinned origin for writes → read-only
-//! mode → session → CSRF. After the body is read, `admit_body` checks its content type.
+//! mode → the exports switch → session → CSRF. After the body is read, `admit_body` checks its content type.
 
 use crate::cors::{self, OriginCheck};
 use crate::csrf;
 use crate::error::{ApiError, ErrorCode};
-use crate::routes::{Route, Surface};
+use crate::routes::{Route, RouteId, Surface};
 use crate::secret::OperatorTokens;
 use crate::session::{self, Session, SessionKeys};
 
@@ -24,6 +24,8 @@ pub struct Demands {
     pub pinned_origin: bool,
     /// Changes account data: refused in read-only mode.
     pub changes_data: bool,
+    /// Starts an export: refused while the exports switch is off (the cost guardrail).
+    pub exports: bool,
     /// Reads the session cookie when there is one.
     pub reads_session: bool,
     /// Refused without a valid session.
@@ -41,6 +43,7 @@ impl Demands {
             operator: access.is_admin(),
             pinned_origin: route.method().is_write() && !access.is_admin(),
             changes_data: route.changes_data(),
+            exports: route.id() == RouteId::CreateExport,
             reads_session: route.surface() == Surface::Api,
             needs_session: access.needs_session(),
             needs_csrf: access.needs_csrf(),
@@ -56,6 +59,7 @@ impl Demands {
             operator: false,
             pinned_origin: write,
             changes_data: write,
+            exports: false,
             reads_session: true,
             needs_session: true,
             needs_csrf: write,
@@ -78,6 +82,7 @@ pub struct Facts<'a> {
 pub struct Rules<'a> {
     pub app_origin: &'a str,
     pub read_only: bool,
+    pub exports_off: bool,
     pub test_controls: bool,
     pub operator_tokens: &'a Result<OperatorTokens, String>,
     pub session_keys: Option<&'a SessionKeys>,
@@ -140,6 +145,10 @@ pub fn admit(demands: Demands, facts: &Facts<'_>, rules: &Rules<'_>) -> Result<A
     }
     if demands.changes_data && rules.read_only {
         return Err(ApiError::new(ErrorCode::ReadOnly, "read-only mode is on").into());
+    }
+    if demands.exports && rules.exports_off {
+        let error = ApiError::new(ErrorCode::ServiceUnavailable, "exports are paused (exports-off switch)");
+        return Err(error.into());
     }
     let session = facts
         .cookie
@@ -241,6 +250,7 @@ mod tests {
         let rules = Rules {
             app_origin: APP,
             read_only,
+            exports_off: false,
             test_controls,
             operator_tokens: &tokens,
             session_keys: Some(&keys),
@@ -315,12 +325,41 @@ mod tests {
     }
 
     #[test]
+    fn the_exports_switch_refuses_exports_and_nothing_else() {
+        let (keys, tokens) = (keys(), tokens());
+        let (cookie, csrf) = signed_in();
+        let facts = Facts {
+            origin: Some(APP),
+            cookie: Some(&cookie),
+            csrf_header: Some(&csrf),
+            ..Facts::default()
+        };
+        let rules = |exports_off| Rules {
+            app_origin: APP,
+            read_only: false,
+            exports_off,
+            test_controls: false,
+            operator_tokens: &tokens,
+            session_keys: Some(&keys),
+            now_s: NOW,
+        };
+        let export = demands(RouteId::CreateExport);
+        match admit(export, &facts, &rules(true)) {
+            Err(Refusal::Error(e)) => assert_eq!(e.code, ErrorCode::ServiceUnavailable),
+            other => panic!("{other:?}"),
+        }
+        assert!(admit(export, &facts, &rules(false)).is_ok());
+        assert!(admit(demands(RouteId::CreateShare), &facts, &rules(true)).is_ok());
+    }
+
+    #[test]
     fn an_unparseable_operator_list_is_a_500_on_operator_routes_only() {
         let keys = keys();
         let broken: Result<OperatorTokens, String> = Err("ADMIN_TOKENS: malformed".into());
         let rules = Rules {
             app_origin: APP,
             read_only: false,
+            exports_off: false,
             test_controls: false,
             operator_tokens: &broken,
             session_keys: Some(&keys),

@@ -4,6 +4,7 @@ pub mod generate;
 pub mod migrate;
 pub mod postgres_tls;
 pub mod seed;
+pub mod slo;
 pub mod standin;
 pub mod supply_chain;
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use babybook_ops::{generate, migrate, seed, standin, supply_chain};
+use babybook_ops::{generate, migrate, seed, slo, standin, supply_chain};
 
 #[derive(Parser)]
 #[command(
@@ -65,6 +65,53 @@ enum Command {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Prints a query of scripts/slo (the edge or the queue SLIs over the last N hours).
+    SloSql {
+        #[arg(long, value_name = "ENVIRONMENT")]
+        env: String,
+        #[arg(long, value_parser = ["edge", "queue"])]
+        what: String,
+        #[arg(long, default_value_t = 1)]
+        hours: u32,
+    },
+    /// Prints the SLI table from the four answers of the SQL API; exits 1 on a fast burn.
+    SloReport {
+        #[arg(long = "edge-1h", value_name = "FILE")]
+        edge_1h: PathBuf,
+        #[arg(long = "edge-6h", value_name = "FILE")]
+        edge_6h: PathBuf,
+        #[arg(long = "queue-1h", value_name = "FILE")]
+        queue_1h: PathBuf,
+        #[arg(long = "queue-6h", value_name = "FILE")]
+        queue_6h: PathBuf,
+    },
+    /// Prints the query of scripts/canary (every version's requests, 5xx and p95).
+    CanarySql {
+        #[arg(long, value_name = "ENVIRONMENT")]
+        env: String,
+        #[arg(long, default_value_t = 5)]
+        minutes: u32,
+    },
+    /// Prints the stable version: the one serving most traffic in `wrangler deployments status --json`.
+    CanaryStable {
+        #[arg(long, value_name = "FILE")]
+        status: PathBuf,
+    },
+    /// Judges a canary step: exit 0 promote, 1 breach, 3 undecided (too little traffic) or unreadable.
+    CanaryCheck {
+        #[arg(long, value_name = "FILE")]
+        answer: PathBuf,
+        #[arg(long, value_name = "VERSION_ID")]
+        canary: String,
+        #[arg(long, value_name = "VERSION_ID")]
+        baseline: String,
+        #[arg(long = "max-5xx-excess", default_value_t = babybook_edge::slo::SEED_GUARDRAILS.max_5xx_excess)]
+        max_5xx_excess: f64,
+        #[arg(long = "max-p95-ratio", default_value_t = babybook_edge::slo::SEED_GUARDRAILS.max_p95_ratio)]
+        max_p95_ratio: f64,
+        #[arg(long = "min-requests", default_value_t = 50.0)]
+        min_requests: f64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -85,6 +132,22 @@ enum Standin {
     /// Cloudflare's zone purge API.
     Purge {
         #[arg(long, default_value_t = 8792)]
+        port: u16,
+        /// The bearer token it requires.
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// An alert webhook (a chat or paging service's incoming webhook) at /hook/SECRET.
+    Webhook {
+        #[arg(long, default_value_t = 8793)]
+        port: u16,
+        /// The secret in the webhook's path.
+        #[arg(long)]
+        secret: String,
+    },
+    /// The Workers Analytics Engine SQL API, answering canned rules (see its module).
+    SqlApi {
+        #[arg(long, default_value_t = 8794)]
         port: u16,
         /// The bearer token it requires.
         #[arg(long)]
@@ -119,6 +182,13 @@ async fn main() -> ExitCode {
         Command::Standin(Standin::Media { port, media_token }) => standin::media::serve(port, media_token).await,
         Command::Standin(Standin::Origin { port }) => standin::origin::serve(port).await,
         Command::Standin(Standin::Purge { port, token }) => standin::purge::serve(port, token).await,
+        Command::Standin(Standin::Webhook { port, secret }) => standin::webhook::serve(port, secret).await,
+        Command::Standin(Standin::SqlApi { port, token }) => standin::sql_api::serve(port, token).await,
+        command @ (Command::SloSql { .. }
+        | Command::SloReport { .. }
+        | Command::CanarySql { .. }
+        | Command::CanaryStable { .. }
+        | Command::CanaryCheck { .. }) => return operations(command),
         Command::ScanSecrets { dir } => return scan_secrets(&dir),
         Command::Sbom { dir } => sbom(&dir),
     };
@@ -169,4 +239,87 @@ fn sbom(dir: &Path) -> Result<(), String> {
     let bom = supply_chain::sbom(dir, &babybook_jobs::format_rfc3339_millis(now))?;
     println!("{}", serde_json::to_string_pretty(&bom).map_err(|e| e.to_string())?);
     Ok(())
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|_| {
+        let start: String = text.chars().take(200).collect();
+        format!("{}: the SQL API did not answer JSON: {start:?}", path.display())
+    })
+}
+
+/// The SLO and canary helpers of `scripts/slo` and `scripts/canary` (see `slo`). Errors exit 3,
+/// which the canary treats as "not shown healthy".
+fn operations(command: Command) -> ExitCode {
+    let result: Result<ExitCode, String> = (|| match command {
+        Command::SloSql { env, what, hours } => {
+            match what.as_str() {
+                "edge" => println!("{}", slo::edge_window_sql(&env, hours)),
+                _ => println!("{}", slo::queue_window_sql(&env, hours)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CanarySql { env, minutes } => {
+            println!("{}", slo::canary_sql(&env, minutes));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CanaryStable { status } => {
+            println!("{}", slo::stable_version(&read_json(&status)?)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SloReport {
+            edge_1h,
+            edge_6h,
+            queue_1h,
+            queue_6h,
+        } => {
+            let one = slo::measure(&read_json(&edge_1h)?, &read_json(&queue_1h)?)?;
+            let six = slo::measure(&read_json(&edge_6h)?, &read_json(&queue_6h)?)?;
+            let (table, fast) = slo::report(&one, &six);
+            print!("{table}");
+            Ok(if fast { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::CanaryCheck {
+            answer,
+            canary,
+            baseline,
+            max_5xx_excess,
+            max_p95_ratio,
+            min_requests,
+        } => {
+            let limits = babybook_edge::slo::Guardrails {
+                max_5xx_excess,
+                max_p95_ratio,
+            };
+            Ok(
+                match slo::canary_step(&read_json(&answer)?, &canary, &baseline, &limits, min_requests)? {
+                    slo::Step::Promote { canary, baseline } => {
+                        println!(
+                            "ok: new version {:.0} requests, 5xx {:.3} %, p95 {:.0} ms; stable 5xx {:.3} %, p95 {:.0} ms",
+                            canary.requests,
+                            canary.error_rate * 100.0,
+                            canary.p95_ms,
+                            baseline.error_rate * 100.0,
+                            baseline.p95_ms
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    slo::Step::Breach(why) => {
+                        println!("breach: {why}");
+                        ExitCode::from(1)
+                    }
+                    slo::Step::Undecided(why) => {
+                        println!("undecided: {why}");
+                        ExitCode::from(3)
+                    }
+                },
+            )
+        }
+        _ => Err("not an SLO or canary command".into()),
+    })();
+    result.unwrap_or_else(|e| {
+        eprintln!("bbops: {e}");
+        ExitCode::from(3)
+    })
 }

@@ -112,7 +112,17 @@ fn every_script_answers_help_with_its_usage_and_changes_nothing() {
 
 #[test]
 fn scripts_refuse_arguments_they_do_not_know_before_doing_anything() {
-    for name in ["bench", "build-worker", "dev", "test", "redrive"] {
+    for name in [
+        "bench",
+        "build-worker",
+        "dev",
+        "test",
+        "redrive",
+        "switch",
+        "slo",
+        "canary",
+        "logpush",
+    ] {
         let out = run_script(
             &repo().join("scripts").join(name),
             "--no-such-flag",

@@ -13,7 +13,7 @@ use crate::reply::Reply;
 use crate::session::{self, Session};
 use crate::telemetry::Level;
 
-use super::context::{self, RequestContext};
+use super::context::RequestContext;
 use super::db::{self, col, Budget, Scope};
 use super::exchange::{Incoming, Notes};
 use super::rate_limiter::{self, Verdict};
@@ -52,8 +52,10 @@ pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) 
             notes.rejection = Some("rate_limited");
             notes.fields.push(("rate_limit_policy", policy.name.into()));
             if *policy == LOGIN_EMAIL_CEILING {
-                context::emit(
-                    &cx.line(Level::Error, "login attempts on one email from many networks")
+                super::alerts::raise(
+                    &cx.io,
+                    cx.config(),
+                    cx.line(Level::Error, "login attempts on one email from many networks")
                         .field("alert", "login_email_ceiling")
                         .field("severity", "sev3")
                         .field("email_key", rate_limit::key(policy, subject))

@@ -140,6 +140,7 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
     context::emit(&line);
     record_metrics(
         &io,
+        &settings.config.deployed,
         &queue,
         size,
         count(Fate::Acked),
@@ -181,6 +182,7 @@ fn batch_metric(batch: &worker::worker_sys::MessageBatch, name: &str) -> Option<
 #[allow(clippy::too_many_arguments)]
 fn record_metrics(
     io: &Io,
+    deployed: &crate::telemetry::DeployedVersion,
     queue: &str,
     size: usize,
     acked: usize,
@@ -193,6 +195,8 @@ fn record_metrics(
         let _ = worker::AnalyticsEngineDataPointBuilder::new()
             .indexes([queue])
             .add_blob(queue)
+            .add_blob(deployed.id.as_str())
+            .add_blob(deployed.tag.as_str())
             .doubles([
                 size as f64,
                 acked as f64,
@@ -444,7 +448,7 @@ async fn purge(
                     failure_line = failure_line.field("publish_error", e);
                 }
             }
-            context::emit(&failure_line);
+            super::alerts::raise(io, config, failure_line);
             Fate::Retried
         }
     }

@@ -44,10 +44,14 @@ pub async fn run(job: CronJob, io: &Io, settings: &Settings, trace: &TraceId, no
         Err(format!("cron:{} fault switched on (test control)", job.as_str()))
     } else {
         match job {
-            CronJob::Prewarm => prewarm(io, config, trace, now_ms, false).await,
+            CronJob::Prewarm => {
+                let forced = super::switches::is_on(io, config, crate::switches::Switch::ForcePrewarm).await;
+                prewarm(io, config, trace, now_ms, forced).await
+            }
             CronJob::Reaper => reaper(io, config, trace, now_ms).await,
             CronJob::QueueProbe => probe(io, config, trace, now_ms).await,
             CronJob::QueuedSweep => sweep(io, config, trace, now_ms).await,
+            CronJob::SloBurn => super::slo_burn::check(io, config, trace).await,
         }
     };
     let duration = context::now_ms() - started;
@@ -192,22 +196,34 @@ async fn probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result
         tx.exec("DELETE FROM asset WHERE is_probe AND created_at < now() - interval '1 day' RETURNING 1", &[]).await?;
         let row = tx
             .opt(
-                "SELECT id::text, status, (extract(epoch FROM queued_at) * 1000)::int8, (extract(epoch FROM (ready_at - created_at)) * 1000)::int8
+                "SELECT id::text, status, (extract(epoch FROM queued_at) * 1000)::int8, (extract(epoch FROM (ready_at - created_at)) * 1000)::int8,
+                        status = 'queued' AND processing_started_at IS NULL
                  FROM asset WHERE is_probe ORDER BY created_at DESC LIMIT 1",
                 &[],
             )
             .await?;
-        row.map(|r| Ok::<_, ApiError>((col::<String>(&r, 0)?, col::<String>(&r, 1)?, col::<Option<i64>>(&r, 2)?, col::<Option<i64>>(&r, 3)?))).transpose()
+        row.map(|r| {
+            Ok::<_, ApiError>((
+                col::<String>(&r, 0)?,
+                col::<String>(&r, 1)?,
+                col::<Option<i64>>(&r, 2)?,
+                col::<Option<i64>>(&r, 3)?,
+                col::<bool>(&r, 4)?,
+            ))
+        })
+        .transpose()
     })
     .await
     .map_err(text)?;
     let mut report = json!({"previous": null});
     let mut publish_next = true;
-    if let Some((id, status, queued_ms, ttr_ms)) = previous {
+    if let Some((id, status, queued_ms, ttr_ms, never_claimed)) = previous {
         let age_ms = queued_ms.map(|q| now_ms - q).unwrap_or(0);
         let alert = |why: &str, value: i64| {
-            context::emit(
-                &context::line(config, trace, Level::Error, "queue probe alert")
+            super::alerts::raise(
+                io,
+                config,
+                context::line(config, trace, Level::Error, "queue probe alert")
                     .field("alert", "queue_ttr")
                     .field("severity", "sev2")
                     .field("probe_asset_id", id.clone())
@@ -231,6 +247,24 @@ async fn probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result
             }
             _ if age_ms > PROBE_ALERT_MS => {
                 alert("never completed", age_ms);
+                if never_claimed {
+                    // Not even started: nothing is consuming `jobs` (seed §5.5: the queue is stuck).
+                    super::alerts::raise(
+                        io,
+                        config,
+                        context::line(
+                            config,
+                            trace,
+                            Level::Error,
+                            "consumer stalled: the probe job was never picked up",
+                        )
+                        .field("alert", "consumer_stalled")
+                        .field("severity", crate::alerts::Alert::ConsumerStalled.severity().as_str())
+                        .field("probe_asset_id", id.clone())
+                        .field("age_ms", age_ms)
+                        .field("runbook", crate::alerts::Alert::ConsumerStalled.runbook()),
+                    );
+                }
                 report =
                     json!({"previous": {"asset_id": id, "status": status, "age_ms": age_ms, "alert": "queue_ttr"}});
             }

@@ -96,7 +96,7 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
                 line = line.field("asset_id", asset.to_string());
             }
         }
-        context::emit(&line);
+        super::alerts::raise(&io, config, line);
         delivery.ack();
     }
 }

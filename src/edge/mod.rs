@@ -2,6 +2,7 @@
 //! Only compiled for `wasm32`. Handlers decide with core functions and do I/O here.
 
 mod admin;
+mod alerts;
 mod api_auth;
 mod api_media;
 mod api_shares;
@@ -25,5 +26,8 @@ mod rate_limiter;
 mod request_body;
 mod share_cache;
 mod share_route;
+mod sli;
+mod slo_burn;
+mod switches;
 mod test_controls;
 mod timeout;

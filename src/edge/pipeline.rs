@@ -19,13 +19,14 @@ use crate::reply::{header_value, Reply};
 use crate::routes::{self, Matched, Resolution, Route, RouteId, Surface};
 use crate::session::Session;
 use crate::share::headers as share_headers;
+use crate::switches::Switch;
 use crate::telemetry::{self, Level, LogLine, SampleClass, SampleRates};
 
 use super::context::{self, RequestContext};
 use super::exchange::{error_reply, Incoming, Notes};
 use super::protection::{rate_limits, screen};
 use super::rate_limiter::{self, Verdict};
-use super::{admin, api_auth, api_media, api_shares, proxy, request_body, share_route, test_controls};
+use super::{admin, api_auth, api_media, api_shares, proxy, request_body, share_route, switches, test_controls};
 
 pub async fn handle(req: worker::web_sys::Request, env: Env, ctx: worker::Context) -> Response {
     let started_ms = context::now_ms();
@@ -89,6 +90,23 @@ pub async fn handle(req: worker::web_sys::Request, env: Env, ctx: worker::Contex
         reply.set_header("cache-control", "no-store");
     }
     log_request(&cx, &method, &reply, &notes);
+    let cache_status = notes
+        .fields
+        .iter()
+        .find(|(k, _)| *k == "cache_status")
+        .and_then(|(_, v)| v.as_str())
+        .unwrap_or("");
+    super::sli::record(
+        &cx.io,
+        cx.config(),
+        &super::sli::Point {
+            surface: notes.surface,
+            route: notes.route.or(notes.rejection).unwrap_or("unmatched"),
+            status: reply.status,
+            cache_status,
+            duration_ms: context::now_ms() - cx.started_ms,
+        },
+    );
     into_response(reply, method == "HEAD")
 }
 
@@ -284,9 +302,13 @@ async fn admitted(
         authorization: header_value(headers, "authorization"),
         admin_reason: header_value(headers, "x-admin-reason"),
     };
+    // The switches live in KV: read only for the requests they can refuse.
+    let read_only = demands.changes_data && switches::is_on(&cx.io, config, Switch::ReadOnly).await;
+    let exports_off = demands.exports && switches::is_on(&cx.io, config, Switch::ExportsOff).await;
     let rules = Rules {
         app_origin: &config.app_origin,
-        read_only: config.read_only,
+        read_only,
+        exports_off,
         test_controls: config.test_controls,
         operator_tokens: &config.admin_tokens,
         session_keys: cx.settings.session_keys.as_ref(),
@@ -331,7 +353,13 @@ async fn handler(
     match matched.route.id() {
         RouteId::Health => Ok(Reply::json(
             200,
-            &serde_json::json!({"status": "ok", "service": crate::SERVICE, "version": crate::VERSION}),
+            &serde_json::json!({
+                "status": "ok",
+                "service": crate::SERVICE,
+                "version": crate::VERSION,
+                "version_id": cx.config().deployed.id,
+                "version_tag": cx.config().deployed.tag,
+            }),
         )),
         RouteId::Ready => ready(cx).await,
         RouteId::ShareStylesheet => Ok(share_route::stylesheet(cx, param("file"))),
@@ -352,6 +380,8 @@ async fn handler(
         RouteId::AdminRedrive => admin::redrive(cx, incoming).await,
         RouteId::AdminDeadJobs => admin::dead_jobs(cx).await,
         RouteId::AdminPrewarm => admin::prewarm(cx).await,
+        RouteId::AdminSwitches => admin::switches(cx).await,
+        RouteId::AdminSetSwitch => admin::set_switch(cx, incoming).await,
         RouteId::TestControls => test_controls::run(cx, crate::api_input::json_object(&incoming.body)?).await,
         RouteId::TestCounters => Ok(Reply::json(200, &test_controls::counters())),
     }

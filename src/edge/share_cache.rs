@@ -252,7 +252,7 @@ pub async fn purge(cx: &RequestContext, account_id: Id, hash: &TokenHash) {
                 .field("publish_error", e)
                 .field("runbook", PURGE_RUNBOOK),
         };
-        context::emit(&failed);
+        super::alerts::raise(&io, config, failed);
     });
 }
 

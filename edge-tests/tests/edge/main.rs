@@ -9,6 +9,7 @@ mod contract;
 mod cron;
 mod data_rls;
 mod foundation;
+mod operations;
 mod operator_tools;
 mod protection;
 mod queues;
