@@ -40,14 +40,11 @@ pub fn csrf_token(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, Api
     Ok(Reply::json(200, &serde_json::json!({ "csrf_token": token })).header("set-cookie", csrf::set_cookie(&token)))
 }
 
-pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) -> Result<Reply, ApiError> {
-    let request = LoginRequest::parse(&incoming.body)?;
+/// The email-keyed sign-in limits; `Some` is the refusal. Reaching the ceiling alerts.
+async fn email_limits(cx: &RequestContext, email: &str, notes: &mut Notes) -> Option<Reply> {
     // The strict limit first: guesses from one network that it stops never count to the ceiling.
-    let strict = rate_limit::email_and_network(request.email.as_str(), &cx.client_ip);
-    for (policy, subject) in [
-        (&LOGIN_EMAIL, strict.as_str()),
-        (&LOGIN_EMAIL_CEILING, request.email.as_str()),
-    ] {
+    let strict = rate_limit::email_and_network(email, &cx.client_ip);
+    for (policy, subject) in [(&LOGIN_EMAIL, strict.as_str()), (&LOGIN_EMAIL_CEILING, email)] {
         if let Verdict::Refused(reply) = rate_limiter::check(cx, policy, subject, false, None).await {
             notes.rejection = Some("rate_limited");
             notes.fields.push(("rate_limit_policy", policy.name.into()));
@@ -64,8 +61,16 @@ pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) 
                         .field("runbook", "docs/runbooks/abuse.md#login_email_ceiling"),
                 );
             }
-            return Ok(reply);
+            return Some(reply);
         }
+    }
+    None
+}
+
+pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) -> Result<Reply, ApiError> {
+    let request = LoginRequest::parse(&incoming.body)?;
+    if let Some(refusal) = email_limits(cx, request.email.as_str(), notes).await {
+        return Ok(refusal);
     }
     let email = request.email.as_str().to_owned();
     let keys = keys(cx)?;

@@ -215,36 +215,10 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
     let body = delivery.body_text();
     let message = match JobMessage::parse(&body) {
         Ok(message) => message,
-        Err(e) => {
-            // A poison pill: dead at once, kept verbatim for the operator, never a retry loop.
-            let dead = DeadJob::of_unreadable(
-                &body,
-                Failure::new(FailureKind::InvalidMessage, None, &e.0).with_attempts(attempts),
-                now,
-            );
-            let trace = context::new_trace_id();
-            let line = context::line(config, &trace, Level::Warn, "job unreadable")
-                .field("message_id", delivery.id())
-                .field("detail", e.0);
-            return (send_to_dlq(delivery, io, config, dead, line).await, None);
-        }
+        Err(e) => return (unreadable(delivery, io, config, &body, &e.0, now).await, None),
     };
     let queue_time_ms = now - message.enqueued_at_ms();
-    let line = |level: Level, text: &str| {
-        let mut line = context::line(config, &message.trace_id, level, text)
-            .account(&message.account_id)
-            .field("job_id", message.job_id.to_string())
-            .field("job_type", message.job_type().as_str())
-            .field("attempt", attempts)
-            .field("queue_time_ms", queue_time_ms);
-        if let Some(asset) = message.job.asset_id() {
-            line = line.field("asset_id", asset.to_string());
-        }
-        if let Job::Purge { token_hash, .. } = &message.job {
-            line = line.field("token_hash", token_hash.get(..12).unwrap_or_default());
-        }
-        line
-    };
+    let line = |level: Level, text: &str| job_line(config, &message, attempts, queue_time_ms, level, text);
     context::emit(&line(Level::Info, "job received"));
     if let Job::Purge {
         token_hash,
@@ -298,7 +272,68 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
             Decision::after(MediaOutcome::Failed(failure), attempts)
         }
     };
-    let fate = match decision {
+    let fate = settle(
+        delivery,
+        io,
+        config,
+        &message,
+        &holder,
+        decision,
+        last_failure.as_ref(),
+        &line,
+    )
+    .await;
+    (fate, Some(queue_time_ms))
+}
+
+/// A log line about one job: its ids, type, attempt and time in the queue.
+fn job_line(
+    config: &Config,
+    message: &JobMessage,
+    attempts: u32,
+    queue_time_ms: i64,
+    level: Level,
+    text: &str,
+) -> LogLine {
+    let mut line = context::line(config, &message.trace_id, level, text)
+        .account(&message.account_id)
+        .field("job_id", message.job_id.to_string())
+        .field("job_type", message.job_type().as_str())
+        .field("attempt", attempts)
+        .field("queue_time_ms", queue_time_ms);
+    if let Some(asset) = message.job.asset_id() {
+        line = line.field("asset_id", asset.to_string());
+    }
+    if let Job::Purge { token_hash, .. } = &message.job {
+        line = line.field("token_hash", token_hash.get(..12).unwrap_or_default());
+    }
+    line
+}
+
+/// A poison pill: dead at once, kept verbatim for the operator, never a retry loop.
+async fn unreadable(delivery: &Delivery, io: &Io, config: &Config, body: &str, problem: &str, now: i64) -> Fate {
+    let failure = Failure::new(FailureKind::InvalidMessage, None, problem).with_attempts(delivery.attempts());
+    let dead = DeadJob::of_unreadable(body, failure, now);
+    let trace = context::new_trace_id();
+    let line = context::line(config, &trace, Level::Warn, "job unreadable")
+        .field("message_id", delivery.id())
+        .field("detail", problem);
+    send_to_dlq(delivery, io, config, dead, line).await
+}
+
+/// Carries out the decision on a delivery: ack, retry (releasing the lease), or dead letter.
+#[allow(clippy::too_many_arguments)]
+async fn settle(
+    delivery: &Delivery,
+    io: &Io,
+    config: &Config,
+    message: &JobMessage,
+    holder: &str,
+    decision: Decision,
+    last_failure: Option<&Failure>,
+    line: &dyn Fn(Level, &str) -> LogLine,
+) -> Fate {
+    match decision {
         Decision::Ack => {
             delivery.ack();
             context::emit(&line(Level::Info, "job done"));
@@ -310,7 +345,7 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
                 let released = if faults::is_on(config, Fault::JobDbAfterClaim) {
                     Err(fault_error())
                 } else {
-                    job_rows::release(io, message.account_id, subject, &holder).await
+                    job_rows::release(io, message.account_id, subject, holder).await
                 };
                 if let Err(e) = released {
                     // The retry of this same message takes its own lease back.
@@ -318,7 +353,7 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
                 }
             }
             delivery.retry(delay_seconds);
-            if let Some(failure) = &last_failure {
+            if let Some(failure) = last_failure {
                 retry = retry
                     .field("failure_kind", serde_json::to_value(failure.kind).unwrap_or_default())
                     .field("failure_status", failure.status)
@@ -331,7 +366,7 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
             // The dead record first, then the row: a failure between the two leaves the row
             // leased (this message's retry, or the sweep, brings the job back), never a `failed`
             // row without its record.
-            let dead = DeadJob::of_job(message.clone(), failure.clone(), now);
+            let dead = DeadJob::of_job(message.clone(), failure.clone(), context::now_ms());
             let fate = send_to_dlq(delivery, io, config, dead, line(Level::Warn, "job dead")).await;
             if fate == Fate::Dead {
                 if let Some(subject) = job_rows::Subject::of(&message.job) {
@@ -341,8 +376,7 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
             }
             fate
         }
-    };
-    (fate, Some(queue_time_ms))
+    }
 }
 
 fn fault_error() -> ApiError {
@@ -524,6 +558,28 @@ async fn claim(
     )
 }
 
+/// Claims the job's row and asks the media worker: its finished answer, or the step that ends
+/// the job here (someone else's claim, still running, failed).
+async fn claimed_and_run(
+    io: &Io,
+    config: &Config,
+    message: &JobMessage,
+    subject: job_rows::Subject,
+    holder: &str,
+) -> Result<Result<media_client::Answer, Step>, ApiError> {
+    if let Some(step) = claim(io, message, subject, holder).await? {
+        return Ok(Err(step));
+    }
+    let answer = media_client::run_job(config, message).await;
+    if let Some(after) = answer.running {
+        return Ok(Err(Step::Running(after)));
+    }
+    if let MediaOutcome::Failed(failure) = answer.outcome {
+        return Ok(Err(Step::Failed(failure)));
+    }
+    Ok(Ok(answer))
+}
+
 async fn process_asset(
     io: &Io,
     config: &Config,
@@ -531,16 +587,10 @@ async fn process_asset(
     asset_id: Id,
     holder: &str,
 ) -> Result<Step, ApiError> {
-    if let Some(step) = claim(io, message, job_rows::Subject::Asset(asset_id), holder).await? {
-        return Ok(step);
-    }
-    let answer = media_client::run_job(config, message).await;
-    if let Some(after) = answer.running {
-        return Ok(Step::Running(after));
-    }
-    if let MediaOutcome::Failed(failure) = answer.outcome {
-        return Ok(Step::Failed(failure));
-    }
+    let answer = match claimed_and_run(io, config, message, job_rows::Subject::Asset(asset_id), holder).await? {
+        Ok(answer) => answer,
+        Err(step) => return Ok(step),
+    };
     // Untrusted output never reaches the row (a bad one would break every page showing it).
     let output = match lifecycle::media_output(&answer.body) {
         Ok(output) => output,
@@ -560,16 +610,10 @@ async fn process_export(
     export_id: Id,
     holder: &str,
 ) -> Result<Step, ApiError> {
-    if let Some(step) = claim(io, message, job_rows::Subject::Export(export_id), holder).await? {
-        return Ok(step);
-    }
-    let answer = media_client::run_job(config, message).await;
-    if let Some(after) = answer.running {
-        return Ok(Step::Running(after));
-    }
-    if let MediaOutcome::Failed(failure) = answer.outcome {
-        return Ok(Step::Failed(failure));
-    }
+    let answer = match claimed_and_run(io, config, message, job_rows::Subject::Export(export_id), holder).await? {
+        Ok(answer) => answer,
+        Err(step) => return Ok(step),
+    };
     let key = answer
         .body
         .get("object_key")

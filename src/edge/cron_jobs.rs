@@ -192,7 +192,20 @@ async fn reaper(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Resul
 /// (`queue_ttr`, Sev-2) if it took over 5 minutes or never completed, then publishes the next.
 async fn probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result<Value, String> {
     let account = Id::parse(PROBE_ACCOUNT).map_err(|e| e.0)?;
-    let previous = db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
+    let (mut report, publish_next) = match latest_probe(io, account).await? {
+        Some(previous) => judge_probe(io, config, trace, now_ms, previous),
+        None => (json!({"previous": null}), true),
+    };
+    if publish_next {
+        report["published"] = publish_probe(io, config, trace, now_ms, account).await?;
+    }
+    Ok(report)
+}
+
+/// The newest probe asset, after deleting probes older than a day: id, status, queued at,
+/// time to ready, and whether it was never claimed.
+async fn latest_probe(io: &Io, account: Id) -> Result<Option<ProbeRow>, String> {
+    db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
         tx.exec("DELETE FROM asset WHERE is_probe AND created_at < now() - interval '1 day' RETURNING 1", &[]).await?;
         let row = tx
             .opt(
@@ -214,93 +227,102 @@ async fn probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result
         .transpose()
     })
     .await
-    .map_err(text)?;
-    let mut report = json!({"previous": null});
+    .map_err(text)
+}
+
+type ProbeRow = (String, String, Option<i64>, Option<i64>, bool);
+
+/// Judges the last probe: its report, and whether a new probe goes out (not while one is still
+/// in flight within the threshold). Alerts `queue_ttr`, and `consumer_stalled` when nothing even
+/// picked the probe up.
+fn judge_probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64, previous: ProbeRow) -> (Value, bool) {
+    let (id, status, queued_ms, ttr_ms, never_claimed) = previous;
     let mut publish_next = true;
-    if let Some((id, status, queued_ms, ttr_ms, never_claimed)) = previous {
-        let age_ms = queued_ms.map(|q| now_ms - q).unwrap_or(0);
-        let alert = |why: &str, value: i64| {
-            super::alerts::raise(
-                io,
-                config,
-                context::line(config, trace, Level::Error, "queue probe alert")
-                    .field("alert", "queue_ttr")
-                    .field("severity", "sev2")
-                    .field("probe_asset_id", id.clone())
-                    .field("reason", why)
-                    .field("ttr_ms", value)
-                    .field("threshold_ms", PROBE_ALERT_MS)
-                    .field("runbook", "docs/runbooks/dlq.md#queue-probe"),
-            )
-        };
-        match (status.as_str(), ttr_ms) {
-            ("ready", Some(ttr)) => {
-                context::emit(
-                    &context::line(config, trace, Level::Info, "queue probe ttr")
-                        .field("probe_asset_id", id.clone())
-                        .field("ttr_ms", ttr),
-                );
-                if ttr > PROBE_ALERT_MS {
-                    alert("took longer than the threshold", ttr);
-                }
-                report = json!({"previous": {"asset_id": id, "status": status, "ttr_ms": ttr}});
-            }
-            _ if age_ms > PROBE_ALERT_MS => {
-                alert("never completed", age_ms);
-                if never_claimed {
-                    // Not even started: nothing is consuming `jobs` (seed §5.5: the queue is stuck).
-                    super::alerts::raise(
-                        io,
-                        config,
-                        context::line(
-                            config,
-                            trace,
-                            Level::Error,
-                            "consumer stalled: the probe job was never picked up",
-                        )
-                        .field("alert", "consumer_stalled")
-                        .field("severity", crate::alerts::Alert::ConsumerStalled.severity().as_str())
-                        .field("probe_asset_id", id.clone())
-                        .field("age_ms", age_ms)
-                        .field("runbook", crate::alerts::Alert::ConsumerStalled.runbook()),
-                    );
-                }
-                report =
-                    json!({"previous": {"asset_id": id, "status": status, "age_ms": age_ms, "alert": "queue_ttr"}});
-            }
-            _ => {
-                publish_next = false;
-                report = json!({"previous": {"asset_id": id, "status": status, "age_ms": age_ms, "note": "still in flight"}});
-            }
-        }
-    }
-    if publish_next {
-        let job_id = new_id().map_err(text)?;
-        let (job_text, queued_at) = (job_id.to_string(), format_rfc3339_millis(now_ms));
-        let asset = db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
-            let row = tx
-                .one(
-                    "INSERT INTO asset (account_id, media_type, original_key, size_bytes, status, is_probe, job_id, queued_at)
-                     VALUES (current_account_id(), 'image/png', 'probes/' || $1 || '.png', 0, 'queued', true, $1::uuid, $2::text::timestamptz)
-                     RETURNING id::text",
-                    &[(&job_text, Type::TEXT), (&queued_at, Type::TEXT)],
-                )
-                .await?;
-            col::<String>(&row, 0)
-        })
-        .await
-        .map_err(text)?;
-        let asset_id = Id::parse(&asset).map_err(|e| e.0)?;
-        jobs::publish(
+    let report;
+    let age_ms = queued_ms.map(|q| now_ms - q).unwrap_or(0);
+    let alert = |why: &str, value: i64| {
+        super::alerts::raise(
             io,
             config,
-            &JobMessage::new(job_id, account, trace.clone(), now_ms, Job::Probe { asset_id }),
+            context::line(config, trace, Level::Error, "queue probe alert")
+                .field("alert", "queue_ttr")
+                .field("severity", "sev2")
+                .field("probe_asset_id", id.clone())
+                .field("reason", why)
+                .field("ttr_ms", value)
+                .field("threshold_ms", PROBE_ALERT_MS)
+                .field("runbook", "docs/runbooks/dlq.md#queue-probe"),
         )
-        .await?;
-        job_rows::mark_published(io, account, job_rows::Subject::Asset(asset_id)).await;
-        report["published"] = json!({"asset_id": asset, "job_id": job_text});
+    };
+    match (status.as_str(), ttr_ms) {
+        ("ready", Some(ttr)) => {
+            context::emit(
+                &context::line(config, trace, Level::Info, "queue probe ttr")
+                    .field("probe_asset_id", id.clone())
+                    .field("ttr_ms", ttr),
+            );
+            if ttr > PROBE_ALERT_MS {
+                alert("took longer than the threshold", ttr);
+            }
+            report = json!({"previous": {"asset_id": id, "status": status, "ttr_ms": ttr}});
+        }
+        _ if age_ms > PROBE_ALERT_MS => {
+            alert("never completed", age_ms);
+            if never_claimed {
+                // Not even started: nothing is consuming `jobs` (seed §5.5: the queue is stuck).
+                super::alerts::raise(
+                    io,
+                    config,
+                    context::line(
+                        config,
+                        trace,
+                        Level::Error,
+                        "consumer stalled: the probe job was never picked up",
+                    )
+                    .field("alert", "consumer_stalled")
+                    .field("severity", crate::alerts::Alert::ConsumerStalled.severity().as_str())
+                    .field("probe_asset_id", id.clone())
+                    .field("age_ms", age_ms)
+                    .field("runbook", crate::alerts::Alert::ConsumerStalled.runbook()),
+                );
+            }
+            report = json!({"previous": {"asset_id": id, "status": status, "age_ms": age_ms, "alert": "queue_ttr"}});
+        }
+        _ => {
+            publish_next = false;
+            report =
+                json!({"previous": {"asset_id": id, "status": status, "age_ms": age_ms, "note": "still in flight"}});
+        }
     }
-    Ok(report)
+    (report, publish_next)
+}
+
+/// Inserts a probe asset and publishes its job: what was published.
+async fn publish_probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64, account: Id) -> Result<Value, String> {
+    let job_id = new_id().map_err(text)?;
+    let (job_text, queued_at) = (job_id.to_string(), format_rfc3339_millis(now_ms));
+    let asset = db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
+        let row = tx
+            .one(
+                "INSERT INTO asset (account_id, media_type, original_key, size_bytes, status, is_probe, job_id, queued_at)
+                 VALUES (current_account_id(), 'image/png', 'probes/' || $1 || '.png', 0, 'queued', true, $1::uuid, $2::text::timestamptz)
+                 RETURNING id::text",
+                &[(&job_text, Type::TEXT), (&queued_at, Type::TEXT)],
+            )
+            .await?;
+        col::<String>(&row, 0)
+    })
+    .await
+    .map_err(text)?;
+    let asset_id = Id::parse(&asset).map_err(|e| e.0)?;
+    jobs::publish(
+        io,
+        config,
+        &JobMessage::new(job_id, account, trace.clone(), now_ms, Job::Probe { asset_id }),
+    )
+    .await?;
+    job_rows::mark_published(io, account, job_rows::Subject::Asset(asset_id)).await;
+    Ok(json!({"asset_id": asset, "job_id": job_text}))
 }
 
 /// Re-publishes the work no delivery is coming back for (SPEC §3, issue 14): assets and exports
@@ -308,6 +330,52 @@ async fn probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result
 /// lease expired (the delivery that held it died). Rows are handed back to `queued`, published
 /// (in batches within the queue's limits) and marked in one transaction: a failed publish rolls
 /// the marks back and the next run tries again.
+/// The job a swept asset row stands for (its own job id when it has one), and whether its lease
+/// had expired; `None` for a row whose ids do not parse.
+fn swept_asset_job(
+    row: &tokio_postgres::Row,
+    trace: &TraceId,
+    now_ms: i64,
+) -> Result<Option<(JobMessage, bool)>, ApiError> {
+    let (id, account, job, key, media, is_probe, lease_expired): (
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+        bool,
+        bool,
+    ) = (
+        col(row, 0)?,
+        col(row, 1)?,
+        col(row, 2)?,
+        col(row, 3)?,
+        col(row, 4)?,
+        col(row, 5)?,
+        col(row, 6)?,
+    );
+    let (Ok(asset_id), Ok(account)) = (Id::parse(&id), Id::parse(&account)) else {
+        return Ok(None);
+    };
+    let job_id = match job.and_then(|j| Id::parse(&j).ok()) {
+        Some(id) => id,
+        None => new_id()?,
+    };
+    let job = if is_probe {
+        Job::Probe { asset_id }
+    } else {
+        Job::Transcode {
+            asset_id,
+            original_key: key,
+            media_type: media,
+        }
+    };
+    Ok(Some((
+        JobMessage::new(job_id, account, trace.clone(), now_ms, job),
+        lease_expired,
+    )))
+}
+
 async fn sweep(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result<Value, String> {
     let (before, now) = (
         format_rfc3339_millis(now_ms - QUEUED_SWEEP_AFTER_MS),
@@ -337,41 +405,10 @@ async fn sweep(io: &Io, config: &Config, trace: &TraceId, now_ms: i64) -> Result
         let mut messages = Vec::new();
         let mut expired = 0usize;
         for row in &assets {
-            let (id, account, job, key, media, is_probe, lease_expired): (
-                String,
-                String,
-                Option<String>,
-                String,
-                String,
-                bool,
-                bool,
-            ) = (
-                col(row, 0)?,
-                col(row, 1)?,
-                col(row, 2)?,
-                col(row, 3)?,
-                col(row, 4)?,
-                col(row, 5)?,
-                col(row, 6)?,
-            );
-            let (Ok(asset_id), Ok(account)) = (Id::parse(&id), Id::parse(&account)) else {
-                continue;
-            };
-            let job_id = match job.and_then(|j| Id::parse(&j).ok()) {
-                Some(id) => id,
-                None => new_id()?,
-            };
-            let job = if is_probe {
-                Job::Probe { asset_id }
-            } else {
-                Job::Transcode {
-                    asset_id,
-                    original_key: key,
-                    media_type: media,
-                }
-            };
-            messages.push(JobMessage::new(job_id, account, trace.clone(), now_ms, job));
-            expired += usize::from(lease_expired);
+            if let Some((message, lease_expired)) = swept_asset_job(row, trace, now_ms)? {
+                messages.push(message);
+                expired += usize::from(lease_expired);
+            }
         }
         for row in &exports {
             let (id, account, lease_expired): (String, String, bool) = (col(row, 0)?, col(row, 1)?, col(row, 2)?);

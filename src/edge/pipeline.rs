@@ -90,6 +90,12 @@ pub async fn handle(req: worker::web_sys::Request, env: Env, ctx: worker::Contex
         reply.set_header("cache-control", "no-store");
     }
     log_request(&cx, &method, &reply, &notes);
+    record_sli(&cx, &reply, &notes);
+    into_response(reply, method == "HEAD")
+}
+
+/// The request's SLI data point (sampled inside `sli::record`).
+fn record_sli(cx: &RequestContext, reply: &Reply, notes: &Notes) {
     let cache_status = notes
         .fields
         .iter()
@@ -107,7 +113,6 @@ pub async fn handle(req: worker::web_sys::Request, env: Env, ctx: worker::Contex
             duration_ms: context::now_ms() - cx.started_ms,
         },
     );
-    into_response(reply, method == "HEAD")
 }
 
 fn decorate_api(reply: &mut Reply, cx: &RequestContext, origin: Option<&str>) {
