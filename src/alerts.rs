@@ -78,6 +78,14 @@ impl Alert {
         }
     }
 
+    /// Marks a log line as this alert: its name, severity and runbook, the fields
+    /// `edge::alerts::raise` and the log readers look for.
+    pub fn on(self, line: crate::telemetry::LogLine) -> crate::telemetry::LogLine {
+        line.field("alert", self.name())
+            .field("severity", self.severity().as_str())
+            .field("runbook", self.runbook())
+    }
+
     /// The runbook, as a path in this repository (the webhook gets it behind `RUNBOOK_BASE_URL`).
     pub fn runbook(self) -> &'static str {
         match self {

@@ -4,6 +4,7 @@ use tokio_postgres::types::Type;
 
 use babybook_jobs::Id;
 
+use crate::alerts::Alert;
 use crate::api_input::LoginRequest;
 use crate::csrf;
 use crate::error::{ApiError, ErrorCode};
@@ -52,13 +53,11 @@ async fn email_limits(cx: &RequestContext, email: &str, notes: &mut Notes) -> Op
                 super::alerts::raise(
                     &cx.io,
                     cx.config(),
-                    cx.line(Level::Error, "login attempts on one email from many networks")
-                        .field("alert", "login_email_ceiling")
-                        .field("severity", "sev3")
+                    Alert::LoginEmailCeiling
+                        .on(cx.line(Level::Error, "login attempts on one email from many networks"))
                         .field("email_key", rate_limit::key(policy, subject))
                         .field("client_network", rate_limit::client_network(&cx.client_ip))
-                        .field("limit_per_minute", policy.limit)
-                        .field("runbook", "docs/runbooks/abuse.md#login_email_ceiling"),
+                        .field("limit_per_minute", policy.limit),
                 );
             }
             return Some(reply);

@@ -8,6 +8,7 @@ use tokio_postgres::types::Type;
 
 use babybook_jobs::{format_rfc3339_millis, Id, Job, JobMessage, ReapTarget, TraceId};
 
+use crate::alerts::Alert;
 use crate::config::Config;
 use crate::cron::{
     CronJob, EXPORT_TTL_MS, MAX_PAGES, ORPHAN_GRACE_MS, PAGE_SIZE, PROBE_ALERT_MS, QUEUED_SWEEP_AFTER_MS,
@@ -244,14 +245,12 @@ fn judge_probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64, previous:
         super::alerts::raise(
             io,
             config,
-            context::line(config, trace, Level::Error, "queue probe alert")
-                .field("alert", "queue_ttr")
-                .field("severity", "sev2")
+            Alert::QueueTtr
+                .on(context::line(config, trace, Level::Error, "queue probe alert"))
                 .field("probe_asset_id", id.clone())
                 .field("reason", why)
                 .field("ttr_ms", value)
-                .field("threshold_ms", PROBE_ALERT_MS)
-                .field("runbook", "docs/runbooks/dlq.md#queue-probe"),
+                .field("threshold_ms", PROBE_ALERT_MS),
         )
     };
     match (status.as_str(), ttr_ms) {
@@ -270,20 +269,12 @@ fn judge_probe(io: &Io, config: &Config, trace: &TraceId, now_ms: i64, previous:
             alert("never completed", age_ms);
             if never_claimed {
                 // Not even started: nothing is consuming `jobs` (seed §5.5: the queue is stuck).
+                let stalled = "consumer stalled: the probe job was never picked up";
+                let line = Alert::ConsumerStalled.on(context::line(config, trace, Level::Error, stalled));
                 super::alerts::raise(
                     io,
                     config,
-                    context::line(
-                        config,
-                        trace,
-                        Level::Error,
-                        "consumer stalled: the probe job was never picked up",
-                    )
-                    .field("alert", "consumer_stalled")
-                    .field("severity", crate::alerts::Alert::ConsumerStalled.severity().as_str())
-                    .field("probe_asset_id", id.clone())
-                    .field("age_ms", age_ms)
-                    .field("runbook", crate::alerts::Alert::ConsumerStalled.runbook()),
+                    line.field("probe_asset_id", id.clone()).field("age_ms", age_ms),
                 );
             }
             report = json!({"previous": {"asset_id": id, "status": status, "age_ms": age_ms, "alert": "queue_ttr"}});

@@ -43,20 +43,9 @@ pub async fn check(io: &Io, config: &Config, trace: &TraceId) -> Result<Value, S
     });
     if !burning.is_empty() {
         let names: Vec<&str> = burning.iter().map(|s| s.name()).collect();
-        super::alerts::raise(
-            io,
-            config,
-            context::line(
-                config,
-                trace,
-                Level::Error,
-                &format!("error budget burning fast: {}", names.join(", ")),
-            )
-            .field("alert", Alert::SloFastBurn.name())
-            .field("severity", Alert::SloFastBurn.severity().as_str())
-            .field("burn", report.clone())
-            .field("runbook", Alert::SloFastBurn.runbook()),
-        );
+        let summary = format!("error budget burning fast: {}", names.join(", "));
+        let line = Alert::SloFastBurn.on(context::line(config, trace, Level::Error, &summary));
+        super::alerts::raise(io, config, line.field("burn", report.clone()));
     }
     Ok(report)
 }
