@@ -323,3 +323,29 @@ fn the_ci_production_deploy_goes_through_the_canary_at_5_and_25_percent() {
         "no traffic split outside the canary's guardrails"
     );
 }
+
+#[test]
+fn logpush_dry_run_defines_a_30_day_and_a_90_day_job_and_calls_nothing() {
+    let out = Command::new(repo().join("scripts/logpush"))
+        .args(["--env", "production", "--dry-run"])
+        .env("CF_API_BASE", unreachable_base())
+        .env_remove("CF_LOGPUSH_TOKEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "\"dataset\": \"workers_trace_events\"",
+        "babybook-edge-production-all (kept 30 days",
+        "babybook-edge-production-errors (kept 90 days",
+        "workers/all/ --expire-days 30",
+        "workers/errors/ --expire-days 90",
+        "ScriptName\\\",\\\"operator\\\":\\\"eq\\\",\\\"value\\\":\\\"babybook-edge-production",
+    ] {
+        assert!(stdout.contains(needle), "{needle} missing:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("<R2_SECRET_ACCESS_KEY>"),
+        "no credential is printed, only its name"
+    );
+}
