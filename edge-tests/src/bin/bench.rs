@@ -794,8 +794,8 @@ fn report(r: &Value, smoke: bool) -> (String, Vec<String>) {
     budgets.push_str(&budget(
         "gzipped wasm",
         format!("{} KiB", gzip / 1024),
-        "≤ 1024 KiB",
-        gzip <= 1024 * 1024,
+        "≤ 700 KiB",
+        gzip <= 700 * 1024,
         true,
     ));
     budgets.push_str(&budget(
