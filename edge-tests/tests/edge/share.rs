@@ -275,17 +275,22 @@ fn a_burst_of_stale_hits_triggers_one_background_render() {
         let burst: Vec<_> = (0..8).map(|_| s.spawn(|| client.get(&path))).collect();
         burst.into_iter().map(|b| b.join().unwrap()).collect()
     });
+    // Until the re-render lands every answer is the stale copy; on a loaded machine the burst
+    // can outlast the re-render, and what comes after it is the refreshed copy, a hit.
     for r in &answers {
-        assert_eq!(
-            (r.status, r.header("x-cache-status")),
-            (200, Some("stale")),
-            "every answer of the burst is the stale copy"
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            matches!(r.header("x-cache-status"), Some("stale" | "hit")),
+            "the burst is answered from the cache: {:?}",
+            r.header("x-cache-status")
         );
     }
-    // Each answer's own log line says whether it started the re-render or joined one already
-    // running: the decision is made before the answer, so the count is final once all are logged.
+    // Each stale answer's own log line says whether it started the re-render or joined one
+    // already running: the decision is made before the answer, so the count is final once all
+    // are logged.
     let started: Vec<String> = answers
         .iter()
+        .filter(|r| r.header("x-cache-status") == Some("stale"))
         .map(|r| {
             stack.request_line(r)["revalidation"]
                 .as_str()
@@ -293,6 +298,7 @@ fn a_burst_of_stale_hits_triggers_one_background_render() {
                 .to_owned()
         })
         .collect();
+    assert!(!started.is_empty(), "the burst met the stale copy");
     assert_eq!(
         started.iter().filter(|s| *s == "started").count(),
         1,
