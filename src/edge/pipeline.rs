@@ -366,7 +366,13 @@ async fn route(
         )),
         RouteId::Ready => ready(cx).await,
         RouteId::ShareStylesheet => Ok(share_route::stylesheet(cx, matched.param("file").unwrap_or(""))),
-        RouteId::SharePage => Ok(share_route::serve(cx, &incoming, matched.param("token").unwrap_or(""), notes).await),
+        RouteId::SharePage => {
+            let query = worker::Url::parse(&req.url())
+                .ok()
+                .and_then(|u| u.query().map(str::to_owned));
+            let token = matched.param("token").unwrap_or("");
+            Ok(share_route::serve(cx, &incoming, token, query.as_deref(), notes).await)
+        }
         RouteId::CsrfToken => api_auth::csrf_token(cx, &incoming),
         RouteId::Login => api_auth::login(cx, &incoming, notes).await,
         RouteId::Logout => api_auth::logout(cx, &incoming).await,
