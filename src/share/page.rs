@@ -83,9 +83,10 @@ impl SharePage {
         page.moments.sort_by(|a, b| a.occurred_on.cmp(&b.occurred_on));
         for moment in &mut page.moments {
             for media in &mut moment.media {
-                media
-                    .previews
-                    .retain(|p| p.width > 0 && p.key.chars().count() <= MAX_KEY_CHARS);
+                media.previews.retain(|p| p.width > 0 && p.key.len() <= MAX_KEY_CHARS);
+                for preview in &mut media.previews {
+                    preview.key = clean_key(&preview.key);
+                }
                 if page.og_image.is_none() {
                     page.og_image = media.previews.iter().find_map(|p| og_image(p, media.alt.as_deref()));
                 }
@@ -320,54 +321,61 @@ pub const RENDER_BUDGET_BYTES: usize = MAX_PAGE_BYTES - 2 * 1024;
 /// whatever the media origin and keys are (tested at the limits below).
 #[derive(Debug, Clone, Copy)]
 struct Limits {
-    /// A text is shortened to this many bytes of escaped HTML (with "continue reading").
+    /// A text is shortened to this many [`shorten`] units (with "continue reading").
     text_bytes: usize,
+    /// Titles and alt texts likewise (plain titles, at most 200 characters, are never cut).
+    title_units: usize,
+    alt_units: usize,
     images: usize,
-    alt_chars: usize,
     srcset_entries: usize,
 }
 
 impl Limits {
     const LIST: Limits = Limits {
         text_bytes: 2_000,
+        title_units: 400,
+        alt_units: 250,
         images: 3,
-        alt_chars: 100,
         srcset_entries: 3,
     };
     const TIGHT: Limits = Limits {
         text_bytes: 600,
+        title_units: 200,
+        alt_units: 100,
         images: 1,
-        alt_chars: 60,
         srcset_entries: 2,
     };
     /// One moment in full: 20,000 characters escape to at most 120 KB.
     const MOMENT: Limits = Limits {
         text_bytes: usize::MAX,
+        title_units: usize::MAX,
+        alt_units: 1_000,
         images: 24,
-        alt_chars: 300,
         srcset_entries: 4,
     };
 }
 
-/// Bytes a byte of text takes once escaped in HTML (askama writes `&#NN;` for the five specials);
-/// a line break costs what a paragraph break renders to.
-const fn escaped_len(b: u8) -> usize {
+/// What a byte of text costs in a shortening budget: at least the bytes it takes once escaped
+/// (askama writes `&#NN;`, 5 bytes, for the five specials; a line break may become a paragraph
+/// break), and for the specials twice that, since escaping is what rendering time pays for. Plain
+/// prose costs its bytes; a text of nothing but specials is cut twelve times shorter.
+const fn budget_units(b: u8) -> usize {
     match b {
-        b'<' | b'>' | b'&' | b'"' | b'\'' => 6,
-        b'\n' => 5,
+        b'<' | b'>' | b'&' | b'"' | b'\'' => 12,
+        b'\n' => 6,
         _ => 1,
     }
 }
 
-/// `text` cut to `budget` escaped bytes, at a word boundary when one is near, with an ellipsis;
-/// `true` when it was cut.
+/// `text` cut to `budget` units ([`budget_units`]; never more bytes of escaped HTML), at a word
+/// boundary when one is near, with an ellipsis; `true` when it was cut.
 pub fn shorten(text: &str, budget: usize) -> (String, bool) {
-    if text.len().saturating_mul(6) <= budget {
+    if text.len().saturating_mul(12) <= budget {
         return (text.to_owned(), false);
     }
     let mut used = 0;
     for (at, &b) in text.as_bytes().iter().enumerate() {
-        used += escaped_len(b);
+        used += budget_units(b);
         if used > budget {
             let mut at = at;
             while !text.is_char_boundary(at) {
@@ -461,15 +469,23 @@ struct MessageTemplate {
     body: &'static str,
 }
 
-/// A media URL from an object key: only path characters, so a bad row cannot make the page point
-/// anywhere but the media origin (nor grow by escaping).
+/// An object key with only path characters, so a bad row cannot make the page point anywhere but
+/// the media origin (nor grow by escaping). Applied once, when the page is parsed.
+fn clean_key(key: &str) -> String {
+    let key = key.trim_start_matches('/');
+    let path_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'~');
+    if key.bytes().all(path_char) {
+        return key.to_owned();
+    }
+    key.bytes().filter(|b| path_char(*b)).map(char::from).collect()
+}
+
 fn media_url(media_origin: &str, key: &str) -> String {
-    let key: String = key
-        .trim_start_matches('/')
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '~'))
-        .collect();
-    format!("{media_origin}/{key}")
+    let mut url = String::with_capacity(media_origin.len() + 1 + key.len());
+    url.push_str(media_origin);
+    url.push('/');
+    url.push_str(key);
+    url
 }
 
 /// At most `n` previews, spread over the widths and always with the largest.
@@ -478,6 +494,19 @@ fn spread<T>(items: &[T], n: usize) -> Vec<&T> {
         return items.iter().rev().take(n.max(1)).rev().collect();
     }
     (0..n).map(|i| &items[i * (items.len() - 1) / (n - 1)]).collect()
+}
+
+/// `<url> <width>w, …` in one allocation.
+fn srcset(media_origin: &str, previews: &[&Preview]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(previews.iter().map(|p| media_origin.len() + p.key.len() + 10).sum());
+    for (i, p) in previews.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "{media_origin}/{} {}w", p.key, p.width);
+    }
+    out
 }
 
 fn image_views(page: &SharePage, moment: &Moment, limits: Limits, media_origin: &str, w: &Words) -> Vec<ImageView> {
@@ -495,11 +524,7 @@ fn image_views(page: &SharePage, moment: &Moment, limits: Limits, media_origin: 
                 .unwrap_or("");
             ImageView {
                 src: media_url(media_origin, fallback),
-                srcset: shown
-                    .iter()
-                    .map(|p| format!("{} {}w", media_url(media_origin, &p.key), p.width))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                srcset: srcset(media_origin, &shown),
                 sizes: "(max-width: 720px) 100vw, 720px",
                 width: media.width,
                 height: media.height,
@@ -508,7 +533,7 @@ fn image_views(page: &SharePage, moment: &Moment, limits: Limits, media_origin: 
                     .as_deref()
                     .map(str::trim)
                     .filter(|a| !a.is_empty())
-                    .map(|a| cut_chars(a, limits.alt_chars))
+                    .map(|a| shorten(a, limits.alt_units).0)
                     .unwrap_or_else(|| format!("{} {}", w.photo_of, cut_chars(&page.child_name, 60))),
                 lazy: true,
             }
@@ -524,7 +549,7 @@ fn moment_view(page: &SharePage, index: usize, limits: Limits, lang: Lang, media
     let number = index + 1;
     MomentView {
         number,
-        title: moment.title.clone(),
+        title: shorten(&moment.title, limits.title_units).0,
         date_iso: moment.occurred_on.clone(),
         date_text: format_date(&moment.occurred_on, lang),
         paragraphs: text
@@ -824,7 +849,7 @@ pub(crate) mod tests {
     /// A share at every limit: 200 moments of 20,000 characters that escape to six bytes, titles
     /// of 200, alt texts of 2,000, four photos with 32 previews of the longest key each.
     fn largest_share(media_origin_len: usize) -> (SharePage, String) {
-        let key = format!("derived/{}", "k".repeat(MAX_KEY_CHARS - 8));
+        let key = format!("derived/{}", "k".repeat(MAX_KEY_CHARS - 10));
         let previews: Vec<String> = (1..=32)
             .map(|w| format!(r#"{{"key":"{key}{w}","width":{}}}"#, w * 100))
             .collect();
@@ -893,6 +918,15 @@ pub(crate) mod tests {
                     None,
                     "past the end"
                 );
+                if origin_len == 20 {
+                    let first = render_share_view(&page, lang, &origin, View::List(1)).unwrap();
+                    println!("largest first page ({lang:?}): {} bytes", first.len());
+                    assert_eq!(
+                        first.matches("<figure>").count(),
+                        72,
+                        "the normal limits fit: 3 photos a moment"
+                    );
+                }
             }
         }
     }
@@ -926,7 +960,13 @@ pub(crate) mod tests {
         assert!(cut && text.ends_with("palavra…"), "{}", &text[text.len() - 20..]);
         assert!(text.len() <= 2_000 + "…".len());
         let (text, _) = shorten(&"\"".repeat(1000), 60);
-        assert_eq!(text.chars().filter(|c| *c == '"').count(), 10, "escaping counts");
+        assert_eq!(text.chars().filter(|c| *c == '"').count(), 5, "escaping counts twice");
+        let plain_title = "t".repeat(200);
+        assert_eq!(
+            shorten(&plain_title, Limits::LIST.title_units),
+            (plain_title, false),
+            "a plain title is whole"
+        );
         let page = SharePage::from_json(&format!(
             r#"{{"child_name":"A","moments":[{{"title":"t","occurred_on":"2025-01-01","body":"{long}"}},{{"title":"u","occurred_on":"2025-01-02","body":"curto"}}]}}"#
         ))
@@ -963,10 +1003,11 @@ pub(crate) mod tests {
 
     #[test]
     fn media_keys_cannot_leave_the_media_origin() {
-        assert_eq!(
-            media_url("https://media.babybook.com", "/derived/a b\n.webp"),
-            "https://media.babybook.com/derived/ab.webp"
-        );
+        assert_eq!(clean_key("/derived/a b\n.webp"), "derived/ab.webp");
+        assert_eq!(clean_key("derived/é\"<x>.webp"), "derived/x.webp");
+        let page = SharePage::from_json(r#"{"child_name":"A","moments":[{"title":"t","occurred_on":"2025-01-01","media":[{"width":9,"height":9,"previews":[{"key":"/d/a b.webp","width":480}]}]}]}"#).unwrap();
+        let html = render_share_page(&page, Lang::PtBr, "https://media.babybook.com");
+        assert!(html.contains(r#"src="https://media.babybook.com/d/ab.webp""#));
     }
 
     #[test]
