@@ -1,6 +1,6 @@
 //! Typed configuration, parsed once from the Worker's vars and secrets.
 //!
-//! Binding and variable names are constants here and nowhere else; `wrangler.toml`, the README's
+//! Binding and variable names are constants here and nowhere else; `wrangler.toml`, docs/configuration.md's
 //! configuration table and `.dev.vars.example` list the same names.
 
 use std::fmt;
@@ -19,6 +19,13 @@ pub mod binding {
     pub const DEAD_JOBS: &str = "DEAD_JOBS";
     /// Workers Analytics Engine dataset for queue health signals.
     pub const QUEUE_METRICS: &str = "QUEUE_METRICS";
+    /// Workers Analytics Engine dataset for per-request edge SLI points (`docs/slo.md`).
+    pub const EDGE_METRICS: &str = "EDGE_METRICS";
+    /// The version metadata binding: the deployed version id and tag.
+    pub const VERSION_METADATA: &str = "CF_VERSION_METADATA";
+    /// KV namespace of operations state that must not depend on the database: the switches
+    /// (`crate::switches`) and when each alert was last sent (`crate::alerts`).
+    pub const OPS_STATE: &str = "OPS_STATE";
 }
 
 /// Queue names as the runtime reports them to the consumer.
@@ -64,6 +71,21 @@ pub mod var {
     pub const CACHE_PURGE_TOKEN: &str = "CACHE_PURGE_TOKEN";
     /// Base URL of the Cloudflare API the purges go to (tests point it at a stand-in).
     pub const CF_API_BASE: &str = "CF_API_BASE";
+    /// Where alerts go (a secret: the URL is the credential). Alerts are log lines only without it.
+    pub const ALERT_WEBHOOK_URL: &str = "ALERT_WEBHOOK_URL";
+    /// One webhook call per alert per this many seconds (default 900).
+    pub const ALERT_DEDUP_SECONDS: &str = "ALERT_DEDUP_SECONDS";
+    /// The account whose Analytics Engine the `slo_burn` cron job reads, with the
+    /// `CF_ANALYTICS_TOKEN` secret (Account Analytics: Read). Without both the job is skipped.
+    pub const CF_ACCOUNT_ID: &str = "CF_ACCOUNT_ID";
+    pub const CF_ANALYTICS_TOKEN: &str = "CF_ANALYTICS_TOKEN";
+    /// Base URL of the Analytics Engine SQL API (tests point it at a stand-in).
+    pub const CF_ANALYTICS_API_BASE: &str = "CF_ANALYTICS_API_BASE";
+    /// Prefix that turns a runbook's repository path into a link a person can open.
+    pub const RUNBOOK_BASE_URL: &str = "RUNBOOK_BASE_URL";
+    /// Fraction of requests that write an edge SLI data point (default 1; the rate is recorded
+    /// in each point, so counts scale back).
+    pub const SLI_SAMPLE_RATE: &str = "SLI_SAMPLE_RATE";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +165,24 @@ pub struct Config {
     pub admin_tokens: Result<crate::secret::OperatorTokens, String>,
     /// Zone id and token for global purges of cached share pages.
     pub cache_purge: Option<CachePurge>,
+    /// The deployed version (from the version metadata binding, set by the shell after parsing).
+    pub deployed: crate::telemetry::DeployedVersion,
+    /// `ALERT_WEBHOOK_URL`: where alerts are sent.
+    pub alert_webhook_url: Option<Secret>,
+    pub alert_dedup_seconds: u64,
+    pub runbook_base_url: String,
+    pub sli_sample_rate: f64,
+    /// Where the `slo_burn` cron job reads the SLIs (both account and token set).
+    pub analytics_sql: Option<AnalyticsSql>,
+}
+
+/// The Analytics Engine SQL API of the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalyticsSql {
+    /// No trailing `/`.
+    pub api_base: String,
+    pub account_id: String,
+    pub token: Secret,
 }
 
 /// Where and how the edge purges cached share pages in every data center.
@@ -237,8 +277,12 @@ impl Config {
             api_hosts: host_list(get(var::API_HOSTS).as_deref().unwrap_or("api.babybook.com")),
             read_only: parse_flag(var::READ_ONLY, get(var::READ_ONLY))?,
             media_origin,
-            origin_url: get(var::ORIGIN_URL).map(|u| u.trim_end_matches('/').to_owned()),
-            media_worker_url: get(var::MEDIA_WORKER_URL).map(|u| u.trim_end_matches('/').to_owned()),
+            origin_url: get(var::ORIGIN_URL)
+                .map(|u| service_url(var::ORIGIN_URL, &u, environment))
+                .transpose()?,
+            media_worker_url: get(var::MEDIA_WORKER_URL)
+                .map(|u| service_url(var::MEDIA_WORKER_URL, &u, environment))
+                .transpose()?,
             log_sample_success: parse_rate(var::LOG_SAMPLE_SUCCESS, get(var::LOG_SAMPLE_SUCCESS), 0.05)?,
             log_sample_health: parse_rate(var::LOG_SAMPLE_HEALTH, get(var::LOG_SAMPLE_HEALTH), 0.001)?,
             prewarm_windows,
@@ -268,6 +312,52 @@ impl Config {
             admin_tokens: crate::secret::OperatorTokens::parse(&get(var::ADMIN_TOKENS).unwrap_or_default())
                 .map_err(|problem| format!("{}: {problem}", var::ADMIN_TOKENS)),
             cache_purge: cache_purge(environment, get(var::CF_API_BASE), get(var::CF_ZONE_ID), secret(var::CACHE_PURGE_TOKEN)?)?,
+            deployed: crate::telemetry::DeployedVersion::unknown(),
+            alert_webhook_url: match get(var::ALERT_WEBHOOK_URL) {
+                None => None,
+                Some(text) => {
+                    let usable = url::Url::parse(&text).ok().is_some_and(|url| {
+                        (url.scheme() == "https" || (environment == Environment::Local && url.scheme() == "http"))
+                            && url.host_str().is_some_and(|h| !h.is_empty())
+                    });
+                    if !usable {
+                        // Not echoed: the URL is the credential.
+                        return Err(ConfigError {
+                            name: var::ALERT_WEBHOOK_URL,
+                            problem: "must be an https:// URL (http:// only in local)".into(),
+                        });
+                    }
+                    Some(Secret(text))
+                }
+            },
+            alert_dedup_seconds: parse_number(
+                var::ALERT_DEDUP_SECONDS,
+                get(var::ALERT_DEDUP_SECONDS),
+                crate::alerts::DEFAULT_WINDOW_SECONDS,
+            )?,
+            runbook_base_url: get(var::RUNBOOK_BASE_URL).unwrap_or_default(),
+            sli_sample_rate: parse_rate(var::SLI_SAMPLE_RATE, get(var::SLI_SAMPLE_RATE), 1.0)?,
+            analytics_sql: match (get(var::CF_ACCOUNT_ID), secret(var::CF_ANALYTICS_TOKEN)?) {
+                (Some(account_id), Some(token)) => {
+                    let api_base = service_url(
+                        var::CF_ANALYTICS_API_BASE,
+                        &get(var::CF_ANALYTICS_API_BASE).unwrap_or_else(|| DEFAULT_CF_API_BASE.into()),
+                        environment,
+                    )?;
+                    if account_id.len() != 32 || !account_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(ConfigError {
+                            name: var::CF_ACCOUNT_ID,
+                            problem: "must be the account's id: 32 hex digits".into(),
+                        });
+                    }
+                    Some(AnalyticsSql {
+                        api_base,
+                        account_id,
+                        token,
+                    })
+                }
+                _ => None,
+            },
         })
     }
 
@@ -305,20 +395,11 @@ fn cache_purge(
     zone: Option<String>,
     token: Option<Secret>,
 ) -> Result<Option<CachePurge>, ConfigError> {
-    let api_base = api_base.unwrap_or_else(|| DEFAULT_CF_API_BASE.into());
-    let api_base = api_base.trim_end_matches('/').to_owned();
-    let scheme_ok =
-        api_base.starts_with("https://") || (environment == Environment::Local && api_base.starts_with("http://"));
-    let host_ok = api_base
-        .split("://")
-        .nth(1)
-        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/') && !rest.contains(['?', '#', ' ']));
-    if !(scheme_ok && host_ok) {
-        return Err(ConfigError {
-            name: var::CF_API_BASE,
-            problem: format!("{api_base:?} is not an https:// URL (http:// only in local)"),
-        });
-    }
+    let api_base = service_url(
+        var::CF_API_BASE,
+        api_base.as_deref().unwrap_or(DEFAULT_CF_API_BASE),
+        environment,
+    )?;
     let zone = zone.filter(|z| !z.starts_with(PLACEHOLDER_PREFIX));
     if let Some(zone) = &zone {
         if zone.len() != 32 || !zone.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
@@ -345,20 +426,40 @@ fn host_list(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A configured origin: `scheme://host[:port]` and nothing else, written as browsers send it in
+/// `Origin` (lower-case host, no default port), since it is compared byte for byte.
 fn validate_origin(name: &'static str, origin: &str) -> Result<(), ConfigError> {
-    let ok = (origin.starts_with("https://") || origin.starts_with("http://"))
-        && !origin.ends_with('/')
-        && origin
-            .split("://")
-            .nth(1)
-            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError {
+    let canonical = url::Url::parse(origin).ok().filter(|url| {
+        matches!(url.scheme(), "https" | "http") && url.username().is_empty() && url.password().is_none()
+    });
+    match canonical {
+        Some(url) if url.origin().ascii_serialization() == origin => Ok(()),
+        _ => Err(ConfigError {
             name,
-            problem: format!("{origin:?} is not a scheme://host[:port] origin"),
-        })
+            problem: format!("{origin:?} is not a scheme://host[:port] origin in canonical form"),
+        }),
+    }
+}
+
+/// A configured service URL the Worker sends a credential to: `https://` (plain `http://` only in
+/// `local`, for the stand-ins), a host, no user, query or fragment. Returned without a trailing
+/// `/`, so paths are appended as `{base}/path`.
+fn service_url(name: &'static str, text: &str, environment: Environment) -> Result<String, ConfigError> {
+    let parsed = url::Url::parse(text).ok().filter(|url| {
+        let scheme_ok = url.scheme() == "https" || (environment == Environment::Local && url.scheme() == "http");
+        scheme_ok
+            && url.host_str().is_some_and(|h| !h.is_empty())
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.query().is_none()
+            && url.fragment().is_none()
+    });
+    match parsed {
+        Some(url) => Ok(url.as_str().trim_end_matches('/').to_owned()),
+        None => Err(ConfigError {
+            name,
+            problem: format!("{text:?} is not an https:// URL without user, query or fragment (http:// only in local)"),
+        }),
     }
 }
 
@@ -557,6 +658,52 @@ mod tests {
     }
 
     #[test]
+    fn every_configured_url_is_parsed_and_a_malformed_one_names_its_variable() {
+        let bad: [(&str, &str); 14] = [
+            ("APP_ORIGIN", "https://a b"),
+            ("APP_ORIGIN", "https://app.babybook.com/path"),
+            ("APP_ORIGIN", "https://user@app.babybook.com"),
+            ("APP_ORIGIN", "https://App.Babybook.com"),
+            ("APP_ORIGIN", "ftp://app.babybook.com"),
+            ("MEDIA_ORIGIN", "https://media.babybook.com:443"),
+            ("MEDIA_ORIGIN", "https://media.babybook.com?x=1"),
+            ("ORIGIN_URL", "https://origin babybook.com"),
+            ("ORIGIN_URL", "http://origin.babybook.com"),
+            ("ORIGIN_URL", "origin.babybook.com"),
+            ("MEDIA_WORKER_URL", "https://media-worker.babybook.com/#frag"),
+            ("MEDIA_WORKER_URL", "https://u:p@media-worker.babybook.com"),
+            ("MEDIA_WORKER_URL", "https://"),
+            ("CF_API_BASE", "https://api.cloudflare.com/client/v4?x"),
+        ];
+        for (name, value) in bad {
+            let err = config(&[("ENVIRONMENT", "production"), (name, value)]).expect_err(value);
+            assert_eq!(err.name, name, "{name}={value}");
+        }
+        let good = config(&[
+            ("ENVIRONMENT", "production"),
+            ("APP_ORIGIN", "https://app.babybook.com"),
+            ("MEDIA_ORIGIN", "https://media.babybook.com"),
+            ("ORIGIN_URL", "https://origin.babybook.com/"),
+            ("MEDIA_WORKER_URL", "https://media-worker.babybook.com/v1/"),
+        ])
+        .unwrap();
+        assert_eq!(good.origin_url.as_deref(), Some("https://origin.babybook.com"));
+        assert_eq!(
+            good.media_worker_url.as_deref(),
+            Some("https://media-worker.babybook.com/v1")
+        );
+        // Locally the stand-ins speak plain http.
+        let local = config(&[
+            ("ENVIRONMENT", "local"),
+            ("APP_ORIGIN", "http://localhost:5173"),
+            ("ORIGIN_URL", "http://127.0.0.1:8791"),
+            ("MEDIA_WORKER_URL", "http://127.0.0.1:8790"),
+        ])
+        .unwrap();
+        assert_eq!(local.origin_url.as_deref(), Some("http://127.0.0.1:8791"));
+    }
+
+    #[test]
     fn secrets_never_print() {
         let c = config(&[("SESSION_KEY_CURRENT", "0123456789abcdef0123456789abcdef-secret")]).unwrap();
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
@@ -606,5 +753,88 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn every_environment_binds_the_version_metadata_the_operations_namespace_and_the_sli_dataset() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/wrangler.toml")).expect("wrangler.toml");
+        let toml: toml::Table = toml::from_str(&text).expect("wrangler.toml parses");
+        let mut environments = vec![("local", toml::Value::Table(toml.clone()))];
+        for name in ["staging", "production"] {
+            environments.push((name, toml["env"][name].clone()));
+        }
+        for (name, env) in environments {
+            assert_eq!(
+                env.get("version_metadata")
+                    .and_then(|v| v.get("binding"))
+                    .and_then(|b| b.as_str()),
+                Some(binding::VERSION_METADATA),
+                "[{name}] [version_metadata] binding"
+            );
+            let kv = env
+                .get("kv_namespaces")
+                .and_then(|v| v.as_array())
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                kv.iter()
+                    .any(|n| n.get("binding").and_then(|b| b.as_str()) == Some(binding::OPS_STATE)),
+                "[{name}] binds the {} KV namespace",
+                binding::OPS_STATE
+            );
+            let datasets = env
+                .get("analytics_engine_datasets")
+                .and_then(|v| v.as_array())
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                datasets
+                    .iter()
+                    .any(|d| d.get("binding").and_then(|b| b.as_str()) == Some(binding::EDGE_METRICS)),
+                "[{name}] binds the {} dataset",
+                binding::EDGE_METRICS
+            );
+        }
+    }
+
+    #[test]
+    fn an_alert_webhook_must_be_a_url_and_never_prints() {
+        let url = "https://hooks.example.test/services/T0/B0/abcdefabcdefabcdef"; // secret-scan: allow (a test value)
+        let c = config(&[("ALERT_WEBHOOK_URL", url)]).unwrap();
+        assert_eq!(c.alert_webhook_url.as_ref().map(Secret::expose), Some(url));
+        assert!(!format!("{c:?}").contains("abcdefabcdef"));
+        for bad in ["hooks.example.test", "http://hooks.example.test/x", "https://"] {
+            let err = config(&[("ENVIRONMENT", "production"), ("ALERT_WEBHOOK_URL", bad)]).unwrap_err();
+            assert_eq!(err.name, "ALERT_WEBHOOK_URL", "{bad}");
+            assert!(!err.to_string().contains("hooks"), "the URL is never echoed");
+        }
+        assert!(config(&[
+            ("ENVIRONMENT", "local"),
+            ("ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook/x")
+        ])
+        .is_ok());
+        let token = "0123456789abcdef0123456789abcdef-analytics"; // secret-scan: allow (a test value)
+        let slo = config(&[
+            ("CF_ACCOUNT_ID", "0123456789abcdef0123456789abcdef"),
+            ("CF_ANALYTICS_TOKEN", token),
+        ])
+        .unwrap();
+        assert_eq!(
+            slo.analytics_sql.map(|a| a.api_base),
+            Some("https://api.cloudflare.com/client/v4".to_owned())
+        );
+        assert_eq!(
+            config(&[("CF_ACCOUNT_ID", "acct"), ("CF_ANALYTICS_TOKEN", token)])
+                .unwrap_err()
+                .name,
+            "CF_ACCOUNT_ID"
+        );
+        assert!(config(&[("CF_ACCOUNT_ID", "0123456789abcdef0123456789abcdef")])
+            .unwrap()
+            .analytics_sql
+            .is_none());
+        assert_eq!(config(&[]).unwrap().alert_dedup_seconds, 900);
+        assert_eq!(config(&[("SLI_SAMPLE_RATE", "2")]).unwrap_err().name, "SLI_SAMPLE_RATE");
     }
 }

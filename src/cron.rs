@@ -1,7 +1,7 @@
 //! Which jobs each cron trigger runs. `wrangler.toml` declares the same expressions for every
 //! environment; a test compares the two.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CronJob {
     /// Inside a seasonal window, render the most popular share pages into the edge cache.
     Prewarm,
@@ -11,6 +11,8 @@ pub enum CronJob {
     QueueProbe,
     /// Re-publish assets stuck in `queued` (a publish that failed after its commit).
     QueuedSweep,
+    /// Read the edge SLIs from the Analytics Engine SQL API and page on a fast burn.
+    SloBurn,
 }
 
 impl CronJob {
@@ -20,6 +22,7 @@ impl CronJob {
             CronJob::Reaper => "reaper",
             CronJob::QueueProbe => "queue_probe",
             CronJob::QueuedSweep => "queued_sweep",
+            CronJob::SloBurn => "slo_burn",
         }
     }
 
@@ -29,6 +32,7 @@ impl CronJob {
             CronJob::Reaper,
             CronJob::QueueProbe,
             CronJob::QueuedSweep,
+            CronJob::SloBurn,
         ]
         .into_iter()
         .find(|j| j.as_str() == text)
@@ -40,7 +44,10 @@ impl CronJob {
 /// warmed page never goes cold between runs.
 pub const SCHEDULES: [(&str, &[CronJob]); 3] = [
     ("*/4 * * * *", &[CronJob::Prewarm]),
-    ("*/5 * * * *", &[CronJob::QueueProbe, CronJob::QueuedSweep]),
+    (
+        "*/5 * * * *",
+        &[CronJob::QueueProbe, CronJob::QueuedSweep, CronJob::SloBurn],
+    ),
     ("30 6 * * *", &[CronJob::Reaper]),
 ];
 
@@ -79,6 +86,7 @@ mod tests {
             CronJob::Reaper,
             CronJob::QueueProbe,
             CronJob::QueuedSweep,
+            CronJob::SloBurn,
         ] {
             assert_eq!(seen.iter().filter(|j| **j == job).count(), 1, "{job:?}");
             assert_eq!(CronJob::parse(job.as_str()), Some(job));

@@ -8,8 +8,22 @@
 use crate::lang::Lang;
 use crate::reply::Reply;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
+/// Declares `ErrorCode` and `ErrorCode::ALL` from one list, so no test or table has to repeat it.
+macro_rules! error_codes {
+    ($($code:ident),+ $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($code),+
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$code),+];
+        }
+    };
+}
+
+error_codes!(
     BadRequest,
     InvalidJson,
     ValidationFailed,
@@ -32,7 +46,7 @@ pub enum ErrorCode {
     BadGateway,
     GatewayTimeout,
     Internal,
-}
+);
 
 impl ErrorCode {
     pub fn status(self) -> u16 {
@@ -253,34 +267,26 @@ mod tests {
     }
 
     #[test]
+    fn the_openapi_error_code_enum_is_exactly_the_codes() {
+        let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).expect("openapi.yaml");
+        // components.schemas.ErrorCode: the `- code` lines of its `enum:`.
+        let schema = spec.split("\n    ErrorCode:\n").nth(1).expect("an ErrorCode schema");
+        let listed: std::collections::BTreeSet<&str> = schema
+            .split("\n      enum:\n")
+            .nth(1)
+            .expect("its enum")
+            .lines()
+            .map_while(|l| l.strip_prefix("        - "))
+            .map(str::trim)
+            .collect();
+        let codes: std::collections::BTreeSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, codes, "openapi.yaml's ErrorCode enum and ErrorCode::ALL differ");
+    }
+
+    #[test]
     fn every_code_has_a_status_in_the_error_range_and_messages_in_both_languages() {
-        use ErrorCode::*;
-        let all = [
-            BadRequest,
-            InvalidJson,
-            ValidationFailed,
-            Unauthorized,
-            Forbidden,
-            CsrfFailed,
-            OriginNotAllowed,
-            NotFound,
-            MethodNotAllowed,
-            Conflict,
-            PayloadTooLarge,
-            UnsupportedMediaType,
-            UriTooLong,
-            HeadersTooLarge,
-            MisdirectedRequest,
-            RateLimited,
-            ReadOnly,
-            DatabaseUnavailable,
-            ServiceUnavailable,
-            BadGateway,
-            GatewayTimeout,
-            Internal,
-        ];
         let mut codes = std::collections::HashSet::new();
-        for code in all {
+        for &code in ErrorCode::ALL {
             assert!((400..600).contains(&code.status()), "{code:?}");
             assert!(codes.insert(code.as_str()), "{code:?} repeats a wire code");
             assert_ne!(

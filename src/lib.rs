@@ -4,6 +4,8 @@
 //! (policies, parsing, tokens, rate math, rendering), unit-tested on the host target.
 //! `edge` is the thin Worker shell around them; it only exists on `wasm32`.
 
+pub mod admission;
+pub mod alerts;
 pub mod api_input;
 pub mod body_limit;
 pub mod config;
@@ -24,6 +26,8 @@ pub mod secret;
 pub mod secure_random;
 pub mod session;
 pub mod share;
+pub mod slo;
+pub mod switches;
 pub mod telemetry;
 
 #[cfg(target_arch = "wasm32")]

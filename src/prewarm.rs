@@ -10,7 +10,7 @@
 
 use serde::Deserialize;
 
-use babybook_jobs::parse_rfc3339_millis;
+use babybook_jobs::{civil_from_days, days_from_civil, parse_rfc3339_millis};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SeasonalWindow {
@@ -117,8 +117,7 @@ fn parse_offset(text: &str) -> Option<i64> {
 }
 
 fn civil_year(ms: i64) -> i64 {
-    let text = babybook_jobs::format_rfc3339_millis(ms);
-    text[..4].parse().unwrap_or(1970)
+    civil_from_days(ms.div_euclid(MS_PER_DAY)).0
 }
 
 /// Days since the epoch of the `nth` `weekday` of `month` in `year` (nth from 1; 5 may not exist).
@@ -126,16 +125,12 @@ fn nth_weekday(year: i64, month: u32, weekday: Weekday, nth: u32) -> Option<i64>
     if !(1..=12).contains(&month) || !(1..=5).contains(&nth) {
         return None;
     }
-    let first = parse_rfc3339_millis(&format!("{year:04}-{month:02}-01T00:00:00Z")).ok()? / MS_PER_DAY;
+    let first = days_from_civil(year, i64::from(month), 1);
     // 1970-01-01 was a Thursday (index 3).
     let first_weekday = (first + 3).rem_euclid(7);
     let offset = (weekday.index() - first_weekday).rem_euclid(7);
     let day = first + offset + 7 * i64::from(nth - 1);
-    let same_month = babybook_jobs::format_rfc3339_millis(day * MS_PER_DAY)[5..7]
-        .parse::<u32>()
-        .ok()?
-        == month;
-    same_month.then_some(day)
+    (civil_from_days(day).1 == i64::from(month)).then_some(day)
 }
 
 #[cfg(test)]
@@ -151,6 +146,28 @@ mod tests {
 
     fn at(text: &str) -> i64 {
         parse_rfc3339_millis(text).unwrap()
+    }
+
+    #[test]
+    fn nth_weekdays_fall_on_their_calendar_dates() {
+        let rows = [
+            (2026, 5, Weekday::Sunday, 2, Some("2026-05-10")),
+            (2027, 5, Weekday::Sunday, 2, Some("2027-05-09")),
+            (2026, 11, Weekday::Thursday, 4, Some("2026-11-26")),
+            (2026, 5, Weekday::Friday, 5, Some("2026-05-29")),
+            (2024, 2, Weekday::Thursday, 5, Some("2024-02-29")),
+            (2026, 2, Weekday::Sunday, 5, None),
+            (2026, 13, Weekday::Sunday, 1, None),
+            (2026, 1, Weekday::Thursday, 1, Some("2026-01-01")),
+            (1999, 12, Weekday::Friday, 5, Some("1999-12-31")),
+        ];
+        for (year, month, weekday, nth, want) in rows {
+            let got = nth_weekday(year, month, weekday, nth)
+                .map(|day| babybook_jobs::format_rfc3339_millis(day * MS_PER_DAY)[..10].to_owned());
+            assert_eq!(got.as_deref(), want, "{year}-{month} {weekday:?} #{nth}");
+        }
+        assert_eq!(civil_year(at("2026-12-31T23:59:59Z")), 2026);
+        assert_eq!(civil_year(at("1969-12-31T23:59:59Z")), 1969);
     }
 
     #[test]

@@ -128,7 +128,7 @@ pub const ADMIN_FAILURES: Policy = Policy {
     on_limiter_error: OnLimiterError::FailClosed,
 };
 
-/// Every policy, for the README table, `wrangler.toml` checks and tests.
+/// Every policy, for the table in docs/api-and-security.md, `wrangler.toml` checks and tests.
 pub const POLICIES: [Policy; 8] = [
     SHARE,
     API_IP,

@@ -65,11 +65,17 @@ impl Reply {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_value(&self.headers, name)
     }
+}
+
+/// A header's value in a list of pairs, by case-insensitive name (the first, if it repeats): the
+/// one lookup for requests and replies alike.
+pub fn header_value<'h, N: AsRef<str>>(headers: &'h [(N, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ pub enum RouteId {
     AdminRedrive,
     AdminDeadJobs,
     AdminPrewarm,
+    AdminSwitches,
+    AdminSetSwitch,
     TestControls,
     TestCounters,
 }
@@ -235,7 +237,7 @@ use RouteId as Id;
 use WriteGuard as W;
 use WriteMethod as WM;
 
-static TABLE: [Route; 22] = [
+static TABLE: [Route; 24] = [
     Route::read("/health", Id::Health, Surface::Any, R::Public),
     Route::read("/ready", Id::Ready, Surface::Any, R::Public),
     Route::read("/_static/:file", Id::ShareStylesheet, Surface::Share, R::Public),
@@ -261,6 +263,8 @@ static TABLE: [Route; 22] = [
     Route::write(WM::Post, "/admin/jobs/redrive", Id::AdminRedrive, W::AdminToken),
     Route::read("/admin/jobs/dead", Id::AdminDeadJobs, Surface::Api, R::AdminToken),
     Route::write(WM::Post, "/admin/prewarm", Id::AdminPrewarm, W::AdminToken),
+    Route::read("/admin/switches", Id::AdminSwitches, Surface::Api, R::AdminToken),
+    Route::write(WM::Post, "/admin/switches", Id::AdminSetSwitch, W::AdminToken),
     Route::write(WM::Post, "/__test/controls", Id::TestControls, W::TestControl),
     Route::read("/__test/counters", Id::TestCounters, Surface::Any, R::TestControl),
 ];

@@ -30,11 +30,31 @@ impl Level {
     }
 }
 
+/// The deployed version of the Worker (the `CF_VERSION_METADATA` binding): every log line and
+/// data point carries it, so the canary and the stable version can be told apart (seed §3.4).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeployedVersion {
+    /// The version id Cloudflare gave the upload (a UUID); `unknown` without the binding.
+    pub id: String,
+    /// The tag given at upload (`wrangler versions upload --tag`), often empty.
+    pub tag: String,
+}
+
+impl DeployedVersion {
+    pub fn unknown() -> DeployedVersion {
+        DeployedVersion {
+            id: "unknown".into(),
+            tag: String::new(),
+        }
+    }
+}
+
 /// What every line of one request or job shares.
 #[derive(Debug, Clone)]
 pub struct LogContext {
     pub env: &'static str,
     pub trace_id: String,
+    pub deployed: DeployedVersion,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +72,8 @@ impl LogLine {
         fields.insert("service".into(), Value::String(crate::SERVICE.into()));
         fields.insert("env".into(), Value::String(context.env.into()));
         fields.insert("version".into(), Value::String(crate::VERSION.into()));
+        fields.insert("version_id".into(), Value::String(context.deployed.id.clone()));
+        fields.insert("version_tag".into(), Value::String(context.deployed.tag.clone()));
         fields.insert("trace_id".into(), Value::String(context.trace_id.clone()));
         LogLine { fields, level }
     }
@@ -172,6 +194,10 @@ mod tests {
         LogContext {
             env: "local",
             trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            deployed: DeployedVersion {
+                id: "6a4d2b1c-0000-4000-8000-000000000001".into(),
+                tag: "canary".into(),
+            },
         }
     }
 
@@ -189,6 +215,8 @@ mod tests {
             "service",
             "env",
             "version",
+            "version_id",
+            "version_tag",
             "trace_id",
             "account_id_hash",
             "queue_time_ms",
@@ -196,6 +224,8 @@ mod tests {
             assert!(value.get(key).is_some(), "missing {key}");
         }
         assert_eq!(value["timestamp"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(value["version_id"], "6a4d2b1c-0000-4000-8000-000000000001");
+        assert_eq!(value["version_tag"], "canary");
         assert!(!line.to_json().contains(&account.to_string()), "raw account id leaked");
         assert!(value["account_id_hash"].as_str().unwrap().starts_with("sha256-"));
     }

@@ -98,7 +98,7 @@ proptest! {
     }
 
     #[test]
-    fn accept_language(header in ".{0,300}") {
+    fn accept_language_junk(header in ".{0,300}") {
         let _ = Lang::negotiate(Some(&header));
     }
 
@@ -193,7 +193,17 @@ fn valid_or_mutated(valid: impl Strategy<Value = String> + Clone + 'static) -> i
 #[test]
 fn share_tokens() {
     let valid = any::<[u8; 16]>().prop_map(|b| ShareToken::from_bytes(b).as_text());
-    fuzz("share_tokens", valid_or_mutated(valid), |(text, untouched)| {
+    // The last character carries 2 bits of the token and 4 padding bits: swapping it for another
+    // letter of the alphabet mostly spells the same bytes with non-zero padding, which must be
+    // refused (one spelling per token, so one cache key and one rate-limit key per link).
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let last_swapped = (valid.clone(), 0..ALPHABET.len()).prop_map(|(mut text, i)| {
+        text.pop();
+        text.push(char::from(ALPHABET[i]));
+        (text, false)
+    });
+    let tokens = prop_oneof![2 => valid_or_mutated(valid), 1 => last_swapped];
+    fuzz("share_tokens", tokens, |(text, untouched)| {
         match ShareToken::parse(&text) {
             Ok(token) => {
                 // One spelling per token: whatever parses is its own canonical text.
@@ -306,6 +316,53 @@ fn if_none_match() {
         prop_assert!(!listed || matched, "{}", header);
         prop_assert!(!matched || listed || header.trim() == "*");
         Ok(!header.trim().is_empty())
+    });
+}
+
+#[test]
+fn accept_language() {
+    // A header of weighted language ranges, as browsers send them, with junk ranges and malformed
+    // weights among them. The model: of the first 32 items, the served language (pt*, en*) with
+    // the highest q above zero wins, the first listed on a tie; nothing served means pt-BR.
+    let range = prop_oneof![
+        Just("pt-BR"),
+        Just("pt"),
+        Just("PT-br"),
+        Just("en"),
+        Just("en-US"),
+        Just("fr-FR"),
+        Just("de"),
+        Just("*"),
+        Just("english"),
+    ];
+    let weight = prop_oneof![
+        Just((String::new(), Some(1000u16))),
+        (0u16..=1000).prop_map(|q| (format!(";q={}.{:03}", q / 1000, q % 1000), Some(q))),
+        (0u16..=999).prop_map(|q| (format!(";q=0.{}", q / 100), Some(q / 100 * 100))),
+        prop_oneof![Just(";q=2"), Just(";q=0.1234"), Just(";q=abc"), Just(";q=1.5")].prop_map(|w| (w.to_owned(), None)),
+    ];
+    let items = proptest::collection::vec((range, weight), 0..40);
+    fuzz("accept_language", items, |items| {
+        let header = items
+            .iter()
+            .map(|(range, (weight, _))| format!("{range}{weight}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut best: Option<(u16, Lang)> = None;
+        for (range, (_, q)) in items.iter().take(32) {
+            let lang = match range.to_ascii_lowercase() {
+                r if r == "pt" || r.starts_with("pt-") => Lang::PtBr,
+                r if r == "en" || r.starts_with("en-") => Lang::En,
+                _ => continue,
+            };
+            match q {
+                Some(q) if *q > 0 && best.is_none_or(|(b, _)| *q > b) => best = Some((*q, lang)),
+                _ => {}
+            }
+        }
+        let expected = best.map_or(Lang::PtBr, |(_, lang)| lang);
+        prop_assert_eq!(Lang::negotiate(Some(&header)), expected, "{}", header);
+        Ok(best.is_some())
     });
 }
 

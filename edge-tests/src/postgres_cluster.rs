@@ -34,6 +34,37 @@ pub struct Cluster {
 impl Cluster {
     /// initdb + start + a migrated template database, in `dir`.
     pub fn start(dir: &Path) -> Cluster {
+        let cluster = Cluster::spawn(dir, &[], None);
+        cluster.wait_ready();
+        cluster.create_template();
+        cluster
+    }
+
+    /// A cluster that, over TCP, only speaks TLS (with `tls`'s server certificate) and asks for a
+    /// SCRAM password: what the seed's managed Postgres does. The superuser `postgres` gets
+    /// `password`; the local socket stays open for setup (`socket_superuser`).
+    pub fn start_requiring_tls(dir: &Path, tls: &TlsFiles, password: &str) -> Cluster {
+        let hba = "local all all trust\n\
+                   hostssl all all 127.0.0.1/32 scram-sha-256\n\
+                   hostnossl all all 127.0.0.1/32 reject\n";
+        let settings = [
+            "ssl=on".to_owned(),
+            format!("ssl_cert_file={}", tls.server_cert.display()),
+            format!("ssl_key_file={}", tls.server_key.display()),
+        ];
+        let cluster = Cluster::spawn(dir, &settings, Some(hba));
+        let mut client = cluster.wait_for_socket();
+        client
+            .batch_execute(&format!(
+                "ALTER ROLE postgres PASSWORD '{}'",
+                password.replace('\'', "''")
+            ))
+            .expect("set the password");
+        cluster
+    }
+
+    /// initdb, then the server with `settings` (`-c` values) and `hba` as its pg_hba.conf.
+    fn spawn(dir: &Path, settings: &[String], hba: Option<&str>) -> Cluster {
         let bin = pg_bindir();
         let data = dir.join("pgdata");
         std::fs::create_dir_all(dir).expect("cluster dir");
@@ -58,6 +89,10 @@ impl Cluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if let Some(hba) = hba {
+            write_file(&data.join("pg_hba.conf"), hba);
+            chown_service_user(dir);
+        }
         let port = free_port();
         let mut command = as_service_user(bin.join("postgres").to_str().expect("path"));
         command
@@ -87,6 +122,7 @@ impl Cluster {
                 "-c",
                 "log_min_messages=warning",
             ])
+            .args(settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("postgres.log")).expect("log file"));
         let process = Guarded::spawn(command).expect("start postgres");
@@ -94,14 +130,27 @@ impl Cluster {
             wait_for_port(port, Duration::from_secs(30)),
             "postgres did not listen on {port}"
         );
-        let cluster = Cluster {
+        Cluster {
             port,
             dir: dir.to_owned(),
             process,
-        };
-        cluster.wait_ready();
-        cluster.create_template();
-        cluster
+        }
+    }
+
+    /// The superuser over the cluster's Unix socket, once the server accepts connections.
+    pub fn wait_for_socket(&self) -> postgres::Client {
+        let config = format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.dir.display(),
+            self.port
+        );
+        for _ in 0..100 {
+            if let Ok(client) = postgres::Client::connect(&config, postgres::NoTls) {
+                return client;
+            }
+            std::thread::sleep(Duration::from_millis(100)); // polling interval, bounded by the loop
+        }
+        panic!("postgres never accepted connections on its socket");
     }
 
     fn wait_ready(&self) {
@@ -152,6 +201,94 @@ impl Cluster {
     pub fn kill(&mut self) {
         self.process.signal(libc::SIGKILL);
         let _ = self.process.child.wait();
+    }
+}
+
+/// A throwaway certificate authority and a server certificate it signed for `127.0.0.1` and
+/// `localhost`, made with the `openssl` command in `dir`.
+pub struct TlsFiles {
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+impl TlsFiles {
+    pub fn throwaway(dir: &Path) -> TlsFiles {
+        std::fs::create_dir_all(dir).expect("tls dir");
+        let path = |name: &str| dir.join(name);
+        write_file(
+            &path("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        );
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("run openssl (apt-get install openssl)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=babybook test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ]);
+        // Postgres refuses a key others can read.
+        std::fs::set_permissions(path("server.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod server.key");
+        chown_service_user(dir);
+        TlsFiles {
+            ca_cert: path("ca.pem"),
+            server_cert: path("server.pem"),
+            server_key: path("server.key"),
+        }
     }
 }
 

@@ -27,6 +27,13 @@ pub fn repo_root() -> PathBuf {
         .to_owned()
 }
 
+/// A directory of this test run's own (under `target/edge-stacks/<pid>/`), for a test's files.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = run_dir().join(name);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
 fn run_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -79,6 +86,10 @@ pub struct StackOptions {
     /// Global cache purges configured (`CF_ZONE_ID`, `CF_API_BASE`, `CACHE_PURGE_TOKEN`) against
     /// the purge API stand-in, `Stack::purge_api`.
     pub purge_api: bool,
+    /// Alerts sent (`ALERT_WEBHOOK_URL`) to the webhook stand-in, `Stack::alerts_received`.
+    pub alert_webhook: bool,
+    /// The `slo_burn` cron job reads the Analytics Engine SQL API stand-in, `Stack::sql_api`.
+    pub sql_api: bool,
 }
 
 impl StackOptions {
@@ -93,6 +104,8 @@ impl StackOptions {
             test_controls: true,
             dev_vars: false,
             purge_api: false,
+            alert_webhook: false,
+            sql_api: false,
         }
     }
 
@@ -142,6 +155,10 @@ pub struct Stack {
     pub origin: Mutex<StandIn>,
     /// The cache purge API stand-in and the zone id the Worker purges, when `purge_api` is set.
     pub purge_api: Option<(Mutex<StandIn>, String)>,
+    /// The alert webhook stand-in and the secret in its path, when `alert_webhook` is set.
+    pub webhook: Option<(Mutex<StandIn>, String)>,
+    /// The Analytics Engine SQL API stand-in and the read token the Worker is given.
+    pub sql_api: Option<(Mutex<StandIn>, String)>,
     wrangler: Mutex<Option<Guarded>>,
     log_lines: Arc<Mutex<Vec<String>>>,
     death: Death,
@@ -258,6 +275,14 @@ impl Stack {
                 random_hex(16),
             )
         });
+        let webhook = options.alert_webhook.then(|| {
+            let secret = random_hex(24);
+            (Mutex::new(StandIn::webhook(free_port(), secret.clone())), secret)
+        });
+        let sql_api = options.sql_api.then(|| {
+            let token = random_hex(32);
+            (Mutex::new(StandIn::sql_api(free_port(), token.clone())), token)
+        });
         let port = options.port.unwrap_or_else(free_port);
         let stack = Stack {
             name: options.name.clone(),
@@ -271,6 +296,8 @@ impl Stack {
             media: Mutex::new(media),
             origin: Mutex::new(origin),
             purge_api,
+            webhook,
+            sql_api,
             wrangler: Mutex::new(None),
             log_lines: Arc::default(),
             death: Arc::default(),
@@ -305,6 +332,20 @@ impl Stack {
                 format!("{}/client/v4", purge.lock().expect("purge").url()),
             ));
             vars.push(("CACHE_PURGE_TOKEN".into(), self.secrets.purge_token.clone()));
+        }
+        if let Some((webhook, secret)) = &self.webhook {
+            vars.push((
+                "ALERT_WEBHOOK_URL".into(),
+                format!("{}/hook/{secret}", webhook.lock().expect("webhook").url()),
+            ));
+        }
+        if let Some((sql_api, token)) = &self.sql_api {
+            vars.push(("CF_ACCOUNT_ID".into(), "0123456789abcdef0123456789abcdef".into()));
+            vars.push((
+                "CF_ANALYTICS_API_BASE".into(),
+                format!("{}/client/v4", sql_api.lock().expect("sql api").url()),
+            ));
+            vars.push(("CF_ANALYTICS_TOKEN".into(), token.clone()));
         }
         if !options.dev_vars {
             vars.push(("SESSION_KEY_CURRENT".into(), self.secrets.session_key.clone()));
@@ -797,6 +838,73 @@ impl Stack {
             .expect("json")
     }
 
+    /// Every POST the alert webhook stand-in received (`StackOptions::alert_webhook`), oldest
+    /// first: `at_ms`, `secret_ok`, `body` (the alert document), `status` (what it answered).
+    pub fn alerts_received(&self) -> Vec<Value> {
+        let (webhook, _) = self.webhook.as_ref().expect("a stack with alert_webhook");
+        let url = format!("{}/__control/requests", webhook.lock().expect("webhook").url());
+        reqwest::blocking::get(url)
+            .expect("webhook stand-in")
+            .json()
+            .expect("json")
+    }
+
+    /// Waits until the webhook received an alert document matching `pred`; returns it.
+    pub fn wait_for_alert(&self, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(found) = self.alerts_received().into_iter().find(|r| pred(&r["body"])) {
+                return found["body"].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stack {}: the webhook got no alert for {what} within {timeout:?}; it got {:?}. Tail:\n{}",
+                self.name,
+                self.alerts_received(),
+                self.log_tail(40)
+            );
+            std::thread::sleep(Duration::from_millis(100)); // polling interval, bounded by the deadline
+        }
+    }
+
+    /// Adds an answer rule to the SQL API stand-in (`{"matching", "status", "body", "times"}`).
+    pub fn sql_answer(&self, rule: Value) {
+        let (sql_api, _) = self.sql_api.as_ref().expect("a stack with sql_api");
+        let url = format!("{}/__control/answers", sql_api.lock().expect("sql api").url());
+        let status = reqwest::blocking::Client::new()
+            .put(url)
+            .header("content-type", "application/json")
+            .body(rule.to_string())
+            .send()
+            .expect("sql api stand-in control")
+            .status();
+        assert!(status.is_success(), "sql api stand-in control: {status}");
+    }
+
+    /// Every query the SQL API stand-in received: `at_ms`, `account`, `token_ok`, `sql`.
+    pub fn sql_queries(&self) -> Vec<Value> {
+        let (sql_api, _) = self.sql_api.as_ref().expect("a stack with sql_api");
+        let url = format!("{}/__control/requests", sql_api.lock().expect("sql api").url());
+        reqwest::blocking::get(url)
+            .expect("sql api stand-in")
+            .json()
+            .expect("json")
+    }
+
+    /// Makes the webhook stand-in answer 500 to its next `times` POSTs.
+    pub fn fail_webhook(&self, times: u32) {
+        let (webhook, _) = self.webhook.as_ref().expect("a stack with alert_webhook");
+        let url = format!("{}/__control/failure", webhook.lock().expect("webhook").url());
+        let status = reqwest::blocking::Client::new()
+            .put(url)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({"times": times}).to_string())
+            .send()
+            .expect("webhook stand-in control")
+            .status();
+        assert!(status.is_success(), "webhook stand-in control: {status}");
+    }
+
     /// Makes the purge API stand-in fail (`{"mode", "times", "matching"}`), or accept everything
     /// again with `None`.
     pub fn purge_failure(&self, failure: Option<Value>) {
@@ -841,6 +949,12 @@ impl Stack {
         self.origin.lock().expect("origin").stop();
         if let Some((purge, _)) = &self.purge_api {
             purge.lock().expect("purge").stop();
+        }
+        if let Some((webhook, _)) = &self.webhook {
+            webhook.lock().expect("webhook").stop();
+        }
+        if let Some((sql_api, _)) = &self.sql_api {
+            sql_api.lock().expect("sql api").stop();
         }
     }
 }

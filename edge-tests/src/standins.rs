@@ -1,4 +1,4 @@
-//! The media worker, origin API and cache purge API stand-ins (real HTTP servers from
+//! The media worker, origin API, cache purge API and alert webhook stand-ins (real HTTP servers from
 //! `babybook-ops`), run on a background runtime so they outlive any one test.
 
 use std::sync::OnceLock;
@@ -22,6 +22,8 @@ enum Kind {
     Media { media_token: Option<String> },
     Origin,
     Purge { token: String },
+    Webhook { secret: String },
+    SqlApi { token: String },
 }
 
 pub struct StandIn {
@@ -62,6 +64,28 @@ impl StandIn {
         s
     }
 
+    /// The alert webhook, accepting POSTs at `/hook/<secret>` only.
+    pub fn webhook(port: u16, secret: String) -> StandIn {
+        let mut s = StandIn {
+            port,
+            kind: Kind::Webhook { secret },
+            task: None,
+        };
+        s.start();
+        s
+    }
+
+    /// The Analytics Engine SQL API, accepting only `token`; its base URL is `url()` + `/client/v4`.
+    pub fn sql_api(port: u16, token: String) -> StandIn {
+        let mut s = StandIn {
+            port,
+            kind: Kind::SqlApi { token },
+            task: None,
+        };
+        s.start();
+        s
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -85,6 +109,8 @@ impl StandIn {
             Kind::Media { media_token } => babybook_ops::standin::media::router(media_token),
             Kind::Origin => babybook_ops::standin::origin::router(),
             Kind::Purge { token } => babybook_ops::standin::purge::router(Some(token)),
+            Kind::Webhook { secret } => babybook_ops::standin::webhook::router(secret),
+            Kind::SqlApi { token } => babybook_ops::standin::sql_api::router(Some(token)),
         };
         self.task = Some(runtime().spawn(async move {
             let _ = axum_serve(listener, router).await;

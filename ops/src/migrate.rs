@@ -14,15 +14,7 @@ pub async fn run(database_url: &str) -> Result<(), String> {
         .set_abort_missing(true)
         .run_async(&mut client)
         .await
-        .map_err(|e| {
-            let mut message = format!("migration failed: {e}");
-            let mut cause = std::error::Error::source(&e);
-            while let Some(inner) = cause {
-                message.push_str(&format!(": {inner}"));
-                cause = inner.source();
-            }
-            message
-        })?;
+        .map_err(|e| format!("migration failed: {}", crate::with_causes(&e)))?;
     let applied = report.applied_migrations();
     if applied.is_empty() {
         println!("migrations: up to date");

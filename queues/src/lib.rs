@@ -19,7 +19,7 @@ pub use dead_job::{DeadJob, DeadLetter, Failure, FailureClass, FailureKind};
 pub use ids::{Id, TraceId};
 pub use message::{Job, JobMessage, JobType, ReapTarget, SCHEMA_VERSION};
 pub use outcome::{retry_delay_seconds, Decision, MediaOutcome, MAX_ATTEMPTS, RETRY_BASE_SECONDS, RETRY_CAP_SECONDS};
-pub use timestamp::{format_rfc3339_millis, parse_rfc3339_millis};
+pub use timestamp::{civil_from_days, days_from_civil, format_rfc3339_millis, parse_rfc3339_millis};
 
 /// Why a message body could not become a [`JobMessage`].
 #[derive(Debug, Clone, PartialEq, Eq)]

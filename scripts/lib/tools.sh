@@ -9,12 +9,58 @@ WORKER_BUILD_VERSION="0.8.7"
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
+# The script's header comment (after the #! line, up to the first line that is not a comment):
+# its usage.
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
+
+# `-h`/`--help` anywhere: the usage on stdout, exit 0, before anything is installed, built or
+# started. Any other argument not in the script's list ($1, space-separated; "*" takes any):
+# the usage on stderr, exit 2.
+answer_help() {
+  local allowed=$1 arg; shift
+  for arg in "$@"; do
+    case "$arg" in -h|--help) usage; exit 0 ;; esac
+  done
+  [ "$allowed" = "*" ] && return 0
+  for arg in "$@"; do
+    case " $allowed " in
+      *" ${arg%%=*} "*) ;;
+      *) printf 'unknown argument: %s\n\n' "$arg" >&2; usage >&2; exit 2 ;;
+    esac
+  done
+}
+
 # The wasm-bindgen version pinned in Cargo.lock: the CLI must match it exactly.
 wasm_bindgen_version() {
   awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' "$REPO/Cargo.lock"
 }
 
+# rust-toolchain.toml pins the toolchain. When that version is not installed under its own name
+# but is the installed stable (these machines cannot download toolchains), it is linked to
+# stable's directory; otherwise rustup is asked to install it.
+ensure_pinned_toolchain() {
+  local pinned home host stable
+  pinned="$(sed -n 's/^channel *= *"\([^"]*\)".*/\1/p' "$REPO/rust-toolchain.toml")"
+  [ -n "$pinned" ] || die "no channel in rust-toolchain.toml"
+  RUSTUP_TOOLCHAIN="$pinned" rustc --version >/dev/null 2>&1 && return 0
+  stable="$(RUSTUP_TOOLCHAIN=stable rustc --version 2>/dev/null | awk '{print $2}')"
+  host="$(RUSTUP_TOOLCHAIN=stable rustc -vV 2>/dev/null | sed -n 's/^host: //p')"
+  home="${RUSTUP_HOME:-$HOME/.rustup}"
+  if [ "$stable" = "$pinned" ] && [ -d "$home/toolchains/stable-$host" ]; then
+    say "Rust $pinned (rust-toolchain.toml) is the installed stable: linking it under its own name"
+    ln -sfn "$home/toolchains/stable-$host" "$home/toolchains/$pinned-$host"
+  else
+    say "rustup toolchain install $pinned (rust-toolchain.toml; the installed stable is ${stable:-none})"
+    rustup toolchain install "$pinned" --profile minimal --component clippy,rustfmt \
+      --target wasm32-unknown-unknown ||
+      die "Rust $pinned is pinned in rust-toolchain.toml and could not be installed"
+  fi
+  RUSTUP_TOOLCHAIN="$pinned" rustc --version >/dev/null || die "Rust $pinned is still not usable"
+}
+
 ensure_rust_tools() {
+  command -v rustup >/dev/null || die "rustup not found: install Rust with rustup (https://rustup.rs)"
+  ensure_pinned_toolchain
   command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
   if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     say "rustup target add wasm32-unknown-unknown"

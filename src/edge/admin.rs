@@ -11,7 +11,7 @@ use crate::telemetry::Level;
 use super::context::{self, RequestContext};
 use super::cron_jobs;
 use super::dead_letters;
-use super::pipeline::Incoming;
+use super::exchange::Incoming;
 use super::{job_rows, jobs};
 
 const MAX_PER_CALL: u32 = 500;
@@ -125,4 +125,48 @@ pub async fn prewarm(cx: &RequestContext) -> Result<Reply, ApiError> {
         .await
         .map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e))?;
     Ok(Reply::json(200, &report))
+}
+
+/// `GET /admin/switches`: every switch, its value and whether it comes from the switch or the
+/// deploy-time default.
+pub async fn switches(cx: &RequestContext) -> Result<Reply, ApiError> {
+    let snapshot = super::switches::snapshot(&cx.io, cx.config()).await;
+    Ok(Reply::json(
+        200,
+        &serde_json::json!({
+            "switches": crate::switches::describe(&snapshot, cx.config().read_only),
+            "effect_within_seconds": crate::switches::EFFECT_BOUND_SECONDS,
+        }),
+    ))
+}
+
+/// `POST /admin/switches` with `{"switch": "read-only", "on": true}`: flips a switch for every
+/// isolate (within `EFFECT_BOUND_SECONDS`), no deploy; the audit line names the operator.
+pub async fn set_switch(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
+    let body = json_object(&incoming.body)?;
+    let switch = body
+        .get("switch")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| ApiError::validation(vec![("switch".into(), "required: the switch's name".into())]))
+        .and_then(|name| {
+            crate::switches::Switch::parse(name).map_err(|e| ApiError::validation(vec![("switch".into(), e)]))
+        })?;
+    let on = body
+        .get("on")
+        .and_then(|v| v.as_bool())
+        .ok_or_else(|| ApiError::validation(vec![("on".into(), "required: true or false".into())]))?;
+    super::switches::set(&cx.io, switch, on).await.map_err(unavailable)?;
+    context::emit(
+        &cx.line(Level::Warn, "switch flipped")
+            .field("switch", switch.name())
+            .field("on", on),
+    );
+    Ok(Reply::json(
+        200,
+        &serde_json::json!({
+            "switch": switch.name(),
+            "on": on,
+            "effect_within_seconds": crate::switches::EFFECT_BOUND_SECONDS,
+        }),
+    ))
 }

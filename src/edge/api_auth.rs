@@ -4,6 +4,7 @@ use tokio_postgres::types::Type;
 
 use babybook_jobs::Id;
 
+use crate::alerts::Alert;
 use crate::api_input::LoginRequest;
 use crate::csrf;
 use crate::error::{ApiError, ErrorCode};
@@ -13,9 +14,9 @@ use crate::reply::Reply;
 use crate::session::{self, Session};
 use crate::telemetry::Level;
 
-use super::context::{self, RequestContext};
+use super::context::RequestContext;
 use super::db::{self, col, Budget, Scope};
-use super::pipeline::{Incoming, Notes};
+use super::exchange::{Incoming, Notes};
 use super::rate_limiter::{self, Verdict};
 
 fn keys(cx: &RequestContext) -> Result<&crate::session::SessionKeys, ApiError> {
@@ -40,30 +41,35 @@ pub fn csrf_token(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, Api
     Ok(Reply::json(200, &serde_json::json!({ "csrf_token": token })).header("set-cookie", csrf::set_cookie(&token)))
 }
 
-pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) -> Result<Reply, ApiError> {
-    let request = LoginRequest::parse(&incoming.body)?;
+/// The email-keyed sign-in limits; `Some` is the refusal. Reaching the ceiling alerts.
+async fn email_limits(cx: &RequestContext, email: &str, notes: &mut Notes) -> Option<Reply> {
     // The strict limit first: guesses from one network that it stops never count to the ceiling.
-    let strict = rate_limit::email_and_network(request.email.as_str(), &cx.client_ip);
-    for (policy, subject) in [
-        (&LOGIN_EMAIL, strict.as_str()),
-        (&LOGIN_EMAIL_CEILING, request.email.as_str()),
-    ] {
+    let strict = rate_limit::email_and_network(email, &cx.client_ip);
+    for (policy, subject) in [(&LOGIN_EMAIL, strict.as_str()), (&LOGIN_EMAIL_CEILING, email)] {
         if let Verdict::Refused(reply) = rate_limiter::check(cx, policy, subject, false, None).await {
             notes.rejection = Some("rate_limited");
             notes.fields.push(("rate_limit_policy", policy.name.into()));
             if *policy == LOGIN_EMAIL_CEILING {
-                context::emit(
-                    &cx.line(Level::Error, "login attempts on one email from many networks")
-                        .field("alert", "login_email_ceiling")
-                        .field("severity", "sev3")
+                super::alerts::raise(
+                    &cx.io,
+                    cx.config(),
+                    Alert::LoginEmailCeiling
+                        .on(cx.line(Level::Error, "login attempts on one email from many networks"))
                         .field("email_key", rate_limit::key(policy, subject))
                         .field("client_network", rate_limit::client_network(&cx.client_ip))
-                        .field("limit_per_minute", policy.limit)
-                        .field("runbook", "docs/runbooks/abuse.md#login-email-ceiling"),
+                        .field("limit_per_minute", policy.limit),
                 );
             }
-            return Ok(reply);
+            return Some(reply);
         }
+    }
+    None
+}
+
+pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) -> Result<Reply, ApiError> {
+    let request = LoginRequest::parse(&incoming.body)?;
+    if let Some(refusal) = email_limits(cx, request.email.as_str(), notes).await {
+        return Ok(refusal);
     }
     let email = request.email.as_str().to_owned();
     let keys = keys(cx)?;

@@ -12,32 +12,16 @@ use babybook_jobs::{Id, Job, JobMessage};
 use crate::api_input::UploadCompleteRequest;
 use crate::error::{ApiError, ErrorCode};
 use crate::reply::Reply;
-use crate::session::Session;
 use crate::telemetry::Level;
 
 use super::context::{self, RequestContext};
 use super::db::{self, col, Budget, Scope};
+use super::exchange::{new_id, path_id, Incoming};
 use super::media_client;
-use super::pipeline::Incoming;
 use super::{job_rows, jobs};
 
-fn session(incoming: &Incoming) -> Result<&Session, ApiError> {
-    incoming
-        .session
-        .as_ref()
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no session"))
-}
-
-fn path_id(text: &str) -> Result<Id, ApiError> {
-    Id::parse(text).map_err(|_| ApiError::new(ErrorCode::NotFound, "path id is not a UUID"))
-}
-
-fn new_id() -> Result<Id, ApiError> {
-    crate::secure_random::new_id().map_err(|e| ApiError::new(ErrorCode::Internal, format!("randomness: {e}")))
-}
-
 pub async fn get_asset(cx: &RequestContext, incoming: &Incoming, id: &str) -> Result<Reply, ApiError> {
-    let s = session(incoming)?;
+    let s = incoming.session()?;
     let id = path_id(id)?.to_string();
     let media = cx.config().media_origin.clone();
     let json = db::transaction(&cx.io, Scope::session(s), Budget::Hot, async |tx| {
@@ -95,7 +79,7 @@ async fn publish_or_defer(cx: &RequestContext, message: &JobMessage, what: &str)
 }
 
 pub async fn upload_complete(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
-    let s = session(incoming)?;
+    let s = incoming.session()?;
     let request = UploadCompleteRequest::parse(&incoming.body)?;
     let asset = request.asset_id.to_string();
 
@@ -153,7 +137,33 @@ pub async fn upload_complete(cx: &RequestContext, incoming: &Incoming) -> Result
     }
 
     // 2. The client's size and ETag are claims: check them against storage.
-    let stored = media_client::object_info(cx.config(), &original_key, cx.trace_id.as_str())
+    let (size, etag) = stored_upload(cx, &original_key, &request).await?;
+
+    // 3. Mark it queued and COMMIT, then publish.
+    let job_id = new_id()?;
+    let job_text = job_id.to_string();
+    let queued = db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
+        tx.exec(
+            "UPDATE asset SET status = 'queued', job_id = $2::uuid, queued_at = now(), size_bytes = $3, etag = $4, updated_at = now()
+             WHERE id = $1::uuid AND status = 'pending' RETURNING 1",
+            &[(&asset, Type::TEXT), (&job_text, Type::TEXT), (&size, Type::INT8), (&etag, Type::TEXT)],
+        )
+        .await
+    })
+    .await?;
+    if queued == 1 {
+        publish_or_defer(cx, &job_for(job_id), &asset).await;
+    }
+    Ok(accepted(body("queued")))
+}
+
+/// The stored object's size and ETag, when they are what the client says it uploaded.
+async fn stored_upload(
+    cx: &RequestContext,
+    original_key: &str,
+    request: &UploadCompleteRequest,
+) -> Result<(i64, String), ApiError> {
+    let stored = media_client::object_info(cx.config(), original_key, cx.trace_id.as_str())
         .await
         .map_err(|f| {
             ApiError::new(
@@ -175,30 +185,15 @@ pub async fn upload_complete(cx: &RequestContext, incoming: &Incoming) -> Result
     if etag != request.etag {
         problems.push(("etag".to_owned(), "does not match the uploaded object".to_owned()));
     }
-    if !problems.is_empty() {
-        return Err(ApiError::validation(problems));
+    if problems.is_empty() {
+        Ok((size, etag))
+    } else {
+        Err(ApiError::validation(problems))
     }
-
-    // 3. Mark it queued and COMMIT, then publish.
-    let job_id = new_id()?;
-    let job_text = job_id.to_string();
-    let queued = db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
-        tx.exec(
-            "UPDATE asset SET status = 'queued', job_id = $2::uuid, queued_at = now(), size_bytes = $3, etag = $4, updated_at = now()
-             WHERE id = $1::uuid AND status = 'pending' RETURNING 1",
-            &[(&asset, Type::TEXT), (&job_text, Type::TEXT), (&size, Type::INT8), (&etag, Type::TEXT)],
-        )
-        .await
-    })
-    .await?;
-    if queued == 1 {
-        publish_or_defer(cx, &job_for(job_id), &asset).await;
-    }
-    Ok(accepted(body("queued")))
 }
 
 pub async fn delete_asset(cx: &RequestContext, incoming: &Incoming, id: &str) -> Result<Reply, ApiError> {
-    let s = session(incoming)?;
+    let s = incoming.session()?;
     let asset_id = path_id(id)?;
     let asset = asset_id.to_string();
     db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
@@ -230,7 +225,7 @@ pub async fn delete_asset(cx: &RequestContext, incoming: &Incoming, id: &str) ->
 }
 
 pub async fn create_export(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
-    let s = session(incoming)?;
+    let s = incoming.session()?;
     let export = db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
         col::<String>(
             &tx.one(

@@ -9,12 +9,11 @@ use babybook_jobs::Id;
 use crate::api_input::{CreateShareRequest, UpdateShareRequest};
 use crate::error::{ApiError, ErrorCode};
 use crate::reply::Reply;
-use crate::session::Session;
 use crate::share::{ShareToken, TokenHash};
 
 use super::context::RequestContext;
 use super::db::{self, col, Budget, Scope, Tx};
-use super::pipeline::Incoming;
+use super::exchange::{path_id, Incoming};
 use super::share_cache;
 
 /// The JSON of one share (never its token: only the hash is stored).
@@ -24,26 +23,14 @@ const SHARE_JSON: &str = "json_build_object(
     'status', CASE WHEN l.revoked_at IS NOT NULL THEN 'revoked'
                    WHEN l.expires_at IS NOT NULL AND l.expires_at <= now() THEN 'expired' ELSE 'live' END)";
 
-fn session(incoming: &Incoming) -> Result<&Session, ApiError> {
-    incoming
-        .session
-        .as_ref()
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no session"))
-}
-
 fn json_reply(status: u16, json: String) -> Reply {
     Reply::new(status)
         .header("content-type", "application/json; charset=utf-8")
         .with_body(json.into_bytes())
 }
 
-/// A path id that is not a UUID names nothing: 404, like an id of another account.
-fn path_id(text: &str) -> Result<Id, ApiError> {
-    Id::parse(text).map_err(|_| ApiError::new(ErrorCode::NotFound, "path id is not a UUID"))
-}
-
 pub async fn list(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
-    let s = session(incoming)?;
+    let s = incoming.session()?;
     let sql = format!(
         "SELECT coalesce(json_agg({SHARE_JSON} ORDER BY l.created_at DESC), '[]'::json)::text FROM share_link l"
     );
@@ -79,7 +66,7 @@ async fn child_of_moments(tx: &Tx, ids: &[String]) -> Result<String, ApiError> {
 }
 
 pub async fn create(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
-    let s = session(incoming)?;
+    let s = incoming.session()?;
     let request = CreateShareRequest::parse(&incoming.body)?;
     let token = ShareToken::generate().map_err(|e| ApiError::new(ErrorCode::Internal, format!("randomness: {e}")))?;
     let hash = token.hash().0.to_vec();
@@ -124,7 +111,7 @@ pub async fn create(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, A
 }
 
 pub async fn update(cx: &RequestContext, incoming: &Incoming, id: &str) -> Result<Reply, ApiError> {
-    let s = session(incoming)?;
+    let s = incoming.session()?;
     let id = path_id(id)?.to_string();
     let request = UpdateShareRequest::parse(&incoming.body)?;
     let ids: Option<Vec<String>> = request
@@ -175,7 +162,7 @@ pub async fn update(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
 /// Revokes a share: the next request for its page is the 404 page (the cache is purged here at
 /// once, in every data center in the background).
 pub async fn revoke(cx: &RequestContext, incoming: &Incoming, id: &str) -> Result<Reply, ApiError> {
-    let s = session(incoming)?;
+    let s = incoming.session()?;
     let id = path_id(id)?.to_string();
     let hash = db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
         let row = tx

@@ -19,7 +19,8 @@ use crate::telemetry::{Level, LogLine};
 
 use super::context::{self, Io, Settings};
 use super::db::{self, Budget, Scope};
-use super::{job_rows, jobs, media_client, share_cache, test_controls};
+use super::faults::{self, Fault};
+use super::{job_rows, jobs, media_client, share_cache};
 
 /// What became of one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +140,7 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
     context::emit(&line);
     record_metrics(
         &io,
+        &settings.config.deployed,
         &queue,
         size,
         count(Fate::Acked),
@@ -152,7 +154,7 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
 /// Chaos drill (seed §7.4, scenario 1), local test runs only: the `consumer_paused` fault holds
 /// the batch, as a stopped consumer would, so the backlog and its age grow behind it.
 async fn wait_while_paused(config: &Config) {
-    if !super::test_controls::fault(config, "consumer_paused") {
+    if !faults::is_on(config, Fault::ConsumerPaused) {
         return;
     }
     context::emit(&context::line(
@@ -162,7 +164,7 @@ async fn wait_while_paused(config: &Config) {
         "consumer paused",
     ));
     let mut waited_ms = 0;
-    while super::test_controls::fault(config, "consumer_paused") && waited_ms < 120_000 {
+    while faults::is_on(config, Fault::ConsumerPaused) && waited_ms < 120_000 {
         worker::Delay::from(std::time::Duration::from_millis(250)).await;
         waited_ms += 250;
     }
@@ -180,6 +182,7 @@ fn batch_metric(batch: &worker::worker_sys::MessageBatch, name: &str) -> Option<
 #[allow(clippy::too_many_arguments)]
 fn record_metrics(
     io: &Io,
+    deployed: &crate::telemetry::DeployedVersion,
     queue: &str,
     size: usize,
     acked: usize,
@@ -192,6 +195,8 @@ fn record_metrics(
         let _ = worker::AnalyticsEngineDataPointBuilder::new()
             .indexes([queue])
             .add_blob(queue)
+            .add_blob(deployed.id.as_str())
+            .add_blob(deployed.tag.as_str())
             .doubles([
                 size as f64,
                 acked as f64,
@@ -210,36 +215,10 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
     let body = delivery.body_text();
     let message = match JobMessage::parse(&body) {
         Ok(message) => message,
-        Err(e) => {
-            // A poison pill: dead at once, kept verbatim for the operator, never a retry loop.
-            let dead = DeadJob::of_unreadable(
-                &body,
-                Failure::new(FailureKind::InvalidMessage, None, &e.0).with_attempts(attempts),
-                now,
-            );
-            let trace = context::new_trace_id();
-            let line = context::line(config, &trace, Level::Warn, "job unreadable")
-                .field("message_id", delivery.id())
-                .field("detail", e.0);
-            return (send_to_dlq(delivery, io, config, dead, line).await, None);
-        }
+        Err(e) => return (unreadable(delivery, io, config, &body, &e.0, now).await, None),
     };
     let queue_time_ms = now - message.enqueued_at_ms();
-    let line = |level: Level, text: &str| {
-        let mut line = context::line(config, &message.trace_id, level, text)
-            .account(&message.account_id)
-            .field("job_id", message.job_id.to_string())
-            .field("job_type", message.job_type().as_str())
-            .field("attempt", attempts)
-            .field("queue_time_ms", queue_time_ms);
-        if let Some(asset) = message.job.asset_id() {
-            line = line.field("asset_id", asset.to_string());
-        }
-        if let Job::Purge { token_hash, .. } = &message.job {
-            line = line.field("token_hash", token_hash.get(..12).unwrap_or_default());
-        }
-        line
-    };
+    let line = |level: Level, text: &str| job_line(config, &message, attempts, queue_time_ms, level, text);
     context::emit(&line(Level::Info, "job received"));
     if let Job::Purge {
         token_hash,
@@ -293,7 +272,68 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
             Decision::after(MediaOutcome::Failed(failure), attempts)
         }
     };
-    let fate = match decision {
+    let fate = settle(
+        delivery,
+        io,
+        config,
+        &message,
+        &holder,
+        decision,
+        last_failure.as_ref(),
+        &line,
+    )
+    .await;
+    (fate, Some(queue_time_ms))
+}
+
+/// A log line about one job: its ids, type, attempt and time in the queue.
+fn job_line(
+    config: &Config,
+    message: &JobMessage,
+    attempts: u32,
+    queue_time_ms: i64,
+    level: Level,
+    text: &str,
+) -> LogLine {
+    let mut line = context::line(config, &message.trace_id, level, text)
+        .account(&message.account_id)
+        .field("job_id", message.job_id.to_string())
+        .field("job_type", message.job_type().as_str())
+        .field("attempt", attempts)
+        .field("queue_time_ms", queue_time_ms);
+    if let Some(asset) = message.job.asset_id() {
+        line = line.field("asset_id", asset.to_string());
+    }
+    if let Job::Purge { token_hash, .. } = &message.job {
+        line = line.field("token_hash", token_hash.get(..12).unwrap_or_default());
+    }
+    line
+}
+
+/// A poison pill: dead at once, kept verbatim for the operator, never a retry loop.
+async fn unreadable(delivery: &Delivery, io: &Io, config: &Config, body: &str, problem: &str, now: i64) -> Fate {
+    let failure = Failure::new(FailureKind::InvalidMessage, None, problem).with_attempts(delivery.attempts());
+    let dead = DeadJob::of_unreadable(body, failure, now);
+    let trace = context::new_trace_id();
+    let line = context::line(config, &trace, Level::Warn, "job unreadable")
+        .field("message_id", delivery.id())
+        .field("detail", problem);
+    send_to_dlq(delivery, io, config, dead, line).await
+}
+
+/// Carries out the decision on a delivery: ack, retry (releasing the lease), or dead letter.
+#[allow(clippy::too_many_arguments)]
+async fn settle(
+    delivery: &Delivery,
+    io: &Io,
+    config: &Config,
+    message: &JobMessage,
+    holder: &str,
+    decision: Decision,
+    last_failure: Option<&Failure>,
+    line: &dyn Fn(Level, &str) -> LogLine,
+) -> Fate {
+    match decision {
         Decision::Ack => {
             delivery.ack();
             context::emit(&line(Level::Info, "job done"));
@@ -302,10 +342,10 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
         Decision::Retry { delay_seconds } => {
             let mut retry = line(Level::Warn, "job retry").field("delay_seconds", delay_seconds);
             if let Some(subject) = job_rows::Subject::of(&message.job) {
-                let released = if test_controls::fault(config, JOB_DB_AFTER_CLAIM) {
+                let released = if faults::is_on(config, Fault::JobDbAfterClaim) {
                     Err(fault_error())
                 } else {
-                    job_rows::release(io, message.account_id, subject, &holder).await
+                    job_rows::release(io, message.account_id, subject, holder).await
                 };
                 if let Err(e) = released {
                     // The retry of this same message takes its own lease back.
@@ -313,7 +353,7 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
                 }
             }
             delivery.retry(delay_seconds);
-            if let Some(failure) = &last_failure {
+            if let Some(failure) = last_failure {
                 retry = retry
                     .field("failure_kind", serde_json::to_value(failure.kind).unwrap_or_default())
                     .field("failure_status", failure.status)
@@ -326,7 +366,7 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
             // The dead record first, then the row: a failure between the two leaves the row
             // leased (this message's retry, or the sweep, brings the job back), never a `failed`
             // row without its record.
-            let dead = DeadJob::of_job(message.clone(), failure.clone(), now);
+            let dead = DeadJob::of_job(message.clone(), failure.clone(), context::now_ms());
             let fate = send_to_dlq(delivery, io, config, dead, line(Level::Warn, "job dead")).await;
             if fate == Fate::Dead {
                 if let Some(subject) = job_rows::Subject::of(&message.job) {
@@ -336,13 +376,8 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
             }
             fate
         }
-    };
-    (fate, Some(queue_time_ms))
+    }
 }
-
-/// Test fault: every job-row write after the claim fails, as when the database dies mid-job
-/// (the final update and the release alike).
-const JOB_DB_AFTER_CLAIM: &str = "job_db_after_claim";
 
 fn fault_error() -> ApiError {
     ApiError::new(
@@ -447,7 +482,7 @@ async fn purge(
                     failure_line = failure_line.field("publish_error", e);
                 }
             }
-            context::emit(&failure_line);
+            super::alerts::raise(io, config, failure_line);
             Fate::Retried
         }
     }
@@ -523,6 +558,28 @@ async fn claim(
     )
 }
 
+/// Claims the job's row and asks the media worker: its finished answer, or the step that ends
+/// the job here (someone else's claim, still running, failed).
+async fn claimed_and_run(
+    io: &Io,
+    config: &Config,
+    message: &JobMessage,
+    subject: job_rows::Subject,
+    holder: &str,
+) -> Result<Result<media_client::Answer, Step>, ApiError> {
+    if let Some(step) = claim(io, message, subject, holder).await? {
+        return Ok(Err(step));
+    }
+    let answer = media_client::run_job(config, message).await;
+    if let Some(after) = answer.running {
+        return Ok(Err(Step::Running(after)));
+    }
+    if let MediaOutcome::Failed(failure) = answer.outcome {
+        return Ok(Err(Step::Failed(failure)));
+    }
+    Ok(Ok(answer))
+}
+
 async fn process_asset(
     io: &Io,
     config: &Config,
@@ -530,22 +587,16 @@ async fn process_asset(
     asset_id: Id,
     holder: &str,
 ) -> Result<Step, ApiError> {
-    if let Some(step) = claim(io, message, job_rows::Subject::Asset(asset_id), holder).await? {
-        return Ok(step);
-    }
-    let answer = media_client::run_job(config, message).await;
-    if let Some(after) = answer.running {
-        return Ok(Step::Running(after));
-    }
-    if let MediaOutcome::Failed(failure) = answer.outcome {
-        return Ok(Step::Failed(failure));
-    }
+    let answer = match claimed_and_run(io, config, message, job_rows::Subject::Asset(asset_id), holder).await? {
+        Ok(answer) => answer,
+        Err(step) => return Ok(step),
+    };
     // Untrusted output never reaches the row (a bad one would break every page showing it).
     let output = match lifecycle::media_output(&answer.body) {
         Ok(output) => output,
         Err(failure) => return Ok(Step::Failed(failure)),
     };
-    if test_controls::fault(config, JOB_DB_AFTER_CLAIM) {
+    if faults::is_on(config, Fault::JobDbAfterClaim) {
         return Err(fault_error());
     }
     job_rows::finish_asset(io, message.account_id, asset_id, &output).await?;
@@ -559,16 +610,10 @@ async fn process_export(
     export_id: Id,
     holder: &str,
 ) -> Result<Step, ApiError> {
-    if let Some(step) = claim(io, message, job_rows::Subject::Export(export_id), holder).await? {
-        return Ok(step);
-    }
-    let answer = media_client::run_job(config, message).await;
-    if let Some(after) = answer.running {
-        return Ok(Step::Running(after));
-    }
-    if let MediaOutcome::Failed(failure) = answer.outcome {
-        return Ok(Step::Failed(failure));
-    }
+    let answer = match claimed_and_run(io, config, message, job_rows::Subject::Export(export_id), holder).await? {
+        Ok(answer) => answer,
+        Err(step) => return Ok(step),
+    };
     let key = answer
         .body
         .get("object_key")

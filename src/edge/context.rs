@@ -8,9 +8,9 @@ use worker::{Date, Env};
 
 use babybook_jobs::TraceId;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{binding, Config, ConfigError};
 use crate::session::{SessionKeys, SigningKey};
-use crate::telemetry::{Level, LogContext, LogLine};
+use crate::telemetry::{DeployedVersion, Level, LogContext, LogLine};
 
 /// Configuration and keys, parsed once per isolate. Parsing is synchronous, so concurrent
 /// requests never wait on one another's initialisation.
@@ -33,7 +33,8 @@ fn lookup(env: &Env, name: &str) -> Option<String> {
 pub fn settings(env: &Env) -> Result<Rc<Settings>, ConfigError> {
     SETTINGS.with(|cell| {
         cell.get_or_init(|| {
-            let config = Config::from_lookup(|name| lookup(env, name))?;
+            let mut config = Config::from_lookup(|name| lookup(env, name))?;
+            config.deployed = deployed_version(env);
             let session_keys = config.session_key_current.as_ref().map(|current| SessionKeys {
                 current: SigningKey::new(current.expose()),
                 previous: config
@@ -45,6 +46,28 @@ pub fn settings(env: &Env) -> Result<Rc<Settings>, ConfigError> {
         })
         .clone()
     })
+}
+
+/// The version metadata binding's id and tag (read as plain properties: `wrangler dev` gives a
+/// plain object, not the runtime's class).
+fn deployed_version(env: &Env) -> DeployedVersion {
+    let Ok(metadata) = js_sys::Reflect::get(env, &binding::VERSION_METADATA.into()) else {
+        return DeployedVersion::unknown();
+    };
+    if !metadata.is_object() {
+        return DeployedVersion::unknown();
+    }
+    let text = |key: &str| {
+        js_sys::Reflect::get(&metadata, &key.into())
+            .ok()
+            .and_then(|v| v.as_string())
+            .unwrap_or_default()
+    };
+    let id = text("id");
+    DeployedVersion {
+        id: if id.is_empty() { "unknown".into() } else { id },
+        tag: text("tag"),
+    }
 }
 
 /// Wall-clock epoch milliseconds. (Inside a Worker the clock advances only across I/O, which is
@@ -70,11 +93,22 @@ pub fn emit(line: &LogLine) {
     }
 }
 
+/// A log line written before the configuration could be read (it names no environment).
+pub fn unconfigured_line(level: Level, message: &str, trace_id: &TraceId) -> LogLine {
+    let context = LogContext {
+        env: "unconfigured",
+        trace_id: trace_id.to_string(),
+        deployed: DeployedVersion::unknown(),
+    };
+    LogLine::new(level, message, &context, now_ms())
+}
+
 /// A log line for a job or cron run, outside any request.
 pub fn line(config: &Config, trace_id: &TraceId, level: Level, message: &str) -> LogLine {
     let context = LogContext {
         env: config.environment.as_str(),
         trace_id: trace_id.to_string(),
+        deployed: config.deployed.clone(),
     };
     LogLine::new(level, message, &context, now_ms())
 }

@@ -32,7 +32,7 @@ use babybook_jobs::Id;
 use crate::config::binding;
 use crate::error::{ApiError, ErrorCode};
 
-use super::test_controls::{count, Counter};
+use super::faults::{count, Counter};
 use super::timeout::within;
 
 /// Whose rows the unit of work may see.

@@ -11,6 +11,7 @@ use worker::Bucket;
 
 use babybook_jobs::{DeadJob, DeadLetter, FailureClass};
 
+use crate::alerts::Alert;
 use crate::config::binding;
 use crate::telemetry::Level;
 
@@ -71,9 +72,8 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
             .as_ref()
             .map(|j| j.trace_id.clone())
             .unwrap_or_else(context::new_trace_id);
-        let mut line = context::line(config, &trace, Level::Error, "dead job")
-            .field("alert", "dlq_item")
-            .field("severity", "sev2")
+        let mut line = Alert::DlqItem
+            .on(context::line(config, &trace, Level::Error, "dead job"))
             .field("classification", class.as_str())
             .field(
                 "action",
@@ -85,8 +85,7 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
             )
             .field("attempts", dead.failure.attempts)
             .field("last_error", serde_json::to_value(&dead.failure).unwrap_or_default())
-            .field("dead_job_key", key)
-            .field("runbook", "docs/runbooks/dlq.md");
+            .field("dead_job_key", key);
         if let Some(job) = &dead.job {
             line = line
                 .account(&job.account_id)
@@ -96,7 +95,7 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
                 line = line.field("asset_id", asset.to_string());
             }
         }
-        context::emit(&line);
+        super::alerts::raise(&io, config, line);
         delivery.ack();
     }
 }

@@ -30,10 +30,8 @@ fn settings_or_log(env: &Env) -> Option<Rc<Settings>> {
     match context::settings(env) {
         Ok(settings) => Some(settings),
         Err(e) => {
-            worker::console_error!(
-                "{{\"level\":\"ERROR\",\"message\":\"configuration error\",\"detail\":{:?}}}",
-                e.to_string()
-            );
+            let line = context::unconfigured_line(Level::Error, "configuration error", &context::new_trace_id());
+            context::emit(&line.field("detail", e.to_string()));
             None
         }
     }
@@ -61,9 +59,13 @@ pub fn queue(batch: worker::worker_sys::MessageBatch, env: Env, ctx: worker::wor
         } else if queue.starts_with(queue_name::JOBS) {
             consumer::consume(batch, io, settings).await;
         } else {
-            worker::console_error!(
-                "{{\"level\":\"ERROR\",\"message\":\"batch from an unknown queue\",\"queue\":{queue:?}}}"
+            let line = context::line(
+                &settings.config,
+                &context::new_trace_id(),
+                Level::Error,
+                "batch from an unknown queue",
             );
+            context::emit(&line.field("queue", queue));
         }
         Ok(JsValue::UNDEFINED)
     })

@@ -8,7 +8,7 @@ use babybook_jobs::{lifecycle, DeadJob, JobMessage};
 
 use crate::config::{binding, Config};
 
-use super::test_controls;
+use super::faults::{self, Fault};
 
 fn json_value(text: &str) -> Result<JsValue, String> {
     js_sys::JSON::parse(text).map_err(|e| format!("JSON.parse: {e:?}"))
@@ -43,7 +43,7 @@ pub async fn publish_after(env: &Env, config: &Config, message: &JobMessage, del
 
 /// The `queue_publish` test fault: every publish to `jobs` fails as in an outage.
 fn publish_fault(config: &Config) -> Result<(), String> {
-    if test_controls::fault(config, "queue_publish") {
+    if faults::is_on(config, Fault::QueuePublish) {
         return Err("queue_publish fault switched on (test control)".into());
     }
     Ok(())
@@ -77,7 +77,7 @@ pub async fn publish_all(env: &Env, config: &Config, messages: &[JobMessage]) ->
 /// Sends a dead job to `jobs-dlq` without burning the remaining retries. The `dlq_publish` test
 /// fault makes it fail like a DLQ outage would.
 pub async fn dead_letter(env: &Env, config: &Config, dead: &DeadJob) -> Result<(), String> {
-    if test_controls::fault(config, "dlq_publish") {
+    if faults::is_on(config, Fault::DlqPublish) {
         return Err("dlq_publish fault switched on (test control)".into());
     }
     send(env, binding::JOBS_DLQ, &dead.to_json(), None).await

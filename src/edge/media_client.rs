@@ -8,7 +8,7 @@ use babybook_jobs::{Failure, FailureKind, JobMessage, MediaOutcome};
 
 use crate::config::Config;
 
-use super::test_controls::{count, Counter};
+use super::faults::{count, Counter};
 use super::timeout::within;
 
 /// The media worker's own budget is 300 s (seed §11); the edge never waits that long for an

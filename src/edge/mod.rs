@@ -2,6 +2,7 @@
 //! Only compiled for `wasm32`. Handlers decide with core functions and do I/O here.
 
 mod admin;
+mod alerts;
 mod api_auth;
 mod api_media;
 mod api_shares;
@@ -11,16 +12,22 @@ mod cron_jobs;
 mod db;
 mod dead_letters;
 mod entry;
+mod exchange;
+mod faults;
 mod job_rows;
 mod jobs;
 mod js_body;
 mod limiter_binding;
 mod media_client;
 mod pipeline;
+mod protection;
 mod proxy;
 mod rate_limiter;
 mod request_body;
 mod share_cache;
 mod share_route;
+mod sli;
+mod slo_burn;
+mod switches;
 mod test_controls;
 mod timeout;

@@ -7,72 +7,38 @@ use std::rc::Rc;
 
 use worker::{Env, Headers, Response};
 
-use babybook_jobs::{Id, TraceId};
+use babybook_jobs::TraceId;
 
-use crate::cors::{self, OriginCheck};
-use crate::csrf;
+use crate::admission::{self, Demands, Facts, Refusal, Rules};
+use crate::cors;
 use crate::error::{ApiError, ErrorCode};
-use crate::hygiene::{self, Rejection, RequestHead};
+use crate::hygiene::{Rejection, RequestHead};
 use crate::lang::Lang;
-use crate::rate_limit::{KeyedBy, RequestClass};
-use crate::reply::Reply;
-use crate::routes::{self, Matched, Resolution, RouteId, Surface};
-use crate::session::{self, Session};
+use crate::rate_limit::RequestClass;
+use crate::reply::{header_value, Reply};
+use crate::routes::{self, Matched, Resolution, Route, RouteId, Surface};
+use crate::session::Session;
 use crate::share::headers as share_headers;
-use crate::share::page::{render_message_page, MessagePage};
+use crate::switches::Switch;
 use crate::telemetry::{self, Level, LogLine, SampleClass, SampleRates};
 
 use super::context::{self, RequestContext};
+use super::exchange::{error_reply, Incoming, Notes};
+use super::protection::{rate_limits, screen};
 use super::rate_limiter::{self, Verdict};
-use super::{admin, api_auth, api_media, api_shares, proxy, request_body, share_route, test_controls};
-
-/// A request after its head was read: what handlers get.
-pub struct Incoming {
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    pub session: Option<Session>,
-}
-
-impl Incoming {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// What the pipeline reports to the log besides the status.
-#[derive(Default)]
-pub struct Notes {
-    pub route: Option<&'static str>,
-    pub surface: Option<Surface>,
-    pub rejection: Option<&'static str>,
-    pub account: Option<Id>,
-    /// The operator an admin token named: the request's log line is then an audit record.
-    pub operator: Option<String>,
-    pub fields: Vec<(&'static str, serde_json::Value)>,
-}
+use super::{admin, api_auth, api_media, api_shares, proxy, request_body, share_route, switches, test_controls};
 
 pub async fn handle(req: worker::web_sys::Request, env: Env, ctx: worker::Context) -> Response {
     let started_ms = context::now_ms();
     let headers: Vec<(String, String)> = Headers(req.headers()).entries().collect();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
+    let header = |name: &str| header_value(&headers, name);
     let trace_id = trace_id_from(header("traceparent"), header("x-trace-id"));
     let lang = Lang::negotiate(header("accept-language"));
     let settings = match context::settings(&env) {
         Ok(settings) => settings,
         Err(e) => {
-            worker::console_error!(
-                "{{\"level\":\"ERROR\",\"message\":\"configuration error\",\"detail\":{:?},\"trace_id\":\"{}\"}}",
-                e.to_string(),
-                trace_id
-            );
+            let line = context::unconfigured_line(Level::Error, "configuration error", &trace_id);
+            context::emit(&line.field("detail", e.to_string()));
             let reply = ApiError::new(ErrorCode::Internal, e.to_string()).to_reply(trace_id.as_str(), lang);
             return into_response(reply, false);
         }
@@ -124,7 +90,29 @@ pub async fn handle(req: worker::web_sys::Request, env: Env, ctx: worker::Contex
         reply.set_header("cache-control", "no-store");
     }
     log_request(&cx, &method, &reply, &notes);
+    record_sli(&cx, &reply, &notes);
     into_response(reply, method == "HEAD")
+}
+
+/// The request's SLI data point (sampled inside `sli::record`).
+fn record_sli(cx: &RequestContext, reply: &Reply, notes: &Notes) {
+    let cache_status = notes
+        .fields
+        .iter()
+        .find(|(k, _)| *k == "cache_status")
+        .and_then(|(_, v)| v.as_str())
+        .unwrap_or("");
+    super::sli::record(
+        &cx.io,
+        cx.config(),
+        &super::sli::Point {
+            surface: notes.surface,
+            route: notes.route.or(notes.rejection).unwrap_or("unmatched"),
+            status: reply.status,
+            cache_status,
+            duration_ms: context::now_ms() - cx.started_ms,
+        },
+    );
 }
 
 fn decorate_api(reply: &mut Reply, cx: &RequestContext, origin: Option<&str>) {
@@ -154,14 +142,6 @@ fn trace_id_from(traceparent: Option<&str>, x_trace_id: Option<&str>) -> TraceId
         .unwrap_or_else(context::new_trace_id)
 }
 
-/// Step 1, hygiene; only the `skip_hygiene` test switch passes over it.
-fn screen(config: &crate::config::Config, head: &RequestHead<'_>) -> Result<(), Rejection> {
-    if test_controls::fault(config, test_controls::SKIP_HYGIENE) {
-        return Ok(());
-    }
-    hygiene::screen(head, |host| config.is_share_host(host) || config.is_api_host(host))
-}
-
 fn host_surfaces(cx: &RequestContext, host: &str) -> (bool, bool) {
     let host = host.to_ascii_lowercase();
     (cx.config().is_share_host(&host), cx.config().is_api_host(&host))
@@ -175,77 +155,26 @@ async fn route(
     notes: &mut Notes,
 ) -> Reply {
     let config = cx.config();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
-
     // 1. Hygiene.
     if let Err(rejection) = screen(config, head) {
-        telemetry::count_rejection(rejection.log_tag());
-        notes.rejection = Some(rejection.log_tag());
-        let code = match rejection {
-            Rejection::UriTooLong => ErrorCode::UriTooLong,
-            Rejection::HeadersTooLarge => ErrorCode::HeadersTooLarge,
-            Rejection::Scanner => ErrorCode::NotFound,
-            Rejection::UnknownHost => ErrorCode::MisdirectedRequest,
-            Rejection::UnknownMethod => ErrorCode::MethodNotAllowed,
-        };
-        let mut reply = ApiError::new(code, rejection.log_tag()).to_reply(cx.trace_id.as_str(), cx.lang);
-        if rejection == Rejection::UnknownMethod {
-            let allow = match routes::resolve(routes::table(), "TRACE", head.path, |_| true) {
-                Resolution::MethodNotAllowed { allow } => allow,
-                _ => "GET, HEAD, POST, PATCH, DELETE, OPTIONS".into(),
-            };
-            reply.set_header("allow", allow);
-        }
-        return reply;
+        return hygiene_refusal(cx, head, rejection, notes);
     }
     let (serves_share, serves_api) = host_surfaces(cx, head.host.split(':').next().unwrap_or(""));
-    let serves = |surface: Surface| match surface {
-        Surface::Any => true,
-        Surface::Share => serves_share,
-        Surface::Api => serves_api,
-    };
 
     // 2. CORS preflight: answered here, never routed.
     if head.method == "OPTIONS" && serves_api {
         notes.surface = Some(Surface::Api);
         notes.route = Some("OPTIONS *");
         return cors::preflight(
-            cors::check_origin(header("origin").as_deref(), &config.app_origin),
+            cors::check_origin(header_value(&headers, "origin"), &config.app_origin),
             &config.app_origin,
         );
     }
 
     // 3. Route.
-    let matched: Matched<'_> = match routes::resolve(routes::table(), head.method, head.path, serves) {
-        Resolution::Found(m) => m,
-        Resolution::MethodNotAllowed { allow } => {
-            notes.rejection = Some("method_not_allowed");
-            telemetry::count_rejection("method_not_allowed");
-            return ApiError::new(ErrorCode::MethodNotAllowed, "method")
-                .to_reply(cx.trace_id.as_str(), cx.lang)
-                .header("allow", allow);
-        }
-        Resolution::NotFound if serves_api && config.origin_url.is_some() && routes::is_origin_path(head.path) => {
-            notes.surface = Some(Surface::Api);
-            notes.route = Some("proxy");
-            return proxied(cx, &req, head, &headers, notes).await;
-        }
-        Resolution::NotFound => {
-            if serves_share && head.path.starts_with("/s/") {
-                notes.surface = Some(Surface::Share);
-                return share_route::not_found(cx);
-            }
-            return error_reply(
-                cx,
-                notes,
-                ApiError::new(ErrorCode::NotFound, format!("no route for {}", head.path)),
-            );
-        }
+    let matched = match find_route(cx, &req, head, &headers, (serves_share, serves_api), notes).await {
+        Ok(matched) => matched,
+        Err(answer) => return answer,
     };
     let route = matched.route;
     notes.route = Some(route.pattern());
@@ -253,235 +182,227 @@ async fn route(
         Surface::Any if serves_api => Surface::Api,
         other => other,
     });
-    let access = route.access();
 
-    // 4. Guards.
-    if access.is_test_control() && !config.test_controls {
-        return error_reply(cx, notes, ApiError::new(ErrorCode::NotFound, "test controls are off"));
-    }
-    if access.is_admin() {
-        let tokens = match &config.admin_tokens {
-            Ok(tokens) => tokens,
-            Err(problem) => return error_reply(cx, notes, ApiError::new(ErrorCode::Internal, problem.clone())),
-        };
-        let presented = header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned));
-        let Some(operator) = presented.as_deref().and_then(|given| tokens.operator(given)) else {
-            // Failures are throttled per client (fail closed): guessing meets 429, not 401.
-            let refused = rate_limiter::check(cx, &crate::rate_limit::ADMIN_FAILURES, &cx.client_ip, false, None).await;
-            if let Verdict::Refused(reply) = refused {
-                notes.rejection = Some("rate_limited");
-                notes
-                    .fields
-                    .push(("rate_limit_policy", crate::rate_limit::ADMIN_FAILURES.name.into()));
-                return reply;
-            }
-            return error_reply(
-                cx,
-                notes,
-                ApiError::new(ErrorCode::Unauthorized, "admin token missing or wrong"),
-            );
-        };
-        // Who did what, and why: every admin call is logged whole, never sampled away.
-        notes.operator = Some(operator.to_owned());
-        let reason = header("x-admin-reason");
-        match crate::secret::admin_reason(reason.as_deref()) {
-            Ok(reason) => notes.fields.push(("admin_reason", reason.into())),
-            Err(problem) => return error_reply(cx, notes, ApiError::new(ErrorCode::BadRequest, problem)),
-        }
-    }
-    let origin_check = cors::check_origin(header("origin").as_deref(), &config.app_origin);
-    if route.method().is_write() && origin_check == OriginCheck::Refused && !access.is_admin() {
-        return error_reply(
-            cx,
-            notes,
-            ApiError::new(
-                ErrorCode::OriginNotAllowed,
-                format!("write from origin {:?}", header("origin")),
-            ),
-        );
-    }
-    if route.changes_data() && config.read_only {
-        return error_reply(cx, notes, ApiError::new(ErrorCode::ReadOnly, "READ_ONLY is on"));
-    }
-    let session = if route.surface() == Surface::Api {
-        header("cookie").map(|c| open_session(cx, &c))
-    } else {
-        None
+    // 4. Admission: one decision over the request's facts.
+    let session = match admitted(cx, Demands::of_route(route), &headers, notes).await {
+        Ok(session) => session,
+        Err(refusal) => return refusal,
     };
-    let session = match (session, access.needs_session()) {
-        (Some(Ok(s)), _) => Some(s),
-        (Some(Err(e)), true) => return error_reply(cx, notes, e),
-        (None, true) => return error_reply(cx, notes, ApiError::new(ErrorCode::Unauthorized, "no session cookie")),
-        (_, false) => None,
-    };
-    notes.account = session.as_ref().map(|s| s.aid);
-    if access.needs_csrf() {
-        // Bound to the caller's session when there is one (also at sign-in, so a token fetched
-        // while signed in still works), to "anonymous" otherwise.
-        if let Err(e) = verify_csrf(cx, &headers, session.as_ref()) {
-            return error_reply(cx, notes, e);
-        }
-    }
 
-    // 5. Body: read as a stream and refused the moment it passes the route's limit.
-    let mut body = Vec::new();
-    if route.method().is_write() {
-        let declared = header("content-length").and_then(|l| l.trim().parse::<usize>().ok());
-        body = match request_body::read(&req, route.body_limit(), declared).await {
-            Ok(bytes) => bytes,
-            Err(e) => return error_reply(cx, notes, e),
-        };
-        let json = header("content-type").is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"));
-        if !body.is_empty() && !json {
-            return error_reply(
-                cx,
-                notes,
-                ApiError::new(ErrorCode::UnsupportedMediaType, "body is not application/json"),
-            );
-        }
-    }
+    // 5. Body.
+    let body = match write_body(&req, route, &headers).await {
+        Ok(body) => body,
+        Err(e) => return error_reply(cx, notes, e),
+    };
 
     // 6. Rate limits (the email-keyed login policy is applied by the login handler).
     let class = route.request_class(session.is_some());
-    if let Some(refusal) = rate_limits(
-        cx,
-        &cx.client_ip,
-        class,
-        session.as_ref(),
-        route.id() == RouteId::SharePage,
-        header("accept").as_deref(),
-        notes,
-    )
-    .await
-    {
+    let share_page = route.id() == RouteId::SharePage;
+    let accept = header_value(&headers, "accept");
+    if let Some(refusal) = rate_limits(cx, &cx.client_ip, class, session.as_ref(), share_page, accept, notes).await {
         return refusal;
     }
 
     // 7. The handler.
-    let incoming = Incoming { headers, body, session };
-    let result = match route.id() {
-        RouteId::Health => Ok(Reply::json(
-            200,
-            &serde_json::json!({"status": "ok", "service": crate::SERVICE, "version": crate::VERSION}),
-        )),
-        RouteId::Ready => ready(cx).await,
-        RouteId::ShareStylesheet => Ok(share_route::stylesheet(cx, matched.param("file").unwrap_or(""))),
-        RouteId::SharePage => {
-            let query = worker::Url::parse(&req.url())
-                .ok()
-                .and_then(|u| u.query().map(str::to_owned));
-            let token = matched.param("token").unwrap_or("");
-            Ok(share_route::serve(cx, &incoming, token, query.as_deref(), notes).await)
-        }
-        RouteId::CsrfToken => api_auth::csrf_token(cx, &incoming),
-        RouteId::Login => api_auth::login(cx, &incoming, notes).await,
-        RouteId::Logout => api_auth::logout(cx, &incoming).await,
-        RouteId::LogoutEverywhere => api_auth::logout_everywhere(cx, &incoming, notes).await,
-        RouteId::Me => api_auth::me(cx, &incoming).await,
-        RouteId::ListShares => api_shares::list(cx, &incoming).await,
-        RouteId::CreateShare => api_shares::create(cx, &incoming).await,
-        RouteId::UpdateShare => api_shares::update(cx, &incoming, matched.param("id").unwrap_or("")).await,
-        RouteId::RevokeShare => api_shares::revoke(cx, &incoming, matched.param("id").unwrap_or("")).await,
-        RouteId::GetAsset => api_media::get_asset(cx, &incoming, matched.param("id").unwrap_or("")).await,
-        RouteId::DeleteAsset => api_media::delete_asset(cx, &incoming, matched.param("id").unwrap_or("")).await,
-        RouteId::UploadComplete => api_media::upload_complete(cx, &incoming).await,
-        RouteId::CreateExport => api_media::create_export(cx, &incoming).await,
-        RouteId::AdminRedrive => admin::redrive(cx, &incoming).await,
-        RouteId::AdminDeadJobs => admin::dead_jobs(cx).await,
-        RouteId::AdminPrewarm => admin::prewarm(cx).await,
-        RouteId::TestControls => test_controls_route(cx, &incoming).await,
-        RouteId::TestCounters => Ok(Reply::json(200, &test_controls::counters())),
+    let query = worker::Url::parse(&req.url())
+        .ok()
+        .and_then(|u| u.query().map(str::to_owned));
+    let incoming = Incoming {
+        headers,
+        body,
+        session,
+        query,
     };
-    match result {
+    match handler(cx, &matched, &incoming, notes).await {
         Ok(reply) => reply,
         Err(e) => error_reply(cx, notes, e),
     }
 }
 
-fn header_of<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
-fn verify_csrf(cx: &RequestContext, headers: &[(String, String)], session: Option<&Session>) -> Result<(), ApiError> {
-    let Some(keys) = cx.settings.session_keys.as_ref() else {
-        return Err(ApiError::new(
-            ErrorCode::Internal,
-            "SESSION_KEY_CURRENT is not configured",
-        ));
-    };
-    let cookie_token = header_of(headers, "cookie").and_then(|c| session::cookie_value(c, csrf::COOKIE_NAME));
-    csrf::verify(
-        keys,
-        session.map(|s| s.sid.as_str()),
-        header_of(headers, csrf::HEADER_NAME),
-        cookie_token,
-    )
-    .map_err(|e| ApiError::new(ErrorCode::CsrfFailed, format!("csrf {}", e.as_str())))
-}
-
-/// Applies every policy of `class` but the email-keyed one; `Some` is the refusal.
-async fn rate_limits(
+/// Step 3: the route, or the answer for a path none of the edge's routes serves (the origin's
+/// paths are proxied, an unknown share path gets the share page 404).
+async fn find_route<'p>(
     cx: &RequestContext,
-    client_ip: &str,
-    class: RequestClass,
-    session: Option<&Session>,
-    share_page: bool,
-    accept: Option<&str>,
+    req: &worker::web_sys::Request,
+    head: &RequestHead<'p>,
+    headers: &[(String, String)],
+    (serves_share, serves_api): (bool, bool),
     notes: &mut Notes,
-) -> Option<Reply> {
-    if test_controls::fault(cx.config(), test_controls::SKIP_RATE_LIMITS) {
-        return None;
-    }
-    for policy in class.policies().iter().filter(|p| !p.keyed_by.needs_email()) {
-        let subject = match (policy.keyed_by, session) {
-            (KeyedBy::User, Some(s)) => s.uid.to_string(),
-            _ => client_ip.to_owned(),
-        };
-        if let Verdict::Refused(reply) = rate_limiter::check(cx, policy, &subject, share_page, accept).await {
-            notes.rejection = Some("rate_limited");
-            notes.fields.push(("rate_limit_policy", policy.name.into()));
-            return Some(reply);
-        }
-    }
-    None
-}
-
-/// What a share page meets before its handler (hygiene, then its rate limit), `n` times, each
-/// time from another client address so that every one is admitted: the benchmark times this
-/// through the test controls to price protection inside the runtime. Returns how many passed.
-pub(super) async fn repeat_share_protection(cx: &RequestContext, n: u32) -> u32 {
+) -> Result<Matched<'p>, Reply> {
     let config = cx.config();
-    let host = config.share_hosts.first().cloned().unwrap_or_default();
-    let path = "/s/AAAAAAAAAAAAAAAAAAAAAA";
-    let head = RequestHead {
-        method: "GET",
-        path,
-        target_len: path.len(),
-        header_bytes: 512,
-        host: &host,
+    let serves = |surface: Surface| match surface {
+        Surface::Any => true,
+        Surface::Share => serves_share,
+        Surface::Api => serves_api,
     };
-    let mut passed = 0;
-    for i in 0..n {
-        let client_ip = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
-        let mut notes = Notes::default();
-        if screen(config, &head).is_ok()
-            && rate_limits(cx, &client_ip, RequestClass::Share, None, true, None, &mut notes)
-                .await
-                .is_none()
-        {
-            passed += 1;
+    match routes::resolve(routes::table(), head.method, head.path, serves) {
+        Resolution::Found(m) => Ok(m),
+        Resolution::MethodNotAllowed { allow } => {
+            notes.rejection = Some("method_not_allowed");
+            telemetry::count_rejection("method_not_allowed");
+            Err(ApiError::new(ErrorCode::MethodNotAllowed, "method")
+                .to_reply(cx.trace_id.as_str(), cx.lang)
+                .header("allow", allow))
+        }
+        Resolution::NotFound if serves_api && config.origin_url.is_some() && routes::is_origin_path(head.path) => {
+            notes.surface = Some(Surface::Api);
+            notes.route = Some("proxy");
+            Err(proxied(cx, req, head, headers, notes).await)
+        }
+        Resolution::NotFound if serves_share && head.path.starts_with("/s/") => {
+            notes.surface = Some(Surface::Share);
+            Err(share_route::not_found(cx))
+        }
+        Resolution::NotFound => {
+            let error = ApiError::new(ErrorCode::NotFound, format!("no route for {}", head.path));
+            Err(error_reply(cx, notes, error))
         }
     }
-    passed
 }
 
-/// The origin's paths (`routes::ORIGIN_PREFIXES`) on the API host go to the origin, behind the
-/// same guards as the edge's own routes: a session (every origin path is a family's data, and
-/// the edge asserts the caller's identity to the origin), origin pinning, read-only mode and
-/// CSRF for writes, and the API rate limits.
+/// A write's body, read as a stream and refused the moment it passes the route's limit, then
+/// admitted by its content type. Reads have none.
+async fn write_body(
+    req: &worker::web_sys::Request,
+    route: &Route,
+    headers: &[(String, String)],
+) -> Result<Vec<u8>, ApiError> {
+    if !route.method().is_write() {
+        return Ok(Vec::new());
+    }
+    let declared = header_value(headers, "content-length").and_then(|l| l.trim().parse::<usize>().ok());
+    let body = request_body::read(req, route.body_limit(), declared).await?;
+    admission::admit_body(header_value(headers, "content-type"), &body)?;
+    Ok(body)
+}
+
+/// The answer to a request the hygiene screen refused.
+fn hygiene_refusal(cx: &RequestContext, head: &RequestHead<'_>, rejection: Rejection, notes: &mut Notes) -> Reply {
+    telemetry::count_rejection(rejection.log_tag());
+    notes.rejection = Some(rejection.log_tag());
+    let code = match rejection {
+        Rejection::UriTooLong => ErrorCode::UriTooLong,
+        Rejection::HeadersTooLarge => ErrorCode::HeadersTooLarge,
+        Rejection::Scanner => ErrorCode::NotFound,
+        Rejection::UnknownHost => ErrorCode::MisdirectedRequest,
+        Rejection::UnknownMethod => ErrorCode::MethodNotAllowed,
+    };
+    let mut reply = ApiError::new(code, rejection.log_tag()).to_reply(cx.trace_id.as_str(), cx.lang);
+    if rejection == Rejection::UnknownMethod {
+        let allow = match routes::resolve(routes::table(), "TRACE", head.path, |_| true) {
+            Resolution::MethodNotAllowed { allow } => allow,
+            _ => "GET, HEAD, POST, PATCH, DELETE, OPTIONS".into(),
+        };
+        reply.set_header("allow", allow);
+    }
+    reply
+}
+
+/// Gathers the facts, asks `admission::admit`, and acts on its answer: the caller's session, or
+/// the refusal to send. A wrong operator token is counted against the client first (fail closed:
+/// a guesser meets 429, not 401).
+async fn admitted(
+    cx: &RequestContext,
+    demands: Demands,
+    headers: &[(String, String)],
+    notes: &mut Notes,
+) -> Result<Option<Session>, Reply> {
+    let config = cx.config();
+    let facts = Facts {
+        origin: header_value(headers, "origin"),
+        cookie: header_value(headers, "cookie"),
+        csrf_header: header_value(headers, crate::csrf::HEADER_NAME),
+        authorization: header_value(headers, "authorization"),
+        admin_reason: header_value(headers, "x-admin-reason"),
+    };
+    // The switches live in KV: read only for the requests they can refuse.
+    let read_only = demands.changes_data && switches::is_on(&cx.io, config, Switch::ReadOnly).await;
+    let exports_off = demands.exports && switches::is_on(&cx.io, config, Switch::ExportsOff).await;
+    let rules = Rules {
+        app_origin: &config.app_origin,
+        read_only,
+        exports_off,
+        test_controls: config.test_controls,
+        operator_tokens: &config.admin_tokens,
+        session_keys: cx.settings.session_keys.as_ref(),
+        now_s: cx.started_ms / 1000,
+    };
+    match admission::admit(demands, &facts, &rules) {
+        Ok(admitted) => {
+            notes.account = admitted.session.as_ref().map(|s| s.aid);
+            if let Some((operator, reason)) = admitted.operator {
+                // Who did what, and why: every admin call is logged whole, never sampled away.
+                notes.operator = Some(operator);
+                notes.fields.push(("admin_reason", reason.into()));
+            }
+            Ok(admitted.session)
+        }
+        Err(Refusal::Error(e)) => Err(error_reply(cx, notes, e)),
+        Err(Refusal::OperatorWithoutReason { operator, error }) => {
+            notes.operator = Some(operator);
+            Err(error_reply(cx, notes, error))
+        }
+        Err(Refusal::OperatorCredential) => {
+            let policy = &crate::rate_limit::ADMIN_FAILURES;
+            if let Verdict::Refused(reply) = rate_limiter::check(cx, policy, &cx.client_ip, false, None).await {
+                notes.rejection = Some("rate_limited");
+                notes.fields.push(("rate_limit_policy", policy.name.into()));
+                return Err(reply);
+            }
+            let error = ApiError::new(ErrorCode::Unauthorized, "admin token missing or wrong");
+            Err(error_reply(cx, notes, error))
+        }
+    }
+}
+
+/// Step 7: the route's handler.
+async fn handler(
+    cx: &RequestContext,
+    matched: &Matched<'_>,
+    incoming: &Incoming,
+    notes: &mut Notes,
+) -> Result<Reply, ApiError> {
+    let param = |name: &str| matched.param(name).unwrap_or("");
+    match matched.route.id() {
+        RouteId::Health => Ok(Reply::json(
+            200,
+            &serde_json::json!({
+                "status": "ok",
+                "service": crate::SERVICE,
+                "version": crate::VERSION,
+                "version_id": cx.config().deployed.id,
+                "version_tag": cx.config().deployed.tag,
+            }),
+        )),
+        RouteId::Ready => ready(cx).await,
+        RouteId::ShareStylesheet => Ok(share_route::stylesheet(cx, param("file"))),
+        RouteId::SharePage => Ok(share_route::serve(cx, incoming, param("token"), notes).await),
+        RouteId::CsrfToken => api_auth::csrf_token(cx, incoming),
+        RouteId::Login => api_auth::login(cx, incoming, notes).await,
+        RouteId::Logout => api_auth::logout(cx, incoming).await,
+        RouteId::LogoutEverywhere => api_auth::logout_everywhere(cx, incoming, notes).await,
+        RouteId::Me => api_auth::me(cx, incoming).await,
+        RouteId::ListShares => api_shares::list(cx, incoming).await,
+        RouteId::CreateShare => api_shares::create(cx, incoming).await,
+        RouteId::UpdateShare => api_shares::update(cx, incoming, param("id")).await,
+        RouteId::RevokeShare => api_shares::revoke(cx, incoming, param("id")).await,
+        RouteId::GetAsset => api_media::get_asset(cx, incoming, param("id")).await,
+        RouteId::DeleteAsset => api_media::delete_asset(cx, incoming, param("id")).await,
+        RouteId::UploadComplete => api_media::upload_complete(cx, incoming).await,
+        RouteId::CreateExport => api_media::create_export(cx, incoming).await,
+        RouteId::AdminRedrive => admin::redrive(cx, incoming).await,
+        RouteId::AdminDeadJobs => admin::dead_jobs(cx).await,
+        RouteId::AdminPrewarm => admin::prewarm(cx).await,
+        RouteId::AdminSwitches => admin::switches(cx).await,
+        RouteId::AdminSetSwitch => admin::set_switch(cx, incoming).await,
+        RouteId::TestControls => test_controls::run(cx, crate::api_input::json_object(&incoming.body)?).await,
+        RouteId::TestCounters => Ok(Reply::json(200, &test_controls::counters())),
+    }
+}
+
+/// The origin's paths (`routes::ORIGIN_PREFIXES`) on the API host go to the origin, admitted like
+/// the edge's own routes (`Demands::of_proxied`: a session always, origin pinning, read-only mode
+/// and CSRF for writes) and under the API rate limits.
 async fn proxied(
     cx: &RequestContext,
     req: &worker::web_sys::Request,
@@ -489,30 +410,13 @@ async fn proxied(
     headers: &[(String, String)],
     notes: &mut Notes,
 ) -> Reply {
-    let config = cx.config();
-    let session = match header_of(headers, "cookie").map(|c| open_session(cx, c)) {
-        Some(Ok(session)) => session,
-        Some(Err(e)) => return error_reply(cx, notes, e),
-        None => return error_reply(cx, notes, ApiError::new(ErrorCode::Unauthorized, "no session cookie")),
+    let demands = Demands::of_proxied(head.method);
+    let session = match admitted(cx, demands, headers, notes).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return error_reply(cx, notes, ApiError::new(ErrorCode::Unauthorized, "no session")),
+        Err(refusal) => return refusal,
     };
-    notes.account = Some(session.aid);
-    let write = !matches!(head.method, "GET" | "HEAD");
-    if write {
-        if cors::check_origin(header_of(headers, "origin"), &config.app_origin) == OriginCheck::Refused {
-            return error_reply(
-                cx,
-                notes,
-                ApiError::new(ErrorCode::OriginNotAllowed, "proxied write from another origin"),
-            );
-        }
-        if config.read_only {
-            return error_reply(cx, notes, ApiError::new(ErrorCode::ReadOnly, "READ_ONLY is on"));
-        }
-        if let Err(e) = verify_csrf(cx, headers, Some(&session)) {
-            return error_reply(cx, notes, e);
-        }
-    }
-    let class = if write {
+    let class = if demands.changes_data {
         RequestClass::ApiAuthenticatedWrite
     } else {
         RequestClass::ApiAuthenticatedRead
@@ -530,32 +434,6 @@ async fn proxied(
     }
 }
 
-fn open_session(cx: &RequestContext, cookie_header: &str) -> Result<Session, ApiError> {
-    let Some(value) = session::cookie_value(cookie_header, session::COOKIE_NAME).filter(|v| !v.is_empty()) else {
-        return Err(ApiError::new(ErrorCode::Unauthorized, "no session cookie"));
-    };
-    let Some(keys) = cx.settings.session_keys.as_ref() else {
-        return Err(ApiError::new(
-            ErrorCode::Internal,
-            "SESSION_KEY_CURRENT is not configured",
-        ));
-    };
-    Session::open(value, keys, cx.started_ms / 1000)
-        .map_err(|e| ApiError::new(ErrorCode::Unauthorized, format!("session {}", e.as_str())))
-}
-
-fn error_reply(cx: &RequestContext, notes: &mut Notes, error: ApiError) -> Reply {
-    notes.fields.push(("error_detail", error.detail.clone().into()));
-    if error.code == ErrorCode::Internal {
-        context::emit(
-            &cx.line(Level::Error, "internal error")
-                .field("detail", error.detail.clone())
-                .field("route", notes.route.unwrap_or("")),
-        );
-    }
-    error.to_reply(cx.trace_id.as_str(), cx.lang)
-}
-
 /// `GET /ready`: `SELECT 1` through Hyperdrive; 503 with `Retry-After` within ~2 s when it cannot.
 async fn ready(cx: &RequestContext) -> Result<Reply, ApiError> {
     super::db::transaction(&cx.io, super::db::Scope::System, super::db::Budget::Hot, async |tx| {
@@ -566,11 +444,6 @@ async fn ready(cx: &RequestContext) -> Result<Reply, ApiError> {
         200,
         &serde_json::json!({"status": "ready", "database": "ok"}),
     ))
-}
-
-async fn test_controls_route(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
-    let body = crate::api_input::json_object(&incoming.body)?;
-    test_controls::run(cx, body).await
 }
 
 fn log_request(cx: &RequestContext, method: &str, reply: &Reply, notes: &Notes) {
@@ -657,13 +530,4 @@ export function headers_from(flat) {
 extern "C" {
     /// `Headers` from `name\0value\0…`.
     fn headers_from(flat: &str) -> worker::web_sys::Headers;
-}
-
-/// The share-surface error page (HTML) for failures a family might see.
-pub fn share_error_page(cx: &RequestContext, which: MessagePage, status: u16) -> Reply {
-    let mut reply = Reply::html(status, render_message_page(which, cx.lang).to_owned());
-    share_headers::apply_security_headers(&mut reply, &cx.config().media_origin);
-    reply.set_header("cache-control", "no-store");
-    reply.set_header("content-language", cx.lang.tag());
-    reply
 }

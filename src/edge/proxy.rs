@@ -9,12 +9,12 @@ use worker::{AbortController, Fetch, Headers, Method, Request, RequestInit, Requ
 
 use crate::error::{ApiError, ErrorCode};
 use crate::proxy::{self as policy, MAX_PROXY_BODY, ORIGIN_TIMEOUT_MS};
-use crate::reply::Reply;
+use crate::reply::{header_value, Reply};
 use crate::session::Session;
 
 use super::context::RequestContext;
+use super::faults::{count, Counter};
 use super::request_body;
-use super::test_controls::{count, Counter};
 use super::timeout::within;
 
 pub async fn forward(
@@ -39,30 +39,12 @@ pub async fn forward(
     let body = if matches!(method, "GET" | "HEAD") {
         None
     } else {
-        let declared = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.trim().parse::<usize>().ok());
+        let declared = header_value(headers, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
         let bytes = request_body::read(req, MAX_PROXY_BODY, declared).await?;
         Some(JsValue::from(js_sys::Uint8Array::from(bytes.as_slice())))
     };
 
-    let out = Headers::new();
-    for (name, value) in policy::forwardable_request_headers(headers) {
-        let _ = out.append(name, value);
-    }
-    let _ = out.set(policy::TRACE_ID, cx.trace_id.as_str());
-    let _ = out.set(policy::CLIENT_IP, &cx.client_ip);
-    if let Some(token) = &config.origin_api_token {
-        let _ = out.set(policy::SERVICE_AUTH, &format!("Bearer {}", token.expose()));
-        let (uid, aid) = (session.uid.to_string(), session.aid.to_string());
-        let _ = out.set(policy::USER_ID, &uid);
-        let _ = out.set(policy::ACCOUNT_ID, &aid);
-        let _ = out.set(
-            policy::IDENTITY_SIGNATURE,
-            &policy::identity_signature(token.expose(), &uid, &aid, cx.trace_id.as_str()),
-        );
-    }
+    let out = outgoing_headers(cx, headers, session);
     let mut init = RequestInit::new();
     init.with_method(Method::from(method.to_owned()))
         .with_headers(out)
@@ -99,4 +81,26 @@ pub async fn forward(
         reply.headers.push((name.into(), value));
     }
     Ok(reply)
+}
+
+/// The caller's headers the origin may see, the trace id and client address, and (with
+/// `ORIGIN_API_TOKEN`) the edge's credential and the caller's signed identity.
+fn outgoing_headers(cx: &RequestContext, headers: &[(String, String)], session: &Session) -> Headers {
+    let out = Headers::new();
+    for (name, value) in policy::forwardable_request_headers(headers) {
+        let _ = out.append(name, value);
+    }
+    let _ = out.set(policy::TRACE_ID, cx.trace_id.as_str());
+    let _ = out.set(policy::CLIENT_IP, &cx.client_ip);
+    if let Some(token) = &cx.config().origin_api_token {
+        let _ = out.set(policy::SERVICE_AUTH, &format!("Bearer {}", token.expose()));
+        let (uid, aid) = (session.uid.to_string(), session.aid.to_string());
+        let _ = out.set(policy::USER_ID, &uid);
+        let _ = out.set(policy::ACCOUNT_ID, &aid);
+        let _ = out.set(
+            policy::IDENTITY_SIGNATURE,
+            &policy::identity_signature(token.expose(), &uid, &aid, cx.trace_id.as_str()),
+        );
+    }
+    out
 }

@@ -8,8 +8,9 @@ use crate::share::page::MessagePage;
 use crate::telemetry::{self, Level};
 
 use super::context::{self, RequestContext};
-use super::pipeline::share_error_page;
-use super::{limiter_binding, test_controls};
+use super::exchange::share_error_page;
+use super::faults::{self, Fault};
+use super::limiter_binding;
 
 pub enum Verdict {
     Allowed,
@@ -26,7 +27,7 @@ pub async fn check(
     accept: Option<&str>,
 ) -> Verdict {
     // A test run can take the binding away, to see each policy's failure mode at work.
-    let binding = if test_controls::fault(cx.config(), test_controls::LIMITER_UNAVAILABLE) {
+    let binding = if faults::is_on(cx.config(), Fault::RateLimiterUnavailable) {
         "NO_SUCH_RATE_LIMITER"
     } else {
         policy.binding

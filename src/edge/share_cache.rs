@@ -13,6 +13,7 @@ use babybook_jobs::{Id, Job, JobMessage};
 
 use super::context::{self, Io, RequestContext};
 
+use crate::alerts::Alert;
 use crate::config::{Config, GlobalPurge};
 use crate::error::ApiError;
 use crate::lang::Lang;
@@ -28,8 +29,8 @@ use crate::share::{purge, TokenHash};
 use crate::telemetry::{Level, LogLine};
 
 use super::db::{self, Budget};
+use super::faults::{count, Counter};
 use super::jobs;
-use super::test_controls::{count, Counter};
 
 /// A rendered page as the cache holds it. Cloning it shares the body (a count, not a copy).
 #[derive(Debug, Clone)]
@@ -301,23 +302,19 @@ pub async fn purge(cx: &RequestContext, account_id: Id, hash: &TokenHash) {
                 purge_failure_line(&line, 1, &detail, delay_seconds, alert).field("job_id", job_id.to_string())
             }
             // Nothing will try again: say so as loudly as a purge that keeps failing.
-            Err(e) => line(Level::Error, "global cache purge lost")
-                .field("alert", "purge_failing")
-                .field("severity", "sev2")
+            Err(e) => Alert::PurgeFailing
+                .on(line(Level::Error, "global cache purge lost"))
                 .field("failed_attempts", 1)
                 .field("detail", detail)
-                .field("publish_error", e)
-                .field("runbook", PURGE_RUNBOOK),
+                .field("publish_error", e),
         };
-        context::emit(&failed);
+        super::alerts::raise(&io, config, failed);
     });
 }
 
 /// How long after it was asked for a purge is still worth retrying: the edge cache keeps a page
 /// this long, so by then every copy it would remove has expired.
 pub const PURGE_HORIZON_MS: i64 = cache_policy::cache_entry_ttl_seconds() * 1000;
-
-pub const PURGE_RUNBOOK: &str = "docs/runbooks/cache-purge.md";
 
 /// The log line of a failed purge try: a warning, or from the `PURGE_ALERT_AFTER_FAILURES`-th
 /// failure on the `purge_failing` alert (Sev-2: a revoked link may still be served elsewhere).
@@ -329,10 +326,7 @@ pub fn purge_failure_line(
     alert: bool,
 ) -> LogLine {
     let base = if alert {
-        line(Level::Error, "global cache purge failing")
-            .field("alert", "purge_failing")
-            .field("severity", "sev2")
-            .field("runbook", PURGE_RUNBOOK)
+        Alert::PurgeFailing.on(line(Level::Error, "global cache purge failing"))
     } else {
         line(Level::Warn, "global cache purge failed")
     };
@@ -468,10 +462,8 @@ async fn render_and_put(
     let rendered = CachedPage::render(page, lang, &config.media_origin, view, now_ms)?;
     if let Err(e) = put_view(config, hash, lang, view, &rendered).await {
         // Serving beats caching: the page still goes out, the next request renders again.
-        worker::console_warn!(
-            "{{\"level\":\"WARN\",\"message\":\"cache put failed\",\"detail\":{:?}}}",
-            e
-        );
+        let line = context::line(config, &context::new_trace_id(), Level::Warn, "cache put failed");
+        context::emit(&line.field("detail", e.to_string()));
     }
     Some(rendered)
 }

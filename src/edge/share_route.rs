@@ -27,7 +27,7 @@ use crate::share::{ShareToken, TokenHash};
 use crate::telemetry::Level;
 
 use super::context::{self, RequestContext};
-use super::pipeline::{share_error_page, Incoming, Notes};
+use super::exchange::{share_error_page, Incoming, Notes};
 use super::share_cache::{self, CachedPage, Rendered, ServedAt};
 
 thread_local! {
@@ -63,18 +63,12 @@ pub fn stylesheet(cx: &RequestContext, file: &str) -> Reply {
     reply
 }
 
-pub async fn serve(
-    cx: &RequestContext,
-    incoming: &Incoming,
-    token_text: &str,
-    query: Option<&str>,
-    notes: &mut Notes,
-) -> Reply {
+pub async fn serve(cx: &RequestContext, incoming: &Incoming, token_text: &str, notes: &mut Notes) -> Reply {
     let Ok(token) = ShareToken::parse(token_text) else {
         notes.fields.push(("share", "malformed".into()));
         return not_found(cx);
     };
-    let Ok(view) = View::from_query(query) else {
+    let Ok(view) = View::from_query(incoming.query.as_deref()) else {
         notes.fields.push(("share", "no_such_view".into()));
         return not_found(cx);
     };

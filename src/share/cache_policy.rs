@@ -82,7 +82,7 @@ pub fn moment_view_current(moment_generation: &str, first_page_generation: &str)
     !moment_generation.is_empty() && moment_generation == first_page_generation
 }
 
-/// The response header that reports what the cache did (documented in the README).
+/// The response header that reports what the cache did (documented in docs/share-pages.md).
 pub const CACHE_STATUS_HEADER: &str = "x-cache-status";
 /// Stored with each cached page: epoch milliseconds of its render.
 pub const RENDERED_AT_HEADER: &str = "x-rendered-at";

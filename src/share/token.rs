@@ -70,15 +70,7 @@ impl TokenHash {
     }
 
     pub fn from_hex(text: &str) -> Option<TokenHash> {
-        if text.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
-            let pair = std::str::from_utf8(chunk).ok()?;
-            out[i] = u8::from_str_radix(pair, 16).ok()?;
-        }
-        Some(TokenHash(out))
+        crate::hex::decode(text).map(TokenHash)
     }
 
     /// The first 12 hex digits, enough to correlate log lines without being usable.

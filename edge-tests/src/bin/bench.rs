@@ -1,4 +1,4 @@
-//! `scripts/bench`: the numbers behind the README's Performance section, measured in one run on
+//! `scripts/bench`: the numbers behind the Performance table of docs/performance.md, measured in one run on
 //! one machine and reported as ratios against a baseline measured in the same run.
 //!
 //! bench [--smoke] [--soak]
@@ -258,7 +258,7 @@ fn main() {
     .expect("results.json");
     std::fs::write(out.join("results.md"), &table).expect("results.md");
     if !smoke {
-        update_readme(&repo, &table);
+        update_performance_doc(&repo, &table);
     }
     println!("{table}");
     if failures.is_empty() {
@@ -851,8 +851,8 @@ fn report(r: &Value, smoke: bool) -> (String, Vec<String>) {
     (table, failures)
 }
 
-fn update_readme(repo: &Path, table: &str) {
-    let path = repo.join("README.md");
+fn update_performance_doc(repo: &Path, table: &str) {
+    let path = repo.join("docs/performance.md");
     let Ok(text) = std::fs::read_to_string(&path) else {
         return;
     };
@@ -860,5 +860,5 @@ fn update_readme(repo: &Path, table: &str) {
         return;
     };
     let updated = format!("{}<!-- bench:begin -->\n{table}\n{}", &text[..start], &text[end..]);
-    std::fs::write(path, updated).expect("README");
+    std::fs::write(path, updated).expect("docs/performance.md");
 }

@@ -1,5 +1,5 @@
 //! `stack dev`: the local stack for a developer (used by `scripts/dev`): Postgres + PgBouncer with
-//! migrations and demo data, the media stand-in on :8790, and `wrangler dev` on :8787. Prints the
+//! migrations and demo data, the media stand-in on :8790, the alert webhook stand-in, and `wrangler dev` on :8787. Prints the
 //! URLs and runs until Ctrl-C, then stops everything it started.
 
 use std::time::Duration;
@@ -28,6 +28,7 @@ fn dev() {
     options.media_port = Some(media_port);
     options.test_controls = false;
     options.dev_vars = true;
+    options.alert_webhook = true;
     options.vars.push(("VIEW_FLUSH_SECONDS".into(), "30".into()));
     eprintln!("starting Postgres, PgBouncer, the media stand-in and wrangler dev …");
     let stack = Stack::start(options);
@@ -48,7 +49,13 @@ fn dev() {
         babybook_ops::seed::demo_token().as_text()
     );
     println!("  media stand-in     {}", stack.media.lock().expect("media").url());
-    println!("  admin token        ADMIN_TOKENS=dev:<token> in .dev.vars (scripts/redrive reads ADMIN_TOKEN and ADMIN_REASON)");
+    println!("  admin token        ADMIN_TOKENS=dev:<token> in .dev.vars (scripts/redrive and scripts/switch read ADMIN_TOKEN and ADMIN_REASON)");
+    if let Some((webhook, _)) = &stack.webhook {
+        println!(
+            "  alerts received    {}/__control/requests (the webhook stand-in)",
+            webhook.lock().expect("webhook").url()
+        );
+    }
     println!("  database           {url}");
     println!("  worker logs        {}", stack.dir.join("wrangler.log").display());
     println!();

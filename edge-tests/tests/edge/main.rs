@@ -9,6 +9,8 @@ mod contract;
 mod cron;
 mod data_rls;
 mod foundation;
+mod operations;
+mod operator_tools;
 mod protection;
 mod queues;
 mod sessions;

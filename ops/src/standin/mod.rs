@@ -1,10 +1,12 @@
 //! Local stand-ins for the third-party HTTP services the Worker calls: the media worker (and the
-//! object storage it fronts), the origin API and Cloudflare's cache purge API. Real HTTP servers
+//! object storage it fronts), the origin API, Cloudflare's cache purge API and the alert webhook. Real HTTP servers
 //! on loopback; tests and `scripts/dev` start them. They keep their state in memory and write no files.
 
 pub mod media;
 pub mod origin;
 pub mod purge;
+pub mod sql_api;
+pub mod webhook;
 
 pub use axum::Router;
 

@@ -1,0 +1,351 @@
+//! `scripts/canary` and `scripts/slo` run as an operator or CI runs them, against the Analytics
+//! Engine SQL API stand-in (a real HTTP server) and a stand-in `wrangler` (a shell script the
+//! canary is given with `--wrangler`, which records every call).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+
+const STABLE: &str = "11111111-1111-4111-8111-111111111111";
+const NEW: &str = "22222222-2222-4222-8222-222222222222";
+const TOKEN: &str = "analytics-read-token-for-tests"; // secret-scan: allow (a test value)
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+/// A running SQL API stand-in; its base URL is `base`.
+struct SqlApi {
+    base: String,
+    control: String,
+}
+
+impl SqlApi {
+    fn start() -> SqlApi {
+        let listener = runtime()
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let router = babybook_ops::standin::sql_api::router(Some(TOKEN.into()));
+        runtime().spawn(async move {
+            let _ = babybook_ops::standin::serve_on(listener, router).await;
+        });
+        SqlApi {
+            base: format!("http://127.0.0.1:{port}/client/v4"),
+            control: format!("http://127.0.0.1:{port}/__control"),
+        }
+    }
+
+    fn answer(&self, rule: Value) {
+        let status = Command::new("curl")
+            .args([
+                "-sS",
+                "--fail",
+                "-X",
+                "PUT",
+                "-H",
+                "content-type: application/json",
+                "--data",
+            ])
+            .arg(rule.to_string())
+            .arg(format!("{}/answers", self.control))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn queries(&self) -> Vec<Value> {
+        let out = Command::new("curl")
+            .args(["-sS", "--fail"])
+            .arg(format!("{}/requests", self.control))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+/// A base URL nothing listens on.
+fn unreachable_base() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/client/v4")
+}
+
+/// A `wrangler` that records its arguments, one call a line, in `calls.log` next to it.
+fn fake_wrangler(dir: &Path) -> PathBuf {
+    let path = dir.join("wrangler");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/usr/bin/env bash\n\
+             echo \"$*\" >> \"{log}\"\n\
+             case \"$1 $2\" in\n\
+             \"deployments status\") echo '{{\"id\": \"d1\", \"versions\": [{{\"version_id\": \"{STABLE}\", \"percentage\": 100}}]}}' ;;\n\
+             \"versions upload\") echo 'Uploaded babybook-edge-production'; echo 'Worker Version ID: {NEW}' ;;\n\
+             \"versions deploy\") echo 'SUCCESS' ;;\n\
+             *) echo \"unexpected wrangler call: $*\" >&2; exit 9 ;;\n\
+             esac\n",
+            log = dir.join("calls.log").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn calls(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("calls.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(" --env").next().unwrap().to_owned())
+        .collect()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bb-scripts-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(script: &str, args: &[&str], base: &str) -> Output {
+    Command::new(repo().join("scripts").join(script))
+        .args(args)
+        .env("CF_ACCOUNT_ID", "0123456789abcdef0123456789abcdef")
+        .env("CF_ANALYTICS_TOKEN", TOKEN)
+        .env("CF_API_BASE", base)
+        .env("BBOPS", env!("CARGO_BIN_EXE_bbops"))
+        .output()
+        .unwrap()
+}
+
+fn canary(dir: &Path, base: &str) -> Output {
+    let wrangler = fake_wrangler(dir);
+    run(
+        "canary",
+        &[
+            "--env",
+            "production",
+            "--wait",
+            "0",
+            "--wrangler",
+            wrangler.to_str().unwrap(),
+        ],
+        base,
+    )
+}
+
+fn versions(new_errors: u32, new_p95: f64) -> Value {
+    json!({"meta": [], "rows": 2, "data": [
+        {"version": NEW, "requests": "1000", "errors": new_errors, "p95_ms": new_p95},
+        {"version": STABLE, "requests": "20000", "errors": 20, "p95_ms": 100.0},
+    ]})
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+const STEP_5: &str = "versions deploy 22222222-2222-4222-8222-222222222222@5% 11111111-1111-4111-8111-111111111111@95%";
+const STEP_25: &str =
+    "versions deploy 22222222-2222-4222-8222-222222222222@25% 11111111-1111-4111-8111-111111111111@75%";
+const FULL: &str = "versions deploy 22222222-2222-4222-8222-222222222222@100%";
+const ROLLBACK: &str = "versions deploy 11111111-1111-4111-8111-111111111111@100%";
+
+#[test]
+fn a_healthy_canary_goes_5_then_25_then_100() {
+    let (api, dir) = (SqlApi::start(), temp_dir("pass"));
+    api.answer(json!({"matching": "GROUP BY version", "body": versions(1, 105.0)}));
+    let out = canary(&dir, &api.base);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        calls(&dir),
+        ["deployments status", "versions upload", STEP_5, STEP_25, FULL],
+        "{}",
+        text(&out)
+    );
+    let queries = api.queries();
+    assert_eq!(queries.len(), 2, "one check per step");
+    assert!(queries.iter().all(|q| q["token_ok"] == true));
+    assert!(queries[0]["sql"].as_str().unwrap().contains("babybook_edge_requests"));
+}
+
+#[test]
+fn a_breach_at_5_percent_puts_the_stable_version_back_and_fails() {
+    let (api, dir) = (SqlApi::start(), temp_dir("breach5"));
+    api.answer(json!({"matching": "GROUP BY version", "body": versions(40, 105.0)}));
+    let out = canary(&dir, &api.base);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(calls(&dir), ["deployments status", "versions upload", STEP_5, ROLLBACK]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ROLLBACK: at 5 %: breach: 5xx rate"));
+}
+
+#[test]
+fn a_latency_breach_at_25_percent_rolls_back_after_the_first_step_passed() {
+    let (api, dir) = (SqlApi::start(), temp_dir("breach25"));
+    api.answer(json!({"matching": "GROUP BY version", "body": versions(1, 105.0), "times": 1}));
+    api.answer(json!({"matching": "GROUP BY version", "body": versions(1, 180.0)}));
+    let out = canary(&dir, &api.base);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        calls(&dir),
+        ["deployments status", "versions upload", STEP_5, STEP_25, ROLLBACK]
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at 25 %: breach: p95"));
+}
+
+#[test]
+fn an_unreachable_sql_api_never_promotes() {
+    let dir = temp_dir("unreachable");
+    let out = canary(&dir, &unreachable_base());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(calls(&dir), ["deployments status", "versions upload", STEP_5, ROLLBACK]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unreachable"));
+}
+
+#[test]
+fn an_error_answer_or_too_little_traffic_never_promotes() {
+    let (api, dir) = (SqlApi::start(), temp_dir("error-answer"));
+    api.answer(json!({"matching": "GROUP BY version", "status": 500, "body": {"errors": ["boom"]}}));
+    let out = canary(&dir, &api.base);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(calls(&dir), ["deployments status", "versions upload", STEP_5, ROLLBACK]);
+
+    let (api, dir) = (SqlApi::start(), temp_dir("no-traffic"));
+    api.answer(json!({"matching": "GROUP BY version", "body": {"data": [{"version": STABLE, "requests": 500, "errors": 0, "p95_ms": 90}]}}));
+    let out = canary(&dir, &api.base);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("undecided"),
+        "{}",
+        text(&out)
+    );
+}
+
+fn edge_answer(requests: u32, errors: u32, share: u32, slow: u32, misses: u32) -> Value {
+    json!({"meta": [], "rows": 1, "data": [{"requests": requests, "errors": errors, "share_pages": share, "share_slow": slow, "share_misses": misses}]})
+}
+
+fn queue_answer() -> Value {
+    json!({"meta": [], "rows": 1, "data": [{"batches": 120, "slow_batches": 0, "dead": 1, "max_backlog": 7}]})
+}
+
+#[test]
+fn slo_prints_every_sli_with_its_burn_rates_and_fails_on_a_fast_burn() {
+    let api = SqlApi::start();
+    api.answer(json!({"matching": "share_misses", "body": edge_answer(20_000, 4, 8_000, 80, 900)}));
+    api.answer(json!({"matching": "max_backlog", "body": queue_answer()}));
+    let out = run("slo", &["--env", "production"], &api.base);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for sli in [
+        "availability",
+        "share_ttfb_p95",
+        "share_cache_hit_ratio",
+        "queue_age_p95",
+        "dlq_items",
+    ] {
+        assert!(stdout.contains(sli), "{sli} missing:\n{stdout}");
+    }
+    assert!(stdout.contains("99.98 %"), "availability 1 - 4/20000:\n{stdout}");
+    assert_eq!(api.queries().len(), 4, "edge and queue, 1 h and 6 h");
+    assert!(api
+        .queries()
+        .iter()
+        .any(|q| q["sql"].as_str().unwrap().contains("INTERVAL '6' HOUR")));
+
+    let burning = SqlApi::start();
+    burning.answer(json!({"matching": "share_misses", "body": edge_answer(20_000, 2_000, 8_000, 80, 900)}));
+    let out = run("slo", &["--env", "production"], &burning.base);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAST BURN"));
+}
+
+#[test]
+fn slo_says_so_when_the_sql_api_cannot_be_read() {
+    let out = run("slo", &[], &unreachable_base());
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unreachable"));
+    let api = SqlApi::start();
+    let out = Command::new(repo().join("scripts/slo"))
+        .env("CF_ACCOUNT_ID", "0123456789abcdef0123456789abcdef")
+        .env("CF_ANALYTICS_TOKEN", "not-the-token")
+        .env("CF_API_BASE", &api.base)
+        .env("BBOPS", env!("CARGO_BIN_EXE_bbops"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("answered 401"));
+}
+
+#[test]
+fn the_ci_production_deploy_goes_through_the_canary_at_5_and_25_percent() {
+    let workflow = std::fs::read_to_string(repo().join(".github/workflows/ci.yml")).unwrap();
+    let job = workflow
+        .split("\n  deploy-production:")
+        .nth(1)
+        .expect("a deploy-production job");
+    // Up to the next job (a line indented by exactly two spaces).
+    let job: String = job
+        .lines()
+        .skip(1)
+        .take_while(|l| !(l.starts_with("  ") && !l.starts_with("   ") && l.trim_end().ends_with(':')))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let canary = job
+        .lines()
+        .skip_while(|l| !l.contains("scripts/canary"))
+        .take(2)
+        .collect::<String>();
+    assert!(canary.contains("--env production"), "{canary}");
+    assert!(canary.contains("--steps 5,25"), "{canary}");
+    assert!(
+        !job.contains("versions deploy"),
+        "no traffic split outside the canary's guardrails"
+    );
+}
+
+#[test]
+fn logpush_dry_run_defines_a_30_day_and_a_90_day_job_and_calls_nothing() {
+    let out = Command::new(repo().join("scripts/logpush"))
+        .args(["--env", "production", "--dry-run"])
+        .env("CF_API_BASE", unreachable_base())
+        .env_remove("CF_LOGPUSH_TOKEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "\"dataset\": \"workers_trace_events\"",
+        "babybook-edge-production-all (kept 30 days",
+        "babybook-edge-production-errors (kept 90 days",
+        "workers/all/ --expire-days 30",
+        "workers/errors/ --expire-days 90",
+        "ScriptName\\\",\\\"operator\\\":\\\"eq\\\",\\\"value\\\":\\\"babybook-edge-production",
+    ] {
+        assert!(stdout.contains(needle), "{needle} missing:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("<R2_SECRET_ACCESS_KEY>"),
+        "no credential is printed, only its name"
+    );
+}
