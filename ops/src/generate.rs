@@ -115,7 +115,8 @@ pub async fn create_family(client: &mut Client, spec: &FamilySpec) -> Result<Fam
         tx.execute(
             "UPDATE asset SET derivatives = jsonb_build_array(
                jsonb_build_object('key', 'derived/' || account_id || '/' || id || '/480.webp', 'width', 480),
-               jsonb_build_object('key', 'derived/' || account_id || '/' || id || '/960.webp', 'width', 960))
+               jsonb_build_object('key', 'derived/' || account_id || '/' || id || '/960.webp', 'width', 960),
+               jsonb_build_object('key', 'derived/' || account_id || '/' || id || '/og.png', 'width', 1200, 'height', 630, 'purpose', 'og'))
              WHERE id = $1::text::uuid",
             &[&asset_id],
         )

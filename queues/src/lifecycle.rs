@@ -156,6 +156,9 @@ pub struct MediaOutput {
 }
 
 const MAX_DERIVATIVES: usize = 32;
+/// The `purpose` of the link-preview derivative: a JPEG or PNG (what WhatsApp, iMessage, Telegram
+/// and Slack unfurl; WebP is not shown reliably) with its `height`, 1200x630 from the media worker.
+pub const OG_PURPOSE: &str = "og";
 const MAX_KEY_CHARS: usize = 512;
 const MAX_DIMENSION: i64 = 100_000;
 
@@ -190,7 +193,22 @@ pub fn media_output(body: &Value) -> Result<MediaOutput, Failure> {
                     .and_then(Value::as_i64)
                     .filter(|n| (1..=MAX_DIMENSION).contains(n))
                     .ok_or_else(|| bad("a derivative has no positive width"))?;
-                Ok(serde_json::json!({"key": key, "width": width}))
+                match item.get("purpose").and_then(Value::as_str) {
+                    None => Ok(serde_json::json!({"key": key, "width": width})),
+                    Some(OG_PURPOSE) => {
+                        let height = item
+                            .get("height")
+                            .and_then(Value::as_i64)
+                            .filter(|n| (1..=MAX_DIMENSION).contains(n))
+                            .ok_or_else(|| bad("an og derivative has no positive height"))?;
+                        let lower = key.to_ascii_lowercase();
+                        if ![".jpg", ".jpeg", ".png"].iter().any(|ext| lower.ends_with(ext)) {
+                            return Err(bad("an og derivative is not a .jpg, .jpeg or .png"));
+                        }
+                        Ok(serde_json::json!({"key": key, "width": width, "height": height, "purpose": OG_PURPOSE}))
+                    }
+                    Some(_) => Err(bad("a derivative has an unknown purpose")),
+                }
             })
             .collect::<Result<Vec<_>, Failure>>()?,
         Some(_) => return Err(bad("derivatives is not an array of at most 32 {key, width}")),
@@ -239,6 +257,12 @@ mod tests {
         assert_eq!(out.derivatives, r#"[{"key":"derived/a/b/480.webp","width":480}]"#);
         assert_eq!((out.width, out.height), (Some(1600), Some(1200)));
         assert_eq!(media_output(&json!({"status": "ready"})).unwrap().derivatives, "[]");
+        let with_og = json!({"derivatives": [{"key": "d/a/b/og.jpg", "width": 1200, "height": 630, "purpose": "og"}]});
+        assert_eq!(
+            media_output(&with_og).unwrap().derivatives,
+            r#"[{"height":630,"key":"d/a/b/og.jpg","purpose":"og","width":1200}]"#,
+            "the link-preview derivative keeps its height and purpose"
+        );
         for bad in [
             json!({"derivatives": {"key": "a", "width": 1}}),
             json!({"derivatives": "derived/a.webp"}),
@@ -248,6 +272,9 @@ mod tests {
             json!({"derivatives": [{"key": "a", "width": 1.5}]}),
             json!({"derivatives": [{"key": "a\n", "width": 10}]}),
             json!({"derivatives": [7]}),
+            json!({"derivatives": [{"key": "a/og.webp", "width": 1200, "height": 630, "purpose": "og"}]}),
+            json!({"derivatives": [{"key": "a/og.jpg", "width": 1200, "purpose": "og"}]}),
+            json!({"derivatives": [{"key": "a/og.jpg", "width": 1200, "height": 630, "purpose": "banner"}]}),
             json!({"width": "1600"}),
             json!({"height": 0}),
         ] {

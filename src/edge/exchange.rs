@@ -18,6 +18,8 @@ pub struct Incoming {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub session: Option<Session>,
+    /// The request's query string, without the `?` (the share page's `?page=N`).
+    pub query: Option<String>,
 }
 
 impl Incoming {

@@ -204,7 +204,15 @@ async fn route(
     }
 
     // 7. The handler.
-    let incoming = Incoming { headers, body, session };
+    let query = worker::Url::parse(&req.url())
+        .ok()
+        .and_then(|u| u.query().map(str::to_owned));
+    let incoming = Incoming {
+        headers,
+        body,
+        session,
+        query,
+    };
     match handler(cx, &matched, &incoming, notes).await {
         Ok(reply) => reply,
         Err(e) => error_reply(cx, notes, e),

@@ -18,10 +18,13 @@ use crate::config::{Config, GlobalPurge};
 use crate::error::ApiError;
 use crate::lang::Lang;
 use crate::reply::Reply;
-use crate::share::cache_policy::{self, CacheStatus, CACHE_STATUS_HEADER, EXPIRES_AT_HEADER, RENDERED_AT_HEADER};
+use crate::share::cache_policy::{
+    self, CacheStatus, CACHE_STATUS_HEADER, EXPIRES_AT_HEADER, GENERATION_HEADER, RENDERED_AT_HEADER,
+};
 use crate::share::headers::{apply_page_headers, weak_etag};
-use crate::share::page::{render_share_page, SharePage};
+use crate::share::page::{render_share_view, with_share_url, SharePage};
 use crate::share::page_memory::{self, PageMemory, Usage};
+use crate::share::view::View;
 use crate::share::{purge, TokenHash};
 use crate::telemetry::{Level, LogLine};
 
@@ -36,29 +39,48 @@ pub struct CachedPage {
     pub etag: String,
     pub rendered_at_ms: i64,
     pub expires_at_ms: Option<i64>,
+    /// The digest of the data it was rendered from (`SharePage::generation`).
+    pub generation: String,
+}
+
+/// Where a served page is: the request's `scheme://host` and the share URL of the view, put into
+/// the page's `og:url` and `og:image` when it goes out (the cached page holds no token).
+pub struct ServedAt<'a> {
+    pub origin: &'a str,
+    pub share_url: &'a str,
 }
 
 impl CachedPage {
-    pub fn render(page: &SharePage, lang: Lang, media_origin: &str, now_ms: i64) -> CachedPage {
+    /// `None` when the share has no such view (a page past the end).
+    pub fn render(page: &SharePage, lang: Lang, media_origin: &str, view: View, now_ms: i64) -> Option<CachedPage> {
+        let html = render_share_view(page, lang, media_origin, view)?;
         count(Counter::Renders);
-        let body = Bytes::from(render_share_page(page, lang, media_origin).into_bytes());
+        let body = Bytes::from(html.into_bytes());
         let etag = weak_etag(&body);
-        CachedPage {
+        Some(CachedPage {
             body,
             etag,
             rendered_at_ms: now_ms,
             expires_at_ms: page.expires_at_ms,
-        }
+            generation: page.generation.clone(),
+        })
     }
 
     /// The response a client gets for this page: 200 with the body, or 304 when `not_modified`.
-    pub fn to_reply(&self, lang: Lang, media_origin: &str, status: CacheStatus, not_modified: bool) -> Reply {
+    pub fn to_reply(
+        &self,
+        lang: Lang,
+        media_origin: &str,
+        at: &ServedAt<'_>,
+        status: CacheStatus,
+        not_modified: bool,
+    ) -> Reply {
         let mut reply = if not_modified {
             Reply::new(304)
         } else {
             Reply::new(200)
                 .header("content-type", "text/html; charset=utf-8")
-                .with_body(self.body.clone())
+                .with_body(with_share_url(&self.body, at.origin, at.share_url))
         };
         apply_page_headers(&mut reply, &self.etag, lang, media_origin);
         reply.set_header(CACHE_STATUS_HEADER, status.as_str());
@@ -84,7 +106,7 @@ thread_local! {
     /// a revocation purged in another isolate reaches this one within that time; in this isolate
     /// a purge removes them at once. Bounded in bytes, not entries (see `page_memory`): a page
     /// over `page_memory::MAX_PAGE_BYTES` is served from the Cache API, never kept here.
-    static MEMORY: RefCell<PageMemory<(TokenHash, Lang), CachedPage>> =
+    static MEMORY: RefCell<PageMemory<(TokenHash, Lang, View), CachedPage>> =
         RefCell::new(PageMemory::new(page_memory::BUDGET_BYTES, page_memory::MAX_PAGE_BYTES));
 }
 
@@ -98,41 +120,54 @@ pub fn memory_usage() -> Usage {
     MEMORY.with(|m| m.borrow().usage())
 }
 
-fn memory_get(config: &Config, hash: &TokenHash, lang: Lang, now_ms: i64) -> Option<CachedPage> {
+fn memory_get(config: &Config, hash: &TokenHash, lang: Lang, view: View, now_ms: i64) -> Option<CachedPage> {
     let ttl = i64::try_from(config.share_memory_ttl_ms).unwrap_or(0);
     // A shared entry; the clone below counts a reference to the body, it copies no page.
     MEMORY.with(|m| {
         m.borrow()
-            .get(&(*hash, lang), now_ms, ttl)
+            .get(&(*hash, lang, view), now_ms, ttl)
             .map(|page| CachedPage::clone(&page))
     })
 }
 
-fn memory_put(config: &Config, hash: &TokenHash, lang: Lang, page: &CachedPage, now_ms: i64) {
+fn memory_put(config: &Config, hash: &TokenHash, lang: Lang, view: View, page: &CachedPage, now_ms: i64) {
     if config.share_memory_ttl_ms == 0 {
         return;
     }
     let ttl = i64::try_from(config.share_memory_ttl_ms).unwrap_or(0);
     MEMORY.with(|m| {
-        m.borrow_mut()
-            .put((*hash, lang), Rc::new(page.clone()), page_bytes(page), now_ms, ttl)
+        m.borrow_mut().put(
+            (*hash, lang, view),
+            Rc::new(page.clone()),
+            page_bytes(page),
+            now_ms,
+            ttl,
+        )
     });
 }
 
+/// The link's first page in `lang`, if cached.
 pub async fn get(config: &Config, hash: &TokenHash, lang: Lang) -> Option<CachedPage> {
+    get_view(config, hash, lang, View::FIRST).await
+}
+
+pub async fn get_view(config: &Config, hash: &TokenHash, lang: Lang, view: View) -> Option<CachedPage> {
     let now = super::context::now_ms();
-    if let Some(page) = memory_get(config, hash, lang, now) {
+    if let Some(page) = memory_get(config, hash, lang, view, now) {
         return Some(page);
     }
-    let page = cache_api_get(config, hash, lang).await?;
-    memory_put(config, hash, lang, &page, now);
+    let page = cache_api_get(config, hash, lang, view).await?;
+    memory_put(config, hash, lang, view, &page, now);
     Some(page)
 }
 
-async fn cache_api_get(config: &Config, hash: &TokenHash, lang: Lang) -> Option<CachedPage> {
+async fn cache_api_get(config: &Config, hash: &TokenHash, lang: Lang, view: View) -> Option<CachedPage> {
     let cache = Cache::default();
     let mut response = cache
-        .get(cache_policy::page_cache_key(config.cache_host(), hash, lang), true)
+        .get(
+            cache_policy::view_cache_key(config.cache_host(), hash, lang, view),
+            true,
+        )
         .await
         .ok()??;
     let etag = response.headers().get("etag").ok()??;
@@ -143,21 +178,40 @@ async fn cache_api_get(config: &Config, hash: &TokenHash, lang: Lang) -> Option<
         .ok()
         .flatten()
         .and_then(|v| v.parse().ok());
+    let generation = response
+        .headers()
+        .get(GENERATION_HEADER)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let body = Bytes::from(response.bytes().await.ok()?);
     Some(CachedPage {
         body,
         etag,
         rendered_at_ms,
         expires_at_ms,
+        generation,
     })
 }
 
+/// Stores the link's first page in `lang`.
 pub async fn put(config: &Config, hash: &TokenHash, lang: Lang, page: &CachedPage) -> Result<(), String> {
+    put_view(config, hash, lang, View::FIRST, page).await
+}
+
+pub async fn put_view(
+    config: &Config,
+    hash: &TokenHash,
+    lang: Lang,
+    view: View,
+    page: &CachedPage,
+) -> Result<(), String> {
     let headers = Headers::new();
     let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| e.to_string());
     set("content-type", "text/html; charset=utf-8")?;
     set("etag", &page.etag)?;
     set(RENDERED_AT_HEADER, &page.rendered_at_ms.to_string())?;
+    set(GENERATION_HEADER, &page.generation)?;
     if let Some(at) = page.expires_at_ms {
         set(EXPIRES_AT_HEADER, &at.to_string())?;
     }
@@ -167,28 +221,31 @@ pub async fn put(config: &Config, hash: &TokenHash, lang: Lang, page: &CachedPag
         &format!("public, max-age={}", cache_policy::cache_entry_ttl_seconds()),
     )?;
     let response = super::js_body::response(200, headers.0, Some(&page.body));
-    memory_put(config, hash, lang, page, super::context::now_ms());
+    memory_put(config, hash, lang, view, page, super::context::now_ms());
     Cache::default()
-        .put(cache_policy::page_cache_key(config.cache_host(), hash, lang), response)
+        .put(
+            cache_policy::view_cache_key(config.cache_host(), hash, lang, view),
+            response,
+        )
         .await
         .map_err(|e| e.to_string())
 }
 
-/// Removes every language's page (and revalidation marker) of a link from this data center's
-/// cache: enough when the link is found gone or expired, which every data center finds alone.
+/// Removes every list page in every language (and their revalidation markers) of a link from
+/// this data center's cache, and every view of it from this isolate: enough when the link is
+/// found gone or expired, which every data center finds alone. Its moment views are left to
+/// expire: without the first page they are never served (`cache_policy::moment_view_current`).
 pub async fn purge_here(config: &Config, hash: &TokenHash) -> Vec<String> {
-    MEMORY.with(|m| m.borrow_mut().retain(|(h, _), _| h != hash));
-    let cache = Cache::default();
+    MEMORY.with(|m| m.borrow_mut().retain(|(h, _, _), _| h != hash));
     let host = config.cache_host();
-    let mut urls = Vec::new();
-    for lang in Lang::ALL {
-        let page = cache_policy::page_cache_key(host, hash, lang);
-        let _ = cache.delete(page.as_str(), true).await;
-        let _ = cache
-            .delete(cache_policy::revalidation_marker_key(host, hash, lang), true)
-            .await;
-        urls.push(page);
-    }
+    let urls = purge::page_urls(host, hash);
+    let markers = Lang::ALL.iter().flat_map(|&lang| {
+        View::all_list_pages().map(move |view| cache_policy::revalidation_marker_key(host, hash, lang, view))
+    });
+    let deletes = urls.iter().cloned().chain(markers).map(|key| async move {
+        let _ = Cache::default().delete(key.as_str(), true).await;
+    });
+    futures_util::future::join_all(deletes).await;
     urls
 }
 
@@ -312,9 +369,9 @@ pub async fn purge_globally(config: &Config, hash: &TokenHash) -> Result<(), Str
 
 /// Claims the right to re-render a stale page: false if another request claimed it recently, so
 /// a burst of stale hits triggers one render, not hundreds.
-pub async fn claim_revalidation(config: &Config, hash: &TokenHash, lang: Lang) -> bool {
+pub async fn claim_revalidation(config: &Config, hash: &TokenHash, lang: Lang, view: View) -> bool {
     let cache = Cache::default();
-    let key = cache_policy::revalidation_marker_key(config.cache_host(), hash, lang);
+    let key = cache_policy::revalidation_marker_key(config.cache_host(), hash, lang, view);
     if matches!(cache.get(key.as_str(), true).await, Ok(Some(_))) {
         return false;
     }
@@ -330,17 +387,17 @@ pub async fn claim_revalidation(config: &Config, hash: &TokenHash, lang: Lang) -
     cache.put(key.as_str(), marker).await.is_ok()
 }
 
-pub async fn release_revalidation(config: &Config, hash: &TokenHash, lang: Lang) {
+pub async fn release_revalidation(config: &Config, hash: &TokenHash, lang: Lang, view: View) {
     let _ = Cache::default()
         .delete(
-            cache_policy::revalidation_marker_key(config.cache_host(), hash, lang),
+            cache_policy::revalidation_marker_key(config.cache_host(), hash, lang, view),
             true,
         )
         .await;
 }
 
-/// Renders a link in `langs` and stores each page. `Ok(None)`: the link is not live (its cached
-/// pages are purged). Used by the share route's misses and revalidations and by cron prewarm.
+/// Renders a link's first page in `langs` and stores each. `Ok(None)`: the link is not live (its
+/// cached pages are purged). Used by cron prewarm.
 pub async fn render_and_store(
     io: &Io,
     config: &Config,
@@ -354,13 +411,59 @@ pub async fn render_and_store(
     };
     let mut pages = Vec::with_capacity(langs.len());
     for &lang in langs {
-        let rendered = CachedPage::render(&page, lang, &config.media_origin, now_ms);
-        if let Err(e) = put(config, hash, lang, &rendered).await {
-            // Serving beats caching: the page still goes out, the next request renders again.
-            let line = context::line(config, &context::new_trace_id(), Level::Warn, "cache put failed");
-            context::emit(&line.field("detail", e.to_string()));
+        if let Some(rendered) = render_and_put(config, hash, &page, lang, View::FIRST, now_ms).await {
+            pages.push((lang, rendered));
         }
-        pages.push((lang, rendered));
     }
     Ok(Some(pages))
+}
+
+/// What a render from the database gave for one view.
+pub enum Rendered {
+    /// The link is not live (its cached pages are purged).
+    Gone,
+    /// The link is live but has no such page (`?page=` past the end): the 404 page, nothing purged.
+    NoSuchView,
+    Page(CachedPage),
+}
+
+/// Renders one view of a link and stores it. A moment's full view also stores the first page
+/// when the cached one is of other data, so the two agree on the generation.
+pub async fn render_and_store_view(
+    io: &Io,
+    config: &Config,
+    hash: &TokenHash,
+    lang: Lang,
+    view: View,
+    first_page_generation: Option<&str>,
+    now_ms: i64,
+) -> Result<Rendered, ApiError> {
+    let Some(page) = load(io, hash).await? else {
+        purge_here(config, hash).await;
+        return Ok(Rendered::Gone);
+    };
+    let Some(rendered) = render_and_put(config, hash, &page, lang, view, now_ms).await else {
+        return Ok(Rendered::NoSuchView);
+    };
+    if matches!(view, View::Moment(_)) && first_page_generation != Some(page.generation.as_str()) {
+        render_and_put(config, hash, &page, lang, View::FIRST, now_ms).await;
+    }
+    Ok(Rendered::Page(rendered))
+}
+
+async fn render_and_put(
+    config: &Config,
+    hash: &TokenHash,
+    page: &SharePage,
+    lang: Lang,
+    view: View,
+    now_ms: i64,
+) -> Option<CachedPage> {
+    let rendered = CachedPage::render(page, lang, &config.media_origin, view, now_ms)?;
+    if let Err(e) = put_view(config, hash, lang, view, &rendered).await {
+        // Serving beats caching: the page still goes out, the next request renders again.
+        let line = context::line(config, &context::new_trace_id(), Level::Warn, "cache put failed");
+        context::emit(&line.field("detail", e.to_string()));
+    }
+    Some(rendered)
 }

@@ -6,28 +6,35 @@
 //! expired copy    → rendered anew (`miss`); the old copy is served if the database fails (`stale-if-error`)
 //! no copy         → rendered (`miss`); 503 page if the database fails
 //! not live        → the same 404 page as a malformed token
+//!
+//! Each view (`?page=N`, `?moment=K`, `share::view`) is cached apart with the same rules; a view
+//! past the end of the share is the 404 page. A moment's full view is served from the cache only
+//! beside a cached first page of the same generation, and follows that page's freshness: its
+//! re-render is the first page's, and a purge (which names the list pages) retires it too.
 
 use std::cell::RefCell;
 
 use crate::error::ErrorCode;
 use crate::lang::Lang;
 use crate::reply::Reply;
+use crate::share::cache_policy::moment_view_current;
 use crate::share::cache_policy::{freshness, link_expired, CacheStatus, Freshness};
 use crate::share::headers::{self, if_none_match_matches};
-use crate::share::page::{MessagePage, STYLESHEET};
+use crate::share::page::{og_default_path, MessagePage, OG_DEFAULT_PNG, STYLESHEET};
+use crate::share::view::View;
 use crate::share::views::ViewTally;
 use crate::share::{ShareToken, TokenHash};
 use crate::telemetry::Level;
 
 use super::context::{self, RequestContext};
 use super::exchange::{share_error_page, Incoming, Notes};
-use super::share_cache::{self, CachedPage};
+use super::share_cache::{self, CachedPage, Rendered, ServedAt};
 
 thread_local! {
     static VIEWS: RefCell<ViewTally> = RefCell::new(ViewTally::default());
     /// Re-renders under way in this isolate. Checked and claimed without an await in between, so
     /// concurrent stale hits here start one render; the cache marker does the same across isolates.
-    static REVALIDATING: RefCell<std::collections::HashSet<(TokenHash, Lang)>> = RefCell::new(std::collections::HashSet::new());
+    static REVALIDATING: RefCell<std::collections::HashSet<(TokenHash, Lang, View)>> = RefCell::new(std::collections::HashSet::new());
 }
 
 /// The one not-found page: byte-identical for malformed, unknown, expired and revoked tokens.
@@ -38,13 +45,19 @@ pub fn not_found(cx: &RequestContext) -> Reply {
     reply
 }
 
+/// `/_static/…`: the stylesheet and the branded link preview, each under its fingerprint.
 pub fn stylesheet(cx: &RequestContext, file: &str) -> Reply {
-    if format!("/_static/{file}") != crate::share::page::stylesheet_path() {
+    let path = format!("/_static/{file}");
+    let (content_type, body) = if path == crate::share::page::stylesheet_path() {
+        ("text/css; charset=utf-8", STYLESHEET.as_bytes())
+    } else if path == og_default_path() {
+        ("image/png", OG_DEFAULT_PNG)
+    } else {
         return not_found(cx);
-    }
+    };
     let mut reply = Reply::new(200)
-        .header("content-type", "text/css; charset=utf-8")
-        .with_body(STYLESHEET.as_bytes().to_vec());
+        .header("content-type", content_type)
+        .with_body(body.to_vec());
     reply.set_header("cache-control", "public, max-age=31536000, immutable");
     headers::apply_security_headers(&mut reply, &cx.config().media_origin);
     reply
@@ -55,85 +68,180 @@ pub async fn serve(cx: &RequestContext, incoming: &Incoming, token_text: &str, n
         notes.fields.push(("share", "malformed".into()));
         return not_found(cx);
     };
+    let Ok(view) = View::from_query(incoming.query.as_deref()) else {
+        notes.fields.push(("share", "no_such_view".into()));
+        return not_found(cx);
+    };
     let hash = token.hash();
     notes.fields.push(("token_hash", hash.short().into()));
+    if view != View::FIRST {
+        notes.fields.push(("share_view", view.query().into()));
+    }
     let lang = cx.lang;
     let now = context::now_ms();
     let if_none_match = incoming.header("if-none-match").map(str::to_owned);
     let media_origin = cx.config().media_origin.clone();
 
-    let cached = share_cache::get(cx.config(), &hash, lang).await;
-    if cached.as_ref().is_some_and(|c| link_expired(c.expires_at_ms, now)) {
-        share_cache::purge_here(cx.config(), &hash).await;
-        return not_found(cx);
-    }
-    let (page, status) = match cached.map(|c| (freshness(c.rendered_at_ms, now), c)) {
-        Some((Freshness::Fresh, page)) => (page, CacheStatus::Hit),
-        Some((Freshness::Stale, page)) => {
-            let started = revalidate_in_background(cx, hash, lang).await;
-            // Which stale answer started the one re-render, in the request's own log line.
-            notes
-                .fields
-                .push(("revalidation", if started { "started" } else { "joined" }.into()));
-            (page, CacheStatus::Stale)
-        }
-        Some((Freshness::Expired, old)) => match render(cx, &hash, lang, now, notes).await {
-            Ok(Some(page)) => (page, CacheStatus::Miss),
-            Ok(None) => return not_found(cx),
-            Err(ErrorCode::DatabaseUnavailable) => {
-                context::emit(
-                    &cx.line(Level::Warn, "share served stale-if-error")
-                        .field("token_hash", hash.short()),
-                );
-                (old, CacheStatus::StaleIfError)
-            }
-            Err(_) => return share_error_page(cx, MessagePage::Unavailable, 503).header("retry-after", "5"),
-        },
-        None => match render(cx, &hash, lang, now, notes).await {
-            Ok(Some(page)) => (page, CacheStatus::Miss),
-            Ok(None) => return not_found(cx),
-            Err(_) => return share_error_page(cx, MessagePage::Unavailable, 503).header("retry-after", "5"),
-        },
+    let served = match view {
+        View::List(_) => serve_list(cx, hash, lang, view, now, notes).await,
+        View::Moment(_) => serve_moment(cx, hash, lang, view, now, notes).await,
+    };
+    let (page, status) = match served {
+        Ok(served) => served,
+        Err(reply) => return reply,
     };
     notes.fields.push(("cache_status", status.as_str().into()));
     count_view(cx, hash, now);
     let not_modified = if_none_match
         .as_deref()
         .is_some_and(|inm| if_none_match_matches(inm, &page.etag));
-    page.to_reply(lang, &media_origin, status, not_modified)
+    let share_url = format!("{}/s/{}{}", cx.origin, token.as_text(), view.url_suffix());
+    let at = ServedAt {
+        origin: &cx.origin,
+        share_url: &share_url,
+    };
+    page.to_reply(lang, &media_origin, &at, status, not_modified)
 }
 
-/// Renders and stores; `Err` carries the error code (the detail is logged here).
+fn unavailable(cx: &RequestContext) -> Reply {
+    share_error_page(cx, MessagePage::Unavailable, 503).header("retry-after", "5")
+}
+
+/// A list page: its own cache entry, fresh, stale (re-rendered in the background), or rendered.
+async fn serve_list(
+    cx: &RequestContext,
+    hash: TokenHash,
+    lang: Lang,
+    view: View,
+    now: i64,
+    notes: &mut Notes,
+) -> Result<(CachedPage, CacheStatus), Reply> {
+    let cached = share_cache::get_view(cx.config(), &hash, lang, view).await;
+    if cached.as_ref().is_some_and(|c| link_expired(c.expires_at_ms, now)) {
+        share_cache::purge_here(cx.config(), &hash).await;
+        return Err(not_found(cx));
+    }
+    Ok(match cached.map(|c| (freshness(c.rendered_at_ms, now), c)) {
+        Some((Freshness::Fresh, page)) => (page, CacheStatus::Hit),
+        Some((Freshness::Stale, page)) => {
+            let started = revalidate_in_background(cx, hash, lang, view).await;
+            // Which stale answer started the one re-render, in the request's own log line.
+            notes
+                .fields
+                .push(("revalidation", if started { "started" } else { "joined" }.into()));
+            (page, CacheStatus::Stale)
+        }
+        Some((Freshness::Expired, old)) => match render(cx, &hash, lang, view, None, now, notes).await {
+            Ok(page) => (page, CacheStatus::Miss),
+            Err(RenderFailure::NotFound) => return Err(not_found(cx)),
+            Err(RenderFailure::Code(ErrorCode::DatabaseUnavailable)) => {
+                warn_stale_if_error(cx, &hash);
+                (old, CacheStatus::StaleIfError)
+            }
+            Err(RenderFailure::Code(_)) => return Err(unavailable(cx)),
+        },
+        None => match render(cx, &hash, lang, view, None, now, notes).await {
+            Ok(page) => (page, CacheStatus::Miss),
+            Err(RenderFailure::NotFound) => return Err(not_found(cx)),
+            Err(RenderFailure::Code(_)) => return Err(unavailable(cx)),
+        },
+    })
+}
+
+/// A moment in full: served from the cache only beside the link's cached first page of the same
+/// generation, whose freshness it follows.
+async fn serve_moment(
+    cx: &RequestContext,
+    hash: TokenHash,
+    lang: Lang,
+    view: View,
+    now: i64,
+    notes: &mut Notes,
+) -> Result<(CachedPage, CacheStatus), Reply> {
+    let first = share_cache::get_view(cx.config(), &hash, lang, View::FIRST).await;
+    if first.as_ref().is_some_and(|c| link_expired(c.expires_at_ms, now)) {
+        share_cache::purge_here(cx.config(), &hash).await;
+        return Err(not_found(cx));
+    }
+    let first_freshness = first.as_ref().map(|c| freshness(c.rendered_at_ms, now));
+    let first_generation = first.as_ref().map(|c| c.generation.clone());
+    let cached = match &first_generation {
+        Some(generation) => share_cache::get_view(cx.config(), &hash, lang, view)
+            .await
+            .filter(|m| moment_view_current(&m.generation, generation)),
+        None => None,
+    };
+    match (first_freshness, cached) {
+        (Some(Freshness::Fresh), Some(page)) => Ok((page, CacheStatus::Hit)),
+        (Some(Freshness::Stale), Some(page)) => {
+            let started = revalidate_in_background(cx, hash, lang, View::FIRST).await;
+            notes
+                .fields
+                .push(("revalidation", if started { "started" } else { "joined" }.into()));
+            Ok((page, CacheStatus::Stale))
+        }
+        (_, old) => match (
+            render(cx, &hash, lang, view, first_generation.as_deref(), now, notes).await,
+            old,
+        ) {
+            (Ok(page), _) => Ok((page, CacheStatus::Miss)),
+            (Err(RenderFailure::NotFound), _) => Err(not_found(cx)),
+            (Err(RenderFailure::Code(ErrorCode::DatabaseUnavailable)), Some(old)) => {
+                warn_stale_if_error(cx, &hash);
+                Ok((old, CacheStatus::StaleIfError))
+            }
+            (Err(RenderFailure::Code(_)), _) => Err(unavailable(cx)),
+        },
+    }
+}
+
+fn warn_stale_if_error(cx: &RequestContext, hash: &TokenHash) {
+    context::emit(
+        &cx.line(Level::Warn, "share served stale-if-error")
+            .field("token_hash", hash.short()),
+    );
+}
+
+enum RenderFailure {
+    /// The link is not live, or has no such view.
+    NotFound,
+    Code(ErrorCode),
+}
+
+/// Renders and stores one view; the error's detail is logged here.
 async fn render(
     cx: &RequestContext,
     hash: &TokenHash,
     lang: Lang,
+    view: View,
+    first_page_generation: Option<&str>,
     now: i64,
     notes: &mut Notes,
-) -> Result<Option<CachedPage>, ErrorCode> {
+) -> Result<CachedPage, RenderFailure> {
     let started = context::now_ms();
-    let result = share_cache::render_and_store(&cx.io, cx.config(), hash, &[lang], now).await;
+    let result =
+        share_cache::render_and_store_view(&cx.io, cx.config(), hash, lang, view, first_page_generation, now).await;
     notes
         .fields
         .push(("db_render_ms", (context::now_ms() - started).into()));
     match result {
-        Ok(Some(mut pages)) => Ok(pages.pop().map(|(_, page)| page)),
-        Ok(None) => Ok(None),
+        Ok(Rendered::Page(page)) => Ok(page),
+        Ok(Rendered::Gone) | Ok(Rendered::NoSuchView) => Err(RenderFailure::NotFound),
         Err(e) => {
             notes.fields.push(("error_detail", e.detail.clone().into()));
-            Err(e.code)
+            Err(RenderFailure::Code(e.code))
         }
     }
 }
 
 /// Starts the page's re-render in `waitUntil` unless one is already running here or in another
 /// isolate of this data center; `true` when this call started it.
-async fn revalidate_in_background(cx: &RequestContext, hash: TokenHash, lang: Lang) -> bool {
-    if !REVALIDATING.with(|r| r.borrow_mut().insert((hash, lang))) {
+async fn revalidate_in_background(cx: &RequestContext, hash: TokenHash, lang: Lang, view: View) -> bool {
+    if !REVALIDATING.with(|r| r.borrow_mut().insert((hash, lang, view))) {
         return false;
     }
-    if !share_cache::claim_revalidation(cx.config(), &hash, lang).await {
-        REVALIDATING.with(|r| r.borrow_mut().remove(&(hash, lang)));
+    if !share_cache::claim_revalidation(cx.config(), &hash, lang, view).await {
+        REVALIDATING.with(|r| r.borrow_mut().remove(&(hash, lang, view)));
         return false;
     }
     let io = cx.io.clone();
@@ -141,12 +249,13 @@ async fn revalidate_in_background(cx: &RequestContext, hash: TokenHash, lang: La
     let trace_id = cx.trace_id.clone();
     cx.io.lifeline.wait_until(async move {
         let now = context::now_ms();
-        let outcome = share_cache::render_and_store(&io, &settings.config, &hash, &[lang], now).await;
-        share_cache::release_revalidation(&settings.config, &hash, lang).await;
-        REVALIDATING.with(|r| r.borrow_mut().remove(&(hash, lang)));
+        let outcome = share_cache::render_and_store_view(&io, &settings.config, &hash, lang, view, None, now).await;
+        share_cache::release_revalidation(&settings.config, &hash, lang, view).await;
+        REVALIDATING.with(|r| r.borrow_mut().remove(&(hash, lang, view)));
         let (level, result) = match &outcome {
-            Ok(Some(_)) => (Level::Info, "revalidated".to_owned()),
-            Ok(None) => (Level::Info, "gone".to_owned()),
+            Ok(Rendered::Page(_)) => (Level::Info, "revalidated".to_owned()),
+            Ok(Rendered::Gone) => (Level::Info, "gone".to_owned()),
+            Ok(Rendered::NoSuchView) => (Level::Info, "no such page".to_owned()),
             Err(e) => (Level::Warn, format!("failed: {}", e.detail)),
         };
         context::emit(

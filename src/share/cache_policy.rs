@@ -2,6 +2,7 @@
 //! stores each page with its render time and decides here what a cached copy is good for.
 
 use crate::lang::Lang;
+use crate::share::view::View;
 use crate::share::TokenHash;
 
 /// A page is fresh this long after it was rendered (`max-age=300`).
@@ -44,21 +45,49 @@ pub const fn cache_entry_ttl_seconds() -> i64 {
 /// serves, built from the token *hash* (never the token). Being a URL of our zone, it can also be
 /// purged globally through the zone purge API (the Cache API's own delete is per data center).
 pub fn page_cache_key(host: &str, hash: &TokenHash, lang: Lang) -> String {
-    format!("https://{host}/__edge-cache/v1/page/{}/{}", hash.to_hex(), lang.tag())
+    view_cache_key(host, hash, lang, View::FIRST)
 }
 
-pub fn revalidation_marker_key(host: &str, hash: &TokenHash, lang: Lang) -> String {
-    format!(
+/// The key of one view of a link: list pages by number (page 1 keeps the key it always had), a
+/// moment's full view by its position. List pages are what a purge names; a moment's view is
+/// served only while the link's first page is cached with the same generation (see
+/// [`GENERATION_HEADER`]), so purging the list pages retires every moment view with them.
+pub fn view_cache_key(host: &str, hash: &TokenHash, lang: Lang, view: View) -> String {
+    let hex = hash.to_hex();
+    let lang = lang.tag();
+    match view {
+        View::List(1) => format!("https://{host}/__edge-cache/v1/page/{hex}/{lang}"),
+        View::List(n) => format!("https://{host}/__edge-cache/v1/page/{hex}/{lang}/{n}"),
+        View::Moment(k) => format!("https://{host}/__edge-cache/v1/moment/{hex}/{lang}/{k}"),
+    }
+}
+
+pub fn revalidation_marker_key(host: &str, hash: &TokenHash, lang: Lang, view: View) -> String {
+    let base = format!(
         "https://{host}/__edge-cache/v1/revalidating/{}/{}",
         hash.to_hex(),
         lang.tag()
-    )
+    );
+    match view {
+        View::List(1) => base,
+        View::List(n) => format!("{base}/{n}"),
+        View::Moment(k) => format!("{base}/m{k}"),
+    }
+}
+
+/// Whether a cached moment view may be served: it was rendered from the same data (generation)
+/// as the link's first page that is in the cache now. A purge removes the first page, so a
+/// revoked or edited link's moment views are never served after it.
+pub fn moment_view_current(moment_generation: &str, first_page_generation: &str) -> bool {
+    !moment_generation.is_empty() && moment_generation == first_page_generation
 }
 
 /// The response header that reports what the cache did (documented in docs/share-pages.md).
 pub const CACHE_STATUS_HEADER: &str = "x-cache-status";
 /// Stored with each cached page: epoch milliseconds of its render.
 pub const RENDERED_AT_HEADER: &str = "x-rendered-at";
+/// Stored with each cached page: the digest of the data it was rendered from.
+pub const GENERATION_HEADER: &str = "x-share-generation";
 /// Stored with each cached page of an expiring link: epoch milliseconds of its expiry.
 pub const EXPIRES_AT_HEADER: &str = "x-link-expires-at";
 
@@ -116,7 +145,43 @@ mod tests {
         assert_ne!(pt, en);
         assert!(pt.starts_with("https://share.babybook.com/__edge-cache/"));
         assert!(pt.contains(&hash.to_hex()));
-        assert_ne!(pt, revalidation_marker_key("share.babybook.com", &hash, Lang::PtBr));
+        assert_ne!(
+            pt,
+            revalidation_marker_key("share.babybook.com", &hash, Lang::PtBr, View::FIRST)
+        );
+    }
+
+    #[test]
+    fn every_view_has_its_own_key_and_the_first_page_keeps_the_old_one() {
+        let hash = TokenHash([0xab; 32]);
+        let key = |view| view_cache_key("s.test", &hash, Lang::En, view);
+        let hex = hash.to_hex();
+        assert_eq!(
+            key(View::List(1)),
+            format!("https://s.test/__edge-cache/v1/page/{hex}/en")
+        );
+        assert_eq!(
+            key(View::List(2)),
+            format!("https://s.test/__edge-cache/v1/page/{hex}/en/2")
+        );
+        assert_eq!(
+            key(View::Moment(2)),
+            format!("https://s.test/__edge-cache/v1/moment/{hex}/en/2")
+        );
+        let markers: std::collections::HashSet<_> = [View::List(1), View::List(2), View::Moment(2)]
+            .map(|v| revalidation_marker_key("s.test", &hash, Lang::En, v))
+            .into();
+        assert_eq!(markers.len(), 3);
+    }
+
+    #[test]
+    fn a_moment_view_is_current_only_with_the_first_page_it_was_rendered_with() {
+        assert!(moment_view_current("ab12", "ab12"));
+        assert!(!moment_view_current("ab12", "cd34"), "the link was edited since");
+        assert!(
+            !moment_view_current("", ""),
+            "a page without a generation is never current"
+        );
     }
 
     #[test]

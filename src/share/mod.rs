@@ -7,6 +7,7 @@ pub mod page;
 pub mod page_memory;
 pub mod purge;
 pub mod token;
+pub mod view;
 pub mod views;
 
 pub use token::{MalformedToken, ShareToken, TokenHash};

@@ -5,16 +5,25 @@
 
 use crate::config::CachePurge;
 use crate::lang::Lang;
-use crate::share::cache_policy::page_cache_key;
+use crate::share::cache_policy::view_cache_key;
+use crate::share::view::View;
 use crate::share::TokenHash;
 
 /// How long one purge call may take before it counts as failed (and is queued or retried).
 pub const PURGE_TIMEOUT_MS: u32 = 5_000;
 
-/// The cache keys of every language's page of a link: what a purge names.
+/// The cache keys of every list page any link can have, in every language: what a purge names
+/// (2 x 9 = 18, within the API's 100 URLs per call). Moment views need no naming: they are served
+/// only beside a cached first page of the same generation (`cache_policy::moment_view_current`).
 pub fn page_urls(host: &str, hash: &TokenHash) -> Vec<String> {
-    Lang::ALL.iter().map(|&lang| page_cache_key(host, hash, lang)).collect()
+    Lang::ALL
+        .iter()
+        .flat_map(|&lang| View::all_list_pages().map(move |view| view_cache_key(host, hash, lang, view)))
+        .collect()
 }
+
+/// The most URLs one call of the zone purge API may name.
+pub const MAX_URLS_PER_CALL: usize = 100;
 
 pub fn request_url(purge: &CachePurge) -> String {
     format!("{}/zones/{}/purge_cache", purge.api_base, purge.zone_id)
@@ -68,17 +77,20 @@ mod tests {
     use crate::config::Secret;
 
     #[test]
-    fn a_purge_names_every_language_of_the_link_on_the_share_host() {
+    fn a_purge_names_every_page_in_every_language_of_the_link_on_the_share_host() {
         let hash = TokenHash([0x3c; 32]);
         let urls = page_urls("share.babybook.com", &hash);
         let hex = hash.to_hex();
-        assert_eq!(
-            urls,
-            [
-                format!("https://share.babybook.com/__edge-cache/v1/page/{hex}/pt-BR"),
-                format!("https://share.babybook.com/__edge-cache/v1/page/{hex}/en"),
-            ]
-        );
+        assert_eq!(urls.len(), 18, "{urls:?}");
+        assert!(urls.len() <= MAX_URLS_PER_CALL);
+        for lang in ["pt-BR", "en"] {
+            let first = format!("https://share.babybook.com/__edge-cache/v1/page/{hex}/{lang}");
+            assert!(urls.contains(&first), "{first}");
+            for n in 2..=9 {
+                let page = format!("{first}/{n}");
+                assert!(urls.contains(&page), "{page}");
+            }
+        }
         let body: serde_json::Value = serde_json::from_str(&request_body(&urls)).unwrap();
         assert_eq!(body, serde_json::json!({ "files": urls }));
     }

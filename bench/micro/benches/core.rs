@@ -10,7 +10,8 @@ use babybook_edge::lang::Lang;
 use babybook_edge::rate_limit::{self, FixedWindow, SHARE};
 use babybook_edge::session::{Session, SessionKeys, SigningKey};
 use babybook_edge::share::headers::{if_none_match_matches, weak_etag};
-use babybook_edge::share::page::render_share_page;
+use babybook_edge::share::page::{render_share_page, render_share_view};
+use babybook_edge::share::view::View;
 use babybook_edge::share::ShareToken;
 use babybook_jobs::Id;
 
@@ -18,6 +19,28 @@ fn rendering(c: &mut Criterion) {
     let page = babybook_micro_bench::page(50);
     c.bench_function("render_share_page_50_moments", |b| {
         b.iter(|| render_share_page(black_box(&page), Lang::PtBr, "https://media.babybook.com"))
+    });
+    // The budget of issue 16: the largest page any share can render, under 1 ms.
+    let largest = babybook_micro_bench::largest_page();
+    c.bench_function("render_largest_allowed_page", |b| {
+        b.iter(|| {
+            render_share_view(
+                black_box(&largest),
+                Lang::PtBr,
+                "https://media.babybook.com",
+                View::List(1),
+            )
+        })
+    });
+    c.bench_function("render_a_20000_character_moment_in_full", |b| {
+        b.iter(|| {
+            render_share_view(
+                black_box(&largest),
+                Lang::PtBr,
+                "https://media.babybook.com",
+                View::Moment(1),
+            )
+        })
     });
     let html = render_share_page(&page, Lang::PtBr, "https://media.babybook.com");
     c.bench_function("weak_etag_of_the_50_moment_page", |b| {

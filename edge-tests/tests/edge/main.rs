@@ -15,6 +15,7 @@ mod protection;
 mod queues;
 mod sessions;
 mod share;
+mod share_page;
 mod zero_loss;
 
 pub use edge_tests::{Stack, StackOptions};

@@ -4,13 +4,16 @@
 //! ```text
 //! POST /jobs                          a job call (Authorization: Bearer <MEDIA_WORKER_TOKEN>)
 //! GET  /objects/{key}                 stored object metadata {"size", "etag"} (storage's HEAD)
-//! GET  /derived/… /originals/…        a placeholder SVG image, so pages render locally
+//! GET  /derived/… /originals/…        a placeholder SVG image (PNG for `.png` keys), so pages render locally
 //! PUT  /__control/behaviour/{id}      {"mode": "transient", "times": 3, "then": "ok"}
 //! PUT  /__control/default             {"mode": "transient"} for every id without its own
 //! PUT  /__control/objects             {"key", "size", "etag"}: an uploaded original
 //! GET  /__control/calls?id=…          the calls received (all, or those naming id)
 //! POST /__control/reset
 //! ```
+//!
+//! A transcode that succeeds answers the contract's derivatives: 480 and 960 wide WebP previews
+//! and the link preview (`"purpose": "og"`, a 1200x630 PNG with its height).
 //!
 //! Modes: ok, transient (503), throttled (429), corrupt (422), forbidden (403), server_error
 //! (500), bad_request (400), hang (answers 503 after 30 s), bad_output (200 with derivatives that
@@ -227,7 +230,8 @@ fn answer(mode: Mode, job: &Value) -> (StatusCode, Value) {
             let asset = job.get("asset_id").and_then(Value::as_str).unwrap_or("unknown");
             json!({"status": "ready", "width": 1600, "height": 1200, "derivatives": [
                 {"key": format!("derived/{account}/{asset}/480.webp"), "width": 480},
-                {"key": format!("derived/{account}/{asset}/960.webp"), "width": 960}]})
+                {"key": format!("derived/{account}/{asset}/960.webp"), "width": 960},
+                {"key": format!("derived/{account}/{asset}/og.png"), "width": 1200, "height": 630, "purpose": "og"}]})
         }
         Some("export") => {
             let export = job.get("export_id").and_then(Value::as_str).unwrap_or("unknown");
@@ -249,7 +253,20 @@ async fn object(State(state): State<AppState>, headers: HeaderMap, Path(key): Pa
     }
 }
 
+/// The link-preview derivative (`og.png`, 1200x630) is a real PNG, as unfurlers need.
+const OG_PLACEHOLDER_PNG: &[u8] = include_bytes!("../../../templates/og-default.png");
+
 async fn placeholder(Path(key): Path<String>) -> Response {
+    if key.ends_with(".png") {
+        return (
+            [
+                ("content-type", "image/png"),
+                ("cache-control", "public, max-age=86400"),
+            ],
+            OG_PLACEHOLDER_PNG,
+        )
+            .into_response();
+    }
     let hue = key
         .bytes()
         .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
