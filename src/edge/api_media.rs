@@ -31,7 +31,7 @@ pub async fn get_asset(cx: &RequestContext, incoming: &Incoming, id: &str) -> Re
                    'size_bytes', a.size_bytes, 'width', a.width, 'height', a.height,
                    'failure_reason', CASE WHEN a.status = 'failed' THEN a.failure_reason END,
                    'previews', coalesce((SELECT json_agg(json_build_object('url', $2::text || '/' || (d->>'key'), 'width', (d->>'width')::int))
-                                         FROM jsonb_array_elements(a.derivatives) d), '[]'::json),
+                                         FROM jsonb_array_elements(a.derivatives) d WHERE d->>'purpose' IS NULL), '[]'::json),
                    'created_at', a.created_at, 'ready_at', a.ready_at)::text
                  FROM asset a WHERE a.id = $1::uuid AND a.status <> 'deleted' AND NOT a.is_probe",
                 &[(&id, Type::TEXT), (&media, Type::TEXT)],

@@ -1,6 +1,7 @@
 //! The fetch pipeline, cheapest work first:
-//! trace id → hygiene → route → CORS preflight → guards (test, admin, origin, session, read-only,
-//! CSRF) → body limit → rate limits → handler → response headers → one log line.
+//! trace id → hygiene → CORS preflight → route → admission (`crate::admission`: test controls,
+//! operator, origin, read-only and exports switches, session, CSRF) → body → rate limits →
+//! handler → response headers → one log line and one SLI point.
 //! Every refusal is decided before anything touches the cache, the database or the origin.
 
 use std::rc::Rc;

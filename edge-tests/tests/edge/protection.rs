@@ -116,10 +116,15 @@ fn login_allows_five_attempts_a_minute_per_ip_and_per_email_from_one_network() {
         }
         let email = format!("someone-else-{}@example.test", now_ms());
         let sixth = login_attempt(&client, &email, "wrong-password");
-        // The per-email limit holds across the addresses of one network (unique_ip's share a /24).
+        // The per-email limit holds across the addresses of one network: six addresses of the
+        // client's /24, each used once, so the per-IP limit never bites. (`with_new_ip` hands
+        // out addresses of a shared range whose /24 changes every 256 addresses, which split the
+        // six attempts over two networks now and then.)
+        let octets: Vec<&str> = client.ip.split('.').collect();
         let mut on_the_email = Vec::new();
-        for _ in 0..6 {
-            on_the_email.push(login_attempt(&client.with_new_ip(), &family.email, "wrong-password"));
+        for i in 0..6 {
+            let ip = format!("{}.{}.{}.{}", octets[0], octets[1], octets[2], 100 + i);
+            on_the_email.push(login_attempt(&client.with_ip(&ip), &family.email, "wrong-password"));
         }
         move || {
             assert_429(&sixth, "login_ip", 60);
