@@ -721,6 +721,38 @@ fn render_message(which: MessagePage, lang: Lang) -> String {
     .unwrap_or_default()
 }
 
+/// The page JSON of a share at every limit: 200 moments of 20,000 characters that escape to six
+/// bytes, titles of 200, alt texts of 2,000, four photos with 32 previews of the longest key each.
+/// The unit tests' largest page and the render benchmark's (`bench/micro`, feature `fixtures`).
+#[cfg(any(test, feature = "fixtures"))]
+pub fn largest_share_json() -> String {
+    let key = format!("derived/{}", "k".repeat(MAX_KEY_CHARS - 10));
+    let previews: Vec<String> = (1..=32)
+        .map(|w| format!(r#"{{"key":"{key}{w}","width":{}}}"#, w * 100))
+        .collect();
+    let media = format!(
+        r#"{{"alt":"{}","width":1600,"height":1200,"previews":[{}]}}"#,
+        "\\\"".repeat(2000),
+        previews.join(",")
+    );
+    let moments: Vec<String> = (0..200)
+        .map(|i| {
+            format!(
+                r#"{{"title":"{}","occurred_on":"2025-01-{:02}","body":"{}","media":[{media},{media},{media},{media}]}}"#,
+                "'".repeat(200),
+                i % 28 + 1,
+                "\\\"&".repeat(10_000)
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"child_name":"{}","title":"{}","moments":[{}]}}"#,
+        "<".repeat(120),
+        "&".repeat(120),
+        moments.join(",")
+    )
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -846,36 +878,9 @@ pub(crate) mod tests {
         assert!(served.ends_with(&html[body_at..]));
     }
 
-    /// A share at every limit: 200 moments of 20,000 characters that escape to six bytes, titles
-    /// of 200, alt texts of 2,000, four photos with 32 previews of the longest key each.
     fn largest_share(media_origin_len: usize) -> (SharePage, String) {
-        let key = format!("derived/{}", "k".repeat(MAX_KEY_CHARS - 10));
-        let previews: Vec<String> = (1..=32)
-            .map(|w| format!(r#"{{"key":"{key}{w}","width":{}}}"#, w * 100))
-            .collect();
-        let media = format!(
-            r#"{{"alt":"{}","width":1600,"height":1200,"previews":[{}]}}"#,
-            "\\\"".repeat(2000),
-            previews.join(",")
-        );
-        let moments: Vec<String> = (0..200)
-            .map(|i| {
-                format!(
-                    r#"{{"title":"{}","occurred_on":"2025-01-{:02}","body":"{}","media":[{media},{media},{media},{media}]}}"#,
-                    "'".repeat(200),
-                    i % 28 + 1,
-                    "\\\"&".repeat(10_000)
-                )
-            })
-            .collect();
-        let json = format!(
-            r#"{{"child_name":"{}","title":"{}","moments":[{}]}}"#,
-            "<".repeat(120),
-            "&".repeat(120),
-            moments.join(",")
-        );
         (
-            SharePage::from_json(&json).unwrap(),
+            SharePage::from_json(&largest_share_json()).unwrap(),
             format!("https://{}", "m".repeat(media_origin_len)),
         )
     }

@@ -22,32 +22,8 @@ pub fn page(moments: usize) -> SharePage {
     .expect("valid page JSON")
 }
 
-/// The largest page a share can render: 200 moments (the most a link holds) of 20,000-character
-/// texts that HTML escaping makes five bytes a character, 200-character titles, four photos each
-/// with 32 previews of 150-character keys and 2,000-character alt texts.
+/// The largest page a share can render: the core's own fixture, the one its unit tests hold to
+/// the 256 KiB bound.
 pub fn largest_page() -> SharePage {
-    let key = format!("derived/{}", "k".repeat(140));
-    let previews: Vec<String> = (1..=32)
-        .map(|w| format!(r#"{{"key":"{key}{w}","width":{}}}"#, w * 100))
-        .collect();
-    let media = format!(
-        r#"{{"alt":"{}","width":1600,"height":1200,"previews":[{}]}}"#,
-        "\\\"".repeat(2000),
-        previews.join(",")
-    );
-    let moments: Vec<String> = (0..200)
-        .map(|i| {
-            format!(
-                r#"{{"title":"{}","occurred_on":"2025-01-{:02}","body":"{}","media":[{media},{media},{media},{media}]}}"#,
-                "'".repeat(200),
-                i % 28 + 1,
-                "\\\"&".repeat(10_000)
-            )
-        })
-        .collect();
-    SharePage::from_json(&format!(
-        r#"{{"child_name":"Helena","title":"O primeiro ano","moments":[{}]}}"#,
-        moments.join(",")
-    ))
-    .expect("valid page JSON")
+    SharePage::from_json(&babybook_edge::share::page::largest_share_json()).expect("valid page JSON")
 }
