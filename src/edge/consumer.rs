@@ -116,11 +116,7 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
     wait_while_paused(config).await;
     let messages = deliveries(&batch);
     let size = messages.len();
-    let fates: Vec<(Fate, Option<i64>)> = futures_util::stream::iter(messages.iter())
-        .map(|delivery| handle(delivery, &io, config))
-        .buffer_unordered(config.consumer_concurrency)
-        .collect()
-        .await;
+    let fates = handle_batch(&messages, &io, config).await;
     let count = |fate| fates.iter().filter(|(f, _)| *f == fate).count();
     let oldest = fates.iter().filter_map(|(_, age)| *age).max();
     let trace = context::new_trace_id();
@@ -209,54 +205,125 @@ fn record_metrics(
     }
 }
 
-async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<i64>) {
-    let attempts = delivery.attempts();
-    let now = context::now_ms();
-    let body = delivery.body_text();
-    let message = match JobMessage::parse(&body) {
+/// One delivery, read: the job, or why its body is not one.
+struct Received<'d> {
+    delivery: &'d Delivery,
+    attempts: u32,
+    /// When the delivery was read (epoch ms).
+    now: i64,
+    body: String,
+    message: Result<JobMessage, String>,
+}
+
+impl<'d> Received<'d> {
+    fn read(delivery: &'d Delivery) -> Received<'d> {
+        let body = delivery.body_text();
+        Received {
+            delivery,
+            attempts: delivery.attempts(),
+            now: context::now_ms(),
+            message: JobMessage::parse(&body).map_err(|e| e.0),
+            body,
+        }
+    }
+
+    /// The row this job leases, if it is a job that leases one.
+    fn subject(&self) -> Option<job_rows::Subject> {
+        self.message.as_ref().ok().and_then(|m| job_rows::Subject::of(&m.job))
+    }
+}
+
+/// A batch, with its database work done per batch: the jobs that lease a row (transcodes,
+/// probes, exports) are claimed together and their results recorded together ([`leased`]); the
+/// others (purges, deletions, reaps, unreadable messages) go one by one. The two never run at
+/// once, so the batch stays within `consumer_concurrency` open connections.
+async fn handle_batch(messages: &[Delivery], io: &Io, config: &Config) -> Vec<(Fate, Option<i64>)> {
+    let (leasing, single): (Vec<Received>, Vec<Received>) =
+        messages.iter().map(Received::read).partition(|r| r.subject().is_some());
+    let mut fates: Vec<(Fate, Option<i64>)> = futures_util::stream::iter(single)
+        .map(|received| handle(received, io, config))
+        .buffer_unordered(config.consumer_concurrency)
+        .collect()
+        .await;
+    fates.extend(leased(leasing, io, config).await);
+    fates
+}
+
+/// A job that does not lease a row, or a message that is no job.
+async fn handle(received: Received<'_>, io: &Io, config: &Config) -> (Fate, Option<i64>) {
+    let delivery = received.delivery;
+    let message = match received.message {
         Ok(message) => message,
-        Err(e) => return (unreadable(delivery, io, config, &body, &e.0, now).await, None),
+        Err(problem) => {
+            let fate = unreadable(delivery, io, config, &received.body, &problem, received.now).await;
+            return (fate, None);
+        }
     };
-    let queue_time_ms = now - message.enqueued_at_ms();
-    let line = |level: Level, text: &str| job_line(config, &message, attempts, queue_time_ms, level, text);
-    context::emit(&line(Level::Info, "job received"));
+    let job = Delivered::of(&message, received.attempts, received.now, delivery.id());
+    context::emit(&job.line(config, Level::Info, "job received"));
     if let Job::Purge {
         token_hash,
         failed_attempts,
     } = &message.job
     {
+        let line = |level: Level, text: &str| job.line(config, level, text);
         let fate = purge(delivery, io, config, &message, token_hash, *failed_attempts, &line).await;
-        return (fate, Some(queue_time_ms));
+        return (fate, Some(job.queue_time_ms));
     }
-    // The lease holder: the message id is the same on every retry of this message, and differs
-    // for a duplicate delivery.
-    let holder = delivery.id();
-    let step = match execute(io, config, &message, &holder).await {
+    let step = match execute(io, config, &message).await {
         Ok(step) => step,
         Err(e) => Step::Failed(database_failure(&e)),
     };
+    conclude(delivery, io, config, &job, step).await
+}
+
+/// What the consumer knows of a delivered job besides its message.
+struct Delivered<'m> {
+    message: &'m JobMessage,
+    attempts: u32,
+    queue_time_ms: i64,
+    /// The lease holder: the message id is the same on every retry of this message, and
+    /// differs for a duplicate delivery.
+    holder: String,
+}
+
+impl<'m> Delivered<'m> {
+    fn of(message: &'m JobMessage, attempts: u32, now: i64, holder: String) -> Delivered<'m> {
+        Delivered {
+            message,
+            attempts,
+            queue_time_ms: now - message.enqueued_at_ms(),
+            holder,
+        }
+    }
+
+    fn line(&self, config: &Config, level: Level, text: &str) -> LogLine {
+        job_line(config, self.message, self.attempts, self.queue_time_ms, level, text)
+    }
+}
+
+/// Acts on how a job's work went: ack, wait for a running job, or let the retry policy decide.
+async fn conclude(
+    delivery: &Delivery,
+    io: &Io,
+    config: &Config,
+    job: &Delivered<'_>,
+    step: Step,
+) -> (Fate, Option<i64>) {
+    let (message, holder) = (job.message, job.holder.as_str());
+    let line = |level: Level, text: &str| job.line(config, level, text);
     let mut last_failure = None;
     let decision = match step {
         Step::Done => Decision::Ack,
         Step::Skipped(why) => {
             context::emit(&line(Level::Info, "job skipped").field("reason", why));
             delivery.ack();
-            return (Fate::Acked, Some(queue_time_ms));
+            return (Fate::Acked, Some(job.queue_time_ms));
         }
-        Step::Running(after) if queue_time_ms < MAX_JOB_WAIT_MS => {
-            return (
-                wait_for_running(
-                    delivery,
-                    io,
-                    config,
-                    &message,
-                    &holder,
-                    after,
-                    line(Level::Info, "job running"),
-                )
-                .await,
-                Some(queue_time_ms),
-            );
+        Step::Running(after) if job.queue_time_ms < MAX_JOB_WAIT_MS => {
+            let running = line(Level::Info, "job running");
+            let fate = wait_for_running(delivery, io, config, message, holder, after, running).await;
+            return (fate, Some(job.queue_time_ms));
         }
         Step::Running(_) => {
             let failure = Failure::new(
@@ -265,25 +332,25 @@ async fn handle(delivery: &Delivery, io: &Io, config: &Config) -> (Fate, Option<
                 "still running after the longest wait for a job",
             );
             last_failure = Some(failure.clone());
-            Decision::after(MediaOutcome::Failed(failure), attempts)
+            Decision::after(MediaOutcome::Failed(failure), job.attempts)
         }
         Step::Failed(failure) => {
             last_failure = Some(failure.clone());
-            Decision::after(MediaOutcome::Failed(failure), attempts)
+            Decision::after(MediaOutcome::Failed(failure), job.attempts)
         }
     };
     let fate = settle(
         delivery,
         io,
         config,
-        &message,
-        &holder,
+        message,
+        holder,
         decision,
         last_failure.as_ref(),
         &line,
     )
     .await;
-    (fate, Some(queue_time_ms))
+    (fate, Some(job.queue_time_ms))
 }
 
 /// A log line about one job: its ids, type, attempt and time in the queue.
@@ -519,12 +586,9 @@ async fn send_to_dlq(delivery: &Delivery, io: &Io, config: &Config, dead: DeadJo
     }
 }
 
-async fn execute(io: &Io, config: &Config, message: &JobMessage, holder: &str) -> Result<Step, ApiError> {
+/// The work of a job that leases no row.
+async fn execute(io: &Io, config: &Config, message: &JobMessage) -> Result<Step, ApiError> {
     match &message.job {
-        Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => {
-            process_asset(io, config, message, *asset_id, holder).await
-        }
-        Job::Export { export_id } => process_export(io, config, message, *export_id, holder).await,
         Job::DeleteAsset { asset_id }
         | Job::Reap {
             target: ReapTarget::OrphanAsset { asset_id },
@@ -534,93 +598,16 @@ async fn execute(io: &Io, config: &Config, message: &JobMessage, holder: &str) -
         } => delete(io, config, message, &EXPORT_DELETION, *export_id).await,
         // `handle` gives purge jobs their own path (they have no row and retry differently).
         Job::Purge { .. } => Ok(Step::Skipped("purge jobs are handled apart")),
+        // `handle_batch` sends these to `leased`; never acked unworked if one strays here.
+        Job::Transcode { .. } | Job::Probe { .. } | Job::Export { .. } => Err(ApiError::new(
+            crate::error::ErrorCode::Internal,
+            "a job that leases a row reached the single-job path",
+        )),
     }
 }
 
 fn scope(message: &JobMessage) -> Scope<'static> {
     Scope::Account(message.account_id)
-}
-
-/// Claims the job's row; `Some(step)` when the claim was lost and that is the whole answer.
-async fn claim(
-    io: &Io,
-    message: &JobMessage,
-    subject: job_rows::Subject,
-    holder: &str,
-) -> Result<Option<Step>, ApiError> {
-    let redriven = message.redrive_count > 0;
-    Ok(
-        match job_rows::claim(io, message.account_id, subject, holder, redriven).await? {
-            job_rows::Claim::Won => None,
-            job_rows::Claim::Lost(LostClaim::Skip(why)) => Some(Step::Skipped(why)),
-            job_rows::Claim::Lost(LostClaim::Fail(failure)) => Some(Step::Failed(failure)),
-        },
-    )
-}
-
-/// Claims the job's row and asks the media worker: its finished answer, or the step that ends
-/// the job here (someone else's claim, still running, failed).
-async fn claimed_and_run(
-    io: &Io,
-    config: &Config,
-    message: &JobMessage,
-    subject: job_rows::Subject,
-    holder: &str,
-) -> Result<Result<media_client::Answer, Step>, ApiError> {
-    if let Some(step) = claim(io, message, subject, holder).await? {
-        return Ok(Err(step));
-    }
-    let answer = media_client::run_job(config, message).await;
-    if let Some(after) = answer.running {
-        return Ok(Err(Step::Running(after)));
-    }
-    if let MediaOutcome::Failed(failure) = answer.outcome {
-        return Ok(Err(Step::Failed(failure)));
-    }
-    Ok(Ok(answer))
-}
-
-async fn process_asset(
-    io: &Io,
-    config: &Config,
-    message: &JobMessage,
-    asset_id: Id,
-    holder: &str,
-) -> Result<Step, ApiError> {
-    let answer = match claimed_and_run(io, config, message, job_rows::Subject::Asset(asset_id), holder).await? {
-        Ok(answer) => answer,
-        Err(step) => return Ok(step),
-    };
-    // Untrusted output never reaches the row (a bad one would break every page showing it).
-    let output = match lifecycle::media_output(&answer.body) {
-        Ok(output) => output,
-        Err(failure) => return Ok(Step::Failed(failure)),
-    };
-    if faults::is_on(config, Fault::JobDbAfterClaim) {
-        return Err(fault_error());
-    }
-    job_rows::finish_asset(io, message.account_id, asset_id, &output).await?;
-    Ok(Step::Done)
-}
-
-async fn process_export(
-    io: &Io,
-    config: &Config,
-    message: &JobMessage,
-    export_id: Id,
-    holder: &str,
-) -> Result<Step, ApiError> {
-    let answer = match claimed_and_run(io, config, message, job_rows::Subject::Export(export_id), holder).await? {
-        Ok(answer) => answer,
-        Err(step) => return Ok(step),
-    };
-    let key = answer
-        .body
-        .get("object_key")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("");
-    job_rows::finish_export(io, message.account_id, export_id, key).await?;
-    Ok(Step::Done)
 }
 
 /// What a delete job removes: the row's table, its words for the outcome, and the update that
@@ -678,4 +665,221 @@ async fn delete(io: &Io, config: &Config, message: &JobMessage, what: &Deletion,
     })
     .await?;
     Ok(Step::Done)
+}
+
+/// What the media worker's finished answer leaves to record on the row.
+enum Output {
+    Asset(lifecycle::MediaOutput),
+    Export(String),
+}
+
+/// Where a leased job is between its claim and its conclusion.
+enum Progress {
+    /// The work ended here (lost claim, media failure, still running, database error).
+    Ended(Step),
+    /// The media worker finished: the result waits to be recorded with the batch's.
+    Finished(Output),
+}
+
+/// The jobs of a batch that lease a row: every account's rows are claimed in one transaction
+/// (one connection for all of them), the media worker is asked for the jobs that won, the
+/// results are recorded in one transaction per account (a second connection), and only then is
+/// each job concluded (acked, retried, dead-lettered) on its own. A job is acked only after its
+/// result is committed; a failed claim or record fails the jobs it covered, which retry.
+async fn leased(received: Vec<Received<'_>>, io: &Io, config: &Config) -> Vec<(Fate, Option<i64>)> {
+    let jobs: Vec<(&Delivery, Delivered<'_>)> = received
+        .iter()
+        .filter_map(|r| {
+            let message = r.message.as_ref().ok()?;
+            Some((r.delivery, Delivered::of(message, r.attempts, r.now, r.delivery.id())))
+        })
+        .collect();
+    if jobs.is_empty() {
+        return Vec::new();
+    }
+    for (_, job) in &jobs {
+        context::emit(&job.line(config, Level::Info, "job received"));
+    }
+    let claims = claim_batch(io, &jobs).await;
+    let progress: Vec<Progress> = futures_util::stream::iter(jobs.iter().zip(claims))
+        .map(|((_, job), claim)| run_claimed(config, job.message, claim))
+        .buffered(config.consumer_concurrency)
+        .collect()
+        .await;
+    let steps = record_batch(io, config, &jobs, progress).await;
+    futures_util::stream::iter(jobs.iter().zip(steps))
+        .map(|((delivery, job), step)| conclude(delivery, io, config, job, step))
+        .buffer_unordered(config.consumer_concurrency)
+        .collect()
+        .await
+}
+
+/// The accounts of `jobs`, each once, in order of first appearance.
+fn accounts_of(jobs: &[(&Delivery, Delivered<'_>)]) -> Vec<Id> {
+    let mut accounts: Vec<Id> = Vec::new();
+    for (_, job) in jobs {
+        if !accounts.contains(&job.message.account_id) {
+            accounts.push(job.message.account_id);
+        }
+    }
+    accounts
+}
+
+/// Claims every job's row: one connection, one transaction per account, one statement per
+/// table. The answer is in the order of `jobs`; a job whose claim could not be made gets the
+/// database's error.
+async fn claim_batch(io: &Io, jobs: &[(&Delivery, Delivered<'_>)]) -> Vec<Result<job_rows::Claim, ApiError>> {
+    let mut claims: Vec<Option<Result<job_rows::Claim, ApiError>>> = jobs.iter().map(|_| None).collect();
+    let connected = db::connection(io, Budget::Standard, async |connection| {
+        for account in accounts_of(jobs) {
+            let mine: Vec<usize> = (0..jobs.len())
+                .filter(|&i| jobs[i].1.message.account_id == account)
+                .collect();
+            let bids: Vec<job_rows::Bid> = mine
+                .iter()
+                .filter_map(|&i| {
+                    let job = &jobs[i].1;
+                    Some(job_rows::Bid {
+                        subject: job_rows::Subject::of(&job.message.job)?,
+                        holder: &job.holder,
+                        redriven: job.message.redrive_count > 0,
+                    })
+                })
+                .collect();
+            let answered = connection
+                .transaction(Scope::Account(account), async |tx| job_rows::claim_all(tx, &bids).await)
+                .await;
+            match answered {
+                Ok(won_or_lost) => {
+                    for (&i, claim) in mine.iter().zip(won_or_lost) {
+                        claims[i] = Some(Ok(claim));
+                    }
+                }
+                Err(e) => {
+                    for &i in &mine {
+                        claims[i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+    .await;
+    claims
+        .into_iter()
+        .map(|claim| match (claim, &connected) {
+            (Some(claim), _) => claim,
+            (None, Err(e)) => Err(e.clone()),
+            (None, Ok(())) => Err(ApiError::new(
+                crate::error::ErrorCode::Internal,
+                "no claim was made for the job",
+            )),
+        })
+        .collect()
+}
+
+/// After its claim, a job that won asks the media worker; its finished answer is validated
+/// before anything of it may reach the row.
+async fn run_claimed(config: &Config, message: &JobMessage, claim: Result<job_rows::Claim, ApiError>) -> Progress {
+    match claim {
+        Err(e) => return Progress::Ended(Step::Failed(database_failure(&e))),
+        Ok(job_rows::Claim::Lost(LostClaim::Skip(why))) => return Progress::Ended(Step::Skipped(why)),
+        Ok(job_rows::Claim::Lost(LostClaim::Fail(failure))) => return Progress::Ended(Step::Failed(failure)),
+        Ok(job_rows::Claim::Won) => {}
+    }
+    let answer = media_client::run_job(config, message).await;
+    if let Some(after) = answer.running {
+        return Progress::Ended(Step::Running(after));
+    }
+    if let MediaOutcome::Failed(failure) = answer.outcome {
+        return Progress::Ended(Step::Failed(failure));
+    }
+    match &message.job {
+        Job::Export { .. } => Progress::Finished(Output::Export(
+            answer
+                .body
+                .get("object_key")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+        )),
+        // Untrusted output never reaches the row (a bad one would break every page showing it).
+        _ => match lifecycle::media_output(&answer.body) {
+            Ok(output) => Progress::Finished(Output::Asset(output)),
+            Err(failure) => Progress::Ended(Step::Failed(failure)),
+        },
+    }
+}
+
+/// Records the finished jobs' results: one connection, one transaction per account, one
+/// statement per table. Every job's step, in the order of `jobs`.
+async fn record_batch(
+    io: &Io,
+    config: &Config,
+    jobs: &[(&Delivery, Delivered<'_>)],
+    progress: Vec<Progress>,
+) -> Vec<Step> {
+    let finished = |account: Id| {
+        jobs.iter()
+            .zip(&progress)
+            .filter(move |((_, job), _)| job.message.account_id == account)
+            .filter_map(|((_, job), p)| match p {
+                Progress::Finished(output) => Some((job.message, output)),
+                Progress::Ended(_) => None,
+            })
+    };
+    let mut failed: Vec<(Id, ApiError)> = Vec::new();
+    let accounts: Vec<Id> = accounts_of(jobs)
+        .into_iter()
+        .filter(|&a| finished(a).next().is_some())
+        .collect();
+    if !accounts.is_empty() {
+        let connected = if faults::is_on(config, Fault::JobDbAfterClaim) {
+            Err(fault_error())
+        } else {
+            db::connection(io, Budget::Standard, async |connection| {
+                for &account in &accounts {
+                    let mut assets = Vec::new();
+                    let mut exports = Vec::new();
+                    for (message, output) in finished(account) {
+                        match (output, &message.job) {
+                            (Output::Asset(output), job) => {
+                                if let Some(id) = job.asset_id() {
+                                    assets.push((id, output));
+                                }
+                            }
+                            (Output::Export(key), Job::Export { export_id }) => {
+                                exports.push((*export_id, key.as_str()))
+                            }
+                            (Output::Export(_), _) => {}
+                        }
+                    }
+                    let recorded = connection
+                        .transaction(Scope::Account(account), async |tx| {
+                            job_rows::finish_assets(tx, &assets).await?;
+                            job_rows::finish_exports(tx, &exports).await
+                        })
+                        .await;
+                    if let Err(e) = recorded {
+                        failed.push((account, e));
+                    }
+                }
+                Ok(())
+            })
+            .await
+        };
+        if let Err(e) = connected {
+            failed.extend(accounts.iter().map(|&a| (a, e.clone())));
+        }
+    }
+    jobs.iter()
+        .zip(progress)
+        .map(|((_, job), p)| match p {
+            Progress::Ended(step) => step,
+            Progress::Finished(_) => match failed.iter().find(|(a, _)| *a == job.message.account_id) {
+                Some((_, e)) => Step::Failed(database_failure(e)),
+                None => Step::Done,
+            },
+        })
+        .collect()
 }

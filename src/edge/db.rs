@@ -1,4 +1,5 @@
-//! Postgres through Hyperdrive: one connection and ONE transaction per unit of work.
+//! Postgres through Hyperdrive: one connection and ONE transaction per unit of work (a queue
+//! batch, one connection for a few transactions: [`connection`]).
 //!
 //! ```text
 //! BEGIN
@@ -139,6 +140,33 @@ pub async fn transaction<T>(
     work: impl AsyncFnOnce(&Tx) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     with_connection(io, budget, async |tx| run(tx, scope, budget, work).await).await
+}
+
+/// One connection lent to several transactions in a row: a queue batch claims its rows in one
+/// round of transactions and records their results in the next, one transaction per account
+/// (the account is a transaction's setting, never the connection's).
+pub struct Connection<'c>(&'c Tx);
+
+impl Connection<'_> {
+    /// Runs `work` in one transaction under `scope` on this connection; commits if it returns
+    /// `Ok`, rolls back otherwise. A failed transaction may leave the connection unusable: the
+    /// next one then fails too, and says why.
+    pub async fn transaction<T>(
+        &self,
+        scope: Scope<'_>,
+        work: impl AsyncFnOnce(&Tx) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        run(self.0, scope, self.0.budget, work).await
+    }
+}
+
+/// Opens one connection (closed as [`transaction`]'s is) and lends it to `work`.
+pub async fn connection<T>(
+    io: &Io,
+    budget: Budget,
+    work: impl AsyncFnOnce(&Connection<'_>) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    with_connection(io, budget, async |tx| work(&Connection(tx)).await).await
 }
 
 /// Whether a signed-in caller's session is still live, in one statement outside any

@@ -8,7 +8,7 @@ use tokio_postgres::types::Type;
 use babybook_jobs::lifecycle::{self, LostClaim, MediaOutput, RowStatus};
 use babybook_jobs::{Failure, Id, Job};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 use super::context::Io;
 use super::db::{self, col, Budget, Scope, Tx};
@@ -62,41 +62,75 @@ pub enum Claim {
     Lost(LostClaim),
 }
 
-/// Claims the row for `holder` (the queue message id, stable across that message's retries) with
-/// a lease of [`lifecycle::LEASE_SECONDS`]. Wins a `queued` row, a `processing` row whose lease
-/// expired or is already `holder`'s (its own retry), and a `failed` row when the job was
-/// re-driven.
-pub async fn claim(io: &Io, account: Id, subject: Subject, holder: &str, redriven: bool) -> Result<Claim, ApiError> {
-    let sql = format!(
-        "UPDATE {table} SET status = 'processing', lease_expires_at = now() + interval '{lease} seconds',
-           lease_holder = $3{asset_columns}
-         WHERE id = $1::uuid AND (status = 'queued'
-           OR (status = 'processing' AND (lease_expires_at IS NULL OR lease_expires_at < now() OR lease_holder = $3))
-           OR (status = 'failed' AND $2::bool))
-         RETURNING 1",
-        table = subject.table(),
-        lease = lifecycle::LEASE_SECONDS,
-        asset_columns = subject.touched(true),
-    );
-    let id = subject.id();
-    db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
-        let holder = holder.to_owned();
-        if tx
-            .exec(
+/// One job's bid for its row in a batch's claim.
+pub struct Bid<'a> {
+    pub subject: Subject,
+    /// The queue message id: the same on every retry of that message, another for a duplicate.
+    pub holder: &'a str,
+    /// The job was re-driven: it may take a `failed` row back.
+    pub redriven: bool,
+}
+
+/// Claims the rows of `bids` (one account's, in its open transaction) for their holders, with a
+/// lease of [`lifecycle::LEASE_SECONDS`]: one statement for the assets and one for the exports,
+/// whatever the number of bids. A bid wins a `queued` row, a `processing` row whose lease expired
+/// or is already its holder's (its own retry), and a `failed` row when its job was re-driven.
+/// Two bids for one row (a duplicate delivery in the same batch): one wins, the other finds the
+/// row leased. The answer is in the order of `bids`.
+pub async fn claim_all(tx: &Tx, bids: &[Bid<'_>]) -> Result<Vec<Claim>, ApiError> {
+    let mut claims: Vec<Option<Claim>> = bids.iter().map(|_| None).collect();
+    for table in ["asset", "account_export"] {
+        let mine: Vec<usize> = (0..bids.len()).filter(|&i| bids[i].subject.table() == table).collect();
+        let Some(&first) = mine.first() else { continue };
+        let subject = bids[first].subject;
+        let ids: Vec<String> = mine.iter().map(|&i| bids[i].subject.id()).collect();
+        let holders: Vec<String> = mine.iter().map(|&i| bids[i].holder.to_owned()).collect();
+        let redriven: Vec<bool> = mine.iter().map(|&i| bids[i].redriven).collect();
+        let sql = format!(
+            "WITH want AS (
+               SELECT * FROM unnest($1::text[]::uuid[], $2::text[], $3::bool[]) WITH ORDINALITY AS w(id, holder, redriven, n)
+             ), claimed AS (
+               UPDATE {table} AS t SET status = 'processing', lease_expires_at = now() + interval '{lease} seconds',
+                 lease_holder = want.holder{asset_columns}
+               FROM want
+               WHERE t.id = want.id AND (t.status = 'queued'
+                 OR (t.status = 'processing' AND (t.lease_expires_at IS NULL OR t.lease_expires_at < now() OR t.lease_holder = want.holder))
+                 OR (t.status = 'failed' AND want.redriven))
+               RETURNING t.id, t.lease_holder
+             )
+             SELECT want.n, coalesce(claimed.lease_holder = want.holder, false),
+                    CASE WHEN claimed.id IS NULL THEN t.status ELSE 'processing' END
+             FROM want LEFT JOIN claimed ON claimed.id = want.id LEFT JOIN {table} AS t ON t.id = want.id",
+            lease = lifecycle::LEASE_SECONDS,
+            asset_columns = subject.touched(true),
+        );
+        let rows = tx
+            .rows(
                 &sql,
-                &[(&id, Type::TEXT), (&redriven, Type::BOOL), (&holder, Type::TEXT)],
+                &[
+                    (&ids, Type::TEXT_ARRAY),
+                    (&holders, Type::TEXT_ARRAY),
+                    (&redriven, Type::BOOL_ARRAY),
+                ],
             )
-            .await?
-            == 1
-        {
-            return Ok(Claim::Won);
+            .await?;
+        for row in &rows {
+            let n = usize::try_from(col::<i64>(row, 0)?).unwrap_or(0);
+            let Some(&index) = n.checked_sub(1).and_then(|k| mine.get(k)) else {
+                return Err(ApiError::new(ErrorCode::Internal, "claim answered an unknown bid"));
+            };
+            claims[index] = Some(if col::<bool>(row, 1)? {
+                Claim::Won
+            } else {
+                let status: Option<String> = col(row, 2)?;
+                Claim::Lost(lifecycle::when_claim_lost(status.as_deref().and_then(RowStatus::parse)))
+            });
         }
-        let status = status_of(tx, subject.table(), &id).await?;
-        Ok(Claim::Lost(lifecycle::when_claim_lost(
-            status.as_deref().and_then(RowStatus::parse),
-        )))
-    })
-    .await
+    }
+    claims
+        .into_iter()
+        .map(|c| c.ok_or_else(|| ApiError::new(ErrorCode::Internal, "claim left a bid unanswered")))
+        .collect()
 }
 
 /// The `status` of row `id` of `table`, in an open transaction (`None`: not in the account).
@@ -126,40 +160,48 @@ pub async fn release(io: &Io, account: Id, subject: Subject, holder: &str) -> Re
     .map(|_| ())
 }
 
-/// A transcode or probe is done: the asset is `ready` with the validated output.
-pub async fn finish_asset(io: &Io, account: Id, asset: Id, output: &MediaOutput) -> Result<(), ApiError> {
-    let id = asset.to_string();
-    db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
-        tx.exec(
-            "UPDATE asset SET status = 'ready', derivatives = $2::text::jsonb, width = coalesce($3, width),
-               height = coalesce($4, height), ready_at = now(), failure_reason = NULL,
-               lease_expires_at = NULL, lease_holder = NULL, updated_at = now()
-             WHERE id = $1::uuid AND status = 'processing' RETURNING 1",
-            &[
-                (&id, Type::TEXT),
-                (&output.derivatives, Type::TEXT),
-                (&output.width, Type::INT4),
-                (&output.height, Type::INT4),
-            ],
-        )
-        .await
-    })
+/// Transcodes and probes that are done (one account's, in its open transaction): each asset is
+/// `ready` with its validated output, in one statement.
+pub async fn finish_assets(tx: &Tx, done: &[(Id, &MediaOutput)]) -> Result<(), ApiError> {
+    if done.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = done.iter().map(|(id, _)| id.to_string()).collect();
+    let derivatives: Vec<&str> = done.iter().map(|(_, o)| o.derivatives.as_str()).collect();
+    let widths: Vec<Option<i32>> = done.iter().map(|(_, o)| o.width).collect();
+    let heights: Vec<Option<i32>> = done.iter().map(|(_, o)| o.height).collect();
+    tx.exec(
+        "UPDATE asset AS t SET status = 'ready', derivatives = w.derivatives::jsonb, width = coalesce(w.width, t.width),
+           height = coalesce(w.height, t.height), ready_at = now(), failure_reason = NULL,
+           lease_expires_at = NULL, lease_holder = NULL, updated_at = now()
+         FROM unnest($1::text[]::uuid[], $2::text[], $3::int4[], $4::int4[]) AS w(id, derivatives, width, height)
+         WHERE t.id = w.id AND t.status = 'processing' RETURNING 1",
+        &[
+            (&ids, Type::TEXT_ARRAY),
+            (&derivatives, Type::TEXT_ARRAY),
+            (&widths, Type::INT4_ARRAY),
+            (&heights, Type::INT4_ARRAY),
+        ],
+    )
     .await
     .map(|_| ())
 }
 
-/// An export is done: `ready` with its archive's key.
-pub async fn finish_export(io: &Io, account: Id, export: Id, object_key: &str) -> Result<(), ApiError> {
-    let (id, key) = (export.to_string(), object_key.to_owned());
-    db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
-        tx.exec(
-            "UPDATE account_export SET status = 'ready', object_key = nullif($2, ''), ready_at = now(),
-               lease_expires_at = NULL, lease_holder = NULL
-             WHERE id = $1::uuid AND status = 'processing' RETURNING 1",
-            &[(&id, Type::TEXT), (&key, Type::TEXT)],
-        )
-        .await
-    })
+/// Exports that are done (one account's, in its open transaction): each `ready` with its
+/// archive's key, in one statement.
+pub async fn finish_exports(tx: &Tx, done: &[(Id, &str)]) -> Result<(), ApiError> {
+    if done.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = done.iter().map(|(id, _)| id.to_string()).collect();
+    let keys: Vec<&str> = done.iter().map(|(_, key)| *key).collect();
+    tx.exec(
+        "UPDATE account_export AS t SET status = 'ready', object_key = nullif(w.key, ''), ready_at = now(),
+           lease_expires_at = NULL, lease_holder = NULL
+         FROM unnest($1::text[]::uuid[], $2::text[]) AS w(id, key)
+         WHERE t.id = w.id AND t.status = 'processing' RETURNING 1",
+        &[(&ids, Type::TEXT_ARRAY), (&keys, Type::TEXT_ARRAY)],
+    )
     .await
     .map(|_| ())
 }

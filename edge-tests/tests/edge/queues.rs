@@ -452,3 +452,62 @@ fn a_failed_publish_after_the_commit_loses_no_job_the_sweep_republishes_it() {
     assert_eq!(cron.status, 200, "{}", cron.text());
     wait_for_status(&stack, &asset, "ready", Duration::from_secs(15));
 }
+
+/// Issue 17: a batch's database work is done per batch, not per job. Ten jobs of one account
+/// published together are claimed in one statement and finished in one statement: one
+/// connection for the claims and one for the results, each transaction three round trips
+/// (BEGIN with the settings, the statement, COMMIT). Before, every job opened two connections
+/// of its own (claim, finish) and made six round trips. Its own stack: the counters are the
+/// Worker's, and nothing else may use the database meanwhile.
+#[test]
+fn a_batch_of_jobs_is_claimed_and_finished_in_one_statement_each_not_one_per_job() {
+    let stack = Stack::start(StackOptions::named("queue-batching"));
+    let family = stack.family(1, 0);
+    let assets: Vec<String> = (0..10).map(|_| stack.queued_asset(&family.account_id)).collect();
+    let bodies: Vec<Value> = assets
+        .iter()
+        .map(|asset| edge_tests::fixtures::transcode_job(&family.account_id, asset, "batching-test"))
+        .collect();
+    let before = stack.counters();
+    let published_at = babybook_jobs::format_rfc3339_millis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+    );
+    stack.control(json!({"action": "publish_raw_batch", "bodies": bodies}));
+    for asset in &assets {
+        wait_for_status(&stack, asset, "ready", Duration::from_secs(30));
+        assert_eq!(calls_for(&stack, asset).len(), 1, "one media call for {asset}");
+    }
+    // The batch lines (one per batch the local queue made of the ten) come after the acks.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let batches = loop {
+        let lines: Vec<Value> = stack
+            .logs()
+            .into_iter()
+            .filter(|l| {
+                l["message"] == "queue batch"
+                    && l["queue"] == "jobs"
+                    && l["timestamp"].as_str().is_some_and(|t| t >= published_at.as_str())
+            })
+            .collect();
+        let acked: u64 = lines.iter().map(|l| l["acked"].as_u64().unwrap_or(0)).sum();
+        if acked >= 10 {
+            break lines.len() as f64;
+        }
+        assert!(Instant::now() < deadline, "only {acked} jobs acked in batch lines");
+        std::thread::sleep(Duration::from_millis(100)); // polling interval, bounded by the deadline
+    };
+    let after = stack.counters();
+    let used = |name: &str| after[name].as_f64().unwrap() - before[name].as_f64().unwrap();
+    let (round_trips, connections) = (used("db_round_trips"), used("db_connections"));
+    assert!(
+        connections <= 2.0 * batches,
+        "{connections} connections for 10 jobs in {batches} batch(es)"
+    );
+    assert!(
+        round_trips <= 6.0 * batches,
+        "{round_trips} round trips for 10 jobs in {batches} batch(es)"
+    );
+}
