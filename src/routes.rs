@@ -11,7 +11,7 @@ use crate::rate_limit::RequestClass;
 pub enum RouteId {
     Health,
     Ready,
-    ShareStylesheet,
+    ShareStatic,
     SharePage,
     CsrfToken,
     Login,
@@ -213,7 +213,7 @@ impl Route {
     /// Which rate-limit policies apply, given whether the caller has a session.
     pub fn request_class(&self, has_session: bool) -> RequestClass {
         match (self.id, self.access) {
-            (RouteId::Health | RouteId::Ready | RouteId::ShareStylesheet, _) => RequestClass::Exempt,
+            (RouteId::Health | RouteId::Ready | RouteId::ShareStatic, _) => RequestClass::Exempt,
             (_, a) if a.is_admin() || a.is_test_control() => RequestClass::Exempt,
             (RouteId::SharePage, _) => RequestClass::Share,
             (RouteId::Login, _) => RequestClass::Login,
@@ -240,7 +240,7 @@ use WriteMethod as WM;
 static TABLE: [Route; 24] = [
     Route::read("/health", Id::Health, Surface::Any, R::Public),
     Route::read("/ready", Id::Ready, Surface::Any, R::Public),
-    Route::read("/_static/:file", Id::ShareStylesheet, Surface::Share, R::Public),
+    Route::read("/_static/:file", Id::ShareStatic, Surface::Share, R::Public),
     Route::read("/s/:token", Id::SharePage, Surface::Share, R::Public),
     Route::read("/auth/csrf", Id::CsrfToken, Surface::Api, R::OptionalSession),
     Route::write(WM::Post, "/auth/login", Id::Login, W::CsrfBeforeSignIn),

@@ -28,11 +28,20 @@ const browser = await chromium.launch({
          "--disable-component-update", "--disable-sync"],
 });
 
+// Every request the page makes to the page's own origin (the Worker), and every CSP violation
+// (a style or image the policy blocked), counted from before the document loads.
 async function open(spec, viewport) {
   const context = await browser.newContext({ viewport, extraHTTPHeaders: spec.headers || {} });
   const page = await context.newPage();
+  const origin = new URL(spec.url).origin;
+  const sameOrigin = [];
+  page.on("request", (r) => { if (new URL(r.url()).origin === origin) sameOrigin.push(r.url()); });
+  await page.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+  });
   const response = await page.goto(spec.url, { waitUntil: "load", timeout: 60000 });
-  return { context, page, status: response?.status() ?? 0 };
+  return { context, page, status: response?.status() ?? 0, sameOrigin };
 }
 
 async function axe(page) {
@@ -95,6 +104,8 @@ try {
     out.axe = await axe(phone.page);
     out.text = await phone.page.evaluate(() => document.body.innerText);
     out.title = await phone.page.title();
+    out.csp_violations = await phone.page.evaluate(() => window.__csp);
+    out.same_origin_requests = phone.sameOrigin;
     // Images above the fold load at once; every image reserves its box before it loads.
     out.images = await phone.page.evaluate(() => [...document.images].map((i) => ({
       loading: i.getAttribute("loading"), width: i.getAttribute("width"), height: i.getAttribute("height"),

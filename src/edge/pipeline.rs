@@ -376,7 +376,7 @@ async fn handler(
             }),
         )),
         RouteId::Ready => ready(cx).await,
-        RouteId::ShareStylesheet => Ok(share_route::stylesheet(cx, param("file"))),
+        RouteId::ShareStatic => Ok(share_route::static_file(cx, param("file"))),
         RouteId::SharePage => Ok(share_route::serve(cx, incoming, param("token"), notes).await),
         RouteId::CsrfToken => api_auth::csrf_token(cx, incoming),
         RouteId::Login => api_auth::login(cx, incoming, notes).await,

@@ -20,7 +20,7 @@ use crate::reply::Reply;
 use crate::share::cache_policy::moment_view_current;
 use crate::share::cache_policy::{freshness, link_expired, CacheStatus, Freshness};
 use crate::share::headers::{self, if_none_match_matches};
-use crate::share::page::{og_default_path, MessagePage, OG_DEFAULT_PNG, STYLESHEET};
+use crate::share::page::{og_default_path, MessagePage, OG_DEFAULT_PNG};
 use crate::share::view::View;
 use crate::share::views::ViewTally;
 use crate::share::{ShareToken, TokenHash};
@@ -45,19 +45,14 @@ pub fn not_found(cx: &RequestContext) -> Reply {
     reply
 }
 
-/// `/_static/…`: the stylesheet and the branded link preview, each under its fingerprint.
-pub fn stylesheet(cx: &RequestContext, file: &str) -> Reply {
-    let path = format!("/_static/{file}");
-    let (content_type, body) = if path == crate::share::page::stylesheet_path() {
-        ("text/css; charset=utf-8", STYLESHEET.as_bytes())
-    } else if path == og_default_path() {
-        ("image/png", OG_DEFAULT_PNG)
-    } else {
+/// `/_static/…`: the branded link preview, under its fingerprint (the stylesheet is inline).
+pub fn static_file(cx: &RequestContext, file: &str) -> Reply {
+    if format!("/_static/{file}") != og_default_path() {
         return not_found(cx);
-    };
+    }
     let mut reply = Reply::new(200)
-        .header("content-type", content_type)
-        .with_body(body.to_vec());
+        .header("content-type", "image/png")
+        .with_body(OG_DEFAULT_PNG.to_vec());
     reply.set_header("cache-control", "public, max-age=31536000, immutable");
     headers::apply_security_headers(&mut reply, &cx.config().media_origin);
     reply

@@ -12,13 +12,15 @@ pub const SHARE_CACHE_CONTROL: &str = "public, max-age=300, stale-while-revalida
 pub const NOT_FOUND_CACHE_CONTROL: &str = "no-store";
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
-/// The CSP of share pages: the SPEC's policy plus `base-uri 'none'` (an injected `<base>` cannot
+/// The CSP of share pages: the SPEC's policy plus `style-src` with the hash of the inline
+/// stylesheet (nothing else styles the page), `base-uri 'none'` (an injected `<base>` cannot
 /// re-point relative URLs) and `form-action 'none'` (the page has no form; an injected one cannot
 /// post anywhere). `media_origin` is `https://media.babybook.com` in production; tests point it at
 /// a local stand-in.
 pub fn content_security_policy(media_origin: &str) -> String {
     format!(
-        "default-src 'self'; img-src 'self' data: {media_origin}; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+        "default-src 'self'; img-src 'self' data: {media_origin}; style-src {style}; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        style = crate::share::style::style_source(),
     )
 }
 
@@ -85,8 +87,11 @@ mod tests {
     fn the_csp_in_production_is_exactly_the_spec() {
         assert_eq!(
             content_security_policy("https://media.babybook.com"),
-            "default-src 'self'; img-src 'self' data: https://media.babybook.com; frame-ancestors 'none'; \
-             base-uri 'none'; form-action 'none'"
+            format!(
+                "default-src 'self'; img-src 'self' data: https://media.babybook.com; style-src {}; \
+                 frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+                crate::share::style::style_source()
+            )
         );
     }
 

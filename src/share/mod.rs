@@ -6,6 +6,7 @@ pub mod headers;
 pub mod page;
 pub mod page_memory;
 pub mod purge;
+pub mod style;
 pub mod token;
 pub mod view;
 pub mod views;

@@ -1,5 +1,5 @@
 //! The share page: its data (what the database's `public_share_page` returns, and nothing else
-//! of the account) and its rendering with askama. Zero JavaScript, one stylesheet from `'self'`.
+//! of the account) and its rendering with askama. Zero JavaScript; the stylesheet is inline (`share::style`).
 
 use std::sync::OnceLock;
 
@@ -247,25 +247,12 @@ pub fn format_date(iso: &str, lang: Lang) -> String {
     }
 }
 
-/// The stylesheet, served from `'self'` so the CSP needs no `'unsafe-inline'`.
-pub const STYLESHEET: &str = include_str!("../../templates/share.css");
-
-/// `/_static/share.<fingerprint>.css`: a new file name whenever the stylesheet changes, so it can
-/// be cached as immutable.
-pub fn stylesheet_path() -> &'static str {
-    static PATH: OnceLock<String> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let digest = Sha256::digest(STYLESHEET.as_bytes());
-        let hex = crate::hex::encode(&digest[..6]);
-        format!("/_static/share.{hex}.css")
-    })
-}
-
 /// The branded link preview of a share with no image: 1200x630, served from `'self'`.
 pub const OG_DEFAULT_PNG: &[u8] = include_bytes!("../../templates/og-default.png");
 pub const OG_DEFAULT_SIZE: (u32, u32) = (1200, 630);
 
-/// `/_static/og.<fingerprint>.png`, immutable like the stylesheet.
+/// `/_static/og.<fingerprint>.png`: a new file name whenever the image changes, so it can be
+/// cached as immutable.
 pub fn og_default_path() -> &'static str {
     static PATH: OnceLock<String> = OnceLock::new();
     PATH.get_or_init(|| {
@@ -656,7 +643,7 @@ fn render_with(page: &SharePage, lang: Lang, media_origin: &str, view: View, lim
         og_locale: lang.og_locale(),
         og_locale_alternate: other.og_locale(),
         words: w,
-        stylesheet: stylesheet_path(),
+        stylesheet: crate::share::style::STYLESHEET,
         page_title,
         og_title: heading,
         heading,
@@ -713,7 +700,7 @@ fn render_message(which: MessagePage, lang: Lang) -> String {
     MessageTemplate {
         lang: lang.tag(),
         words: w,
-        stylesheet: stylesheet_path(),
+        stylesheet: crate::share::style::STYLESHEET,
         title,
         body,
     }

@@ -9,10 +9,12 @@ use crate::{Stack, StackOptions};
 
 const SHARE_CACHE_CONTROL: &str = "public, max-age=300, stale-while-revalidate=60";
 
+/// The share CSP; `style-src` allows the page's inline stylesheet by its hash.
 fn csp(stack: &Stack) -> String {
     format!(
-        "default-src 'self'; img-src 'self' data: {}; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-        stack.media.lock().unwrap().url()
+        "default-src 'self'; img-src 'self' data: {}; style-src {}; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        stack.media.lock().unwrap().url(),
+        babybook_edge::share::style::style_source()
     )
 }
 
@@ -347,20 +349,40 @@ fn views_are_counted_in_the_background() {
     }
 }
 
+/// Issue 17: a page view is one Worker invocation. The stylesheet is inline, allowed by its hash
+/// in the CSP (never `'unsafe-inline'`), so no second request reaches the Worker for it; the
+/// 404 page is styled the same way. The branded link preview stays a fingerprinted file.
 #[test]
-fn the_stylesheet_is_served_from_self_as_immutable_and_other_files_are_not() {
+fn the_stylesheet_is_inline_under_its_csp_hash_so_a_page_view_is_one_request() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
     let stack = Stack::shared();
     let family = stack.family(1, 1);
-    let html = stack.client().get(&format!("/s/{}", family.shares[0].token)).text();
-    let href = html
-        .split("rel=\"stylesheet\" href=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("stylesheet link");
-    let css = stack.client().get(href);
-    assert_eq!(css.status, 200);
-    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
-    assert!(css.header("cache-control").unwrap().contains("immutable"));
+    for path in [format!("/s/{}", family.shares[0].token), "/s/not-a-token".to_owned()] {
+        let page = stack.client().get(&path);
+        let html = page.text();
+        assert!(
+            !html.contains("rel=\"stylesheet\""),
+            "{path}: a stylesheet link is a second request"
+        );
+        let css = html
+            .split("<style>")
+            .nth(1)
+            .and_then(|rest| rest.split("</style>").next())
+            .unwrap_or_else(|| panic!("{path}: no inline style"));
+        assert!(css.contains("--paper"), "{path}: the style is the stylesheet: {css}");
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(css.as_bytes()));
+        let csp = page.header("content-security-policy").unwrap_or_default().to_owned();
+        assert!(
+            csp.split(';').any(|d| d.trim() == format!("style-src 'sha256-{hash}'")),
+            "{path}: the CSP does not allow exactly this style: {csp}"
+        );
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+    }
+    let og = stack.client().get(babybook_edge::share::page::og_default_path());
+    assert_eq!(og.status, 200);
+    assert_eq!(og.header("content-type"), Some("image/png"));
+    assert!(og.header("cache-control").unwrap().contains("immutable"));
     assert_eq!(stack.client().get("/_static/other.css").status, 404);
 }
 
