@@ -58,8 +58,15 @@ pub fn static_file(cx: &RequestContext, file: &str) -> Reply {
     reply
 }
 
+/// The rejection tag of a token that cannot be one (wrong length or alphabet).
+const MALFORMED_TOKEN: &str = "malformed_token";
+
 pub async fn serve(cx: &RequestContext, incoming: &Incoming, token_text: &str, notes: &mut Notes) -> Reply {
     let Ok(token) = ShareToken::parse(token_text) else {
+        // A refusal like a scanner path: counted always, logged by a sample (a flood of them
+        // must cost no more than the answer).
+        crate::telemetry::count_rejection(MALFORMED_TOKEN);
+        notes.rejection = Some(MALFORMED_TOKEN);
         notes.fields.push(("share", "malformed".into()));
         return not_found(cx);
     };

@@ -359,6 +359,38 @@ fn junk_is_refused_with_its_status_and_the_envelope_before_any_database_or_origi
     });
 }
 
+/// Issue 17: a malformed share token is a refusal like a scanner path: every one is counted
+/// (exactly, in the counters and on the next logged line), and its log line is a 1 % sample, so a
+/// flood of them costs no more than the answer. Before, each one wrote a `request` line.
+#[test]
+fn malformed_token_404s_are_counted_exactly_and_logged_by_a_sample() {
+    let stack = quiet();
+    let client = stack.client();
+    let malformed = |c: &serde_json::Value| c["rejections"]["malformed_token"].as_u64().unwrap_or(0);
+    let before = stack.counters();
+    let mut traces = std::collections::HashSet::new();
+    for _ in 0..200 {
+        let r = client.get("/s/not-a-share-token");
+        assert_eq!(r.status, 404);
+        traces.insert(r.header("x-trace-id").expect("trace id").to_owned());
+    }
+    let after = stack.counters();
+    assert_eq!(malformed(&after) - malformed(&before), 200, "every refusal is counted");
+    // A logged line comes after the answer; a later request's line shows the log has caught up.
+    let marker = client.get("/me");
+    let marker_trace = marker.header("x-trace-id").unwrap().to_owned();
+    stack.wait_for_log(Duration::from_secs(5), "the marker request", |l| {
+        l["trace_id"] == marker_trace.as_str()
+    });
+    let logged = stack
+        .logs()
+        .iter()
+        .filter(|l| l["message"] == "request" && l["trace_id"].as_str().is_some_and(|t| traces.contains(t)))
+        .count();
+    // 1 % of 200: two expected; 20 or more has a probability under 1e-12.
+    assert!(logged < 20, "{logged} of 200 malformed-token refusals were logged");
+}
+
 #[test]
 fn oversized_header_blocks_are_431() {
     let stack = quiet();
