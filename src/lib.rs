@@ -27,6 +27,7 @@ pub mod secure_random;
 pub mod session;
 pub mod share;
 pub mod slo;
+pub mod sql_text;
 pub mod switches;
 pub mod telemetry;
 

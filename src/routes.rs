@@ -33,6 +33,7 @@ pub enum RouteId {
     AdminSetSwitch,
     TestControls,
     TestCounters,
+    TestFloor,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,7 +238,7 @@ use RouteId as Id;
 use WriteGuard as W;
 use WriteMethod as WM;
 
-static TABLE: [Route; 24] = [
+static TABLE: [Route; 25] = [
     Route::read("/health", Id::Health, Surface::Any, R::Public),
     Route::read("/ready", Id::Ready, Surface::Any, R::Public),
     Route::read("/_static/:file", Id::ShareStatic, Surface::Share, R::Public),
@@ -267,6 +268,7 @@ static TABLE: [Route; 24] = [
     Route::write(WM::Post, "/admin/switches", Id::AdminSetSwitch, W::AdminToken),
     Route::write(WM::Post, "/__test/controls", Id::TestControls, W::TestControl),
     Route::read("/__test/counters", Id::TestCounters, Surface::Any, R::TestControl),
+    Route::read("/__test/floor", Id::TestFloor, Surface::Any, R::TestControl),
 ];
 
 /// Every route the edge serves.

@@ -1,8 +1,11 @@
 -- wrk script for scripts/bench. Usage: wrk ... -s requests.lua URL -- MODE [FILE] [ETAG] [LIMIT]
---   MODE hit|miss|not-modified|malformed|health|baseline|soak
+--   MODE hit|miss|not-modified|malformed|scanner|limited|floor|health|baseline|soak
+--   (scanner: a scanner path; limited: the hot page from ONE address, so past the per-IP share
+--   limit nearly every answer is a 429; floor: /__test/floor, the miss's floor)
 --   FILE a file of lines: share tokens (hit, miss), or "kind path cookie" lines (soak)
 -- Every request carries its own CF-Connecting-IP (a header value, never dialled), so the
--- per-IP share limit does not shape the measurement. done() prints one JSON line.
+-- per-IP share limit does not shape the measurement (except in "limited", where it is the
+-- point). done() prints one JSON line.
 
 local threads = {}
 local next_id = 0
@@ -32,6 +35,7 @@ function init(args)
   responses = 0
   s5xx = 0
   other = 0
+  refused = 0
   math.randomseed(os.time() + id * 7919)
 end
 
@@ -50,6 +54,13 @@ function request()
     headers["if-none-match"] = etag
   elseif mode == "malformed" then
     path = "/s/not-a-share-token"
+  elseif mode == "scanner" then
+    path = "/wp-login.php"
+  elseif mode == "limited" then
+    path = "/s/" .. items[1]
+    headers["cf-connecting-ip"] = "198.51.100.7"
+  elseif mode == "floor" then
+    path = "/__test/floor"
   elseif mode == "miss" then
     -- a (token, language) pair no request has asked for: every one is a cache miss
     local k = id + (counter - 1) * n_threads
@@ -70,23 +81,26 @@ function response(status, headers, body)
   responses = responses + 1
   if status >= 500 then
     s5xx = s5xx + 1
-  elseif status >= 400 and mode ~= "malformed" then
+  elseif status >= 400 and (mode == "malformed" or mode == "scanner" or mode == "limited") then
+    refused = refused + 1
+  elseif status >= 400 then
     other = other + 1
   end
   if limit > 0 and responses >= limit then wrk.thread:stop() end
 end
 
 function done(summary, latency, requests)
-  local total5xx, totalother = 0, 0
+  local total5xx, totalother, totalrefused = 0, 0, 0
   for _, t in ipairs(threads) do
     total5xx = total5xx + (t:get("s5xx") or 0)
     totalother = totalother + (t:get("other") or 0)
+    totalrefused = totalrefused + (t:get("refused") or 0)
   end
   local seconds = summary.duration / 1e6
   io.write(string.format(
-    '{"requests":%d,"seconds":%.3f,"rps":%.1f,"p50_ms":%.3f,"p95_ms":%.3f,"p99_ms":%.3f,"socket_errors":%d,"status_5xx":%d,"status_4xx_unexpected":%d}\n',
+    '{"requests":%d,"seconds":%.3f,"rps":%.1f,"p50_ms":%.3f,"p95_ms":%.3f,"p99_ms":%.3f,"socket_errors":%d,"status_5xx":%d,"status_4xx_unexpected":%d,"status_4xx_expected":%d}\n',
     summary.requests, seconds, summary.requests / seconds,
     latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    total5xx, totalother))
+    total5xx, totalother, totalrefused))
 end

@@ -66,7 +66,14 @@ impl Guarded {
     /// CPU seconds (user + system) used so far by the live processes of the group: for
     /// `wrangler dev` that is Node and workerd, the whole server side of a benchmark.
     pub fn cpu_seconds(&self) -> f64 {
-        group_cpu_seconds(self.pgid)
+        group_cpu_seconds(self.pgid, None)
+    }
+
+    /// User + system CPU of the Worker's own runtime alone: the `workerd` process of the group
+    /// that runs the Worker (started with `--inspector-addr`, which wrangler gives the user
+    /// Worker's runtime and not its proxy), without Node (wrangler) or the proxy's `workerd`.
+    pub fn runtime_cpu_seconds(&self) -> f64 {
+        group_cpu_seconds(self.pgid, Some("--inspector-addr"))
     }
 
     /// Sends `signal` to the whole group.
@@ -101,7 +108,8 @@ impl Drop for Guarded {
 }
 
 /// Sums `utime + stime` from `/proc/<pid>/stat` over the processes in group `pgid`.
-fn group_cpu_seconds(pgid: i32) -> f64 {
+/// CPU seconds of the processes in group `pgid`; with `only`, of those whose command line holds it.
+fn group_cpu_seconds(pgid: i32, only: Option<&str>) -> f64 {
     // SAFETY: sysconf has no preconditions.
     let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -113,6 +121,12 @@ fn group_cpu_seconds(pgid: i32) -> f64 {
             e.file_name()
                 .to_str()
                 .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter(|e| {
+            only.is_none_or(|needle| {
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg.starts_with(needle.as_bytes())))
+            })
         })
         .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
         .filter_map(|stat| {

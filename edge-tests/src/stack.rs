@@ -523,6 +523,15 @@ impl Stack {
             .map_or(0.0, Guarded::cpu_seconds)
     }
 
+    /// CPU seconds of the Worker's own `workerd` process (see `Guarded::runtime_cpu_seconds`).
+    pub fn runtime_cpu_seconds(&self) -> f64 {
+        self.wrangler
+            .lock()
+            .expect("wrangler")
+            .as_ref()
+            .map_or(0.0, Guarded::runtime_cpu_seconds)
+    }
+
     pub fn client(&self) -> Client {
         Client::new(self.base_url.clone(), self.death.clone())
     }

@@ -116,7 +116,7 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
     wait_while_paused(config).await;
     let messages = deliveries(&batch);
     let size = messages.len();
-    let fates = handle_batch(&messages, &io, config).await;
+    let (fates, phases) = handle_batch(&messages, &io, config).await;
     let count = |fate| fates.iter().filter(|(f, _)| *f == fate).count();
     let oldest = fates.iter().filter_map(|(_, age)| *age).max();
     let trace = context::new_trace_id();
@@ -127,6 +127,9 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
         .field("retried", count(Fate::Retried))
         .field("dead", count(Fate::Dead))
         .field("duration_ms", context::now_ms() - started);
+    for (name, ms) in phases.fields() {
+        line = line.field(name, ms);
+    }
     if let Some(age) = oldest {
         line = line.field("oldest_message_age_ms", age);
     }
@@ -237,7 +240,7 @@ impl<'d> Received<'d> {
 /// probes, exports) are claimed together and their results recorded together ([`leased`]); the
 /// others (purges, deletions, reaps, unreadable messages) go one by one. The two never run at
 /// once, so the batch stays within `consumer_concurrency` open connections.
-async fn handle_batch(messages: &[Delivery], io: &Io, config: &Config) -> Vec<(Fate, Option<i64>)> {
+async fn handle_batch(messages: &[Delivery], io: &Io, config: &Config) -> (Vec<(Fate, Option<i64>)>, Phases) {
     let (leasing, single): (Vec<Received>, Vec<Received>) =
         messages.iter().map(Received::read).partition(|r| r.subject().is_some());
     let mut fates: Vec<(Fate, Option<i64>)> = futures_util::stream::iter(single)
@@ -245,8 +248,31 @@ async fn handle_batch(messages: &[Delivery], io: &Io, config: &Config) -> Vec<(F
         .buffer_unordered(config.consumer_concurrency)
         .collect()
         .await;
-    fates.extend(leased(leasing, io, config).await);
-    fates
+    let mut phases = Phases::default();
+    fates.extend(leased(leasing, io, config, &mut phases).await);
+    (fates, phases)
+}
+
+/// How long the leased jobs of a batch spent in each phase (wall clock, ms), for the batch line.
+#[derive(Default)]
+struct Phases {
+    claim_ms: Option<i64>,
+    media_ms: Option<i64>,
+    record_ms: Option<i64>,
+    conclude_ms: Option<i64>,
+}
+
+impl Phases {
+    fn fields(&self) -> impl Iterator<Item = (&'static str, i64)> {
+        [
+            ("claim_ms", self.claim_ms),
+            ("media_ms", self.media_ms),
+            ("record_ms", self.record_ms),
+            ("conclude_ms", self.conclude_ms),
+        ]
+        .into_iter()
+        .filter_map(|(name, ms)| Some((name, ms?)))
+    }
 }
 
 /// A job that does not lease a row, or a message that is no job.
@@ -681,12 +707,17 @@ enum Progress {
     Finished(Output),
 }
 
-/// The jobs of a batch that lease a row: every account's rows are claimed in one transaction
-/// (one connection for all of them), the media worker is asked for the jobs that won, the
-/// results are recorded in one transaction per account (a second connection), and only then is
-/// each job concluded (acked, retried, dead-lettered) on its own. A job is acked only after its
+/// The jobs of a batch that lease a row: every row is claimed in one round trip (a transaction
+/// per account, all in one message), the media worker is asked for the jobs that won, the results
+/// are recorded in a second round trip, and only then is each job concluded (acked, retried,
+/// dead-lettered) on its own. A job is acked only after its
 /// result is committed; a failed claim or record fails the jobs it covered, which retry.
-async fn leased(received: Vec<Received<'_>>, io: &Io, config: &Config) -> Vec<(Fate, Option<i64>)> {
+async fn leased(
+    received: Vec<Received<'_>>,
+    io: &Io,
+    config: &Config,
+    phases: &mut Phases,
+) -> Vec<(Fate, Option<i64>)> {
     let jobs: Vec<(&Delivery, Delivered<'_>)> = received
         .iter()
         .filter_map(|r| {
@@ -700,18 +731,28 @@ async fn leased(received: Vec<Received<'_>>, io: &Io, config: &Config) -> Vec<(F
     for (_, job) in &jobs {
         context::emit(&job.line(config, Level::Info, "job received"));
     }
+    let mut lap = context::now_ms();
+    let mut took = || {
+        let now = context::now_ms();
+        Some(now - std::mem::replace(&mut lap, now))
+    };
     let claims = claim_batch(io, &jobs).await;
+    phases.claim_ms = took();
     let progress: Vec<Progress> = futures_util::stream::iter(jobs.iter().zip(claims))
         .map(|((_, job), claim)| run_claimed(config, job.message, claim))
         .buffered(config.consumer_concurrency)
         .collect()
         .await;
+    phases.media_ms = took();
     let steps = record_batch(io, config, &jobs, progress).await;
-    futures_util::stream::iter(jobs.iter().zip(steps))
+    phases.record_ms = took();
+    let fates = futures_util::stream::iter(jobs.iter().zip(steps))
         .map(|((delivery, job), step)| conclude(delivery, io, config, job, step))
         .buffer_unordered(config.consumer_concurrency)
         .collect()
-        .await
+        .await;
+    phases.conclude_ms = took();
+    fates
 }
 
 /// The accounts of `jobs`, each once, in order of first appearance.
@@ -725,57 +766,52 @@ fn accounts_of(jobs: &[(&Delivery, Delivered<'_>)]) -> Vec<Id> {
     accounts
 }
 
-/// Claims every job's row: one connection, one transaction per account, one statement per
-/// table. The answer is in the order of `jobs`; a job whose claim could not be made gets the
-/// database's error.
+/// Claims every job's row in ONE message: a transaction per account, a statement per table
+/// (`job_rows::claim_statements`). The answer is in the order of `jobs`; when the message fails,
+/// every job gets the database's error (its transaction, and any after it, did not commit).
 async fn claim_batch(io: &Io, jobs: &[(&Delivery, Delivered<'_>)]) -> Vec<Result<job_rows::Claim, ApiError>> {
-    let mut claims: Vec<Option<Result<job_rows::Claim, ApiError>>> = jobs.iter().map(|_| None).collect();
-    let connected = db::connection(io, Budget::Standard, async |connection| {
-        for account in accounts_of(jobs) {
-            let mine: Vec<usize> = (0..jobs.len())
-                .filter(|&i| jobs[i].1.message.account_id == account)
-                .collect();
-            let bids: Vec<job_rows::Bid> = mine
+    let transactions: Vec<String> = accounts_of(jobs)
+        .into_iter()
+        .map(|account| {
+            let bids: Vec<job_rows::Bid> = jobs
                 .iter()
-                .filter_map(|&i| {
-                    let job = &jobs[i].1;
+                .enumerate()
+                .filter(|(_, (_, job))| job.message.account_id == account)
+                .filter_map(|(number, (_, job))| {
                     Some(job_rows::Bid {
+                        number,
                         subject: job_rows::Subject::of(&job.message.job)?,
                         holder: &job.holder,
                         redriven: job.message.redrive_count > 0,
                     })
                 })
                 .collect();
-            let answered = connection
-                .transaction(Scope::Account(account), async |tx| job_rows::claim_all(tx, &bids).await)
-                .await;
-            match answered {
-                Ok(won_or_lost) => {
-                    for (&i, claim) in mine.iter().zip(won_or_lost) {
-                        claims[i] = Some(Ok(claim));
-                    }
-                }
-                Err(e) => {
-                    for &i in &mine {
-                        claims[i] = Some(Err(e.clone()));
-                    }
+            let statements = job_rows::claim_statements(&bids);
+            crate::sql_text::transaction(Budget::Standard.statement_ms(), Some(account), &statements)
+        })
+        .collect();
+    let answered = db::one_message(io, Budget::Standard, &transactions.join("; "))
+        .await
+        .and_then(|rows| job_rows::claims_from(&rows));
+    let mut claims: Vec<Option<job_rows::Claim>> = jobs.iter().map(|_| None).collect();
+    match answered {
+        Ok(answers) => {
+            for (number, claim) in answers {
+                if let Some(slot) = claims.get_mut(number) {
+                    *slot = Some(claim);
                 }
             }
+            claims
+                .into_iter()
+                .map(|claim| {
+                    claim.ok_or_else(|| {
+                        ApiError::new(crate::error::ErrorCode::Internal, "no claim was made for the job")
+                    })
+                })
+                .collect()
         }
-        Ok(())
-    })
-    .await;
-    claims
-        .into_iter()
-        .map(|claim| match (claim, &connected) {
-            (Some(claim), _) => claim,
-            (None, Err(e)) => Err(e.clone()),
-            (None, Ok(())) => Err(ApiError::new(
-                crate::error::ErrorCode::Internal,
-                "no claim was made for the job",
-            )),
-        })
-        .collect()
+        Err(e) => jobs.iter().map(|_| Err(e.clone())).collect(),
+    }
 }
 
 /// After its claim, a job that won asks the media worker; its finished answer is validated
@@ -811,73 +847,55 @@ async fn run_claimed(config: &Config, message: &JobMessage, claim: Result<job_ro
     }
 }
 
-/// Records the finished jobs' results: one connection, one transaction per account, one
-/// statement per table. Every job's step, in the order of `jobs`.
+/// Records the finished jobs' results in ONE message: a transaction per account, a statement per
+/// table (`job_rows::finish_statements`). Every job's step, in the order of `jobs`; when the
+/// message fails every finished job fails with it and is retried (a transaction that did commit
+/// before the failure leaves its rows `ready`, and the retry finds them so and acks).
 async fn record_batch(
     io: &Io,
     config: &Config,
     jobs: &[(&Delivery, Delivered<'_>)],
     progress: Vec<Progress>,
 ) -> Vec<Step> {
-    let finished = |account: Id| {
-        jobs.iter()
-            .zip(&progress)
-            .filter(move |((_, job), _)| job.message.account_id == account)
-            .filter_map(|((_, job), p)| match p {
-                Progress::Finished(output) => Some((job.message, output)),
-                Progress::Ended(_) => None,
-            })
-    };
-    let mut failed: Vec<(Id, ApiError)> = Vec::new();
-    let accounts: Vec<Id> = accounts_of(jobs)
-        .into_iter()
-        .filter(|&a| finished(a).next().is_some())
-        .collect();
-    if !accounts.is_empty() {
-        let connected = if faults::is_on(config, Fault::JobDbAfterClaim) {
-            Err(fault_error())
-        } else {
-            db::connection(io, Budget::Standard, async |connection| {
-                for &account in &accounts {
-                    let mut assets = Vec::new();
-                    let mut exports = Vec::new();
-                    for (message, output) in finished(account) {
-                        match (output, &message.job) {
-                            (Output::Asset(output), job) => {
-                                if let Some(id) = job.asset_id() {
-                                    assets.push((id, output));
-                                }
-                            }
-                            (Output::Export(key), Job::Export { export_id }) => {
-                                exports.push((*export_id, key.as_str()))
-                            }
-                            (Output::Export(_), _) => {}
-                        }
-                    }
-                    let recorded = connection
-                        .transaction(Scope::Account(account), async |tx| {
-                            job_rows::finish_assets(tx, &assets).await?;
-                            job_rows::finish_exports(tx, &exports).await
-                        })
-                        .await;
-                    if let Err(e) = recorded {
-                        failed.push((account, e));
-                    }
-                }
-                Ok(())
-            })
-            .await
-        };
-        if let Err(e) = connected {
-            failed.extend(accounts.iter().map(|&a| (a, e.clone())));
+    let mut transactions = Vec::new();
+    for account in accounts_of(jobs) {
+        let mut assets = Vec::new();
+        let mut exports = Vec::new();
+        for ((_, job), p) in jobs.iter().zip(&progress) {
+            let Progress::Finished(output) = p else { continue };
+            if job.message.account_id != account {
+                continue;
+            }
+            match (output, &job.message.job) {
+                (Output::Export(key), Job::Export { export_id }) => exports.push((*export_id, key.as_str())),
+                (Output::Asset(output), job) => assets.extend(job.asset_id().map(|id| (id, output))),
+                (Output::Export(_), _) => {}
+            }
+        }
+        let statements = job_rows::finish_statements(&assets, &exports);
+        if !statements.is_empty() {
+            transactions.push(crate::sql_text::transaction(
+                Budget::Standard.statement_ms(),
+                Some(account),
+                &statements,
+            ));
         }
     }
-    jobs.iter()
-        .zip(progress)
-        .map(|((_, job), p)| match p {
+    let failed: Option<ApiError> = if transactions.is_empty() {
+        None
+    } else if faults::is_on(config, Fault::JobDbAfterClaim) {
+        Some(fault_error())
+    } else {
+        db::one_message(io, Budget::Standard, &transactions.join("; "))
+            .await
+            .err()
+    };
+    progress
+        .into_iter()
+        .map(|p| match p {
             Progress::Ended(step) => step,
-            Progress::Finished(_) => match failed.iter().find(|(a, _)| *a == job.message.account_id) {
-                Some((_, e)) => Step::Failed(database_failure(e)),
+            Progress::Finished(_) => match &failed {
+                Some(e) => Step::Failed(database_failure(e)),
                 None => Step::Done,
             },
         })

@@ -1,5 +1,5 @@
 //! Postgres through Hyperdrive: one connection and ONE transaction per unit of work (a queue
-//! batch, one connection for a few transactions: [`connection`]).
+//! batch: one message of a few transactions, [`one_message`]).
 //!
 //! ```text
 //! BEGIN
@@ -22,7 +22,7 @@ use std::rc::Rc;
 use futures_util::FutureExt;
 use tokio_postgres::tls::TlsConnect;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, Row};
+use tokio_postgres::{Client, Row, SimpleQueryMessage, SimpleQueryRow};
 use wasm_bindgen::JsValue;
 use worker::Socket;
 
@@ -67,7 +67,7 @@ pub enum Budget {
 }
 
 impl Budget {
-    fn statement_ms(self) -> u32 {
+    pub fn statement_ms(self) -> u32 {
         match self {
             Budget::Hot => 5_000,
             Budget::Standard => 10_000,
@@ -142,33 +142,6 @@ pub async fn transaction<T>(
     with_connection(io, budget, async |tx| run(tx, scope, budget, work).await).await
 }
 
-/// One connection lent to several transactions in a row: a queue batch claims its rows in one
-/// round of transactions and records their results in the next, one transaction per account
-/// (the account is a transaction's setting, never the connection's).
-pub struct Connection<'c>(&'c Tx);
-
-impl Connection<'_> {
-    /// Runs `work` in one transaction under `scope` on this connection; commits if it returns
-    /// `Ok`, rolls back otherwise. A failed transaction may leave the connection unusable: the
-    /// next one then fails too, and says why.
-    pub async fn transaction<T>(
-        &self,
-        scope: Scope<'_>,
-        work: impl AsyncFnOnce(&Tx) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
-        run(self.0, scope, self.0.budget, work).await
-    }
-}
-
-/// Opens one connection (closed as [`transaction`]'s is) and lends it to `work`.
-pub async fn connection<T>(
-    io: &Io,
-    budget: Budget,
-    work: impl AsyncFnOnce(&Connection<'_>) -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    with_connection(io, budget, async |tx| work(&Connection(tx)).await).await
-}
-
 /// Whether a signed-in caller's session is still live, in one statement outside any
 /// transaction: for the proxy, whose requests make no database round trip of their own.
 pub async fn check_session(io: &Io, session: &crate::session::Session) -> Result<(), ApiError> {
@@ -217,34 +190,59 @@ pub async fn call_with_bytes(
     argument: &[u8],
 ) -> Result<Option<String>, ApiError> {
     debug_assert!(function.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-    let sql = format!(
-        "BEGIN; SELECT set_config('statement_timeout', '{ms}', true), set_config('app.account_id', '', true); \
-         SELECT {function}('\\x{hex}'::bytea); COMMIT",
-        ms = budget.statement_ms(),
-        hex = crate::hex::encode(argument),
+    let call = format!(
+        "SELECT {function}('\\x{hex}'::bytea)",
+        hex = crate::hex::encode(argument)
     );
+    let sql = crate::sql_text::transaction(budget.statement_ms(), None, &[call]);
+    // Rows in order: the settings row, then the call's row.
+    match one_message(io, budget, &sql).await?.into_iter().nth(1) {
+        Some(row) => row
+            .try_get(0)
+            .map(|v| v.map(str::to_owned))
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("{function}: {e}"))),
+        None => Err(ApiError::new(
+            ErrorCode::Internal,
+            format!("{function} returned no row"),
+        )),
+    }
+}
+
+/// Sends `sql` (built by `crate::sql_text`: whole transactions, values as hex) as ONE
+/// simple-query message on a connection of its own, and returns every row it answered, in order.
+/// One message is one Sync and one reply, whatever the number of statements: a queue batch claims
+/// or records all its rows, one transaction per account, in one round trip.
+pub async fn one_message(io: &Io, budget: Budget, sql: &str) -> Result<Vec<SimpleQueryRow>, ApiError> {
     with_connection(io, budget, async |tx| {
         count(Counter::DbRoundTrips);
-        match within(tx.acquire_ms + budget.statement_ms(), tx.client.simple_query(&sql)).await {
-            Ok(Ok(messages)) => {
-                // Rows in order: the settings row, then the call's row.
-                let mut rows = messages.into_iter().filter_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+        match within(tx.acquire_ms + budget.statement_ms(), tx.client.simple_query(sql)).await {
+            Ok(Ok(messages)) => Ok(messages
+                .into_iter()
+                .filter_map(|m| match m {
+                    SimpleQueryMessage::Row(row) => Some(row),
                     _ => None,
-                });
-                match rows.nth(1) {
-                    Some(row) => row.try_get(0).map(|v| v.map(str::to_owned)).map_err(|e| tx.failed(e)),
-                    None => Err(ApiError::new(
-                        ErrorCode::Internal,
-                        format!("{function} returned no row"),
-                    )),
-                }
-            }
+                })
+                .collect()),
             Ok(Err(e)) => Err(tx.failed(e)),
             Err(_) => Err(ApiError::new(
                 ErrorCode::DatabaseUnavailable,
                 "no answer within the acquire and statement budgets",
             )),
+        }
+    })
+    .await
+}
+
+/// Sends `sql` (a constant) as one simple-query message on a connection of its own, outside
+/// any transaction, and reads the answer: the benchmark's floor under a share page miss
+/// (`/__test/floor`).
+pub async fn bare_query(io: &Io, sql: &'static str) -> Result<(), ApiError> {
+    with_connection(io, Budget::Hot, async |tx| {
+        count(Counter::DbRoundTrips);
+        match within(tx.acquire_ms + Budget::Hot.statement_ms(), tx.client.simple_query(sql)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(tx.failed(e)),
+            Err(_) => Err(ApiError::new(ErrorCode::DatabaseUnavailable, "no answer in time")),
         }
     })
     .await

@@ -4,11 +4,13 @@
 //! job's row status goes through here.
 
 use tokio_postgres::types::Type;
+use tokio_postgres::SimpleQueryRow;
 
 use babybook_jobs::lifecycle::{self, LostClaim, MediaOutput, RowStatus};
 use babybook_jobs::{Failure, Id, Job};
 
 use crate::error::{ApiError, ErrorCode};
+use crate::sql_text;
 
 use super::context::Io;
 use super::db::{self, col, Budget, Scope, Tx};
@@ -39,8 +41,12 @@ impl Subject {
     }
 
     fn id(self) -> String {
+        self.raw().to_string()
+    }
+
+    fn raw(self) -> Id {
         match self {
-            Subject::Asset(id) | Subject::Export(id) => id.to_string(),
+            Subject::Asset(id) | Subject::Export(id) => id,
         }
     }
 
@@ -64,6 +70,8 @@ pub enum Claim {
 
 /// One job's bid for its row in a batch's claim.
 pub struct Bid<'a> {
+    /// The bid's number in the batch: its answer row carries it back.
+    pub number: usize,
     pub subject: Subject,
     /// The queue message id: the same on every retry of that message, another for a duplicate.
     pub holder: &'a str,
@@ -71,65 +79,60 @@ pub struct Bid<'a> {
     pub redriven: bool,
 }
 
-/// Claims the rows of `bids` (one account's, in its open transaction) for their holders, with a
-/// lease of [`lifecycle::LEASE_SECONDS`]: one statement for the assets and one for the exports,
-/// whatever the number of bids. A bid wins a `queued` row, a `processing` row whose lease expired
-/// or is already its holder's (its own retry), and a `failed` row when its job was re-driven.
-/// Two bids for one row (a duplicate delivery in the same batch): one wins, the other finds the
-/// row leased. The answer is in the order of `bids`.
-pub async fn claim_all(tx: &Tx, bids: &[Bid<'_>]) -> Result<Vec<Claim>, ApiError> {
-    let mut claims: Vec<Option<Claim>> = bids.iter().map(|_| None).collect();
-    for table in ["asset", "account_export"] {
-        let mine: Vec<usize> = (0..bids.len()).filter(|&i| bids[i].subject.table() == table).collect();
-        let Some(&first) = mine.first() else { continue };
-        let subject = bids[first].subject;
-        let ids: Vec<String> = mine.iter().map(|&i| bids[i].subject.id()).collect();
-        let holders: Vec<String> = mine.iter().map(|&i| bids[i].holder.to_owned()).collect();
-        let redriven: Vec<bool> = mine.iter().map(|&i| bids[i].redriven).collect();
-        let sql = format!(
-            "WITH want AS (
-               SELECT * FROM unnest($1::text[]::uuid[], $2::text[], $3::bool[]) WITH ORDINALITY AS w(id, holder, redriven, n)
-             ), claimed AS (
-               UPDATE {table} AS t SET status = 'processing', lease_expires_at = now() + interval '{lease} seconds',
-                 lease_holder = want.holder{asset_columns}
-               FROM want
-               WHERE t.id = want.id AND (t.status = 'queued'
-                 OR (t.status = 'processing' AND (t.lease_expires_at IS NULL OR t.lease_expires_at < now() OR t.lease_holder = want.holder))
-                 OR (t.status = 'failed' AND want.redriven))
-               RETURNING t.id, t.lease_holder
-             )
-             SELECT want.n, coalesce(claimed.lease_holder = want.holder, false),
-                    CASE WHEN claimed.id IS NULL THEN t.status ELSE 'processing' END
-             FROM want LEFT JOIN claimed ON claimed.id = want.id LEFT JOIN {table} AS t ON t.id = want.id",
-            lease = lifecycle::LEASE_SECONDS,
-            asset_columns = subject.touched(true),
-        );
-        let rows = tx
-            .rows(
-                &sql,
-                &[
-                    (&ids, Type::TEXT_ARRAY),
-                    (&holders, Type::TEXT_ARRAY),
-                    (&redriven, Type::BOOL_ARRAY),
-                ],
-            )
-            .await?;
-        for row in &rows {
-            let n = usize::try_from(col::<i64>(row, 0)?).unwrap_or(0);
-            let Some(&index) = n.checked_sub(1).and_then(|k| mine.get(k)) else {
-                return Err(ApiError::new(ErrorCode::Internal, "claim answered an unknown bid"));
-            };
-            claims[index] = Some(if col::<bool>(row, 1)? {
+/// The statements that claim the rows of `bids` (one account's, for its transaction) for their
+/// holders, with a lease of [`lifecycle::LEASE_SECONDS`]: one statement for the assets and one for
+/// the exports, whatever the number of bids. A bid wins a `queued` row, a `processing` row whose
+/// lease expired or is already its holder's (its own retry), and a `failed` row when its job was
+/// re-driven. Two bids for one row (a duplicate delivery in the same batch): one wins, the other
+/// finds the row leased. Each bid gets one answer row: `bid`, `won`, `status` ([`claims_from`]).
+pub fn claim_statements(bids: &[Bid<'_>]) -> Vec<String> {
+    ["asset", "account_export"]
+        .into_iter()
+        .filter_map(|table| {
+            let mine: Vec<&Bid> = bids.iter().filter(|b| b.subject.table() == table).collect();
+            let subject = mine.first()?.subject;
+            Some(format!(
+                "WITH want AS (
+                   SELECT * FROM unnest({ids}, {holders}, {redriven}, {numbers}) AS w(id, holder, redriven, bid)
+                 ), claimed AS (
+                   UPDATE {table} AS t SET status = 'processing', lease_expires_at = now() + interval '{lease} seconds',
+                     lease_holder = want.holder{asset_columns}
+                   FROM want
+                   WHERE t.id = want.id AND (t.status = 'queued'
+                     OR (t.status = 'processing' AND (t.lease_expires_at IS NULL OR t.lease_expires_at < now() OR t.lease_holder = want.holder))
+                     OR (t.status = 'failed' AND want.redriven))
+                   RETURNING t.id, t.lease_holder
+                 )
+                 SELECT want.bid, coalesce(claimed.lease_holder = want.holder, false) AS won,
+                        CASE WHEN claimed.id IS NULL THEN t.status ELSE 'processing' END AS status
+                 FROM want LEFT JOIN claimed ON claimed.id = want.id LEFT JOIN {table} AS t ON t.id = want.id",
+                ids = sql_text::uuid_array(mine.iter().map(|b| b.subject.raw())),
+                holders = sql_text::text_array(mine.iter().map(|b| b.holder)),
+                redriven = sql_text::bool_array(mine.iter().map(|b| b.redriven)),
+                numbers = sql_text::int_array(mine.iter().map(|b| i32::try_from(b.number).ok())),
+                lease = lifecycle::LEASE_SECONDS,
+                asset_columns = subject.touched(true),
+            ))
+        })
+        .collect()
+}
+
+/// The claims answered in `rows` (rows of other statements, without a `bid` column, are
+/// skipped), by bid number; a bid with no answer row is absent.
+pub fn claims_from(rows: &[SimpleQueryRow]) -> Result<Vec<(usize, Claim)>, ApiError> {
+    let bad = |what: &str| ApiError::new(ErrorCode::Internal, format!("claim answer: {what}"));
+    rows.iter()
+        .filter(|row| row.columns().iter().any(|c| c.name() == "bid"))
+        .map(|row| {
+            let text = |name: &str| row.try_get(name).map_err(|e| bad(&e.to_string()));
+            let number = text("bid")?.and_then(|n| n.parse().ok()).ok_or_else(|| bad("bid"))?;
+            let claim = if text("won")? == Some("t") {
                 Claim::Won
             } else {
-                let status: Option<String> = col(row, 2)?;
-                Claim::Lost(lifecycle::when_claim_lost(status.as_deref().and_then(RowStatus::parse)))
-            });
-        }
-    }
-    claims
-        .into_iter()
-        .map(|c| c.ok_or_else(|| ApiError::new(ErrorCode::Internal, "claim left a bid unanswered")))
+                Claim::Lost(lifecycle::when_claim_lost(text("status")?.and_then(RowStatus::parse)))
+            };
+            Ok((number, claim))
+        })
         .collect()
 }
 
@@ -160,50 +163,35 @@ pub async fn release(io: &Io, account: Id, subject: Subject, holder: &str) -> Re
     .map(|_| ())
 }
 
-/// Transcodes and probes that are done (one account's, in its open transaction): each asset is
-/// `ready` with its validated output, in one statement.
-pub async fn finish_assets(tx: &Tx, done: &[(Id, &MediaOutput)]) -> Result<(), ApiError> {
-    if done.is_empty() {
-        return Ok(());
+/// The statements that record finished jobs (one account's, for its transaction): each asset
+/// `ready` with its validated output, each export `ready` with its archive's key; one statement
+/// per table, none for a table with nothing to record.
+pub fn finish_statements(assets: &[(Id, &MediaOutput)], exports: &[(Id, &str)]) -> Vec<String> {
+    let mut statements = Vec::new();
+    if !assets.is_empty() {
+        statements.push(format!(
+            "UPDATE asset AS t SET status = 'ready', derivatives = w.derivatives::jsonb, width = coalesce(w.width, t.width),
+               height = coalesce(w.height, t.height), ready_at = now(), failure_reason = NULL,
+               lease_expires_at = NULL, lease_holder = NULL, updated_at = now()
+             FROM unnest({ids}, {derivatives}, {widths}, {heights}) AS w(id, derivatives, width, height)
+             WHERE t.id = w.id AND t.status = 'processing'",
+            ids = sql_text::uuid_array(assets.iter().map(|(id, _)| *id)),
+            derivatives = sql_text::text_array(assets.iter().map(|(_, o)| o.derivatives.as_str())),
+            widths = sql_text::int_array(assets.iter().map(|(_, o)| o.width)),
+            heights = sql_text::int_array(assets.iter().map(|(_, o)| o.height)),
+        ));
     }
-    let ids: Vec<String> = done.iter().map(|(id, _)| id.to_string()).collect();
-    let derivatives: Vec<&str> = done.iter().map(|(_, o)| o.derivatives.as_str()).collect();
-    let widths: Vec<Option<i32>> = done.iter().map(|(_, o)| o.width).collect();
-    let heights: Vec<Option<i32>> = done.iter().map(|(_, o)| o.height).collect();
-    tx.exec(
-        "UPDATE asset AS t SET status = 'ready', derivatives = w.derivatives::jsonb, width = coalesce(w.width, t.width),
-           height = coalesce(w.height, t.height), ready_at = now(), failure_reason = NULL,
-           lease_expires_at = NULL, lease_holder = NULL, updated_at = now()
-         FROM unnest($1::text[]::uuid[], $2::text[], $3::int4[], $4::int4[]) AS w(id, derivatives, width, height)
-         WHERE t.id = w.id AND t.status = 'processing' RETURNING 1",
-        &[
-            (&ids, Type::TEXT_ARRAY),
-            (&derivatives, Type::TEXT_ARRAY),
-            (&widths, Type::INT4_ARRAY),
-            (&heights, Type::INT4_ARRAY),
-        ],
-    )
-    .await
-    .map(|_| ())
-}
-
-/// Exports that are done (one account's, in its open transaction): each `ready` with its
-/// archive's key, in one statement.
-pub async fn finish_exports(tx: &Tx, done: &[(Id, &str)]) -> Result<(), ApiError> {
-    if done.is_empty() {
-        return Ok(());
+    if !exports.is_empty() {
+        statements.push(format!(
+            "UPDATE account_export AS t SET status = 'ready', object_key = nullif(w.key, ''), ready_at = now(),
+               lease_expires_at = NULL, lease_holder = NULL
+             FROM unnest({ids}, {keys}) AS w(id, key)
+             WHERE t.id = w.id AND t.status = 'processing'",
+            ids = sql_text::uuid_array(exports.iter().map(|(id, _)| *id)),
+            keys = sql_text::text_array(exports.iter().map(|(_, key)| *key)),
+        ));
     }
-    let ids: Vec<String> = done.iter().map(|(id, _)| id.to_string()).collect();
-    let keys: Vec<&str> = done.iter().map(|(_, key)| *key).collect();
-    tx.exec(
-        "UPDATE account_export AS t SET status = 'ready', object_key = nullif(w.key, ''), ready_at = now(),
-           lease_expires_at = NULL, lease_holder = NULL
-         FROM unnest($1::text[]::uuid[], $2::text[]) AS w(id, key)
-         WHERE t.id = w.id AND t.status = 'processing' RETURNING 1",
-        &[(&ids, Type::TEXT_ARRAY), (&keys, Type::TEXT_ARRAY)],
-    )
-    .await
-    .map(|_| ())
+    statements
 }
 
 /// Marks the row `failed` with a reason the app can show. Called only once the dead record is on

@@ -398,6 +398,7 @@ async fn handler(
         RouteId::AdminSetSwitch => admin::set_switch(cx, incoming).await,
         RouteId::TestControls => test_controls::run(cx, crate::api_input::json_object(&incoming.body)?).await,
         RouteId::TestCounters => Ok(Reply::json(200, &test_controls::counters())),
+        RouteId::TestFloor => test_controls::floor(cx).await,
     }
 }
 

@@ -222,13 +222,17 @@ pub async fn put_view(
     )?;
     let response = super::js_body::response(200, headers.0, Some(&page.body));
     memory_put(config, hash, lang, view, page, super::context::now_ms());
-    Cache::default()
-        .put(
-            cache_policy::view_cache_key(config.cache_host(), hash, lang, view),
-            response,
-        )
-        .await
-        .map_err(|e| e.to_string())
+    let key = cache_policy::view_cache_key(config.cache_host(), hash, lang, view);
+    Cache::default().put(key, response).await.map_err(|e| e.to_string())
+}
+
+/// Where a fresh render is stored: this isolate's memory at once either way; the data center's
+/// cache before answering (prewarm), or after, in `waitUntil` (a request's miss: the family
+/// waits for the database and the render, not for the cache write).
+#[derive(Clone, Copy)]
+enum Store<'a> {
+    Now,
+    AfterAnswering(&'a Io),
 }
 
 /// Removes every list page in every language (and their revalidation markers) of a link from
@@ -411,7 +415,7 @@ pub async fn render_and_store(
     };
     let mut pages = Vec::with_capacity(langs.len());
     for &lang in langs {
-        if let Some(rendered) = render_and_put(config, hash, &page, lang, View::FIRST, now_ms).await {
+        if let Some(rendered) = render_and_put(config, hash, &page, lang, View::FIRST, now_ms, Store::Now).await {
             pages.push((lang, rendered));
         }
     }
@@ -442,11 +446,12 @@ pub async fn render_and_store_view(
         purge_here(config, hash).await;
         return Ok(Rendered::Gone);
     };
-    let Some(rendered) = render_and_put(config, hash, &page, lang, view, now_ms).await else {
+    let store = Store::AfterAnswering(io);
+    let Some(rendered) = render_and_put(config, hash, &page, lang, view, now_ms, store).await else {
         return Ok(Rendered::NoSuchView);
     };
     if matches!(view, View::Moment(_)) && first_page_generation != Some(page.generation.as_str()) {
-        render_and_put(config, hash, &page, lang, View::FIRST, now_ms).await;
+        render_and_put(config, hash, &page, lang, View::FIRST, now_ms, store).await;
     }
     Ok(Rendered::Page(rendered))
 }
@@ -458,12 +463,29 @@ async fn render_and_put(
     lang: Lang,
     view: View,
     now_ms: i64,
+    store: Store<'_>,
 ) -> Option<CachedPage> {
     let rendered = CachedPage::render(page, lang, &config.media_origin, view, now_ms)?;
-    if let Err(e) = put_view(config, hash, lang, view, &rendered).await {
-        // Serving beats caching: the page still goes out, the next request renders again.
+    // Serving beats caching: if the write fails the page still goes out, and the next request
+    // renders again.
+    let put_failed = |config: &Config, e: String| {
         let line = context::line(config, &context::new_trace_id(), Level::Warn, "cache put failed");
-        context::emit(&line.field("detail", e.to_string()));
+        context::emit(&line.field("detail", e));
+    };
+    match store {
+        Store::Now => {
+            if let Err(e) = put_view(config, hash, lang, view, &rendered).await {
+                put_failed(config, e);
+            }
+        }
+        Store::AfterAnswering(io) => {
+            let (config, hash, page) = (config.clone(), *hash, rendered.clone());
+            io.lifeline.wait_until(async move {
+                if let Err(e) = put_view(&config, &hash, lang, view, &page).await {
+                    put_failed(&config, e);
+                }
+            });
+        }
     }
     Some(rendered)
 }

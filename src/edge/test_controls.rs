@@ -27,6 +27,14 @@ pub fn counters() -> serde_json::Value {
     serde_json::Value::Object(out)
 }
 
+/// `GET /__test/floor`: the floor under a share page miss, for the benchmark. The same Hyperdrive
+/// binding answers a bare one-row query (`SELECT 1`, one simple-query message on a connection of
+/// its own, as the miss's read is), and nothing else: no transaction, no render, no cache.
+pub async fn floor(cx: &RequestContext) -> Result<crate::reply::Reply, crate::error::ApiError> {
+    super::db::bare_query(&cx.io, "SELECT 1").await?;
+    Ok(crate::reply::Reply::json(200, &serde_json::json!({"ok": true})))
+}
+
 /// `POST /__test/controls` actions (local test runs only; the route refuses otherwise):
 ///
 /// - `{"action": "fault", "name": <a `Fault`'s name>, "on": true}` (an unknown name is a 422)
