@@ -119,6 +119,8 @@ async fn serve_list(
     notes: &mut Notes,
 ) -> Result<(CachedPage, CacheStatus), Reply> {
     let cached = share_cache::get_view(cx.config(), &hash, lang, view).await;
+    // How long the lookup waited (the clock moves with I/O only: a memory hit reads 0).
+    notes.fields.push(("cache_lookup_ms", (context::now_ms() - now).into()));
     if cached.as_ref().is_some_and(|c| link_expired(c.expires_at_ms, now)) {
         share_cache::purge_here(cx.config(), &hash).await;
         return Err(not_found(cx));

@@ -215,6 +215,7 @@ fn main() {
     }
     http.insert("share_miss".into(), median_round(misses));
     http.insert("miss_floor".into(), median_round(floors));
+    results["miss_breakdown"] = miss_breakdown(&stack);
     http.insert("health".into(), wrk("health", &base, "health", &empty, &[]));
     // Signed-in API reads, each with a live server-side session (checked in the statement that
     // sets the request's account), at 4 connections like the misses. The per-user limits are off
@@ -465,6 +466,31 @@ fn queue_throughput(stack: &Stack, jobs: usize) -> Value {
         "db_round_trips_per_job": per_job("db_round_trips"),
         "db_connections_per_job": per_job("db_connections"),
         "worker_cpu_us_per_job": cpu * 1e6 / jobs as f64,
+    })
+}
+
+/// Where a miss's time goes inside the Worker, from its sampled `request` lines (medians, ms):
+/// the whole request, the wait for the cache lookup, and the database read with the render (the
+/// runtime's clock moves with I/O only, so these are waits; CPU is in the Worker CPU column).
+/// The floor's own line gives the same for the bare query.
+fn miss_breakdown(stack: &Stack) -> Value {
+    let lines = stack.logs();
+    let of = |route: &str, miss: bool, field: &str| -> Vec<f64> {
+        lines
+            .iter()
+            .filter(|l| l["message"] == "request" && l["route"] == route)
+            .filter(|l| !miss || l["cache_status"] == "miss")
+            .filter_map(|l| l[field].as_f64())
+            .collect()
+    };
+    let misses = of("/s/:token", true, "duration_ms");
+    json!({
+        "sampled_misses": misses.len(),
+        "miss_duration_ms": median(&misses),
+        "miss_cache_lookup_ms": median(&of("/s/:token", true, "cache_lookup_ms")),
+        "miss_db_and_render_ms": median(&of("/s/:token", true, "db_render_ms")),
+        "sampled_floors": of("/__test/floor", false, "duration_ms").len(),
+        "floor_duration_ms": median(&of("/__test/floor", false, "duration_ms")),
     })
 }
 
@@ -1023,6 +1049,16 @@ fn report(r: &Value, smoke: bool) -> (String, Vec<String>) {
         num(&queue["db_round_trips_per_job"]),
         num(&queue["db_connections_per_job"]),
         num(&queue["worker_cpu_us_per_job"])
+    ));
+    let b = &r["miss_breakdown"];
+    table.push_str(&format!(
+        "\nInside the Worker (its sampled `request` lines, medians; the runtime's clock moves with I/O only, so these are waits): a miss took {:.0} ms, of which {:.0} ms waiting for the cache lookup and {:.0} ms for the database read and the render ({} lines); the floor's bare query took {:.0} ms ({} lines).\n",
+        num(&b["miss_duration_ms"]),
+        num(&b["miss_cache_lookup_ms"]),
+        num(&b["miss_db_and_render_ms"]),
+        b["sampled_misses"],
+        num(&b["floor_duration_ms"]),
+        b["sampled_floors"]
     ));
     table.push_str(&cost_table(cost));
     if let Some(m) = r["micro"]["results"].as_object() {

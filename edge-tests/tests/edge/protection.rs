@@ -391,6 +391,30 @@ fn malformed_token_404s_are_counted_exactly_and_logged_by_a_sample() {
     assert!(logged < 20, "{logged} of 200 malformed-token refusals were logged");
 }
 
+/// Issue 17: a token that cannot be one is refused before the rate limit and spends no counter:
+/// 601 of them from one address within one share window (the limit is 600) all get the 404, and
+/// that address's next real page view still passes. Before, the 601st was a 429 and the limit's
+/// call made the cheapest refusal cost as much as a page.
+#[test]
+fn malformed_tokens_spend_no_rate_limit_counter() {
+    let stack = quiet();
+    let family = stack.family(1, 1);
+    let page = format!("/s/{}", family.shares[0].token);
+    in_one_window(10, 8, || {
+        let client = stack.client().with_new_ip();
+        let statuses: Vec<u16> = (0..601).map(|_| client.get("/s/not-a-share-token").status).collect();
+        let after = client.get(&page).status;
+        move || {
+            let other: Vec<(usize, u16)> = statuses.into_iter().enumerate().filter(|(_, s)| *s != 404).collect();
+            assert!(
+                other.is_empty(),
+                "malformed tokens answered otherwise (request, status): {other:?}"
+            );
+            assert_eq!(after, 200, "the address's page view after them");
+        }
+    });
+}
+
 #[test]
 fn oversized_header_blocks_are_431() {
     let stack = quiet();
