@@ -7,6 +7,7 @@
 //!   --hit-only  only the interleaved rounds (baseline, hits, refusals), printed, not recorded
 //!            (for pricing a change to the hot paths quickly)
 //!   --queue-only  only the queue throughput, printed, not recorded
+//!   --report-only  the tables written again from bench/results.json, nothing measured
 //!   --rounds=N  interleaved rounds (default 7)
 //!   --seconds=N  seconds per throughput measurement (default 10)
 
@@ -31,6 +32,10 @@ fn main() {
     let soak_run = args.iter().any(|a| a == "--soak");
     let hit_only = args.iter().any(|a| a == "--hit-only");
     let queue_only = args.iter().any(|a| a == "--queue-only");
+    if args.iter().any(|a| a == "--report-only") {
+        report_only(&repo_root());
+        return;
+    }
     let rounds: usize = args
         .iter()
         .find_map(|a| a.strip_prefix("--rounds="))
@@ -281,7 +286,7 @@ fn main() {
     .expect("results.json");
     std::fs::write(out.join("results.md"), &table).expect("results.md");
     if !smoke {
-        update_performance_doc(&repo, &table);
+        update_performance_doc(&repo, &table, &results);
     }
     println!("{table}");
     if failures.is_empty() {
@@ -290,6 +295,17 @@ fn main() {
         println!("bench: budgets missed: {}", failures.join("; "));
         std::process::exit(1);
     }
+}
+
+/// Writes the tables again from the recorded `bench/results.json`, measuring nothing: for a
+/// change to how the results are shown.
+fn report_only(repo: &Path) {
+    let text = std::fs::read_to_string(repo.join("bench/results.json")).expect("bench/results.json");
+    let results: Value = serde_json::from_str(&text).expect("results JSON");
+    let (table, _) = report(&results, false);
+    std::fs::write(repo.join("bench/results.md"), &table).expect("results.md");
+    update_performance_doc(repo, &table, &results);
+    println!("{table}");
 }
 
 fn machine() -> Value {
@@ -1127,14 +1143,102 @@ fn cost_table(cost: &Value) -> String {
     out
 }
 
-fn update_performance_doc(repo: &Path, table: &str) {
-    let path = repo.join("docs/performance.md");
-    let Ok(text) = std::fs::read_to_string(&path) else {
+/// Writes `text` between `<!-- <marker>:begin -->` and `<!-- <marker>:end -->` in `file`.
+fn write_between(repo: &Path, file: &str, marker: &str, text: &str) {
+    let path = repo.join(file);
+    let Ok(old) = std::fs::read_to_string(&path) else {
         return;
     };
-    let (Some(start), Some(end)) = (text.find("<!-- bench:begin -->"), text.find("<!-- bench:end -->")) else {
+    let (begin, end) = (format!("<!-- {marker}:begin -->"), format!("<!-- {marker}:end -->"));
+    let (Some(start), Some(stop)) = (old.find(&begin), old.find(&end)) else {
         return;
     };
-    let updated = format!("{}<!-- bench:begin -->\n{table}\n{}", &text[..start], &text[end..]);
-    std::fs::write(path, updated).expect("docs/performance.md");
+    let updated = format!("{}{begin}\n{text}\n{}", &old[..start], &old[stop..]);
+    std::fs::write(path, updated).unwrap_or_else(|e| panic!("{file}: {e}"));
+}
+
+/// The full table into docs/performance.md, the headline figures into the README.
+fn update_performance_doc(repo: &Path, table: &str, results: &Value) {
+    write_between(repo, "docs/performance.md", "bench", table);
+    write_between(repo, "README.md", "bench-summary", &summary(results));
+}
+
+/// The README's lines: issue 17's figures against their budgets, from one full run.
+fn summary(r: &Value) -> String {
+    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let http = &r["http"];
+    let ratio = |key: &str| num(&http[key]["rps"]) / num(&http["baseline_js_same_bytes"]["rps"]);
+    let (miss, floor) = (&http["share_miss"], &http["miss_floor"]);
+    let rows = [
+        (
+            "gzipped wasm (`wasm.gzip_bytes`)".to_owned(),
+            format!(
+                "{} bytes ({} KiB)",
+                r["wasm"]["gzip_bytes"],
+                r["wasm"]["gzip_bytes"].as_u64().unwrap_or(0) / 1024
+            ),
+            format!(
+                "≤ {} KiB (every build fails above {} KiB)",
+                WASM_TARGET_BYTES / 1024,
+                build_size_budget() / 1024
+            ),
+            r["wasm"]["gzip_bytes"].as_u64().is_some_and(|b| b <= WASM_TARGET_BYTES),
+        ),
+        (
+            "queue, end to end (`queue.jobs_per_second`)".to_owned(),
+            format!(
+                "{:.0} jobs/s, {:.2} database round trips per job",
+                num(&r["queue"]["jobs_per_second"]),
+                num(&r["queue"]["db_round_trips_per_job"])
+            ),
+            "≥ 300 jobs/s".to_owned(),
+            num(&r["queue"]["jobs_per_second"]) >= 300.0,
+        ),
+        (
+            "share miss vs its floor (`http.miss_floor`), p50 / p95".to_owned(),
+            format!(
+                "{:.2}× / {:.2}× ({:.1} / {:.1} ms vs {:.1} / {:.1} ms)",
+                num(&miss["p50_ms"]) / num(&floor["p50_ms"]),
+                num(&miss["p95_ms"]) / num(&floor["p95_ms"]),
+                num(&miss["p50_ms"]),
+                num(&miss["p95_ms"]),
+                num(&floor["p50_ms"]),
+                num(&floor["p95_ms"])
+            ),
+            "≤ 1.2× / ≤ 1.5×".to_owned(),
+            num(&miss["p50_ms"]) <= 1.2 * num(&floor["p50_ms"]) && num(&miss["p95_ms"]) <= 1.5 * num(&floor["p95_ms"]),
+        ),
+        (
+            "share hit vs the baseline".to_owned(),
+            format!("{:.2}×", ratio("share_hit")),
+            "≥ 0.95×".to_owned(),
+            ratio("share_hit") >= 0.95,
+        ),
+        (
+            "refusals vs the baseline: malformed token, scanner, 429".to_owned(),
+            format!(
+                "{:.2}×, {:.2}×, {:.2}×",
+                ratio("malformed_404"),
+                ratio("scanner_404"),
+                ratio("rate_limited_429")
+            ),
+            "≥ 1.00×".to_owned(),
+            ["malformed_404", "scanner_404", "rate_limited_429"]
+                .iter()
+                .all(|k| ratio(k) >= 1.0),
+        ),
+        (
+            "the edge's cost per active account per year (`cost.total_brl`)".to_owned(),
+            format!("R$ {:.4}", num(&r["cost"]["total_brl"])),
+            format!("≤ R$ {:.3}", num(&r["cost"]["budget_brl"])),
+            num(&r["cost"]["total_brl"]) <= num(&r["cost"]["budget_brl"]),
+        ),
+    ];
+    let mut out =
+        String::from("| figure (last full `scripts/bench` run) | measured | budget | |\n|---|---:|---|---|\n");
+    for (figure, measured, budget, met) in rows {
+        let verdict = if met { "met" } else { "**missed**" };
+        out.push_str(&format!("| {figure} | {measured} | {budget} | {verdict} |\n"));
+    }
+    out
 }
