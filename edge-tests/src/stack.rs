@@ -309,7 +309,32 @@ impl Stack {
         stack
     }
 
+    /// Starts `wrangler dev` and waits for the Worker to answer `/health`. Once in a fresh clone's
+    /// full run (of seven) wrangler printed "Ready" and the Worker then answered nothing for
+    /// 120 s, with nothing in the log; the next stack started at once. That is the local runtime
+    /// failing to start, before the Worker has seen a request, so it gets one more start, said
+    /// on stderr, before the run fails.
     fn start_wrangler(&self, port: u16, options: &StackOptions) {
+        if self.start_wrangler_once(port, options) {
+            return;
+        }
+        eprintln!(
+            "stack {}: wrangler dev never answered /health; stopping it and starting it once more. Its log:\n{}",
+            self.name,
+            self.log_tail(20)
+        );
+        self.stop_worker();
+        if !self.start_wrangler_once(port, options) {
+            panic!(
+                "stack {}: wrangler dev never became healthy, twice:\n{}",
+                self.name,
+                self.log_tail(60)
+            );
+        }
+    }
+
+    /// One start of `wrangler dev`; `false` when the Worker never answered `/health`.
+    fn start_wrangler_once(&self, port: u16, options: &StackOptions) -> bool {
         let repo = repo_root();
         let media_url = self.media.lock().expect("media").url();
         let origin_url = self.origin.lock().expect("origin").url();
@@ -412,7 +437,9 @@ impl Stack {
         }
         let pid = guarded.pid();
         *self.wrangler.lock().expect("wrangler") = Some(guarded);
-        self.wait_healthy(Duration::from_secs(120));
+        if !self.wait_healthy(Duration::from_secs(120)) {
+            return false;
+        }
         if !watch_free {
             self.wait_for_initial_rebuild();
         }
@@ -444,9 +471,11 @@ impl Stack {
                 return;
             }
         });
+        true
     }
 
-    fn wait_healthy(&self, timeout: Duration) {
+    /// Whether the Worker answers `/health` within `timeout` (`false` at once if wrangler exits).
+    fn wait_healthy(&self, timeout: Duration) -> bool {
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
@@ -458,7 +487,7 @@ impl Stack {
                 .send()
                 .is_ok_and(|r| r.status().is_success())
             {
-                return;
+                return true;
             }
             let alive = self
                 .wrangler
@@ -471,11 +500,7 @@ impl Stack {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!(
-            "stack {}: wrangler dev never became healthy:\n{}",
-            self.name,
-            self.log_tail(60)
-        );
+        false
     }
 
     /// wrangler's build watcher runs the custom build once more when it is ready, then reloads
@@ -494,7 +519,12 @@ impl Stack {
             std::thread::sleep(Duration::from_millis(100));
         }
         std::thread::sleep(Duration::from_millis(1_500));
-        self.wait_healthy(Duration::from_secs(60));
+        assert!(
+            self.wait_healthy(Duration::from_secs(60)),
+            "stack {}: wrangler dev never became healthy after its rebuild:\n{}",
+            self.name,
+            self.log_tail(60)
+        );
     }
 
     pub fn log_tail(&self, n: usize) -> String {

@@ -20,7 +20,6 @@ use crate::reply::{header_value, Reply};
 use crate::routes::{self, Matched, Resolution, Route, RouteId, Surface};
 use crate::session::Session;
 use crate::share::headers as share_headers;
-use crate::share::ShareToken;
 use crate::switches::Switch;
 use crate::telemetry::{self, Level, LogLine, SampleClass, SampleRates};
 
@@ -184,6 +183,11 @@ async fn route(
         Surface::Any if serves_api => Surface::Api,
         other => other,
     });
+    // A share token that cannot be one is answered at once: nothing to admit, count (it spends
+    // no rate-limit counter) or read, so its refusal stays the cheapest answer there is.
+    if let Some(refusal) = share_route::refuse_malformed(cx, &matched, notes) {
+        return refusal;
+    }
 
     // 4. Admission: one decision over the request's facts.
     let session = match admitted(cx, Demands::of_route(route), &headers, notes).await {
@@ -197,18 +201,12 @@ async fn route(
         Err(e) => return error_reply(cx, notes, e),
     };
 
-    // 6. Rate limits (the email-keyed login policy is applied by the login handler). A share
-    // token that cannot be one is answered 404 whatever the rate and spends no counter: it reaches
-    // nothing, and its refusal stays the cheapest answer there is.
+    // 6. Rate limits (the email-keyed login policy is applied by the login handler).
     let class = route.request_class(session.is_some());
     let share_page = route.id() == RouteId::SharePage;
-    let refused_anyway = share_page && matched.param("token").is_some_and(|t| ShareToken::parse(t).is_err());
     let accept = header_value(&headers, "accept");
-    if !refused_anyway {
-        if let Some(refusal) = rate_limits(cx, &cx.client_ip, class, session.as_ref(), share_page, accept, notes).await
-        {
-            return refusal;
-        }
+    if let Some(refusal) = rate_limits(cx, &cx.client_ip, class, session.as_ref(), share_page, accept, notes).await {
+        return refusal;
     }
 
     // 7. The handler.

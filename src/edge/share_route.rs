@@ -17,6 +17,7 @@ use std::cell::RefCell;
 use crate::error::ErrorCode;
 use crate::lang::Lang;
 use crate::reply::Reply;
+use crate::routes::{Matched, RouteId};
 use crate::share::cache_policy::moment_view_current;
 use crate::share::cache_policy::{freshness, link_expired, CacheStatus, Freshness};
 use crate::share::headers::{self, if_none_match_matches};
@@ -61,13 +62,23 @@ pub fn static_file(cx: &RequestContext, file: &str) -> Reply {
 /// The rejection tag of a token that cannot be one (wrong length or alphabet).
 const MALFORMED_TOKEN: &str = "malformed_token";
 
+/// The share page's 404 for a token that cannot be one, before anything else happens to the
+/// request (no admission, rate limit or handler): a refusal like a scanner path, counted always
+/// and logged by a sample, so a flood of them costs no more than the answer. `None` for another
+/// route, or a token that may be one.
+pub fn refuse_malformed(cx: &RequestContext, matched: &Matched<'_>, notes: &mut Notes) -> Option<Reply> {
+    if matched.route.id() != RouteId::SharePage || ShareToken::parse(matched.param("token")?).is_ok() {
+        return None;
+    }
+    crate::telemetry::count_rejection(MALFORMED_TOKEN);
+    notes.rejection = Some(MALFORMED_TOKEN);
+    notes.fields.push(("share", "malformed".into()));
+    Some(not_found(cx))
+}
+
 pub async fn serve(cx: &RequestContext, incoming: &Incoming, token_text: &str, notes: &mut Notes) -> Reply {
     let Ok(token) = ShareToken::parse(token_text) else {
-        // A refusal like a scanner path: counted always, logged by a sample (a flood of them
-        // must cost no more than the answer).
-        crate::telemetry::count_rejection(MALFORMED_TOKEN);
-        notes.rejection = Some(MALFORMED_TOKEN);
-        notes.fields.push(("share", "malformed".into()));
+        // The pipeline refuses these before admission (`refuse_malformed`); the same answer here.
         return not_found(cx);
     };
     let Ok(view) = View::from_query(incoming.query.as_deref()) else {

@@ -227,16 +227,15 @@ fn one_users_write_flood_does_not_limit_another_user_on_the_same_ip() {
             refused = Some((i, r));
             break;
         }
-        assert_eq!(r.status, 404);
+        // Past the limiter: 404, or 503 when the loaded shared database did not answer within
+        // its acquire budget (seen once in a full run); either way the write was counted.
+        assert!(matches!(r.status, 404 | 503), "{}: {}", r.status, r.text());
     }
     let (after, r) = refused.expect("user A was never limited");
     assert_eq!(after, 30, "the per-user write bucket is 30 a minute");
     assert_429(&r, "user_writes", 60);
-    assert_eq!(
-        user_b.write("DELETE", &missing, None).status,
-        404,
-        "user B on the same IP is not limited"
-    );
+    let b = user_b.write("DELETE", &missing, None).status;
+    assert!(matches!(b, 404 | 503), "user B on the same IP is not limited: {b}");
 }
 
 #[test]
