@@ -226,9 +226,9 @@ pub async fn put_view(
     Cache::default().put(key, response).await.map_err(|e| e.to_string())
 }
 
-/// Where a fresh render is stored: this isolate's memory at once either way; the data center's
-/// cache before answering (prewarm), or after, in `waitUntil` (a request's miss: the family
-/// waits for the database and the render, not for the cache write).
+/// When a fresh render is stored in this isolate's memory and the data center's cache: before
+/// answering (prewarm), or right after, in `waitUntil` (a request's miss: the family waits for
+/// the database and the render, not for the cache write).
 #[derive(Clone, Copy)]
 enum Store<'a> {
     Now,
