@@ -20,6 +20,8 @@ pub struct Incoming {
     pub session: Option<Session>,
     /// The request's query string, without the `?` (the share page's `?page=N`).
     pub query: Option<String>,
+    /// A share page's token, parsed once by the pipeline.
+    pub share_token: Option<crate::share::ShareToken>,
 }
 
 impl Incoming {

@@ -183,11 +183,12 @@ async fn route(
         Surface::Any if serves_api => Surface::Api,
         other => other,
     });
-    // A share token that cannot be one is answered at once: nothing to admit, count (it spends
-    // no rate-limit counter) or read, so its refusal stays the cheapest answer there is.
-    if let Some(refusal) = share_route::refuse_malformed(cx, &matched, notes) {
-        return refusal;
-    }
+    // A share token is parsed once, here: one that cannot be one is answered at once, with
+    // nothing to admit, count (it spends no rate-limit counter) or read.
+    let share_token = match share_route::token_of(cx, &matched, notes) {
+        Ok(token) => token,
+        Err(refusal) => return refusal,
+    };
 
     // 4. Admission: one decision over the request's facts.
     let session = match admitted(cx, Demands::of_route(route), &headers, notes).await {
@@ -218,6 +219,7 @@ async fn route(
         body,
         session,
         query,
+        share_token,
     };
     match handler(cx, &matched, &incoming, notes).await {
         Ok(reply) => reply,
@@ -382,7 +384,7 @@ async fn handler(
         )),
         RouteId::Ready => ready(cx).await,
         RouteId::ShareStatic => Ok(share_route::static_file(cx, param("file"))),
-        RouteId::SharePage => Ok(share_route::serve(cx, incoming, param("token"), notes).await),
+        RouteId::SharePage => Ok(share_route::serve(cx, incoming, notes).await),
         RouteId::CsrfToken => api_auth::csrf_token(cx, incoming),
         RouteId::Login => api_auth::login(cx, incoming, notes).await,
         RouteId::Logout => api_auth::logout(cx, incoming).await,

@@ -62,23 +62,31 @@ pub fn static_file(cx: &RequestContext, file: &str) -> Reply {
 /// The rejection tag of a token that cannot be one (wrong length or alphabet).
 const MALFORMED_TOKEN: &str = "malformed_token";
 
-/// The share page's 404 for a token that cannot be one, before anything else happens to the
-/// request (no admission, rate limit or handler): a refusal like a scanner path, counted always
-/// and logged by a sample, so a flood of them costs no more than the answer. `None` for another
-/// route, or a token that may be one.
-pub fn refuse_malformed(cx: &RequestContext, matched: &Matched<'_>, notes: &mut Notes) -> Option<Reply> {
-    if matched.route.id() != RouteId::SharePage || ShareToken::parse(matched.param("token")?).is_ok() {
-        return None;
+/// The token of a share page's path, parsed once for the whole request (`Ok(None)` on another
+/// route). A token that cannot be one gets the share page's 404 before anything else happens to
+/// the request (no admission, rate limit or handler): a refusal like a scanner path, counted
+/// always and logged by a sample, so a flood of them costs no more than the answer.
+pub fn token_of(cx: &RequestContext, matched: &Matched<'_>, notes: &mut Notes) -> Result<Option<ShareToken>, Reply> {
+    let Some(text) = matched
+        .param("token")
+        .filter(|_| matched.route.id() == RouteId::SharePage)
+    else {
+        return Ok(None);
+    };
+    match ShareToken::parse(text) {
+        Ok(token) => Ok(Some(token)),
+        Err(_) => {
+            crate::telemetry::count_rejection(MALFORMED_TOKEN);
+            notes.rejection = Some(MALFORMED_TOKEN);
+            notes.fields.push(("share", "malformed".into()));
+            Err(not_found(cx))
+        }
     }
-    crate::telemetry::count_rejection(MALFORMED_TOKEN);
-    notes.rejection = Some(MALFORMED_TOKEN);
-    notes.fields.push(("share", "malformed".into()));
-    Some(not_found(cx))
 }
 
-pub async fn serve(cx: &RequestContext, incoming: &Incoming, token_text: &str, notes: &mut Notes) -> Reply {
-    let Ok(token) = ShareToken::parse(token_text) else {
-        // The pipeline refuses these before admission (`refuse_malformed`); the same answer here.
+pub async fn serve(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) -> Reply {
+    // The pipeline parsed it (`token_of`) and refused a malformed one.
+    let Some(token) = &incoming.share_token else {
         return not_found(cx);
     };
     let Ok(view) = View::from_query(incoming.query.as_deref()) else {
@@ -129,23 +137,10 @@ async fn serve_list(
     now: i64,
     notes: &mut Notes,
 ) -> Result<(CachedPage, CacheStatus), Reply> {
-    let cached = share_cache::get_view(cx.config(), &hash, lang, view).await;
-    // How long the lookup waited (the clock moves with I/O only: a memory hit reads 0).
-    notes.fields.push(("cache_lookup_ms", (context::now_ms() - now).into()));
-    if cached.as_ref().is_some_and(|c| link_expired(c.expires_at_ms, now)) {
-        share_cache::purge_here(cx.config(), &hash).await;
-        return Err(not_found(cx));
-    }
+    let cached = unexpired(cx, hash, lang, view, now).await?;
     Ok(match cached.map(|c| (freshness(c.rendered_at_ms, now), c)) {
         Some((Freshness::Fresh, page)) => (page, CacheStatus::Hit),
-        Some((Freshness::Stale, page)) => {
-            let started = revalidate_in_background(cx, hash, lang, view).await;
-            // Which stale answer started the one re-render, in the request's own log line.
-            notes
-                .fields
-                .push(("revalidation", if started { "started" } else { "joined" }.into()));
-            (page, CacheStatus::Stale)
-        }
+        Some((Freshness::Stale, page)) => stale(cx, hash, lang, view, page, notes).await,
         Some((Freshness::Expired, old)) => match render(cx, &hash, lang, view, None, now, notes).await {
             Ok(page) => (page, CacheStatus::Miss),
             Err(RenderFailure::NotFound) => return Err(not_found(cx)),
@@ -173,11 +168,7 @@ async fn serve_moment(
     now: i64,
     notes: &mut Notes,
 ) -> Result<(CachedPage, CacheStatus), Reply> {
-    let first = share_cache::get_view(cx.config(), &hash, lang, View::FIRST).await;
-    if first.as_ref().is_some_and(|c| link_expired(c.expires_at_ms, now)) {
-        share_cache::purge_here(cx.config(), &hash).await;
-        return Err(not_found(cx));
-    }
+    let first = unexpired(cx, hash, lang, View::FIRST, now).await?;
     let first_freshness = first.as_ref().map(|c| freshness(c.rendered_at_ms, now));
     let first_generation = first.as_ref().map(|c| c.generation.clone());
     let cached = match &first_generation {
@@ -188,13 +179,7 @@ async fn serve_moment(
     };
     match (first_freshness, cached) {
         (Some(Freshness::Fresh), Some(page)) => Ok((page, CacheStatus::Hit)),
-        (Some(Freshness::Stale), Some(page)) => {
-            let started = revalidate_in_background(cx, hash, lang, View::FIRST).await;
-            notes
-                .fields
-                .push(("revalidation", if started { "started" } else { "joined" }.into()));
-            Ok((page, CacheStatus::Stale))
-        }
+        (Some(Freshness::Stale), Some(page)) => Ok(stale(cx, hash, lang, View::FIRST, page, notes).await),
         (_, old) => match (
             render(cx, &hash, lang, view, first_generation.as_deref(), now, notes).await,
             old,
@@ -208,6 +193,40 @@ async fn serve_moment(
             (Err(RenderFailure::Code(_)), _) => Err(unavailable(cx)),
         },
     }
+}
+
+/// The cached copy of `view`, unless the link behind it has expired: then its pages are purged
+/// here and the answer is the 404.
+async fn unexpired(
+    cx: &RequestContext,
+    hash: TokenHash,
+    lang: Lang,
+    view: View,
+    now: i64,
+) -> Result<Option<CachedPage>, Reply> {
+    let cached = share_cache::get_view(cx.config(), &hash, lang, view).await;
+    if cached.as_ref().is_some_and(|c| link_expired(c.expires_at_ms, now)) {
+        share_cache::purge_here(cx.config(), &hash).await;
+        return Err(not_found(cx));
+    }
+    Ok(cached)
+}
+
+/// A stale copy goes out while `revalidated` is rendered again in the background, once; which
+/// stale answer started the re-render goes in the request's own log line.
+async fn stale(
+    cx: &RequestContext,
+    hash: TokenHash,
+    lang: Lang,
+    revalidated: View,
+    page: CachedPage,
+    notes: &mut Notes,
+) -> (CachedPage, CacheStatus) {
+    let started = revalidate_in_background(cx, hash, lang, revalidated).await;
+    notes
+        .fields
+        .push(("revalidation", if started { "started" } else { "joined" }.into()));
+    (page, CacheStatus::Stale)
 }
 
 fn warn_stale_if_error(cx: &RequestContext, hash: &TokenHash) {
@@ -234,6 +253,9 @@ async fn render(
     notes: &mut Notes,
 ) -> Result<CachedPage, RenderFailure> {
     let started = context::now_ms();
+    // What the cache lookups before this render waited (the clock moves with I/O only); a hit
+    // never gets here, so it pays for no timing.
+    notes.fields.push(("cache_lookup_ms", (started - now).into()));
     let result =
         share_cache::render_and_store_view(&cx.io, cx.config(), hash, lang, view, first_page_generation, now).await;
     notes
