@@ -17,12 +17,3 @@ pub fn new_id() -> Result<Id, getrandom::Error> {
 pub fn new_trace_id() -> Result<TraceId, getrandom::Error> {
     Ok(TraceId::from_random_bytes(bytes::<16>()?))
 }
-
-/// A uniform draw in `[0, 1)`, for log sampling.
-pub fn unit_interval() -> f64 {
-    match bytes::<8>() {
-        Ok(b) => (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64,
-        // Without randomness, sample everything rather than nothing: a log too many beats a blind spot.
-        Err(_) => 0.0,
-    }
-}

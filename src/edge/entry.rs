@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
-use worker::{event, Context, Env, Response};
+use worker::{event, Context, Env};
 
 use crate::config::queue_name;
 use crate::cron::jobs_for;
@@ -22,7 +22,7 @@ fn start() {
 /// which the runtime builds afresh on every access (8 % of a cache hit's CPU in a profile), and
 /// nothing here needs it.
 #[event(fetch)]
-async fn fetch(req: worker::web_sys::Request, env: Env, ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: worker::web_sys::Request, env: Env, ctx: Context) -> worker::Result<worker::web_sys::Response> {
     Ok(pipeline::handle(req, env, ctx).await)
 }
 

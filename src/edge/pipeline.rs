@@ -6,7 +6,7 @@
 
 use std::rc::Rc;
 
-use worker::{Env, Headers, Response};
+use worker::{web_sys, Env, Headers};
 
 use babybook_jobs::TraceId;
 
@@ -17,6 +17,7 @@ use crate::hygiene::{Rejection, RequestHead};
 use crate::lang::Lang;
 use crate::rate_limit::RequestClass;
 use crate::reply::{header_value, Reply};
+use crate::request_target::Target;
 use crate::routes::{self, Matched, Resolution, Route, RouteId, Surface};
 use crate::session::Session;
 use crate::share::headers as share_headers;
@@ -29,7 +30,7 @@ use super::protection::{rate_limits, screen};
 use super::rate_limiter::{self, Verdict};
 use super::{admin, api_auth, api_media, api_shares, proxy, request_body, share_route, switches, test_controls};
 
-pub async fn handle(req: worker::web_sys::Request, env: Env, ctx: worker::Context) -> Response {
+pub async fn handle(req: worker::web_sys::Request, env: Env, ctx: worker::Context) -> web_sys::Response {
     let started_ms = context::now_ms();
     let headers: Vec<(String, String)> = Headers(req.headers()).entries().collect();
     let header = |name: &str| header_value(&headers, name);
@@ -44,11 +45,9 @@ pub async fn handle(req: worker::web_sys::Request, env: Env, ctx: worker::Contex
             return into_response(reply, false);
         }
     };
-    let url = worker::Url::parse(&req.url()).ok();
-    let origin = url
-        .as_ref()
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default();
+    let url = req.url();
+    let target = Target::split(&url);
+    let origin = target.as_ref().map(Target::origin).unwrap_or_default();
     let cx = RequestContext {
         io: context::Io {
             env,
@@ -63,29 +62,24 @@ pub async fn handle(req: worker::web_sys::Request, env: Env, ctx: worker::Contex
         started_ms,
     };
     let method = req.method();
-    let path = url.as_ref().map(|u| u.path().to_owned()).unwrap_or_else(|| "/".into());
-    let target_len = url
-        .as_ref()
-        .map(|u| u.path().len() + u.query().map_or(0, |q| q.len() + 1))
-        .unwrap_or(0);
-    let host = url
-        .as_ref()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_default();
+    let path = target.map_or("/", |t| t.path);
+    let query = target.and_then(|t| t.query);
     let mut notes = Notes::default();
     let head = RequestHead {
         method: &method,
-        path: &path,
-        target_len,
+        path,
+        target_len: target.map_or(0, |t| t.target_len()),
         header_bytes: headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum(),
-        host: &host,
+        host: target.map_or("", |t| t.host),
     };
-    let mut reply = route(req, &cx, &head, headers.clone(), &mut notes).await;
+    // The one request header read after routing, which takes the rest.
+    let request_origin = header("origin").map(str::to_owned);
+    let mut reply = route(req, &cx, &head, query, headers, &mut notes).await;
 
     // Response headers every answer gets.
     reply.set_header("x-trace-id", cx.trace_id.as_str());
     if notes.surface == Some(Surface::Api) || notes.surface.is_none() && notes.rejection.is_none() {
-        decorate_api(&mut reply, &cx, header("origin"));
+        decorate_api(&mut reply, &cx, request_origin.as_deref());
     }
     if reply.get("cache-control").is_none() {
         reply.set_header("cache-control", "no-store");
@@ -152,6 +146,7 @@ async fn route(
     req: worker::web_sys::Request,
     cx: &RequestContext,
     head: &RequestHead<'_>,
+    query: Option<&str>,
     headers: Vec<(String, String)>,
     notes: &mut Notes,
 ) -> Reply {
@@ -211,9 +206,7 @@ async fn route(
     }
 
     // 7. The handler.
-    let query = worker::Url::parse(&req.url())
-        .ok()
-        .and_then(|u| u.query().map(str::to_owned));
+    let query = query.map(str::to_owned);
     let incoming = Incoming {
         headers,
         body,
@@ -463,7 +456,7 @@ fn log_request(cx: &RequestContext, method: &str, reply: &Reply, notes: &Notes) 
         health: cx.config().log_sample_health,
         rejection: 0.01,
     };
-    if notes.operator.is_none() && !class.keep(&rates, crate::secure_random::unit_interval()) {
+    if notes.operator.is_none() && !class.keep(&rates, crate::sampling::unit_interval()) {
         return;
     }
     let level = match reply.status {
@@ -499,7 +492,7 @@ fn log_request(cx: &RequestContext, method: &str, reply: &Reply, notes: &Notes) 
 }
 
 /// Reply → `worker::Response`. HEAD, 204 and 304 carry no body.
-pub fn into_response(reply: Reply, head_request: bool) -> Response {
+pub fn into_response(reply: Reply, head_request: bool) -> web_sys::Response {
     // All headers cross into JavaScript as one string (a call and a decode per header were 7 %
     // of a cache hit's CPU in a profile). A NUL cannot be in a header the runtime accepts, so a
     // pair holding one is dropped here, as the runtime would refuse it.

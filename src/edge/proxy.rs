@@ -10,6 +10,7 @@ use worker::{AbortController, Fetch, Headers, Method, Request, RequestInit, Requ
 use crate::error::{ApiError, ErrorCode};
 use crate::proxy::{self as policy, MAX_PROXY_BODY, ORIGIN_TIMEOUT_MS};
 use crate::reply::{header_value, Reply};
+use crate::request_target::Target;
 use crate::session::Session;
 
 use super::context::RequestContext;
@@ -29,11 +30,12 @@ pub async fn forward(
         .origin_url
         .as_deref()
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no ORIGIN_URL"))?;
-    let url = worker::Url::parse(&req.url()).map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
+    let url = req.url();
+    let request = Target::split(&url).ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "not an http(s) URL"))?;
     let target = format!(
         "{origin}{}{}",
-        url.path(),
-        url.query().map(|q| format!("?{q}")).unwrap_or_default()
+        request.path,
+        request.query.map(|q| format!("?{q}")).unwrap_or_default()
     );
 
     let body = if matches!(method, "GET" | "HEAD") {

@@ -220,7 +220,7 @@ pub async fn put_view(
         "cache-control",
         &format!("public, max-age={}", cache_policy::cache_entry_ttl_seconds()),
     )?;
-    let response = super::js_body::response(200, headers.0, Some(&page.body));
+    let response = worker::Response::from(super::js_body::response(200, headers.0, Some(&page.body)));
     memory_put(config, hash, lang, view, page, super::context::now_ms());
     let key = cache_policy::view_cache_key(config.cache_host(), hash, lang, view);
     Cache::default().put(key, response).await.map_err(|e| e.to_string())

@@ -20,7 +20,7 @@ pub struct Point<'a> {
 
 pub fn record(io: &Io, config: &Config, point: &Point<'_>) {
     let rate = config.sli_sample_rate;
-    if rate <= 0.0 || (rate < 1.0 && crate::secure_random::unit_interval() >= rate) {
+    if rate <= 0.0 || (rate < 1.0 && crate::sampling::unit_interval() >= rate) {
         return;
     }
     let Ok(dataset) = io.analytics_engine(binding::EDGE_METRICS) else {

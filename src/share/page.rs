@@ -293,8 +293,19 @@ pub fn with_share_url(body: &[u8], origin: &str, share_url: &str) -> Vec<u8> {
     out
 }
 
+/// Where `needle` (not empty) first starts in `haystack`: a scan for its first byte, then a
+/// compare (every hit looks for `</head>` past the inline stylesheet; comparing a window at every
+/// byte was 3.5 % of a hit's CPU in a profile).
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    let (&first, _) = needle.split_first()?;
+    let mut from = 0;
+    while let Some(at) = haystack[from..].iter().position(|&b| b == first) {
+        if haystack[from + at..].starts_with(needle) {
+            return Some(from + at);
+        }
+        from += at + 1;
+    }
+    None
 }
 
 /// The most bytes of HTML a share page answer has, whatever the share holds (SPEC §9).
@@ -840,6 +851,14 @@ pub(crate) mod tests {
         // A WebP preview is never an og:image, whatever it is called.
         let webp = SharePage::from_json(r#"{"child_name":"A","moments":[{"title":"t","occurred_on":"2025-01-01","media":[{"width":9,"height":9,"previews":[{"key":"d/og.webp","width":1200,"height":630,"purpose":"og"},{"key":"d/480.webp","width":480}]}]}]}"#).unwrap();
         assert_eq!(webp.og_image, None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn find_is_the_first_place_a_needle_starts(hay in "[<ab/>]{0,40}", needle in "[<ab/>]{1,4}") {
+            let naive = hay.as_bytes().windows(needle.len()).position(|w| w == needle.as_bytes());
+            proptest::prop_assert_eq!(super::find(hay.as_bytes(), needle.as_bytes()), naive);
+        }
     }
 
     #[test]

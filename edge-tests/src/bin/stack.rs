@@ -30,6 +30,10 @@ fn dev() {
     options.dev_vars = true;
     options.alert_webhook = true;
     options.vars.push(("VIEW_FLUSH_SECONDS".into(), "30".into()));
+    // Every success is logged locally; a CPU profile (bench/cpu-profile.mjs) wants production's rate.
+    if let Ok(rate) = std::env::var("LOG_SAMPLE_SUCCESS") {
+        options.vars.push(("LOG_SAMPLE_SUCCESS".into(), rate));
+    }
     eprintln!("starting Postgres, PgBouncer, the media stand-in and wrangler dev …");
     let stack = Stack::start(options);
     let url = format!(
