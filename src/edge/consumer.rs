@@ -286,7 +286,6 @@ async fn handle(received: Received<'_>, io: &Io, config: &Config) -> (Fate, Opti
         }
     };
     let job = Delivered::of(&message, received.attempts, received.now, delivery.id());
-    context::emit(&job.line(config, Level::Info, "job received"));
     if let Job::Purge {
         token_hash,
         failed_attempts,
@@ -727,9 +726,6 @@ async fn leased(
         .collect();
     if jobs.is_empty() {
         return Vec::new();
-    }
-    for (_, job) in &jobs {
-        context::emit(&job.line(config, Level::Info, "job received"));
     }
     let mut lap = context::now_ms();
     let mut took = || {

@@ -127,6 +127,18 @@ fn an_upload_completes_end_to_end_with_one_trace_id_and_a_schema_valid_job() {
         !done.to_string().contains(&family.account_id),
         "raw account ids never reach the log"
     );
+    // One line per job (SPEC §6): the consumer's line for the outcome, with the job's ids, type,
+    // attempt and time in the queue; nothing on receipt.
+    let consumer_lines: Vec<Value> = stack
+        .logs()
+        .into_iter()
+        .filter(|l| l["asset_id"] == asset.as_str() && l["job_id"].is_string() && l["message"] != "job published")
+        .collect();
+    assert_eq!(
+        consumer_lines.len(),
+        1,
+        "one consumer line for the job: {consumer_lines:#?}"
+    );
 
     let calls = calls_for(stack, &asset);
     assert_eq!(calls.len(), 1);
