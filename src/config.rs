@@ -755,6 +755,51 @@ mod tests {
         }
     }
 
+    /// `bench/cost-model.json` prices production's logging and SLI settings: it must say what
+    /// wrangler.toml sets, or the cost per family is priced for another Worker.
+    #[test]
+    fn the_cost_model_restates_productions_log_and_sli_settings() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let toml: toml::Table =
+            toml::from_str(&std::fs::read_to_string(format!("{root}/wrangler.toml")).expect("wrangler.toml"))
+                .expect("wrangler.toml parses");
+        let model: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{root}/bench/cost-model.json")).expect("cost model"),
+        )
+        .expect("cost model parses");
+        let production = &toml["env"]["production"];
+        let vars = production["vars"].as_table().expect("vars").clone();
+        let config = Config::from_lookup(|key| vars.get(key).and_then(|v| v.as_str()).map(str::to_owned)).unwrap();
+        let invocation_logs = production
+            .get("observability")
+            .and_then(|o| o.get("logs"))
+            .and_then(|l| l.get("invocation_logs"))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true);
+        let logs = &model["logs"];
+        assert_eq!(
+            logs["invocation_logs_per_invocation"].as_f64(),
+            Some(if invocation_logs { 1.0 } else { 0.0 })
+        );
+        let per_request = logs["lines_per_request"].as_f64().expect("lines_per_request");
+        assert!(
+            per_request >= config.log_sample_success && per_request <= config.log_sample_success + 0.05,
+            "lines per request {per_request} for LOG_SAMPLE_SUCCESS {} and a few percent of errors",
+            config.log_sample_success
+        );
+        assert_eq!(
+            model["analytics_engine"]["points_per_request"].as_f64(),
+            Some(config.sli_sample_rate)
+        );
+        let batch_timeout = production["queues"]["consumers"][0]["max_batch_timeout"]
+            .as_integer()
+            .expect("max_batch_timeout");
+        assert_eq!(
+            batch_timeout, 5,
+            "the model's messages_per_batch reasons from a 5 s batch timeout"
+        );
+    }
+
     #[test]
     fn every_environment_binds_the_version_metadata_the_operations_namespace_and_the_sli_dataset() {
         let text =
