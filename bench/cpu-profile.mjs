@@ -49,6 +49,12 @@ function session(url) {
     let id = 0;
     const pending = new Map();
     ws.on("error", reject);
+    ws.on("close", () => {
+      if (pending.size) {
+        console.error("cpu-profile: the Worker's inspector closed before the profile was taken");
+        process.exit(1);
+      }
+    });
     ws.on("message", (m) => {
       const d = JSON.parse(m);
       pending.get(d.id)?.(d);

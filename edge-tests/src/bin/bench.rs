@@ -7,6 +7,7 @@
 //!   --hit-only  only the interleaved rounds (baseline, hits, refusals), printed, not recorded
 //!            (for pricing a change to the hot paths quickly)
 //!   --queue-only  only the queue throughput, printed, not recorded
+//!   --jobs=N  jobs in the queue run (default 300)
 //!   --report-only  the tables written again from bench/results.json, nothing measured
 //!   --rounds=N  interleaved rounds (default 7)
 //!   --seconds=N  seconds per throughput measurement (default 10)
@@ -36,18 +37,12 @@ fn main() {
         report_only(&repo_root());
         return;
     }
-    let rounds: usize = args
-        .iter()
-        .find_map(|a| a.strip_prefix("--rounds="))
-        .map(|n| n.parse().expect("--rounds=N"))
-        .unwrap_or(7);
+    let rounds = flag_value(&args, "--rounds=").unwrap_or(7);
     let settings = Settings {
         seconds: if smoke {
             1
         } else {
-            args.iter()
-                .find_map(|a| a.strip_prefix("--seconds="))
-                .map_or(10, |n| n.parse().expect("--seconds=N"))
+            flag_value(&args, "--seconds=").unwrap_or(10)
         },
         connections: 32,
     };
@@ -61,7 +56,7 @@ fn main() {
             .var("VIEW_FLUSH_SECONDS", "30"),
     );
     if queue_only {
-        let queue = queue_throughput(&stack, 300);
+        let queue = queue_throughput(&stack, flag_value(&args, "--jobs=").unwrap_or(300));
         println!("{}", serde_json::to_string_pretty(&queue).unwrap());
         return;
     }
@@ -295,6 +290,16 @@ fn main() {
         println!("bench: budgets missed: {}", failures.join("; "));
         std::process::exit(1);
     }
+}
+
+/// The number after `prefix` (`--rounds=7`), when the flag is given.
+fn flag_value<T: std::str::FromStr>(args: &[String], prefix: &str) -> Option<T> {
+    let value = args.iter().find_map(|a| a.strip_prefix(prefix))?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{prefix}N: {value} is not a number")),
+    )
 }
 
 /// Writes the tables again from the recorded `bench/results.json`, measuring nothing: for a
