@@ -24,7 +24,6 @@ use tokio_postgres::tls::TlsConnect;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, SimpleQueryMessage, SimpleQueryRow};
 use wasm_bindgen::JsValue;
-use worker::Socket;
 
 use super::context::Io;
 
@@ -34,6 +33,7 @@ use crate::config::binding;
 use crate::error::{ApiError, ErrorCode};
 
 use super::faults::{count, Counter};
+use super::socket_stream::SocketStream;
 use super::timeout::within;
 
 /// Whose rows the unit of work may see.
@@ -356,7 +356,7 @@ struct RawSocket {
 /// stream has been read, or it reported a FATAL error, writes (a ROLLBACK, the Terminate) are
 /// dropped instead of sent into a socket the proxy has already ended.
 struct ServerCloses {
-    socket: Socket,
+    stream: SocketStream,
     server_gone: Rc<Cell<bool>>,
 }
 
@@ -367,7 +367,7 @@ impl tokio::io::AsyncRead for ServerCloses {
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         let before = buf.filled().len();
-        let polled = std::pin::Pin::new(&mut self.socket).poll_read(cx, buf);
+        let polled = std::pin::Pin::new(&mut self.stream).poll_read(cx, buf);
         if matches!(polled, std::task::Poll::Ready(Ok(()))) && buf.filled().len() == before {
             self.server_gone.set(true);
         }
@@ -384,7 +384,7 @@ impl tokio::io::AsyncWrite for ServerCloses {
         if self.server_gone.get() {
             return std::task::Poll::Ready(Ok(buf.len()));
         }
-        std::pin::Pin::new(&mut self.socket).poll_write(cx, buf)
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
     fn poll_flush(
@@ -394,7 +394,7 @@ impl tokio::io::AsyncWrite for ServerCloses {
         if self.server_gone.get() {
             return std::task::Poll::Ready(Ok(()));
         }
-        std::pin::Pin::new(&mut self.socket).poll_flush(cx)
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
     }
 
     fn poll_shutdown(
@@ -457,18 +457,22 @@ impl TlsConnect<ServerCloses> for TrackedTls {
     type Error = TlsUpgradeFailed;
     type Future = std::future::Ready<Result<ServerCloses, TlsUpgradeFailed>>;
 
-    fn connect(self, _plain: ServerCloses) -> Self::Future {
+    fn connect(self, plain: ServerCloses) -> Self::Future {
+        // The upgrade takes over the plain socket, whose streams must be unlocked first.
+        plain.stream.release();
         let upgraded = match self.0.js.borrow().as_ref() {
             Some(raw) => raw.start_tls().map_err(|e| TlsUpgradeFailed(format!("{e:?}"))),
             None => Err(TlsUpgradeFailed("socket already closed".into())),
         };
-        std::future::ready(upgraded.map(|raw| {
+        let upgraded = upgraded.and_then(|raw| {
             *self.0.js.borrow_mut() = Some(raw.clone());
-            ServerCloses {
-                socket: Socket::from(raw),
+            let stream = SocketStream::new(&raw).map_err(|e| TlsUpgradeFailed(format!("{e:?}")))?;
+            Ok(ServerCloses {
+                stream,
                 server_gone: self.0.server_gone.clone(),
-            }
-        }))
+            })
+        });
+        std::future::ready(upgraded)
     }
 }
 
@@ -550,12 +554,13 @@ async fn connect(io: &Io, raw: RawSocket) -> Result<(Client, Finished), ApiError
     let socket = worker::worker_sys::connect(address.into(), options.into())
         .map_err(|e| unavailable("socket", &format!("{e:?}")))?;
     *raw.js.borrow_mut() = Some(socket.clone());
+    let stream = SocketStream::new(&socket).map_err(|e| unavailable("socket streams", &format!("{e:?}")))?;
     let server_gone = raw.server_gone.clone();
     count(Counter::DbConnections);
     let (client, connection) = config
         .connect_raw(
             ServerCloses {
-                socket: Socket::from(socket),
+                stream,
                 server_gone: raw.server_gone.clone(),
             },
             TrackedTls(raw),

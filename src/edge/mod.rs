@@ -28,6 +28,7 @@ mod share_cache;
 mod share_route;
 mod sli;
 mod slo_burn;
+mod socket_stream;
 mod switches;
 mod test_controls;
 mod timeout;
