@@ -787,6 +787,14 @@ mod tests {
             "lines per request {per_request} for LOG_SAMPLE_SUCCESS {} and a few percent of errors",
             config.log_sample_success
         );
+        let per_job = logs["lines_per_delivered_job"]
+            .as_f64()
+            .expect("lines_per_delivered_job");
+        assert!(
+            per_job >= 2.0 * config.log_sample_success && per_job <= 2.0 * config.log_sample_success + 0.1,
+            "lines per job {per_job}: two success lines at LOG_SAMPLE_SUCCESS {} and the retries' warnings",
+            config.log_sample_success
+        );
         assert_eq!(
             model["analytics_engine"]["points_per_request"].as_f64(),
             Some(config.sli_sample_rate)

@@ -71,7 +71,7 @@ async fn publish_or_defer(cx: &RequestContext, message: &JobMessage, what: &str)
         if let Some(asset) = message.job.asset_id() {
             line = line.field("asset_id", asset.to_string());
         }
-        context::emit(&line);
+        context::emit_success(cx.config(), &line);
         if let Some(subject) = subject {
             job_rows::mark_published(&cx.io, message.account_id, subject).await;
         }

@@ -341,7 +341,7 @@ async fn conclude(
     let decision = match step {
         Step::Done => Decision::Ack,
         Step::Skipped(why) => {
-            context::emit(&line(Level::Info, "job skipped").field("reason", why));
+            context::emit_success(config, &line(Level::Info, "job skipped").field("reason", why));
             delivery.ack();
             return (Fate::Acked, Some(job.queue_time_ms));
         }
@@ -428,7 +428,7 @@ async fn settle(
     match decision {
         Decision::Ack => {
             delivery.ack();
-            context::emit(&line(Level::Info, "job done"));
+            context::emit_success(config, &line(Level::Info, "job done"));
             Fate::Acked
         }
         Decision::Retry { delay_seconds } => {
@@ -542,7 +542,13 @@ async fn purge(
     let detail = match share_cache::purge_globally(config, &hash).await {
         Ok(()) => {
             delivery.ack();
-            context::emit(&line(Level::Info, "job done").field("failed_attempts", failed_before));
+            let done = line(Level::Info, "job done").field("failed_attempts", failed_before);
+            // A purge that went through after failing is worth a line every time.
+            if failed_before > 0 {
+                context::emit(&done);
+            } else {
+                context::emit_success(config, &done);
+            }
             return Fate::Acked;
         }
         Err(detail) => detail,

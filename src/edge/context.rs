@@ -93,6 +93,15 @@ pub fn emit(line: &LogLine) {
     }
 }
 
+/// A success's line (a job done, a job published), written for a share `LOG_SAMPLE_SUCCESS` of
+/// them as a request's is (SPEC §6: errors and warnings always, successes sampled). Each one is
+/// an event Workers Logs bills; the job's row and the queue's batch data point keep the count.
+pub fn emit_success(config: &Config, line: &LogLine) {
+    if crate::sampling::unit_interval() < config.log_sample_success {
+        emit(line);
+    }
+}
+
 /// A log line written before the configuration could be read (it names no environment).
 pub fn unconfigured_line(level: Level, message: &str, trace_id: &TraceId) -> LogLine {
     let context = LogContext {

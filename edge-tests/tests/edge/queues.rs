@@ -522,3 +522,33 @@ fn a_batch_of_jobs_is_claimed_and_finished_in_one_statement_each_not_one_per_job
         "{round_trips} round trips for 10 jobs in {batches} batch(es)"
     );
 }
+
+/// SPEC §6: a success's line is sampled like a request's (`LOG_SAMPLE_SUCCESS`), a warning never
+/// is. With the rate at 0 an upload that completes logs nothing of its job (neither the
+/// producer's `job published` nor the consumer's `job done`), while a message that is no job
+/// still logs its warning.
+#[test]
+fn job_success_lines_are_sampled_and_warnings_are_not() {
+    let stack = Stack::start(StackOptions::named("job-log-sampling").var("LOG_SAMPLE_SUCCESS", "0"));
+    let family = stack.family(1, 0);
+    let s = stack.sign_in(&family);
+    let (asset, size, etag) = pending_asset(&stack, &family.account_id, &family.moment_ids[0]);
+    assert_eq!(complete(&s, &asset, size, &etag).status, 202);
+    wait_for_status(&stack, &asset, "ready", Duration::from_secs(15));
+    // Published after the job was done: its warning comes after any line the job wrote.
+    stack.control(json!({"action": "publish_raw", "body": "not a job"}));
+    stack.wait_for_log(
+        Duration::from_secs(15),
+        "the warning of a message that is no job",
+        |l| l["message"] == "job unreadable",
+    );
+    let job_lines: Vec<Value> = stack
+        .logs()
+        .into_iter()
+        .filter(|l| l["asset_id"] == asset.as_str())
+        .collect();
+    assert!(
+        job_lines.is_empty(),
+        "success lines at LOG_SAMPLE_SUCCESS=0: {job_lines:#?}"
+    );
+}
