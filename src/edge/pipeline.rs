@@ -491,7 +491,7 @@ fn log_request(cx: &RequestContext, method: &str, reply: &Reply, notes: &Notes) 
     context::emit(&line);
 }
 
-/// Reply → `worker::Response`. HEAD, 204 and 304 carry no body.
+/// Reply → the runtime's `Response`. HEAD, 204 and 304 carry no body.
 pub fn into_response(reply: Reply, head_request: bool) -> web_sys::Response {
     // All headers cross into JavaScript as one string (a call and a decode per header were 7 %
     // of a cache hit's CPU in a profile). A NUL cannot be in a header the runtime accepts, so a
