@@ -10,7 +10,7 @@ use babybook_jobs::TraceId;
 
 use crate::config::{binding, Config, ConfigError};
 use crate::session::{SessionKeys, SigningKey};
-use crate::telemetry::{DeployedVersion, Level, LogContext, LogLine};
+use crate::telemetry::{DeployedVersion, Level, LogContext, LogLine, SampleClass, SampleRates};
 
 /// Configuration and keys, parsed once per isolate. Parsing is synchronous, so concurrent
 /// requests never wait on one another's initialisation.
@@ -97,8 +97,17 @@ pub fn emit(line: &LogLine) {
 /// them as a request's is (SPEC §6: errors and warnings always, successes sampled). Each one is
 /// an event Workers Logs bills; the job's row and the queue's batch data point keep the count.
 pub fn emit_success(config: &Config, line: &LogLine) {
-    if crate::sampling::unit_interval() < config.log_sample_success {
+    if SampleClass::Success.keep(&sample_rates(config), crate::sampling::unit_interval()) {
         emit(line);
+    }
+}
+
+/// The configured log sampling (cheap rejections at a fixed 1 %).
+pub fn sample_rates(config: &Config) -> SampleRates {
+    SampleRates {
+        success: config.log_sample_success,
+        health: config.log_sample_health,
+        rejection: 0.01,
     }
 }
 

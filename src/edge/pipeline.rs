@@ -22,7 +22,7 @@ use crate::routes::{self, Matched, Resolution, Route, RouteId, Surface};
 use crate::session::Session;
 use crate::share::headers as share_headers;
 use crate::switches::Switch;
-use crate::telemetry::{self, Level, LogLine, SampleClass, SampleRates};
+use crate::telemetry::{self, Level, LogLine, SampleClass};
 
 use super::context::{self, RequestContext};
 use super::exchange::{error_reply, Incoming, Notes};
@@ -451,11 +451,7 @@ async fn ready(cx: &RequestContext) -> Result<Reply, ApiError> {
 fn log_request(cx: &RequestContext, method: &str, reply: &Reply, notes: &Notes) {
     let is_health = matches!(notes.route, Some("/health") | Some("/ready"));
     let class = SampleClass::of_request(reply.status, is_health, notes.rejection.is_some());
-    let rates = SampleRates {
-        success: cx.config().log_sample_success,
-        health: cx.config().log_sample_health,
-        rejection: 0.01,
-    };
+    let rates = context::sample_rates(cx.config());
     if notes.operator.is_none() && !class.keep(&rates, crate::sampling::unit_interval()) {
         return;
     }

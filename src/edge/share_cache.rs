@@ -220,10 +220,23 @@ pub async fn put_view(
         "cache-control",
         &format!("public, max-age={}", cache_policy::cache_entry_ttl_seconds()),
     )?;
-    let response = worker::Response::from(super::js_body::response(200, headers.0, Some(&page.body)));
+    let response = super::js_body::response(200, headers.0, Some(&page.body));
     memory_put(config, hash, lang, view, page, super::context::now_ms());
     let key = cache_policy::view_cache_key(config.cache_host(), hash, lang, view);
-    Cache::default().put(key, response).await.map_err(|e| e.to_string())
+    default_cache_put(&key, &response).await
+}
+
+/// `caches.default.put` with the runtime's own `Response`: `worker::Cache::put` takes a
+/// `worker::Response`, which builds a second JavaScript `Response` from the first.
+async fn default_cache_put(key: &str, response: &worker::web_sys::Response) -> Result<(), String> {
+    use wasm_bindgen::JsCast;
+    use worker::worker_sys::ext::CacheStorageExt;
+    let global: worker::web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let caches = global.caches().map_err(|e| format!("{e:?}"))?;
+    wasm_bindgen_futures::JsFuture::from(caches.default().put_with_str(key, response))
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{e:?}"))
 }
 
 /// When a fresh render is stored in this isolate's memory and the data center's cache: before
