@@ -13,6 +13,9 @@ pub enum CronJob {
     QueuedSweep,
     /// Read the edge SLIs from the Analytics Engine SQL API and page on a fast burn.
     SloBurn,
+    /// Purge by tag every link and account whose purge the database still holds as pending (a
+    /// purge whose own try failed, or a change made without the edge, e.g. by the origin).
+    PurgeSweep,
 }
 
 impl CronJob {
@@ -23,6 +26,7 @@ impl CronJob {
             CronJob::QueueProbe => "queue_probe",
             CronJob::QueuedSweep => "queued_sweep",
             CronJob::SloBurn => "slo_burn",
+            CronJob::PurgeSweep => "purge_sweep",
         }
     }
 
@@ -33,6 +37,7 @@ impl CronJob {
             CronJob::QueueProbe,
             CronJob::QueuedSweep,
             CronJob::SloBurn,
+            CronJob::PurgeSweep,
         ]
         .into_iter()
         .find(|j| j.as_str() == text)
@@ -41,9 +46,11 @@ impl CronJob {
 
 /// Cron expression → the jobs it runs, in order. Every expression here is in `wrangler.toml`.
 /// Prewarm runs every 4 minutes, inside the 5-minute `max-age` of the pages it renders, so a
-/// warmed page never goes cold between runs.
+/// warmed page never goes cold between runs; the purge sweep runs first on the same trigger, so a
+/// change the edge did not purge itself leaves every data center within 4 minutes (plus the
+/// sweep's 30 s grace).
 pub const SCHEDULES: [(&str, &[CronJob]); 3] = [
-    ("*/4 * * * *", &[CronJob::Prewarm]),
+    ("*/4 * * * *", &[CronJob::PurgeSweep, CronJob::Prewarm]),
     (
         "*/5 * * * *",
         &[CronJob::QueueProbe, CronJob::QueuedSweep, CronJob::SloBurn],
@@ -87,6 +94,7 @@ mod tests {
             CronJob::QueueProbe,
             CronJob::QueuedSweep,
             CronJob::SloBurn,
+            CronJob::PurgeSweep,
         ] {
             assert_eq!(seen.iter().filter(|j| **j == job).count(), 1, "{job:?}");
             assert_eq!(CronJob::parse(job.as_str()), Some(job));

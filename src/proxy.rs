@@ -60,6 +60,21 @@ pub const RETURNED_RESPONSE_HEADERS: [&str; 11] = [
     "vary",
 ];
 
+/// The origin's paths whose writes can change what a share page shows (a moment, its photos, a
+/// child's name, the account): after such a write succeeds the edge purges the account's pages
+/// (`edge::share_cache::purge`, by the account's cache tag).
+pub const PAGE_ALTERING_PREFIXES: [&str; 3] = ["/account", "/children", "/moments"];
+
+/// Whether a proxied request that succeeded may have changed share pages.
+pub fn write_alters_pages(method: &str, path: &str) -> bool {
+    let write = matches!(method, "POST" | "PUT" | "PATCH" | "DELETE");
+    write
+        && PAGE_ALTERING_PREFIXES.iter().any(|prefix| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+}
+
 /// The client's headers that may reach the origin, by their allowlisted name.
 pub fn forwardable_request_headers(headers: &[(String, String)]) -> Vec<(&'static str, &str)> {
     headers
@@ -211,5 +226,25 @@ mod tests {
             a,
             identity_signature("other-0123456789abcdef0123456789ab", "u", "a", "t")
         );
+    }
+
+    #[test]
+    fn writes_to_moments_children_and_the_account_alter_pages_and_nothing_else_does() {
+        let rows = [
+            ("PATCH", "/moments/5f0c", true),
+            ("DELETE", "/moments/5f0c", true),
+            ("POST", "/moments", true),
+            ("PUT", "/children/1/name", true),
+            ("DELETE", "/account", true),
+            ("GET", "/moments/5f0c", false),
+            ("HEAD", "/account", false),
+            ("POST", "/uploads", false),
+            ("POST", "/exports", false),
+            ("DELETE", "/health-measurements/1", false),
+            ("POST", "/momentsx", false),
+        ];
+        for (method, path, want) in rows {
+            assert_eq!(write_alters_pages(method, path), want, "{method} {path}");
+        }
     }
 }

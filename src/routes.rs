@@ -31,6 +31,7 @@ pub enum RouteId {
     AdminPrewarm,
     AdminSwitches,
     AdminSetSwitch,
+    AdminRevokeShare,
     TestControls,
     TestCounters,
     TestFloor,
@@ -238,7 +239,7 @@ use RouteId as Id;
 use WriteGuard as W;
 use WriteMethod as WM;
 
-static TABLE: [Route; 25] = [
+static TABLE: [Route; 26] = [
     Route::read("/health", Id::Health, Surface::Any, R::Public),
     Route::read("/ready", Id::Ready, Surface::Any, R::Public),
     Route::read("/_static/:file", Id::ShareStatic, Surface::Share, R::Public),
@@ -266,6 +267,7 @@ static TABLE: [Route; 25] = [
     Route::write(WM::Post, "/admin/prewarm", Id::AdminPrewarm, W::AdminToken),
     Route::read("/admin/switches", Id::AdminSwitches, Surface::Api, R::AdminToken),
     Route::write(WM::Post, "/admin/switches", Id::AdminSetSwitch, W::AdminToken),
+    Route::write(WM::Post, "/admin/shares/revoke", Id::AdminRevokeShare, W::AdminToken),
     Route::write(WM::Post, "/__test/controls", Id::TestControls, W::TestControl),
     Route::read("/__test/counters", Id::TestCounters, Surface::Any, R::TestControl),
     Route::read("/__test/floor", Id::TestFloor, Surface::Any, R::TestControl),

@@ -65,6 +65,14 @@ pub enum Job {
         #[serde(default)]
         failed_attempts: u32,
     },
+    /// Purge every cached page of the message's account (its account cache tag), in every data
+    /// center: a change the edge cannot map to links (a moment, an asset, a child, a deleted
+    /// link). Published and retried like [`Job::Purge`].
+    PurgeAccount {
+        /// Tries that failed before this one.
+        #[serde(default)]
+        failed_attempts: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +91,7 @@ pub enum JobType {
     Reap,
     Probe,
     Purge,
+    PurgeAccount,
 }
 
 impl JobType {
@@ -94,6 +103,7 @@ impl JobType {
             JobType::Reap => "reap",
             JobType::Probe => "probe",
             JobType::Purge => "purge",
+            JobType::PurgeAccount => "purge_account",
         }
     }
 }
@@ -107,6 +117,7 @@ impl Job {
             Job::Reap { .. } => JobType::Reap,
             Job::Probe { .. } => JobType::Probe,
             Job::Purge { .. } => JobType::Purge,
+            Job::PurgeAccount { .. } => JobType::PurgeAccount,
         }
     }
 
@@ -121,6 +132,7 @@ impl Job {
             } => Some(*asset_id),
             Job::Export { .. }
             | Job::Purge { .. }
+            | Job::PurgeAccount { .. }
             | Job::Reap {
                 target: ReapTarget::Export { .. },
             } => None,

@@ -8,10 +8,15 @@ use crate::error::{ApiError, ErrorCode};
 use crate::reply::Reply;
 use crate::telemetry::Level;
 
+use crate::share::purge::PurgeTarget;
+use crate::share::{ShareToken, TokenHash};
+
 use super::context::{self, RequestContext};
 use super::cron_jobs;
+use super::db::{self, col, Budget, Scope};
 use super::dead_letters;
-use super::exchange::Incoming;
+use super::exchange::{Incoming, Notes};
+use super::share_cache::{self, PurgeIntent};
 use super::{job_rows, jobs};
 
 const MAX_PER_CALL: u32 = 500;
@@ -167,6 +172,77 @@ pub async fn set_switch(cx: &RequestContext, incoming: &Incoming) -> Result<Repl
             "switch": switch.name(),
             "on": on,
             "effect_within_seconds": crate::switches::EFFECT_BOUND_SECONDS,
+        }),
+    ))
+}
+
+/// `POST /admin/shares/revoke` with `{"token": "<the leaked link, or its token>"}` or
+/// `{"token_hash": "<64 hex>"}` (seed §9.4): revokes the link without the family's session and
+/// purges it like a family's revoke (here at once, every data center by its tag). The row keeps
+/// who revoked it; this line, the request's line and the purge's carry the operator and the
+/// reason. `scripts/revoke-share` wraps it for docs/runbooks/leaked-share-link.md.
+pub async fn revoke_share(cx: &RequestContext, incoming: &Incoming, notes: &Notes) -> Result<Reply, ApiError> {
+    use tokio_postgres::types::Type;
+    let body = json_object(&incoming.body)?;
+    let hash = match (
+        body.get("token").and_then(|v| v.as_str()),
+        body.get("token_hash").and_then(|v| v.as_str()),
+    ) {
+        (Some(token), None) => {
+            // The whole leaked URL is what an operator is usually handed.
+            let text = token.rsplit("/s/").next().unwrap_or(token);
+            let text = text.split(['?', '#']).next().unwrap_or(text);
+            ShareToken::parse(text)
+                .map_err(|_| ApiError::validation(vec![("token".into(), "not a share link or token".into())]))?
+                .hash()
+        }
+        (None, Some(hex)) => TokenHash::from_hex(hex).ok_or_else(|| {
+            ApiError::validation(vec![("token_hash".into(), "must be 64 lowercase hex digits".into())])
+        })?,
+        _ => {
+            return Err(ApiError::validation(vec![(
+                "body".into(),
+                "give exactly one of token, token_hash".into(),
+            )]))
+        }
+    };
+    let operator = notes.operator.clone().unwrap_or_default();
+    let reason = incoming.header("x-admin-reason").unwrap_or_default().to_owned();
+    let bytes = hash.0.to_vec();
+    let revoked = db::transaction(&cx.io, Scope::System, Budget::Standard, async |tx| {
+        let row = tx
+            .opt(
+                "SELECT account_id::text, version FROM operator_revoke_share($1, $2)",
+                &[(&bytes, Type::BYTEA), (&operator, Type::TEXT)],
+            )
+            .await?;
+        row.map(|row| Ok::<_, ApiError>((col::<String>(&row, 0)?, col::<i64>(&row, 1)?)))
+            .transpose()
+    })
+    .await?;
+    let Some((account, version)) = revoked else {
+        return Err(ApiError::new(ErrorCode::NotFound, "no share link with that token"));
+    };
+    let account = Id::parse(&account).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let intent = PurgeIntent {
+        target: PurgeTarget::Link(hash),
+        version,
+    };
+    share_cache::purge(cx, account, intent, &[hash]).await;
+    context::emit(
+        &cx.line(Level::Warn, "share link revoked by an operator")
+            .account(&account)
+            .field("token_hash", hash.short())
+            .field("operator", operator.clone())
+            .field("admin_reason", reason),
+    );
+    Ok(Reply::json(
+        200,
+        &serde_json::json!({
+            "revoked": true,
+            "token_hash": hash.short(),
+            "revoked_by": operator,
+            "purge": format!("this data center now; every data center by the tag {}", crate::share::purge::link_tag(&hash)),
         }),
     ))
 }

@@ -12,12 +12,14 @@ use babybook_jobs::{Id, Job, JobMessage};
 use crate::api_input::UploadCompleteRequest;
 use crate::error::{ApiError, ErrorCode};
 use crate::reply::Reply;
+use crate::share::purge::PurgeTarget;
 use crate::telemetry::Level;
 
 use super::context::{self, RequestContext};
 use super::db::{self, col, Budget, Scope};
 use super::exchange::{new_id, path_id, Incoming};
 use super::media_client;
+use super::share_cache::{self, PurgeIntent};
 use super::{job_rows, jobs};
 
 pub async fn get_asset(cx: &RequestContext, incoming: &Incoming, id: &str) -> Result<Reply, ApiError> {
@@ -196,16 +198,23 @@ pub async fn delete_asset(cx: &RequestContext, incoming: &Incoming, id: &str) ->
     let s = incoming.session()?;
     let asset_id = path_id(id)?;
     let asset = asset_id.to_string();
-    db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
+    // Detaching a shown photo notes the account's purge in this transaction (the `asset_changed`
+    // trigger); its pages go here before the answer and everywhere by the account's tag.
+    let (version, links) = db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
         let found = tx
             .exec("UPDATE asset SET moment_id = NULL, updated_at = now() WHERE id = $1::uuid AND status <> 'deleted' AND NOT is_probe RETURNING 1", &[(&asset, Type::TEXT)])
             .await?;
         if found == 0 {
             return Err(ApiError::new(ErrorCode::NotFound, "no asset with that id in this account"));
         }
-        Ok(())
+        share_cache::account_scope(tx, s.aid).await
     })
     .await?;
+    let intent = PurgeIntent {
+        target: PurgeTarget::Account(s.aid),
+        version,
+    };
+    share_cache::purge(cx, s.aid, intent, &links).await;
     let message = JobMessage::new(
         new_id()?,
         s.aid,

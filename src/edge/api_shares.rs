@@ -14,7 +14,8 @@ use crate::share::{ShareToken, TokenHash};
 use super::context::RequestContext;
 use super::db::{self, col, Budget, Scope, Tx};
 use super::exchange::{path_id, Incoming};
-use super::share_cache;
+use super::share_cache::{self, PurgeIntent};
+use crate::share::purge::PurgeTarget;
 
 /// The JSON of one share (never its token: only the hash is stored).
 const SHARE_JSON: &str = "json_build_object(
@@ -130,9 +131,9 @@ pub async fn update(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
            expires_at = CASE WHEN $7::bool THEN now() + ($6::text || ' days')::interval ELSE l.expires_at END,
            updated_at = now()
          WHERE l.id = $1::uuid AND l.revoked_at IS NULL
-         RETURNING {SHARE_JSON}::text, l.token_hash"
+         RETURNING {SHARE_JSON}::text, l.token_hash, l.version"
     );
-    let (json, hash) = db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
+    let (json, hash, version) = db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
         let child = match &ids {
             Some(ids) => Some(child_of_moments(tx, ids).await?),
             None => None,
@@ -152,10 +153,10 @@ pub async fn update(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
             )
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no live share with that id in this account"))?;
-        Ok((col::<String>(&row, 0)?, col::<Vec<u8>>(&row, 1)?))
+        Ok((col::<String>(&row, 0)?, col::<Vec<u8>>(&row, 1)?, col::<i64>(&row, 2)?))
     })
     .await?;
-    purge(cx, s.aid, &hash).await;
+    purge(cx, s.aid, &hash, version).await;
     Ok(json_reply(200, format!("{{\"share\":{json}}}")))
 }
 
@@ -164,23 +165,29 @@ pub async fn update(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
 pub async fn revoke(cx: &RequestContext, incoming: &Incoming, id: &str) -> Result<Reply, ApiError> {
     let s = incoming.session()?;
     let id = path_id(id)?.to_string();
-    let hash = db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
+    let (hash, version) = db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
         let row = tx
             .opt(
-                "UPDATE share_link SET revoked_at = coalesce(revoked_at, now()), updated_at = now() WHERE id = $1::uuid RETURNING token_hash",
+                "UPDATE share_link SET revoked_at = coalesce(revoked_at, now()), updated_at = now() WHERE id = $1::uuid RETURNING token_hash, version",
                 &[(&id, Type::TEXT)],
             )
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no share with that id in this account"))?;
-        col::<Vec<u8>>(&row, 0)
+        Ok((col::<Vec<u8>>(&row, 0)?, col::<i64>(&row, 1)?))
     })
     .await?;
-    purge(cx, s.aid, &hash).await;
+    purge(cx, s.aid, &hash, version).await;
     Ok(Reply::new(204))
 }
 
-async fn purge(cx: &RequestContext, account_id: Id, hash: &[u8]) {
-    if let Ok(bytes) = <[u8; 32]>::try_from(hash) {
-        share_cache::purge(cx, account_id, &TokenHash(bytes)).await;
+/// The link's pages go here at once and everywhere by its cache tag (the database noted the
+/// intent in the same transaction as the change: the `share_link_changed` trigger).
+async fn purge(cx: &RequestContext, account_id: Id, hash: &[u8], version: i64) {
+    if let Some(hash) = TokenHash::from_bytes(hash) {
+        let intent = PurgeIntent {
+            target: PurgeTarget::Link(hash),
+            version,
+        };
+        share_cache::purge(cx, account_id, intent, &[hash]).await;
     }
 }

@@ -11,6 +11,8 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use babybook_jobs::lifecycle::{self, LostClaim};
 use babybook_jobs::purge::{after_purge_failure, PurgeDecision};
+
+use crate::share::purge::PurgeTarget;
 use babybook_jobs::{DeadJob, Decision, Failure, FailureKind, Id, Job, JobMessage, MediaOutcome, ReapTarget};
 
 use crate::config::Config;
@@ -286,13 +288,22 @@ async fn handle(received: Received<'_>, io: &Io, config: &Config) -> (Fate, Opti
         }
     };
     let job = Delivered::of(&message, received.attempts, received.now, delivery.id());
-    if let Job::Purge {
-        token_hash,
-        failed_attempts,
-    } = &message.job
-    {
+    let purge_job = match &message.job {
+        Job::Purge {
+            token_hash,
+            failed_attempts,
+        } => Some((
+            crate::share::TokenHash::from_hex(token_hash).map(PurgeTarget::Link),
+            *failed_attempts,
+        )),
+        Job::PurgeAccount { failed_attempts } => {
+            Some((Some(PurgeTarget::Account(message.account_id)), *failed_attempts))
+        }
+        _ => None,
+    };
+    if let Some((target, failed_attempts)) = purge_job {
         let line = |level: Level, text: &str| job.line(config, level, text);
-        let fate = purge(delivery, io, config, &message, token_hash, *failed_attempts, &line).await;
+        let fate = purge(delivery, io, config, &message, target, failed_attempts, &line).await;
         return (fate, Some(job.queue_time_ms));
     }
     let step = match execute(io, config, &message).await {
@@ -518,7 +529,8 @@ async fn wait_for_running(
     }
 }
 
-/// A `purge` job: one call of the zone purge API. Accepted: ack. Refused: the same job goes on
+/// A `purge` or `purge_account` job: one call of the zone purge API naming the link's or the
+/// account's cache tag. Accepted: ack. Refused: the same job goes on
 /// the queue again with one more failed attempt, delayed by the backoff, and this delivery is
 /// acked (the runtime's retries would stop at `max_retries`; a purge stops only when the API
 /// accepts it, or when every copy it would remove has expired). From the third failure on each
@@ -528,18 +540,18 @@ async fn purge(
     io: &Io,
     config: &Config,
     message: &JobMessage,
-    token_hash: &str,
+    target: Option<PurgeTarget>,
     failed_before: u32,
     line: &dyn Fn(Level, &str) -> LogLine,
 ) -> Fate {
     let now = context::now_ms();
-    let Some(hash) = crate::share::TokenHash::from_hex(token_hash) else {
+    let Some(target) = target else {
         // The contract refuses such a message before this point; a dead record, never a panic.
         let failure = Failure::new(FailureKind::InvalidMessage, None, "token_hash is not a SHA-256");
         let dead = DeadJob::of_job(message.clone(), failure, now);
         return send_to_dlq(delivery, io, config, dead, line(Level::Warn, "job dead")).await;
     };
-    let detail = match share_cache::purge_globally(config, &hash).await {
+    let detail = match share_cache::purge_globally(config, &[target]).await {
         Ok(()) => {
             delivery.ack();
             let done = line(Level::Info, "job done").field("failed_attempts", failed_before);
@@ -567,10 +579,7 @@ async fn purge(
         }
         PurgeDecision::Retry { delay_seconds, alert } => {
             let mut next = message.clone();
-            next.job = Job::Purge {
-                token_hash: token_hash.to_owned(),
-                failed_attempts: failed,
-            };
+            next.job = share_cache::purge_job(target, failed);
             let mut failure_line = share_cache::purge_failure_line(line, failed, &detail, delay_seconds, alert);
             match jobs::publish_after(io, config, &next, delay_seconds).await {
                 Ok(()) => delivery.ack(),
@@ -628,7 +637,7 @@ async fn execute(io: &Io, config: &Config, message: &JobMessage) -> Result<Step,
             target: ReapTarget::Export { export_id },
         } => delete(io, config, message, &EXPORT_DELETION, *export_id).await,
         // `handle` gives purge jobs their own path (they have no row and retry differently).
-        Job::Purge { .. } => Ok(Step::Skipped("purge jobs are handled apart")),
+        Job::Purge { .. } | Job::PurgeAccount { .. } => Ok(Step::Skipped("purge jobs are handled apart")),
         // `handle_batch` sends these to `leased`; never acked unworked if one strays here.
         Job::Transcode { .. } | Job::Probe { .. } | Job::Export { .. } => Err(ApiError::new(
             crate::error::ErrorCode::Internal,

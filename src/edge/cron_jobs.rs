@@ -53,6 +53,7 @@ pub async fn run(job: CronJob, io: &Io, settings: &Settings, trace: &TraceId, no
             CronJob::QueueProbe => probe(io, config, trace, now_ms).await,
             CronJob::QueuedSweep => sweep(io, config, trace, now_ms).await,
             CronJob::SloBurn => super::slo_burn::check(io, config, trace).await,
+            CronJob::PurgeSweep => super::share_cache::sweep_pending_purges(io, config, trace).await,
         }
     };
     let duration = context::now_ms() - started;

@@ -98,15 +98,18 @@ pub enum Counter {
     OriginCalls,
     MediaCalls,
     Renders,
+    /// Cache writes removed because the link changed while its page was rendered.
+    FencedWrites,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 5] = [
+    pub const ALL: [Counter; 6] = [
         Counter::DbConnections,
         Counter::DbRoundTrips,
         Counter::OriginCalls,
         Counter::MediaCalls,
         Counter::Renders,
+        Counter::FencedWrites,
     ];
 
     pub fn name(self) -> &'static str {
@@ -116,6 +119,7 @@ impl Counter {
             Counter::OriginCalls => "origin_calls",
             Counter::MediaCalls => "media_calls",
             Counter::Renders => "renders",
+            Counter::FencedWrites => "fenced_writes",
         }
     }
 }

@@ -29,7 +29,7 @@ impl Subject {
         match job {
             Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => Some(Subject::Asset(*asset_id)),
             Job::Export { export_id } => Some(Subject::Export(*export_id)),
-            Job::DeleteAsset { .. } | Job::Reap { .. } | Job::Purge { .. } => None,
+            Job::DeleteAsset { .. } | Job::Reap { .. } | Job::Purge { .. } | Job::PurgeAccount { .. } => None,
         }
     }
 

@@ -13,9 +13,14 @@ use crate::reply::{header_value, Reply};
 use crate::request_target::Target;
 use crate::session::Session;
 
-use super::context::RequestContext;
+use crate::share::purge::PurgeTarget;
+use crate::telemetry::Level;
+
+use super::context::{self, RequestContext};
+use super::db;
 use super::faults::{count, Counter};
 use super::request_body;
+use super::share_cache::{self, PurgeIntent};
 use super::timeout::within;
 
 pub async fn forward(
@@ -32,6 +37,7 @@ pub async fn forward(
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no ORIGIN_URL"))?;
     let url = req.url();
     let request = Target::split(&url).ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "not an http(s) URL"))?;
+    let path = request.path;
     let target = format!(
         "{origin}{}{}",
         request.path,
@@ -78,11 +84,38 @@ pub async fn forward(
         }
     };
     let status = policy::map_origin_status(status)?;
+    if (200..300).contains(&status) && policy::write_alters_pages(method, path) {
+        purge_account_pages(cx, session).await;
+    }
     let mut reply = Reply::new(status).with_body(body);
     for (name, value) in policy::forwardable_response_headers(status, &headers) {
         reply.headers.push((name.into(), value));
     }
     Ok(reply)
+}
+
+/// After a proxied write that may have changed share pages: the account's pages go here before
+/// the answer and everywhere by the account's tag. The origin's own transaction noted the purge
+/// (the V12 triggers), so if this fails the cron sweep still purges; the failure is only logged.
+async fn purge_account_pages(cx: &RequestContext, session: &Session) {
+    let scope = db::transaction(&cx.io, db::Scope::session(session), db::Budget::Standard, async |tx| {
+        share_cache::account_scope(tx, session.aid).await
+    })
+    .await;
+    match scope {
+        Ok((version, links)) => {
+            let intent = PurgeIntent {
+                target: PurgeTarget::Account(session.aid),
+                version,
+            };
+            share_cache::purge(cx, session.aid, intent, &links).await;
+        }
+        Err(e) => context::emit(
+            &cx.line(Level::Warn, "purge after origin write deferred to the sweep")
+                .account(&session.aid)
+                .field("detail", e.detail),
+        ),
+    }
 }
 
 /// The caller's headers the origin may see, the trace id and client address, and (with

@@ -24,8 +24,11 @@ use crate::share::cache_policy::{
 use crate::share::headers::{apply_page_headers, weak_etag};
 use crate::share::page::{render_share_view, with_share_url, SharePage};
 use crate::share::page_memory::{self, PageMemory, Usage};
+use crate::share::purge::{self, PurgeTarget};
 use crate::share::view::View;
-use crate::share::{purge, TokenHash};
+use crate::share::TokenHash;
+use babybook_jobs::TraceId;
+
 use crate::telemetry::{Level, LogLine};
 
 use super::db::{self, Budget};
@@ -41,6 +44,9 @@ pub struct CachedPage {
     pub expires_at_ms: Option<i64>,
     /// The digest of the data it was rendered from (`SharePage::generation`).
     pub generation: String,
+    /// Its `Cache-Tag` header (`share::purge`): what a global purge names. Empty for a copy read
+    /// back from the cache (nothing stores it twice).
+    pub cache_tags: String,
 }
 
 /// Where a served page is: the request's `scheme://host` and the share URL of the view, put into
@@ -52,9 +58,20 @@ pub struct ServedAt<'a> {
 
 impl CachedPage {
     /// `None` when the share has no such view (a page past the end).
-    pub fn render(page: &SharePage, lang: Lang, media_origin: &str, view: View, now_ms: i64) -> Option<CachedPage> {
+    pub fn render(
+        page: &SharePage,
+        hash: &TokenHash,
+        lang: Lang,
+        media_origin: &str,
+        view: View,
+        now_ms: i64,
+    ) -> Option<CachedPage> {
         let html = render_share_view(page, lang, media_origin, view)?;
         count(Counter::Renders);
+        let cache_tags = match &page.account_id {
+            Some(account) => purge::cache_tag_header(hash, account),
+            None => purge::link_tag(hash),
+        };
         let body = Bytes::from(html.into_bytes());
         let etag = weak_etag(&body);
         Some(CachedPage {
@@ -63,6 +80,7 @@ impl CachedPage {
             rendered_at_ms: now_ms,
             expires_at_ms: page.expires_at_ms,
             generation: page.generation.clone(),
+            cache_tags,
         })
     }
 
@@ -191,6 +209,7 @@ async fn cache_api_get(config: &Config, hash: &TokenHash, lang: Lang, view: View
         rendered_at_ms,
         expires_at_ms,
         generation,
+        cache_tags: String::new(),
     })
 }
 
@@ -212,6 +231,10 @@ pub async fn put_view(
     set("etag", &page.etag)?;
     set(RENDERED_AT_HEADER, &page.rendered_at_ms.to_string())?;
     set(GENERATION_HEADER, &page.generation)?;
+    // Cloudflare keeps it with the entry (and never sends it on): what a purge by tag matches.
+    if !page.cache_tags.is_empty() {
+        set("cache-tag", &page.cache_tags)?;
+    }
     if let Some(at) = page.expires_at_ms {
         set(EXPIRES_AT_HEADER, &at.to_string())?;
     }
@@ -239,55 +262,70 @@ async fn default_cache_put(key: &str, response: &worker::web_sys::Response) -> R
         .map_err(|e| format!("{e:?}"))
 }
 
-/// When a fresh render is stored in this isolate's memory and the data center's cache: before
-/// answering (prewarm), or right after, in `waitUntil` (a request's miss: the family waits for
-/// the database and the render, not for the cache write).
-#[derive(Clone, Copy)]
-enum Store<'a> {
-    Now,
-    AfterAnswering(&'a Io),
-}
-
-/// Removes every list page in every language (and their revalidation markers) of a link from
-/// this data center's cache, and every view of it from this isolate: enough when the link is
-/// found gone or expired, which every data center finds alone. Its moment views are left to
-/// expire: without the first page they are never served (`cache_policy::moment_view_current`).
-pub async fn purge_here(config: &Config, hash: &TokenHash) -> Vec<String> {
-    MEMORY.with(|m| m.borrow_mut().retain(|(h, _, _), _| h != hash));
+/// Removes every list page in every language (and their revalidation markers) of these links
+/// from this data center's cache, and every view of them from this isolate: enough when a link
+/// is found gone or expired, which every data center finds alone, and the first step of every
+/// purge. Moment views are left to expire: without their first page they are never served
+/// (`cache_policy::moment_view_current`). Keys hold this Worker's render version; another
+/// version's copies (a canary) go with the purge by tag.
+pub async fn purge_here(config: &Config, hashes: &[TokenHash]) {
+    if hashes.is_empty() {
+        return;
+    }
+    MEMORY.with(|m| m.borrow_mut().retain(|(h, _, _), _| !hashes.contains(h)));
     let host = config.cache_host();
-    let urls = purge::page_urls(host, hash);
-    let markers = Lang::ALL.iter().flat_map(|&lang| {
-        View::all_list_pages().map(move |view| cache_policy::revalidation_marker_key(host, hash, lang, view))
+    let keys = hashes.iter().flat_map(|hash| {
+        Lang::ALL.iter().flat_map(move |&lang| {
+            View::all_list_pages().flat_map(move |view| {
+                [
+                    cache_policy::view_cache_key(host, hash, lang, view),
+                    cache_policy::revalidation_marker_key(host, hash, lang, view),
+                ]
+            })
+        })
     });
-    let deletes = urls.iter().cloned().chain(markers).map(|key| async move {
+    let deletes = keys.map(|key| async move {
         let _ = Cache::default().delete(key.as_str(), true).await;
     });
     futures_util::future::join_all(deletes).await;
-    urls
 }
 
-/// On revoke and edit: purges this isolate and this data center before the answer goes out, then
-/// every data center in the background (`waitUntil`), so the answer never waits for the purge
-/// API. That background try gets `PURGE_TIMEOUT_MS`; if it fails (another status, `success:
-/// false`, no answer in time, or a deployed environment without `CF_ZONE_ID` and
-/// `CACHE_PURGE_TOKEN`), a `purge` job takes over, which the consumer retries with backoff until
-/// the API accepts it (`babybook_jobs::purge`).
-pub async fn purge(cx: &RequestContext, account_id: Id, hash: &TokenHash) {
-    purge_here(cx.config(), hash).await;
-    if cx.config().global_purge() == GlobalPurge::Off {
-        return;
-    }
-    let (io, settings, trace, hash) = (cx.io.clone(), cx.settings.clone(), cx.trace_id.clone(), *hash);
+/// A purge the database already holds as an intent (the triggers of migration V12 note it in the
+/// transaction of the change): what to purge, and the version of the link or account it covers
+/// (`confirm_purges` clears the intent only up to that version).
+#[derive(Debug, Clone, Copy)]
+pub struct PurgeIntent {
+    pub target: PurgeTarget,
+    pub version: i64,
+}
+
+/// After a change that alters pages: purges `here` (the links this data center may hold) in
+/// this isolate and data center before the answer goes out, then every data center by cache tag
+/// in the background (`waitUntil`), so the answer never waits for the purge API. Accepted: the
+/// intent is confirmed. Refused (another status, `success: false`, no answer within
+/// `PURGE_TIMEOUT_MS`, a deployed environment without `CF_ZONE_ID` and `CACHE_PURGE_TOKEN`): a
+/// purge job retries with backoff; and whatever happens to this isolate, the intent stays in
+/// the database for the cron sweep ([`sweep_pending_purges`]).
+pub async fn purge(cx: &RequestContext, account_id: Id, intent: PurgeIntent, here: &[TokenHash]) {
+    purge_here(cx.config(), here).await;
+    let (io, settings, trace) = (cx.io.clone(), cx.settings.clone(), cx.trace_id.clone());
     cx.io.lifeline.wait_until(async move {
         let config = &settings.config;
-        let line = |level, text: &str| {
-            context::line(config, &trace, level, text)
-                .account(&account_id)
-                .field("token_hash", hash.short())
-        };
-        let detail = match purge_globally(config, &hash).await {
+        if config.global_purge() == GlobalPurge::Off {
+            // Local: this data center is every data center.
+            let _ = confirm_purges(&io, &[intent]).await;
+            return;
+        }
+        let line = |level, text: &str| purge_line(config, &trace, level, text, account_id, intent.target);
+        let detail = match purge_globally(config, &[intent.target]).await {
             Ok(()) => {
-                context::emit(&line(Level::Info, "global cache purge"));
+                let confirmed = confirm_purges(&io, &[intent]).await;
+                let mut done = line(Level::Info, "global cache purge");
+                if let Err(e) = confirmed {
+                    // The sweep purges it again and confirms it then.
+                    done = done.field("confirm_error", e.detail);
+                }
+                context::emit(&done);
                 return;
             }
             Err(detail) => detail,
@@ -298,16 +336,7 @@ pub async fn purge(cx: &RequestContext, account_id: Id, hash: &TokenHash) {
         };
         let queued = match crate::secure_random::new_id() {
             Ok(job_id) => {
-                let message = JobMessage::new(
-                    job_id,
-                    account_id,
-                    trace.clone(),
-                    now,
-                    Job::Purge {
-                        token_hash: hash.to_hex(),
-                        failed_attempts: 1,
-                    },
-                );
+                let message = JobMessage::new(job_id, account_id, trace.clone(), now, purge_job(intent.target, 1));
                 jobs::publish_after(&io, config, &message, delay_seconds)
                     .await
                     .map(|()| message.job_id)
@@ -318,9 +347,9 @@ pub async fn purge(cx: &RequestContext, account_id: Id, hash: &TokenHash) {
             Ok(job_id) => {
                 purge_failure_line(&line, 1, &detail, delay_seconds, alert).field("job_id", job_id.to_string())
             }
-            // Nothing will try again: say so as loudly as a purge that keeps failing.
+            // No job will try again soon; the sweep still will (the intent is in the database).
             Err(e) => Alert::PurgeFailing
-                .on(line(Level::Error, "global cache purge lost"))
+                .on(line(Level::Error, "global cache purge failed, left to the sweep"))
                 .field("failed_attempts", 1)
                 .field("detail", detail)
                 .field("publish_error", e),
@@ -328,6 +357,163 @@ pub async fn purge(cx: &RequestContext, account_id: Id, hash: &TokenHash) {
         super::alerts::raise(&io, config, failed);
     });
 }
+
+/// The job that retries a purge of `target`, after `failed_attempts` failed tries.
+pub fn purge_job(target: PurgeTarget, failed_attempts: u32) -> Job {
+    match target {
+        PurgeTarget::Link(hash) => Job::Purge {
+            token_hash: hash.to_hex(),
+            failed_attempts,
+        },
+        PurgeTarget::Account(_) => Job::PurgeAccount { failed_attempts },
+    }
+}
+
+fn purge_line(
+    config: &Config,
+    trace: &TraceId,
+    level: Level,
+    text: &str,
+    account_id: Id,
+    target: PurgeTarget,
+) -> LogLine {
+    let line = context::line(config, trace, level, text).account(&account_id);
+    match target {
+        PurgeTarget::Link(hash) => line.field("token_hash", hash.short()).field("purge_scope", "link"),
+        PurgeTarget::Account(_) => line.field("purge_scope", "account"),
+    }
+}
+
+/// Clears the intents of purges the API accepted (up to the versions they covered).
+pub async fn confirm_purges(io: &Io, intents: &[PurgeIntent]) -> Result<(), ApiError> {
+    use tokio_postgres::types::Type;
+    let (mut hashes, mut link_versions, mut accounts, mut account_versions) = (vec![], vec![], vec![], vec![]);
+    for intent in intents {
+        match intent.target {
+            PurgeTarget::Link(hash) => {
+                hashes.push(hash.0.to_vec());
+                link_versions.push(intent.version);
+            }
+            PurgeTarget::Account(id) => {
+                accounts.push(id.to_string());
+                account_versions.push(intent.version);
+            }
+        }
+    }
+    db::transaction(io, db::Scope::System, Budget::Standard, async |tx| {
+        tx.exec(
+            "SELECT confirm_purges($1, $2, $3::text[]::uuid[], $4)",
+            &[
+                (&hashes, Type::BYTEA_ARRAY),
+                (&link_versions, Type::INT8_ARRAY),
+                (&accounts, Type::TEXT_ARRAY),
+                (&account_versions, Type::INT8_ARRAY),
+            ],
+        )
+        .await
+    })
+    .await
+    .map(|_| ())
+}
+
+/// The links of an account this data center may hold pages of, and the account's pages version:
+/// what an account-wide purge removes here and the version it covers (`account_purge_scope`).
+pub async fn account_scope(tx: &db::Tx, account_id: Id) -> Result<(i64, Vec<TokenHash>), ApiError> {
+    use tokio_postgres::types::Type;
+    let account = account_id.to_string();
+    let row = tx
+        .one(
+            "SELECT version, token_hashes FROM account_purge_scope($1::uuid)",
+            &[(&account, Type::TEXT)],
+        )
+        .await?;
+    let hashes: Vec<Vec<u8>> = db::col(&row, 1)?;
+    Ok((
+        db::col(&row, 0)?,
+        hashes.iter().filter_map(|h| TokenHash::from_bytes(h)).collect(),
+    ))
+}
+
+/// Every purge still pending in the database for at least `SWEEP_MIN_AGE` (the edge's own try
+/// gets that long): each is purged here, then by tag in every data center, in calls of at most
+/// `MAX_TAGS_PER_CALL` tags; what the API accepts is confirmed, the rest stays for the next run.
+/// A purge pending longer than `PURGE_OVERDUE_SECONDS` is the `purge_failing` alert.
+pub async fn sweep_pending_purges(io: &Io, config: &Config, trace: &TraceId) -> Result<serde_json::Value, String> {
+    use tokio_postgres::types::Type;
+    let min_age = format!("{SWEEP_MIN_AGE_SECONDS} seconds");
+    let rows = db::transaction(io, db::Scope::System, Budget::Standard, async |tx| {
+        tx.rows(
+            "SELECT kind, token_hash, account_id::text, version, extract(epoch FROM now() - pending_since)::int8
+             FROM pending_purges($1::text::interval, 500)",
+            &[(&min_age, Type::TEXT)],
+        )
+        .await
+    })
+    .await
+    .map_err(|e| e.detail)?;
+    let mut intents = Vec::with_capacity(rows.len());
+    let mut here = Vec::new();
+    let mut oldest_seconds = 0i64;
+    for row in &rows {
+        let kind: String = db::col(row, 0).map_err(|e| e.detail)?;
+        let account: String = db::col(row, 2).map_err(|e| e.detail)?;
+        let version: i64 = db::col(row, 3).map_err(|e| e.detail)?;
+        oldest_seconds = oldest_seconds.max(db::col::<i64>(row, 4).map_err(|e| e.detail)?);
+        let Ok(account) = Id::parse(&account) else { continue };
+        let target = if kind == "link" {
+            let hash: Option<Vec<u8>> = db::col(row, 1).map_err(|e| e.detail)?;
+            let Some(hash) = hash.as_deref().and_then(TokenHash::from_bytes) else {
+                continue;
+            };
+            here.push(hash);
+            PurgeTarget::Link(hash)
+        } else {
+            let scope = db::transaction(io, db::Scope::System, Budget::Standard, async |tx| {
+                account_scope(tx, account).await
+            })
+            .await
+            .map_err(|e| e.detail)?;
+            here.extend(scope.1);
+            PurgeTarget::Account(account)
+        };
+        intents.push(PurgeIntent { target, version });
+    }
+    purge_here(config, &here).await;
+    let mut confirmed = Vec::new();
+    let mut failures = Vec::new();
+    if config.global_purge() == GlobalPurge::Off {
+        confirmed = intents.clone();
+    } else {
+        for batch in intents.chunks(purge::MAX_TAGS_PER_CALL) {
+            let targets: Vec<PurgeTarget> = batch.iter().map(|i| i.target).collect();
+            match purge_globally(config, &targets).await {
+                Ok(()) => confirmed.extend_from_slice(batch),
+                Err(detail) => failures.push(detail),
+            }
+        }
+    }
+    if !confirmed.is_empty() {
+        confirm_purges(io, &confirmed).await.map_err(|e| e.detail)?;
+    }
+    if oldest_seconds > PURGE_OVERDUE_SECONDS && !failures.is_empty() {
+        let line = context::line(config, trace, Level::Error, "cache purges overdue")
+            .field("pending", intents.len())
+            .field("oldest_pending_seconds", oldest_seconds)
+            .field("detail", failures.join("; "));
+        super::alerts::raise(io, config, Alert::PurgeFailing.on(line));
+    }
+    Ok(serde_json::json!({
+        "pending": intents.len(),
+        "confirmed": confirmed.len(),
+        "failed_calls": failures.len(),
+        "oldest_pending_seconds": oldest_seconds,
+    }))
+}
+
+/// How long a purge intent is left to the edge's own try before the sweep repeats it.
+pub const SWEEP_MIN_AGE_SECONDS: u32 = 30;
+/// A purge still pending after this long, with the API refusing it, is the `purge_failing` alert.
+pub const PURGE_OVERDUE_SECONDS: i64 = 600;
 
 /// How long after it was asked for a purge is still worth retrying: the edge cache keeps a page
 /// this long, so by then every copy it would remove has expired.
@@ -352,21 +538,27 @@ pub fn purge_failure_line(
         .field("retry_in_seconds", retry_in_seconds)
 }
 
-/// One call of the zone purge API naming every language's page of the link. `Ok` only when the
-/// API accepted it (a 2xx with `"success": true`).
-pub async fn purge_globally(config: &Config, hash: &TokenHash) -> Result<(), String> {
-    use worker::{Fetch, Method, Request, RequestInit};
+/// One call of the zone purge API per `MAX_TAGS_PER_CALL` tags of `targets`. `Ok` only when the
+/// API accepted every call (a 2xx with `"success": true`).
+pub async fn purge_globally(config: &Config, targets: &[PurgeTarget]) -> Result<(), String> {
     let GlobalPurge::Configured(settings) = config.global_purge() else {
         return Err("CF_ZONE_ID or CACHE_PURGE_TOKEN is not set: other data centers cannot be purged".into());
     };
-    let urls = purge::page_urls(config.cache_host(), hash);
+    for tags in purge::tag_batches(targets) {
+        purge_call(settings, &tags).await?;
+    }
+    Ok(())
+}
+
+async fn purge_call(settings: &crate::config::CachePurge, tags: &[String]) -> Result<(), String> {
+    use worker::{Fetch, Method, Request, RequestInit};
     let headers = Headers::new();
     let _ = headers.set("authorization", &format!("Bearer {}", settings.token.expose()));
     let _ = headers.set("content-type", "application/json");
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)
-        .with_body(Some(purge::request_body(&urls).into()));
+        .with_body(Some(purge::request_body(tags).into()));
     let request = Request::new_with_init(&purge::request_url(settings), &init).map_err(|e| e.to_string())?;
     let call = async {
         let mut response = Fetch::Request(request).send().await.map_err(|e| e.to_string())?;
@@ -413,8 +605,9 @@ pub async fn release_revalidation(config: &Config, hash: &TokenHash, lang: Lang,
         .await;
 }
 
-/// Renders a link's first page in `langs` and stores each. `Ok(None)`: the link is not live (its
-/// cached pages are purged). Used by cron prewarm.
+/// Renders a link's first page in `langs` and stores each before returning (fenced: see
+/// [`store_fenced`]). `Ok(None)`: the link is not live (its cached pages are purged here). Used by
+/// cron prewarm.
 pub async fn render_and_store(
     io: &Io,
     config: &Config,
@@ -423,16 +616,22 @@ pub async fn render_and_store(
     now_ms: i64,
 ) -> Result<Option<Vec<(Lang, CachedPage)>>, ApiError> {
     let Some(page) = load(io, hash).await? else {
-        purge_here(config, hash).await;
+        purge_here(config, &[*hash]).await;
         return Ok(None);
     };
-    let mut pages = Vec::with_capacity(langs.len());
-    for &lang in langs {
-        if let Some(rendered) = render_and_put(config, hash, &page, lang, View::FIRST, now_ms, Store::Now).await {
-            pages.push((lang, rendered));
-        }
-    }
-    Ok(Some(pages))
+    let entries: Vec<(Lang, View, CachedPage)> = langs
+        .iter()
+        .filter_map(|&lang| {
+            CachedPage::render(&page, hash, lang, &config.media_origin, View::FIRST, now_ms)
+                .map(|p| (lang, View::FIRST, p))
+        })
+        .collect();
+    let kept = store_fenced(io, config, hash, page.fence.as_deref(), &entries).await;
+    Ok(Some(if kept {
+        entries.into_iter().map(|(lang, _, p)| (lang, p)).collect()
+    } else {
+        Vec::new()
+    }))
 }
 
 /// What a render from the database gave for one view.
@@ -444,8 +643,9 @@ pub enum Rendered {
     Page(CachedPage),
 }
 
-/// Renders one view of a link and stores it. A moment's full view also stores the first page
-/// when the cached one is of other data, so the two agree on the generation.
+/// Renders one view of a link for a request and stores it right after the answer (fenced). A
+/// moment's full view also stores the first page when the cached one is of other data, so the
+/// two agree on the generation.
 pub async fn render_and_store_view(
     io: &Io,
     config: &Config,
@@ -456,49 +656,74 @@ pub async fn render_and_store_view(
     now_ms: i64,
 ) -> Result<Rendered, ApiError> {
     let Some(page) = load(io, hash).await? else {
-        purge_here(config, hash).await;
+        purge_here(config, &[*hash]).await;
         return Ok(Rendered::Gone);
     };
-    let store = Store::AfterAnswering(io);
-    let Some(rendered) = render_and_put(config, hash, &page, lang, view, now_ms, store).await else {
+    let media = &config.media_origin;
+    let Some(rendered) = CachedPage::render(&page, hash, lang, media, view, now_ms) else {
         return Ok(Rendered::NoSuchView);
     };
+    let mut entries = vec![(lang, view, rendered.clone())];
     if matches!(view, View::Moment(_)) && first_page_generation != Some(page.generation.as_str()) {
-        render_and_put(config, hash, &page, lang, View::FIRST, now_ms, store).await;
+        if let Some(first) = CachedPage::render(&page, hash, lang, media, View::FIRST, now_ms) {
+            entries.push((lang, View::FIRST, first));
+        }
     }
+    // The family waits for the database and the render, not for the cache write.
+    let (config, hash, fence) = (config.clone(), *hash, page.fence.clone());
+    let writer = io.clone();
+    io.lifeline.wait_until(async move {
+        store_fenced(&writer, &config, &hash, fence.as_deref(), &entries).await;
+    });
     Ok(Rendered::Page(rendered))
 }
 
-async fn render_and_put(
+/// Stores freshly rendered views of one link, then reads the link's fence again: if it is not the
+/// one the render read (`fence`), the link changed or went while the page was being rendered and
+/// written (a revoke, an edit, a deleted photo that committed meanwhile, whose purge may already
+/// have run), and what was written is removed at once. So a page read before a change is never
+/// kept after it: either the change's purge runs after this write and removes it, or this check
+/// runs after the change and does. `true` when the views were kept.
+async fn store_fenced(
+    io: &Io,
     config: &Config,
     hash: &TokenHash,
-    page: &SharePage,
-    lang: Lang,
-    view: View,
-    now_ms: i64,
-    store: Store<'_>,
-) -> Option<CachedPage> {
-    let rendered = CachedPage::render(page, lang, &config.media_origin, view, now_ms)?;
-    // Serving beats caching: if the write fails the page still goes out, and the next request
+    fence: Option<&str>,
+    entries: &[(Lang, View, CachedPage)],
+) -> bool {
+    // Serving beats caching: if a write fails the page still went out, and the next request
     // renders again.
-    let put_failed = |config: &Config, e: String| {
-        let line = context::line(config, &context::new_trace_id(), Level::Warn, "cache put failed");
-        context::emit(&line.field("detail", e));
-    };
-    match store {
-        Store::Now => {
-            if let Err(e) = put_view(config, hash, lang, view, &rendered).await {
-                put_failed(config, e);
-            }
-        }
-        Store::AfterAnswering(io) => {
-            let (config, hash, page) = (config.clone(), *hash, rendered.clone());
-            io.lifeline.wait_until(async move {
-                if let Err(e) = put_view(&config, &hash, lang, view, &page).await {
-                    put_failed(&config, e);
-                }
-            });
+    for (lang, view, page) in entries {
+        if let Err(e) = put_view(config, hash, *lang, *view, page).await {
+            let line = context::line(config, &context::new_trace_id(), Level::Warn, "cache put failed");
+            context::emit(&line.field("detail", e));
         }
     }
-    Some(rendered)
+    let current = db::call_with_bytes(io, Budget::Hot, "share_page_fence", &hash.0).await;
+    let reason = match (&current, fence) {
+        (Ok(Some(now)), Some(read)) if now == read => return true,
+        (Ok(Some(_)), _) => "the link changed while its page was rendered".to_owned(),
+        (Ok(None), _) => "the link went while its page was rendered".to_owned(),
+        (Err(e), _) => format!("the fence could not be read: {}", e.detail),
+    };
+    MEMORY.with(|m| m.borrow_mut().retain(|(h, _, _), _| h != hash));
+    let host = config.cache_host();
+    let deletes = entries.iter().map(|(lang, view, _)| {
+        let key = cache_policy::view_cache_key(host, hash, *lang, *view);
+        async move {
+            let _ = Cache::default().delete(key.as_str(), true).await;
+        }
+    });
+    futures_util::future::join_all(deletes).await;
+    count(Counter::FencedWrites);
+    let line = context::line(
+        config,
+        &context::new_trace_id(),
+        Level::Warn,
+        "share cache write fenced",
+    )
+    .field("token_hash", hash.short())
+    .field("reason", reason);
+    context::emit(&line);
+    false
 }

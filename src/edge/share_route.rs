@@ -21,7 +21,7 @@ use crate::routes::{Matched, RouteId};
 use crate::share::cache_policy::moment_view_current;
 use crate::share::cache_policy::{freshness, link_expired, CacheStatus, Freshness};
 use crate::share::headers::{self, if_none_match_matches};
-use crate::share::page::{og_default_path, MessagePage, OG_DEFAULT_PNG};
+use crate::share::page::{MessagePage, OG_DEFAULT_PNG};
 use crate::share::view::View;
 use crate::share::views::ViewTally;
 use crate::share::{ShareToken, TokenHash};
@@ -46,9 +46,11 @@ pub fn not_found(cx: &RequestContext) -> Reply {
     reply
 }
 
-/// `/_static/…`: the branded link preview, under its fingerprint (the stylesheet is inline).
+/// `/_static/…`: the branded link preview, under its fingerprint (the stylesheet is inline). Any
+/// fingerprint's name gets today's image: a page rendered by the version before a deploy (still
+/// in a messaging app's preview, or served by the other side of a canary) names the old one.
 pub fn static_file(cx: &RequestContext, file: &str) -> Reply {
-    if format!("/_static/{file}") != og_default_path() {
+    if !crate::share::page::is_og_default_file(file) {
         return not_found(cx);
     }
     let mut reply = Reply::new(200)
@@ -206,7 +208,7 @@ async fn unexpired(
 ) -> Result<Option<CachedPage>, Reply> {
     let cached = share_cache::get_view(cx.config(), &hash, lang, view).await;
     if cached.as_ref().is_some_and(|c| link_expired(c.expires_at_ms, now)) {
-        share_cache::purge_here(cx.config(), &hash).await;
+        share_cache::purge_here(cx.config(), &[hash]).await;
         return Err(not_found(cx));
     }
     Ok(cached)

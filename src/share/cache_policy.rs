@@ -42,29 +42,63 @@ pub const fn cache_entry_ttl_seconds() -> i64 {
 }
 
 /// The edge cache's key for one rendered page: a URL on the share host, under a path no route
-/// serves, built from the token *hash* (never the token). Being a URL of our zone, it can also be
-/// purged globally through the zone purge API (the Cache API's own delete is per data center).
+/// serves, built from the token *hash* (never the token). The Cache API's own delete reaches only
+/// this data center; other data centers are purged by the page's cache tags (`share::purge`).
 pub fn page_cache_key(host: &str, hash: &TokenHash, lang: Lang) -> String {
     view_cache_key(host, hash, lang, View::FIRST)
 }
 
-/// The key of one view of a link: list pages by number (page 1 keeps the key it always had), a
-/// moment's full view by its position. List pages are what a purge names; a moment's view is
-/// served only while the link's first page is cached with the same generation (see
-/// [`GENERATION_HEADER`]), so purging the list pages retires every moment view with them.
+/// The key of one view of a link: list pages by number, a moment's full view by its position. A
+/// moment's view is served only while the link's first page is cached with the same generation
+/// (see [`GENERATION_HEADER`]), so removing the list pages retires every moment view with them.
+///
+/// Every key holds the [`render_version`]: a page is only ever served by a Worker whose templates,
+/// stylesheet and rendering code made it, so during a canary (two versions live) and after a
+/// deploy each version reads its own pages, and a page's inline stylesheet always matches the
+/// CSP hash the serving version adds.
 pub fn view_cache_key(host: &str, hash: &TokenHash, lang: Lang, view: View) -> String {
     let hex = hash.to_hex();
     let lang = lang.tag();
+    let render = render_version();
     match view {
-        View::List(1) => format!("https://{host}/__edge-cache/v1/page/{hex}/{lang}"),
-        View::List(n) => format!("https://{host}/__edge-cache/v1/page/{hex}/{lang}/{n}"),
-        View::Moment(k) => format!("https://{host}/__edge-cache/v1/moment/{hex}/{lang}/{k}"),
+        View::List(1) => format!("https://{host}/__edge-cache/v2/{render}/page/{hex}/{lang}"),
+        View::List(n) => format!("https://{host}/__edge-cache/v2/{render}/page/{hex}/{lang}/{n}"),
+        View::Moment(k) => format!("https://{host}/__edge-cache/v2/{render}/moment/{hex}/{lang}/{k}"),
     }
 }
 
+/// What a rendered page's bytes depend on besides its data, as 12 hex digits: the templates, the
+/// inline stylesheet, the branded preview image's path, and the code that renders and paginates.
+/// Two builds that would render a share differently have different versions.
+pub fn render_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        use sha2::{Digest, Sha256};
+        let mut digest = Sha256::new();
+        for part in RENDER_INPUTS {
+            digest.update((part.len() as u64).to_le_bytes());
+            digest.update(part.as_bytes());
+        }
+        digest.update(crate::share::page::og_default_path().as_bytes());
+        crate::hex::encode(&digest.finalize()[..6])
+    })
+}
+
+/// The sources a rendered page is made from (see [`render_version`]).
+const RENDER_INPUTS: [&str; 7] = [
+    include_str!("../../templates/base.html"),
+    include_str!("../../templates/share.html"),
+    include_str!("../../templates/message.html"),
+    crate::share::style::STYLESHEET,
+    include_str!("page.rs"),
+    include_str!("view.rs"),
+    include_str!("../lang.rs"),
+];
+
 pub fn revalidation_marker_key(host: &str, hash: &TokenHash, lang: Lang, view: View) -> String {
     let base = format!(
-        "https://{host}/__edge-cache/v1/revalidating/{}/{}",
+        "https://{host}/__edge-cache/v2/{}/revalidating/{}/{}",
+        render_version(),
         hash.to_hex(),
         lang.tag()
     );
@@ -156,22 +190,35 @@ mod tests {
         let hash = TokenHash([0xab; 32]);
         let key = |view| view_cache_key("s.test", &hash, Lang::En, view);
         let hex = hash.to_hex();
+        let render = render_version();
         assert_eq!(
             key(View::List(1)),
-            format!("https://s.test/__edge-cache/v1/page/{hex}/en")
+            format!("https://s.test/__edge-cache/v2/{render}/page/{hex}/en")
         );
         assert_eq!(
             key(View::List(2)),
-            format!("https://s.test/__edge-cache/v1/page/{hex}/en/2")
+            format!("https://s.test/__edge-cache/v2/{render}/page/{hex}/en/2")
         );
         assert_eq!(
             key(View::Moment(2)),
-            format!("https://s.test/__edge-cache/v1/moment/{hex}/en/2")
+            format!("https://s.test/__edge-cache/v2/{render}/moment/{hex}/en/2")
         );
         let markers: std::collections::HashSet<_> = [View::List(1), View::List(2), View::Moment(2)]
             .map(|v| revalidation_marker_key("s.test", &hash, Lang::En, v))
             .into();
         assert_eq!(markers.len(), 3);
+    }
+
+    #[test]
+    fn the_render_version_is_twelve_hex_digits_of_the_templates_stylesheet_and_render_code() {
+        let version = render_version();
+        assert_eq!(version.len(), 12);
+        assert!(version.bytes().all(|b| b.is_ascii_hexdigit()), "{version}");
+        assert!(RENDER_INPUTS[3].contains('{'), "the stylesheet is one of the inputs");
+        assert!(
+            RENDER_INPUTS[4].contains("fn render_share_view"),
+            "the render code is one of the inputs"
+        );
     }
 
     #[test]

@@ -13,6 +13,13 @@ use crate::share::view::{page_count, page_of_moment, View, MOMENTS_PER_PAGE};
 /// What a live share link shows.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SharePage {
+    /// The account the link belongs to: its pages carry the account's cache tag.
+    #[serde(default)]
+    pub account_id: Option<babybook_jobs::Id>,
+    /// The version of the rows the page was read from (`share_page_fence` in the database): a
+    /// cache write is kept only if the fence is still the same once it is written.
+    #[serde(default)]
+    pub fence: Option<String>,
     pub child_name: String,
     #[serde(default)]
     pub title: Option<String>,
@@ -259,6 +266,14 @@ pub fn og_default_path() -> &'static str {
         let digest = Sha256::digest(OG_DEFAULT_PNG);
         format!("/_static/og.{}.png", crate::hex::encode(&digest[..6]))
     })
+}
+
+/// Whether `file` (under `/_static/`) names the branded preview under some fingerprint: `og.`,
+/// 12 lowercase hex digits, `.png` (the shape of [`og_default_path`]).
+pub fn is_og_default_file(file: &str) -> bool {
+    file.strip_prefix("og.")
+        .and_then(|rest| rest.strip_suffix(".png"))
+        .is_some_and(|hex| hex.len() == 12 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
 /// Stands, in a rendered page, for `scheme://host/s/<token>[?view]` of the request: the cache keeps
@@ -755,6 +770,23 @@ pub fn largest_share_json() -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::share::view::MAX_PAGES;
+
+    #[test]
+    fn every_fingerprint_of_the_branded_preview_is_served_and_nothing_else_is() {
+        let current = og_default_path().trim_start_matches("/_static/");
+        assert!(is_og_default_file(current), "{current}");
+        assert!(is_og_default_file("og.0123456789ab.png"), "an older version's name");
+        for other in [
+            "og.png",
+            "og.0123456789AB.png",
+            "og.0123456789abc.png",
+            "og.0123456789ab.jpg",
+            "../og.0123456789ab.png",
+            "x.0123456789ab.png",
+        ] {
+            assert!(!is_og_default_file(other), "{other}");
+        }
+    }
 
     pub fn sample_page(moments: usize) -> SharePage {
         let moments = (0..moments)

@@ -1,36 +1,82 @@
-//! A global purge of a link's cached pages through Cloudflare's zone purge API
-//! (`POST /zones/{zone}/purge_cache`, purge by URL), as plain values: what the edge asks for, and
-//! which answers mean the purge was accepted. The shell (`edge::share_cache`) sends it; the retry
-//! policy of a purge that failed is `babybook_jobs::purge`.
+//! A global purge of cached share pages through Cloudflare's zone purge API
+//! (`POST /zones/{zone}/purge_cache`, purge by cache tag), as plain values: the tags a cached page
+//! carries, what the edge asks the API for, and which answers mean the purge was accepted. The
+//! shell (`edge::share_cache`) sends it; the retry policy of a purge that failed is
+//! `babybook_jobs::purge`; docs/share-pages.md says which change purges which tag.
+//!
+//! Why tags and not URLs: pages live in the Cache API under keys the Worker chose, and
+//! Cloudflare's documentation ("How the Cache works", "Purge cache key resources") says such
+//! entries cannot be purged by URL; Purge Everything, and purge by tag, host or prefix, reach
+//! them. A tag names exactly one link's or one account's pages, in every language, view and
+//! render version.
+
+use babybook_jobs::Id;
+use sha2::{Digest, Sha256};
 
 use crate::config::CachePurge;
-use crate::lang::Lang;
-use crate::share::cache_policy::view_cache_key;
-use crate::share::view::View;
 use crate::share::TokenHash;
 
 /// How long one purge call may take before it counts as failed (and is queued or retried).
 pub const PURGE_TIMEOUT_MS: u32 = 5_000;
 
-/// The cache keys of every list page any link can have, in every language: what a purge names
-/// (2 x 9 = 18, within the API's 100 URLs per call). Moment views need no naming: they are served
-/// only beside a cached first page of the same generation (`cache_policy::moment_view_current`).
-pub fn page_urls(host: &str, hash: &TokenHash) -> Vec<String> {
-    Lang::ALL
-        .iter()
-        .flat_map(|&lang| View::all_list_pages().map(move |view| view_cache_key(host, hash, lang, view)))
-        .collect()
+/// The most tags one call of the purge API may name (Cloudflare's documented limit for every
+/// plan; `ops::standin::purge` refuses more, as the API does).
+pub const MAX_TAGS_PER_CALL: usize = 100;
+
+/// What one purge is about: one link's pages, or every page of one account (a change the edge
+/// cannot map to links: a moment, an asset, a child, a deleted link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PurgeTarget {
+    Link(TokenHash),
+    Account(Id),
 }
 
-/// The most URLs one call of the zone purge API may name.
-pub const MAX_URLS_PER_CALL: usize = 100;
+impl PurgeTarget {
+    pub fn tag(&self) -> String {
+        match self {
+            PurgeTarget::Link(hash) => link_tag(hash),
+            PurgeTarget::Account(id) => account_tag(id),
+        }
+    }
+}
+
+/// The cache tag of one link's pages: its token *hash* (never the token).
+pub fn link_tag(hash: &TokenHash) -> String {
+    format!("bb-link-{}", hash.to_hex())
+}
+
+/// The cache tag of every page of one account: a digest of its id (account ids are not written
+/// into anything Cloudflare keeps or shows).
+pub fn account_tag(account_id: &Id) -> String {
+    let digest = Sha256::digest(format!("babybook-account-tag:{account_id}").as_bytes());
+    format!("bb-acct-{}", crate::hex::encode(&digest[..16]))
+}
+
+/// The `Cache-Tag` header stored with a cached page: comma-separated, as the API documents.
+pub fn cache_tag_header(hash: &TokenHash, account_id: &Id) -> String {
+    format!("{},{}", link_tag(hash), account_tag(account_id))
+}
 
 pub fn request_url(purge: &CachePurge) -> String {
     format!("{}/zones/{}/purge_cache", purge.api_base, purge.zone_id)
 }
 
-pub fn request_body(urls: &[String]) -> String {
-    serde_json::json!({ "files": urls }).to_string()
+/// The body of one call: `{"tags": [...]}`, at most [`MAX_TAGS_PER_CALL`] of them.
+pub fn request_body(tags: &[String]) -> String {
+    debug_assert!(tags.len() <= MAX_TAGS_PER_CALL);
+    serde_json::json!({ "tags": tags }).to_string()
+}
+
+/// The targets' tags in calls of at most [`MAX_TAGS_PER_CALL`], each tag once.
+pub fn tag_batches(targets: &[PurgeTarget]) -> Vec<Vec<String>> {
+    let mut tags: Vec<String> = Vec::with_capacity(targets.len());
+    for target in targets {
+        let tag = target.tag();
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    tags.chunks(MAX_TAGS_PER_CALL).map(<[String]>::to_vec).collect()
 }
 
 /// Whether the API accepted the purge: a 2xx whose JSON body says `"success": true`. Anything
@@ -76,23 +122,55 @@ mod tests {
     use super::*;
     use crate::config::Secret;
 
+    fn account() -> Id {
+        Id::parse("7d0c3b9e-8f41-4f0e-9a55-3f3c1c2f8a10").unwrap()
+    }
+
     #[test]
-    fn a_purge_names_every_page_in_every_language_of_the_link_on_the_share_host() {
+    fn a_pages_tags_name_its_link_by_token_hash_and_its_account_by_a_digest_never_the_raw_ids() {
         let hash = TokenHash([0x3c; 32]);
-        let urls = page_urls("share.babybook.com", &hash);
-        let hex = hash.to_hex();
-        assert_eq!(urls.len(), 18, "{urls:?}");
-        assert!(urls.len() <= MAX_URLS_PER_CALL);
-        for lang in ["pt-BR", "en"] {
-            let first = format!("https://share.babybook.com/__edge-cache/v1/page/{hex}/{lang}");
-            assert!(urls.contains(&first), "{first}");
-            for n in 2..=9 {
-                let page = format!("{first}/{n}");
-                assert!(urls.contains(&page), "{page}");
-            }
+        let header = cache_tag_header(&hash, &account());
+        let tags: Vec<&str> = header.split(',').collect();
+        assert_eq!(tags.len(), 2, "{header}");
+        assert_eq!(tags[0], format!("bb-link-{}", hash.to_hex()));
+        assert!(
+            tags[1].starts_with("bb-acct-") && tags[1].len() == "bb-acct-".len() + 32,
+            "{}",
+            tags[1]
+        );
+        assert!(
+            !header.contains(&account().to_string()),
+            "the raw account id stays out: {header}"
+        );
+        assert!(!header.contains(&account().to_string().replace('-', "")));
+        for tag in tags {
+            assert!(
+                tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                "a tag of printable ASCII without spaces or commas: {tag}"
+            );
+            assert!(tag.len() <= 1024);
         }
-        let body: serde_json::Value = serde_json::from_str(&request_body(&urls)).unwrap();
-        assert_eq!(body, serde_json::json!({ "files": urls }));
+        assert_ne!(
+            account_tag(&account()),
+            account_tag(&Id::parse("00000000-0000-4000-8000-000000000001").unwrap())
+        );
+    }
+
+    #[test]
+    fn a_purge_names_tags_in_calls_of_at_most_the_apis_limit_each_tag_once() {
+        let mut targets: Vec<PurgeTarget> = (0..=250u8).map(|n| PurgeTarget::Link(TokenHash([n; 32]))).collect();
+        targets.push(PurgeTarget::Link(TokenHash([7; 32])));
+        targets.push(PurgeTarget::Account(account()));
+        targets.push(PurgeTarget::Account(account()));
+        let batches = tag_batches(&targets);
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [100, 100, 52], "251 links and one account");
+        let all: std::collections::HashSet<&String> = batches.iter().flatten().collect();
+        assert_eq!(all.len(), 252, "each tag once");
+        let body: serde_json::Value = serde_json::from_str(&request_body(&batches[2])).unwrap();
+        assert_eq!(body, serde_json::json!({ "tags": batches[2] }));
+        assert!(body.get("files").is_none(), "Cache API entries cannot be purged by URL");
+        assert!(tag_batches(&[]).is_empty());
     }
 
     #[test]

@@ -73,6 +73,11 @@ impl TokenHash {
         crate::hex::decode(text).map(TokenHash)
     }
 
+    /// From the database's `bytea` (32 bytes, or nothing).
+    pub fn from_bytes(bytes: &[u8]) -> Option<TokenHash> {
+        <[u8; 32]>::try_from(bytes).ok().map(TokenHash)
+    }
+
     /// The first 12 hex digits, enough to correlate log lines without being usable.
     pub fn short(&self) -> String {
         self.to_hex()[..12].to_owned()
