@@ -123,19 +123,39 @@ AS $$
     AND (l.expires_at IS NULL OR l.expires_at > now())
 $$;
 
--- Purges still to confirm, oldest first, pending for at least p_min_age (the edge's own try
--- gets that long before the sweep repeats it): links by token hash, accounts by id, each with
--- the version a purge asked for now covers.
-CREATE FUNCTION pending_purges(p_min_age interval, p_limit integer)
-  RETURNS TABLE (kind text, token_hash bytea, account_id uuid, version bigint, pending_since timestamptz)
+-- What an account-wide purge must reach in this data center, and the version it covers: the
+-- account's pages version and its live links' token hashes (comma-separated hex), read in the
+-- transaction of the change that called for it, or right after it.
+CREATE FUNCTION account_purge_scope(p_account uuid) RETURNS TABLE (version bigint, token_hashes text)
   LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
-  (SELECT 'link', l.token_hash, l.account_id, l.version, l.purge_pending_since FROM share_link l
-   WHERE l.purge_pending_since <= now() - p_min_age
-   UNION ALL
-   SELECT 'account', NULL::bytea, a.id, a.pages_version, a.purge_pending_since FROM account a
-   WHERE a.purge_pending_since <= now() - p_min_age)
-  ORDER BY 5
+  SELECT a.pages_version,
+         coalesce((SELECT string_agg(encode(l.token_hash, 'hex'), ',' ORDER BY l.created_at)
+                   FROM (SELECT token_hash, created_at FROM share_link
+                         WHERE account_id = a.id AND revoked_at IS NULL
+                         ORDER BY created_at LIMIT 1000) l), '')
+  FROM account a WHERE a.id = p_account
+$$;
+
+-- Purges still to confirm, oldest first, pending for at least p_min_age (the edge's own try
+-- gets that long before the sweep repeats it): a link, or an account with its live links (what
+-- a data center may hold of it), each with the version a purge asked for now covers. Token
+-- hashes as comma-separated hex (read from one simple-query message).
+CREATE FUNCTION pending_purges(p_min_age interval, p_limit integer)
+  RETURNS TABLE (kind text, account_id uuid, version bigint, token_hashes text, pending_seconds bigint)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+  SELECT * FROM (
+    SELECT 'link', l.account_id, l.version, encode(l.token_hash, 'hex'),
+           extract(epoch FROM now() - l.purge_pending_since)::bigint
+    FROM share_link l
+    WHERE l.purge_pending_since <= now() - p_min_age
+    UNION ALL
+    SELECT 'account', a.id, a.pages_version, s.token_hashes,
+           extract(epoch FROM now() - a.purge_pending_since)::bigint
+    FROM account a, account_purge_scope(a.id) s
+    WHERE a.purge_pending_since <= now() - p_min_age) p
+  ORDER BY 5 DESC
   LIMIT least(greatest(p_limit, 0), 1000)
 $$;
 
@@ -156,19 +176,6 @@ AS $$
              WHERE c.id = av.id AND c.pages_version <= av.version
                AND c.purge_pending_since IS NOT NULL RETURNING 1)
   SELECT ((SELECT count(*) FROM l) + (SELECT count(*) FROM a))::integer
-$$;
-
--- What an account-wide purge must reach in this data center, and the version it covers: the
--- account's pages version and its live links (read in the transaction of the change that
--- called for it, or right after it).
-CREATE FUNCTION account_purge_scope(p_account uuid) RETURNS TABLE (version bigint, token_hashes bytea[])
-  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
-AS $$
-  SELECT a.pages_version,
-         coalesce(array(SELECT l.token_hash FROM share_link l
-                        WHERE l.account_id = a.id AND l.revoked_at IS NULL
-                        ORDER BY l.created_at LIMIT 1000), '{}')
-  FROM account a WHERE a.id = p_account
 $$;
 
 -- An operator's revoke of a leaked link (seed §9.4), by its token hash, without the family's
@@ -200,6 +207,8 @@ $$;
 REVOKE ALL ON FUNCTION note_account_pages_changed(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION share_link_changed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION account_pages_changed() FROM PUBLIC;
+-- The tables' owner attaches them (CREATE TRIGGER needs EXECUTE on the function).
+GRANT EXECUTE ON FUNCTION share_link_changed(), account_pages_changed() TO migrator;
 
 SET LOCAL ROLE migrator;  -- the tables' owner makes their triggers
 CREATE TRIGGER share_link_changed BEFORE UPDATE ON share_link

@@ -33,6 +33,21 @@ pub fn bool_array(values: impl Iterator<Item = bool>) -> String {
     array(values.map(|b| b.to_string()), "bool")
 }
 
+/// Byte strings as `bytea[]`, each as hex digits.
+pub fn bytea_array<'a>(values: impl Iterator<Item = &'a [u8]>) -> String {
+    array(values.map(bytea), "bytea")
+}
+
+/// A byte string: `'\x…'::bytea`.
+pub fn bytea(value: &[u8]) -> String {
+    format!("'\\x{}'::bytea", crate::hex::encode(value))
+}
+
+/// Integers as `int8[]`.
+pub fn int8_array(values: impl Iterator<Item = i64>) -> String {
+    array(values.map(|n| n.to_string()), "int8")
+}
+
 /// Integers as `int4[]`, `None` as `NULL`.
 pub fn int_array(values: impl Iterator<Item = Option<i32>>) -> String {
     array(
@@ -63,6 +78,11 @@ mod tests {
         assert_eq!(text_array([].into_iter()), "ARRAY[]::text[]");
         assert_eq!(bool_array([true, false].into_iter()), "ARRAY[true,false]::bool[]");
         assert_eq!(int_array([Some(-1), None].into_iter()), "ARRAY[-1,NULL]::int4[]");
+        assert_eq!(int8_array([7, -2].into_iter()), "ARRAY[7,-2]::int8[]");
+        assert_eq!(
+            bytea_array([&[0xab, 0x01][..]].into_iter()),
+            "ARRAY['\\xab01'::bytea]::bytea[]"
+        );
         let id = Id::parse("0b0e6f1c-2a4d-4c8e-9a51-3f5d2b7c8e90").unwrap();
         assert_eq!(
             uuid_array([id].into_iter()),

@@ -867,7 +867,8 @@ impl Stack {
     }
 
     /// Every request the purge API stand-in received (`StackOptions::purge_api`), oldest first:
-    /// `zone`, `token`, `files`, `answer`, `at_ms`.
+    /// `zone`, `token`, `kind`, `files`, `tags`, `hosts`, `prefixes`, `answer`, `code`, `removed`,
+    /// `at_ms`.
     pub fn purge_requests(&self) -> Vec<Value> {
         let (purge, _) = self.purge_api.as_ref().expect("a stack with purge_api");
         let url = format!("{}/__control/requests", purge.lock().expect("purge").url());
@@ -958,6 +959,50 @@ impl Stack {
             None => http.delete(url),
         };
         let status = request.send().expect("purge stand-in control").status();
+        assert!(status.is_success(), "purge stand-in control: {status}");
+    }
+
+    /// Tells the purge API stand-in that a remote data centre holds a Cache API entry under `key`,
+    /// stored with this `Cache-Tag` value (the model of the caches that cannot run locally).
+    pub fn remote_cache_put(&self, key: &str, cache_tag: Option<&str>) {
+        let (purge, _) = self.purge_api.as_ref().expect("a stack with purge_api");
+        let url = format!("{}/__control/cached", purge.lock().expect("purge").url());
+        let status = reqwest::blocking::Client::new()
+            .put(url)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({"key": key, "cache_tag": cache_tag}).to_string())
+            .send()
+            .expect("purge stand-in control")
+            .status();
+        assert!(status.is_success(), "purge stand-in control: {status}");
+    }
+
+    /// The keys of the modeled remote Cache API entries no purge has removed yet.
+    pub fn remote_cached_keys(&self) -> Vec<String> {
+        let (purge, _) = self.purge_api.as_ref().expect("a stack with purge_api");
+        let url = format!("{}/__control/cached", purge.lock().expect("purge").url());
+        let entries: Vec<Value> = reqwest::blocking::get(url)
+            .expect("purge stand-in")
+            .json()
+            .expect("json");
+        entries
+            .iter()
+            .filter_map(|e| e["key"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Sets the account's plan on the purge API stand-in (`free`, `pro`, `business` or
+    /// `enterprise`, the default), which sets its rate limits and refills them.
+    pub fn purge_plan(&self, plan: &str) {
+        let (purge, _) = self.purge_api.as_ref().expect("a stack with purge_api");
+        let url = format!("{}/__control/plan", purge.lock().expect("purge").url());
+        let status = reqwest::blocking::Client::new()
+            .put(url)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "plan": plan }).to_string())
+            .send()
+            .expect("purge stand-in control")
+            .status();
         assert!(status.is_success(), "purge stand-in control: {status}");
     }
 

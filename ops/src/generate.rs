@@ -156,6 +156,13 @@ pub async fn create_family(client: &mut Client, spec: &FamilySpec) -> Result<Fam
             token_hash_hex: hash.to_hex(),
         });
     }
+    // Nothing of a new family is cached anywhere: the purges its seeding noted are moot.
+    tx.execute(
+        "UPDATE account SET purge_pending_since = NULL WHERE id = $1::text::uuid",
+        &[&account_id],
+    )
+    .await
+    .map_err(err)?;
     tx.commit().await.map_err(err)?;
     Ok(Family {
         account_id,

@@ -122,6 +122,7 @@ fn scripts_refuse_arguments_they_do_not_know_before_doing_anything() {
         "slo",
         "canary",
         "logpush",
+        "revoke-share",
     ] {
         let out = run_script(
             &repo().join("scripts").join(name),

@@ -13,7 +13,7 @@ use crate::share::{ShareToken, TokenHash};
 
 use super::context::{self, RequestContext};
 use super::cron_jobs;
-use super::db::{self, col, Budget, Scope};
+use super::db::{self, Budget};
 use super::dead_letters;
 use super::exchange::{Incoming, Notes};
 use super::share_cache::{self, PurgeIntent};
@@ -182,7 +182,6 @@ pub async fn set_switch(cx: &RequestContext, incoming: &Incoming) -> Result<Repl
 /// who revoked it; this line, the request's line and the purge's carry the operator and the
 /// reason. `scripts/revoke-share` wraps it for docs/runbooks/leaked-share-link.md.
 pub async fn revoke_share(cx: &RequestContext, incoming: &Incoming, notes: &Notes) -> Result<Reply, ApiError> {
-    use tokio_postgres::types::Type;
     let body = json_object(&incoming.body)?;
     let hash = match (
         body.get("token").and_then(|v| v.as_str()),
@@ -208,21 +207,19 @@ pub async fn revoke_share(cx: &RequestContext, incoming: &Incoming, notes: &Note
     };
     let operator = notes.operator.clone().unwrap_or_default();
     let reason = incoming.header("x-admin-reason").unwrap_or_default().to_owned();
-    let bytes = hash.0.to_vec();
-    let revoked = db::transaction(&cx.io, Scope::System, Budget::Standard, async |tx| {
-        let row = tx
-            .opt(
-                "SELECT account_id::text, version FROM operator_revoke_share($1, $2)",
-                &[(&bytes, Type::BYTEA), (&operator, Type::TEXT)],
-            )
-            .await?;
-        row.map(|row| Ok::<_, ApiError>((col::<String>(&row, 0)?, col::<i64>(&row, 1)?)))
-            .transpose()
-    })
-    .await?;
-    let Some((account, version)) = revoked else {
+    let call = format!(
+        "SELECT account_id::text, version::text FROM operator_revoke_share({}, {})",
+        crate::sql_text::bytea(&hash.0),
+        crate::sql_text::text(&operator)
+    );
+    let sql = crate::sql_text::transaction(Budget::Standard.statement_ms(), None, &[call]);
+    let rows = db::one_message(&cx.io, Budget::Standard, &sql).await?;
+    // The first row is the settings statement's; no second row: no such link.
+    let Some(row) = rows.get(1) else {
         return Err(ApiError::new(ErrorCode::NotFound, "no share link with that token"));
     };
+    let text = |i: usize| row.try_get(i).ok().flatten().unwrap_or_default();
+    let (account, version) = (text(0), text(1).parse::<i64>().unwrap_or(0));
     let account = Id::parse(&account).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     let intent = PurgeIntent {
         target: PurgeTarget::Link(hash),

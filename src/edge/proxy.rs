@@ -17,7 +17,6 @@ use crate::share::purge::PurgeTarget;
 use crate::telemetry::Level;
 
 use super::context::{self, RequestContext};
-use super::db;
 use super::faults::{count, Counter};
 use super::request_body;
 use super::share_cache::{self, PurgeIntent};
@@ -98,11 +97,7 @@ pub async fn forward(
 /// the answer and everywhere by the account's tag. The origin's own transaction noted the purge
 /// (the V12 triggers), so if this fails the cron sweep still purges; the failure is only logged.
 async fn purge_account_pages(cx: &RequestContext, session: &Session) {
-    let scope = db::transaction(&cx.io, db::Scope::session(session), db::Budget::Standard, async |tx| {
-        share_cache::account_scope(tx, session.aid).await
-    })
-    .await;
-    match scope {
+    match share_cache::account_scope_now(&cx.io, session.aid).await {
         Ok((version, links)) => {
             let intent = PurgeIntent {
                 target: PurgeTarget::Account(session.aid),

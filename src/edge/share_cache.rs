@@ -44,8 +44,7 @@ pub struct CachedPage {
     pub expires_at_ms: Option<i64>,
     /// The digest of the data it was rendered from (`SharePage::generation`).
     pub generation: String,
-    /// Its `Cache-Tag` header (`share::purge`): what a global purge names. Empty for a copy read
-    /// back from the cache (nothing stores it twice).
+    /// Its `Cache-Tag` header (`share::purge`): what a global purge names.
     pub cache_tags: String,
 }
 
@@ -202,6 +201,7 @@ async fn cache_api_get(config: &Config, hash: &TokenHash, lang: Lang, view: View
         .ok()
         .flatten()
         .unwrap_or_default();
+    let cache_tags = response.headers().get("cache-tag").ok().flatten().unwrap_or_default();
     let body = Bytes::from(response.bytes().await.ok()?);
     Some(CachedPage {
         body,
@@ -209,7 +209,7 @@ async fn cache_api_get(config: &Config, hash: &TokenHash, lang: Lang, view: View
         rendered_at_ms,
         expires_at_ms,
         generation,
-        cache_tags: String::new(),
+        cache_tags,
     })
 }
 
@@ -251,7 +251,7 @@ pub async fn put_view(
 
 /// `caches.default.put` with the runtime's own `Response`: `worker::Cache::put` takes a
 /// `worker::Response`, which builds a second JavaScript `Response` from the first.
-async fn default_cache_put(key: &str, response: &worker::web_sys::Response) -> Result<(), String> {
+pub async fn default_cache_put(key: &str, response: &worker::web_sys::Response) -> Result<(), String> {
     use wasm_bindgen::JsCast;
     use worker::worker_sys::ext::CacheStorageExt;
     let global: worker::web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
@@ -386,38 +386,35 @@ fn purge_line(
 
 /// Clears the intents of purges the API accepted (up to the versions they covered).
 pub async fn confirm_purges(io: &Io, intents: &[PurgeIntent]) -> Result<(), ApiError> {
-    use tokio_postgres::types::Type;
-    let (mut hashes, mut link_versions, mut accounts, mut account_versions) = (vec![], vec![], vec![], vec![]);
-    for intent in intents {
-        match intent.target {
-            PurgeTarget::Link(hash) => {
-                hashes.push(hash.0.to_vec());
-                link_versions.push(intent.version);
-            }
-            PurgeTarget::Account(id) => {
-                accounts.push(id.to_string());
-                account_versions.push(intent.version);
-            }
-        }
-    }
-    db::transaction(io, db::Scope::System, Budget::Standard, async |tx| {
-        tx.exec(
-            "SELECT confirm_purges($1, $2, $3::text[]::uuid[], $4)",
-            &[
-                (&hashes, Type::BYTEA_ARRAY),
-                (&link_versions, Type::INT8_ARRAY),
-                (&accounts, Type::TEXT_ARRAY),
-                (&account_versions, Type::INT8_ARRAY),
-            ],
-        )
-        .await
-    })
-    .await
-    .map(|_| ())
+    use crate::sql_text;
+    let links: Vec<(TokenHash, i64)> = intents
+        .iter()
+        .filter_map(|i| match i.target {
+            PurgeTarget::Link(hash) => Some((hash, i.version)),
+            PurgeTarget::Account(_) => None,
+        })
+        .collect();
+    let accounts: Vec<(Id, i64)> = intents
+        .iter()
+        .filter_map(|i| match i.target {
+            PurgeTarget::Account(id) => Some((id, i.version)),
+            PurgeTarget::Link(_) => None,
+        })
+        .collect();
+    let call = format!(
+        "SELECT confirm_purges({}, {}, {}, {})",
+        sql_text::bytea_array(links.iter().map(|(h, _)| &h.0[..])),
+        sql_text::int8_array(links.iter().map(|(_, v)| *v)),
+        sql_text::uuid_array(accounts.iter().map(|(id, _)| *id)),
+        sql_text::int8_array(accounts.iter().map(|(_, v)| *v)),
+    );
+    let sql = sql_text::transaction(Budget::Standard.statement_ms(), None, &[call]);
+    db::one_message(io, Budget::Standard, &sql).await.map(|_| ())
 }
 
 /// The links of an account this data center may hold pages of, and the account's pages version:
-/// what an account-wide purge removes here and the version it covers (`account_purge_scope`).
+/// what an account-wide purge removes here and the version it covers (`account_purge_scope`),
+/// read inside the transaction of the change.
 pub async fn account_scope(tx: &db::Tx, account_id: Id) -> Result<(i64, Vec<TokenHash>), ApiError> {
     use tokio_postgres::types::Type;
     let account = account_id.to_string();
@@ -427,55 +424,58 @@ pub async fn account_scope(tx: &db::Tx, account_id: Id) -> Result<(i64, Vec<Toke
             &[(&account, Type::TEXT)],
         )
         .await?;
-    let hashes: Vec<Vec<u8>> = db::col(&row, 1)?;
     Ok((
         db::col(&row, 0)?,
-        hashes.iter().filter_map(|h| TokenHash::from_bytes(h)).collect(),
+        purge::parse_token_hashes(&db::col::<String>(&row, 1)?),
     ))
 }
 
-/// Every purge still pending in the database for at least `SWEEP_MIN_AGE` (the edge's own try
-/// gets that long): each is purged here, then by tag in every data center, in calls of at most
-/// `MAX_TAGS_PER_CALL` tags; what the API accepts is confirmed, the rest stays for the next run.
-/// A purge pending longer than `PURGE_OVERDUE_SECONDS` is the `purge_failing` alert.
+/// [`account_scope`] on a connection of its own, after a change another system committed.
+pub async fn account_scope_now(io: &Io, account_id: Id) -> Result<(i64, Vec<TokenHash>), ApiError> {
+    let call = format!("SELECT version, token_hashes FROM account_purge_scope('{account_id}')");
+    let sql = crate::sql_text::transaction(Budget::Standard.statement_ms(), None, &[call]);
+    let rows = db::one_message(io, Budget::Standard, &sql).await?;
+    let row = rows
+        .get(1)
+        .ok_or_else(|| ApiError::new(crate::error::ErrorCode::Internal, "no such account"))?;
+    let text = |i: usize| row.try_get(i).ok().flatten().unwrap_or_default();
+    let version = text(0)
+        .parse()
+        .map_err(|_| ApiError::new(crate::error::ErrorCode::Internal, "account_purge_scope: version"))?;
+    Ok((version, purge::parse_token_hashes(text(1))))
+}
+
+/// Every purge still pending in the database for at least `SWEEP_MIN_AGE_SECONDS` (the edge's
+/// own try gets that long): each is purged here, then by tag in every data center, in calls of at
+/// most `MAX_TAGS_PER_CALL` tags; what the API accepts is confirmed, the rest stays for the next
+/// run. A purge pending longer than `PURGE_OVERDUE_SECONDS` while the API refuses is the
+/// `purge_failing` alert.
 pub async fn sweep_pending_purges(io: &Io, config: &Config, trace: &TraceId) -> Result<serde_json::Value, String> {
-    use tokio_postgres::types::Type;
-    let min_age = format!("{SWEEP_MIN_AGE_SECONDS} seconds");
-    let rows = db::transaction(io, db::Scope::System, Budget::Standard, async |tx| {
-        tx.rows(
-            "SELECT kind, token_hash, account_id::text, version, extract(epoch FROM now() - pending_since)::int8
-             FROM pending_purges($1::text::interval, 500)",
-            &[(&min_age, Type::TEXT)],
-        )
+    let call = format!(
+        "SELECT kind, account_id::text, version::text, token_hashes, pending_seconds::text \
+         FROM pending_purges('{SWEEP_MIN_AGE_SECONDS} seconds'::interval, 500)"
+    );
+    let sql = crate::sql_text::transaction(Budget::Standard.statement_ms(), None, &[call]);
+    let rows = db::one_message(io, Budget::Standard, &sql)
         .await
-    })
-    .await
-    .map_err(|e| e.detail)?;
+        .map_err(|e| e.detail)?;
     let mut intents = Vec::with_capacity(rows.len());
     let mut here = Vec::new();
     let mut oldest_seconds = 0i64;
-    for row in &rows {
-        let kind: String = db::col(row, 0).map_err(|e| e.detail)?;
-        let account: String = db::col(row, 2).map_err(|e| e.detail)?;
-        let version: i64 = db::col(row, 3).map_err(|e| e.detail)?;
-        oldest_seconds = oldest_seconds.max(db::col::<i64>(row, 4).map_err(|e| e.detail)?);
-        let Ok(account) = Id::parse(&account) else { continue };
-        let target = if kind == "link" {
-            let hash: Option<Vec<u8>> = db::col(row, 1).map_err(|e| e.detail)?;
-            let Some(hash) = hash.as_deref().and_then(TokenHash::from_bytes) else {
-                continue;
-            };
-            here.push(hash);
-            PurgeTarget::Link(hash)
-        } else {
-            let scope = db::transaction(io, db::Scope::System, Budget::Standard, async |tx| {
-                account_scope(tx, account).await
-            })
-            .await
-            .map_err(|e| e.detail)?;
-            here.extend(scope.1);
-            PurgeTarget::Account(account)
+    // The first row is the settings statement's.
+    for row in rows.iter().skip(1) {
+        let text = |i: usize| row.try_get(i).ok().flatten().unwrap_or_default();
+        let (Ok(account), Ok(version)) = (Id::parse(text(1)), text(2).parse::<i64>()) else {
+            continue;
         };
+        oldest_seconds = oldest_seconds.max(text(4).parse().unwrap_or(0));
+        let hashes = purge::parse_token_hashes(text(3));
+        let target = match (text(0), hashes.first()) {
+            ("link", Some(hash)) => PurgeTarget::Link(*hash),
+            ("account", _) => PurgeTarget::Account(account),
+            _ => continue,
+        };
+        here.extend(hashes);
         intents.push(PurgeIntent { target, version });
     }
     purge_here(config, &here).await;
@@ -683,7 +683,8 @@ pub async fn render_and_store_view(
 /// written (a revoke, an edit, a deleted photo that committed meanwhile, whose purge may already
 /// have run), and what was written is removed at once. So a page read before a change is never
 /// kept after it: either the change's purge runs after this write and removes it, or this check
-/// runs after the change and does. `true` when the views were kept.
+/// runs after the change and does. `true` when the views were kept (also when the fence cannot
+/// be read: see below).
 async fn store_fenced(
     io: &Io,
     config: &Config,
@@ -699,12 +700,28 @@ async fn store_fenced(
             context::emit(&line.field("detail", e));
         }
     }
-    let current = db::call_with_bytes(io, Budget::Hot, "share_page_fence", &hash.0).await;
-    let reason = match (&current, fence) {
+    let reason = match (
+        db::call_with_bytes(io, Budget::Hot, "share_page_fence", &hash.0).await,
+        fence,
+    ) {
         (Ok(Some(now)), Some(read)) if now == read => return true,
-        (Ok(Some(_)), _) => "the link changed while its page was rendered".to_owned(),
-        (Ok(None), _) => "the link went while its page was rendered".to_owned(),
-        (Err(e), _) => format!("the fence could not be read: {}", e.detail),
+        (Ok(Some(_)), _) => "the link changed while its page was rendered",
+        (Ok(None), _) => "the link went while its page was rendered",
+        // The database failed right after the render: the copy is kept for stale-if-error. A
+        // change that committed meanwhile holds its purge intent in the database, which purges
+        // this copy by tag once the database is back (the change's own purge or the sweep).
+        (Err(e), _) => {
+            let line = context::line(
+                config,
+                &context::new_trace_id(),
+                Level::Warn,
+                "share cache write unfenced",
+            )
+            .field("token_hash", hash.short())
+            .field("detail", e.detail);
+            context::emit(&line);
+            return true;
+        }
     };
     MEMORY.with(|m| m.borrow_mut().retain(|(h, _, _), _| h != hash));
     let host = config.cache_host();

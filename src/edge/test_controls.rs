@@ -42,6 +42,10 @@ pub async fn floor(cx: &RequestContext) -> Result<crate::reply::Reply, crate::er
 /// - `{"action": "repeat_share_protection", "n": 20000}`: a share page's hygiene and rate limit,
 ///   n times (the benchmark times it)
 /// - `{"action": "publish_raw", "body": …}` / `{"action": "publish_raw_batch", "bodies": [...]}`
+/// - `{"action": "share_cache_entry", "token": "…", "lang": "en"}`: the cached first page's key
+///   and stored headers
+/// - `{"action": "cache_put_raw", "key": "…", "body": "…", "headers": {…}}`: an entry under any
+///   key (another version's page)
 pub async fn run(
     cx: &RequestContext,
     body: serde_json::Map<String, serde_json::Value>,
@@ -90,6 +94,47 @@ pub async fn run(
                 }
             }
             Ok(crate::reply::Reply::json(200, &serde_json::json!({"aged": aged})))
+        }
+        Some("share_cache_entry") => {
+            // What the Cache API holds for a link's first page in a language: its key and the
+            // headers stored with it (the `Cache-Tag` a purge by tag matches).
+            let token = body
+                .get("token")
+                .and_then(|t| t.as_str())
+                .and_then(|t| crate::share::ShareToken::parse(t).ok())
+                .ok_or_else(|| bad("token"))?;
+            let lang = body
+                .get("lang")
+                .and_then(|l| l.as_str())
+                .and_then(|tag| crate::lang::Lang::ALL.into_iter().find(|l| l.tag() == tag))
+                .ok_or_else(|| bad("lang (pt-BR or en)"))?;
+            let key = crate::share::cache_policy::page_cache_key(cx.config().cache_host(), &token.hash(), lang);
+            let cached = worker::Cache::default()
+                .get(key.as_str(), true)
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+            let headers: serde_json::Map<String, serde_json::Value> = cached
+                .as_ref()
+                .map(|r| r.headers().entries().map(|(k, v)| (k, v.into())).collect())
+                .unwrap_or_default();
+            Ok(crate::reply::Reply::json(
+                200,
+                &serde_json::json!({"key": key, "found": cached.is_some(), "headers": headers}),
+            ))
+        }
+        Some("cache_put_raw") => {
+            // An entry under any key, as another version of the Worker would have written it.
+            let key = body.get("key").and_then(|k| k.as_str()).ok_or_else(|| bad("key"))?;
+            let text = body.get("body").and_then(|b| b.as_str()).ok_or_else(|| bad("body"))?;
+            let headers = worker::Headers::new();
+            for (name, value) in body.get("headers").and_then(|h| h.as_object()).into_iter().flatten() {
+                let _ = headers.set(name, value.as_str().unwrap_or_default());
+            }
+            let response = super::js_body::response(200, headers.0, Some(text.as_bytes()));
+            share_cache::default_cache_put(key, &response)
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
+            Ok(ok())
         }
         Some("publish_raw") => {
             let message = body.get("body").ok_or_else(|| bad("body"))?;

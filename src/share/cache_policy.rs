@@ -68,32 +68,12 @@ pub fn view_cache_key(host: &str, hash: &TokenHash, lang: Lang, view: View) -> S
 }
 
 /// What a rendered page's bytes depend on besides its data, as 12 hex digits: the templates, the
-/// inline stylesheet, the branded preview image's path, and the code that renders and paginates.
-/// Two builds that would render a share differently have different versions.
+/// inline stylesheet, the branded preview image and the code that renders and paginates
+/// (`build.rs` hashes them). Two builds that would render a share differently have different
+/// versions.
 pub fn render_version() -> &'static str {
-    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    VERSION.get_or_init(|| {
-        use sha2::{Digest, Sha256};
-        let mut digest = Sha256::new();
-        for part in RENDER_INPUTS {
-            digest.update((part.len() as u64).to_le_bytes());
-            digest.update(part.as_bytes());
-        }
-        digest.update(crate::share::page::og_default_path().as_bytes());
-        crate::hex::encode(&digest.finalize()[..6])
-    })
+    env!("BABYBOOK_RENDER_VERSION")
 }
-
-/// The sources a rendered page is made from (see [`render_version`]).
-const RENDER_INPUTS: [&str; 7] = [
-    include_str!("../../templates/base.html"),
-    include_str!("../../templates/share.html"),
-    include_str!("../../templates/message.html"),
-    crate::share::style::STYLESHEET,
-    include_str!("page.rs"),
-    include_str!("view.rs"),
-    include_str!("../lang.rs"),
-];
 
 pub fn revalidation_marker_key(host: &str, hash: &TokenHash, lang: Lang, view: View) -> String {
     let base = format!(
@@ -214,11 +194,10 @@ mod tests {
         let version = render_version();
         assert_eq!(version.len(), 12);
         assert!(version.bytes().all(|b| b.is_ascii_hexdigit()), "{version}");
-        assert!(RENDER_INPUTS[3].contains('{'), "the stylesheet is one of the inputs");
-        assert!(
-            RENDER_INPUTS[4].contains("fn render_share_view"),
-            "the render code is one of the inputs"
-        );
+        let build = include_str!("../../build.rs");
+        for input in ["templates/share.css", "templates/share.html", "src/share/page.rs"] {
+            assert!(build.contains(&format!("\"{input}\"")), "{input} is not a render input");
+        }
     }
 
     #[test]

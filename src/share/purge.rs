@@ -57,6 +57,12 @@ pub fn cache_tag_header(hash: &TokenHash, account_id: &Id) -> String {
     format!("{},{}", link_tag(hash), account_tag(account_id))
 }
 
+/// Token hashes as the database lists them for a purge (comma-separated lowercase hex); anything
+/// that is not one is skipped.
+pub fn parse_token_hashes(text: &str) -> Vec<TokenHash> {
+    text.split(',').filter_map(|h| TokenHash::from_hex(h.trim())).collect()
+}
+
 pub fn request_url(purge: &CachePurge) -> String {
     format!("{}/zones/{}/purge_cache", purge.api_base, purge.zone_id)
 }
@@ -171,6 +177,14 @@ mod tests {
         assert_eq!(body, serde_json::json!({ "tags": batches[2] }));
         assert!(body.get("files").is_none(), "Cache API entries cannot be purged by URL");
         assert!(tag_batches(&[]).is_empty());
+    }
+
+    #[test]
+    fn the_databases_list_of_token_hashes_reads_back_and_skips_what_is_not_one() {
+        let (a, b) = (TokenHash([1; 32]), TokenHash([0xfe; 32]));
+        let text = format!("{},{},not-hex,", a.to_hex(), b.to_hex());
+        assert_eq!(parse_token_hashes(&text), [a, b]);
+        assert!(parse_token_hashes("").is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `stack dev`: the local stack for a developer (used by `scripts/dev`): Postgres + PgBouncer with
-//! migrations and demo data, the media stand-in on :8790, the alert webhook stand-in, and `wrangler dev` on :8787. Prints the
+//! migrations and demo data, the media stand-in on :8790, the alert webhook and purge API
+//! stand-ins, and `wrangler dev` on :8787. Prints the
 //! URLs and runs until Ctrl-C, then stops everything it started.
 
 use std::time::Duration;
@@ -29,6 +30,8 @@ fn dev() {
     options.test_controls = false;
     options.dev_vars = true;
     options.alert_webhook = true;
+    // Revocations purge by cache tag through the purge API stand-in, as in production.
+    options.purge_api = true;
     options.vars.push(("VIEW_FLUSH_SECONDS".into(), "30".into()));
     // Every success is logged locally; a CPU profile (bench/cpu-profile.mjs) wants production's rate.
     if let Ok(rate) = std::env::var("LOG_SAMPLE_SUCCESS") {
@@ -54,6 +57,12 @@ fn dev() {
     );
     println!("  media stand-in     {}", stack.media.lock().expect("media").url());
     println!("  admin token        ADMIN_TOKENS=dev:<token> in .dev.vars (scripts/redrive and scripts/switch read ADMIN_TOKEN and ADMIN_REASON)");
+    if let Some((purge, _)) = &stack.purge_api {
+        println!(
+            "  purges received    {0}/__control/requests (the Cloudflare purge API stand-in; {0}/__control/cached models other data centers)",
+            purge.lock().expect("purge").url()
+        );
+    }
     if let Some((webhook, _)) = &stack.webhook {
         println!(
             "  alerts received    {}/__control/requests (the webhook stand-in)",

@@ -13,6 +13,7 @@ mod operations;
 mod operator_tools;
 mod protection;
 mod queues;
+mod revocation;
 mod sessions;
 mod share;
 mod share_page;

@@ -483,16 +483,9 @@ fn purge_stack() -> &'static Stack {
     })
 }
 
-/// The cache keys of a link's pages, the nine list pages any link can have in each language:
-/// what a global purge must name. (The stack's first share host is `localhost`.)
-fn page_urls(share: &babybook_ops::generate::Share) -> Vec<String> {
-    ["pt-BR", "en"]
-        .iter()
-        .flat_map(|lang| {
-            let first = format!("https://localhost/__edge-cache/v1/page/{}/{lang}", share.token_hash_hex);
-            std::iter::once(first.clone()).chain((2..=9).map(move |n| format!("{first}/{n}")))
-        })
-        .collect()
+/// The cache tag of a link's pages (`share::purge::link_tag`).
+fn link_tag(share: &babybook_ops::generate::Share) -> String {
+    format!("bb-link-{}", share.token_hash_hex)
 }
 
 /// Serves a link's page in both languages, so both are in the edge cache.
@@ -505,15 +498,40 @@ fn cache_both_languages(stack: &Stack, share: &babybook_ops::generate::Share) {
     }
 }
 
-/// The purge requests that named this link's pages, oldest first.
+/// What this data center's Cache API holds for the link's first page in `lang`: the key and the
+/// stored headers, read by the Worker's test control.
+fn cached_entry(stack: &Stack, share: &babybook_ops::generate::Share, lang: &str) -> serde_json::Value {
+    stack
+        .control(serde_json::json!({"action": "share_cache_entry", "token": share.token, "lang": lang}))
+        .json()
+}
+
+/// Copies what the Worker stored for the link (both languages) into the purge stand-in's model of
+/// the other data centers: the same keys with the same `Cache-Tag`, as Cloudflare would hold them
+/// in every data center the page was viewed in.
+fn cached_in_other_data_centers(stack: &Stack, share: &babybook_ops::generate::Share) -> Vec<String> {
+    ["pt-BR", "en"]
+        .iter()
+        .map(|lang| {
+            let entry = cached_entry(stack, share, lang);
+            assert_eq!(entry["found"], true, "{lang} page cached: {entry}");
+            let key = entry["key"].as_str().expect("key").to_owned();
+            stack.remote_cache_put(&key, entry["headers"]["cache-tag"].as_str());
+            key
+        })
+        .collect()
+}
+
+/// The purge requests that named this link's tag, oldest first.
 fn purges_of(stack: &Stack, share: &babybook_ops::generate::Share) -> Vec<serde_json::Value> {
+    let tag = link_tag(share);
     stack
         .purge_requests()
         .into_iter()
         .filter(|r| {
-            r["files"].as_array().is_some_and(|f| {
-                f.iter()
-                    .any(|u| u.as_str().unwrap_or("").contains(&share.token_hash_hex))
+            r["tags"].as_array().is_some_and(|t| {
+                t.iter()
+                    .any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(&tag)))
             })
         })
         .collect()
@@ -540,26 +558,48 @@ fn wait_for_accepted_purge(
     }
 }
 
-fn assert_names_both_languages(request: &serde_json::Value, share: &babybook_ops::generate::Share) {
-    let mut files: Vec<String> = request["files"]
-        .as_array()
-        .expect("files")
-        .iter()
-        .map(|f| f.as_str().unwrap_or("").to_owned())
-        .collect();
-    files.sort();
-    let mut want = page_urls(share);
-    want.sort();
-    assert_eq!(files, want, "the purge names every page in every language of the link");
+#[test]
+fn a_cached_page_carries_its_links_tag_and_its_accounts_tag_and_never_the_token() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 1);
+    let share = &family.shares[0];
+    cache_both_languages(stack, share);
+    for lang in ["pt-BR", "en"] {
+        let entry = cached_entry(stack, share, lang);
+        let tags: Vec<&str> = entry["headers"]["cache-tag"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{lang}: no Cache-Tag stored: {entry}"))
+            .split(',')
+            .collect();
+        let account = babybook_jobs::Id::parse(&family.account_id).unwrap();
+        assert_eq!(
+            tags,
+            [link_tag(share), babybook_edge::share::purge::account_tag(&account)],
+            "{lang}"
+        );
+        assert!(!entry.to_string().contains(&share.token), "the token is never stored");
+    }
+    let served = stack.client().get(&format!("/s/{}", share.token));
+    assert_eq!(
+        served.header("cache-tag"),
+        None,
+        "the tags stay with the cache, not the visitor"
+    );
 }
 
 #[test]
-fn revoking_and_editing_a_link_purge_both_languages_in_every_data_center_with_the_zone_and_token() {
+fn revoking_and_editing_a_link_purge_its_tag_so_no_other_data_center_keeps_its_pages() {
     let stack = purge_stack();
     let family = stack.family(1, 2);
+    let bystander = stack.family(1, 1);
     let (revoked, edited) = (&family.shares[0], &family.shares[1]);
-    cache_both_languages(stack, revoked);
-    cache_both_languages(stack, edited);
+    let mut gone = Vec::new();
+    for share in [revoked, edited] {
+        cache_both_languages(stack, share);
+        gone.extend(cached_in_other_data_centers(stack, share));
+    }
+    cache_both_languages(stack, &bystander.shares[0]);
+    let kept = cached_in_other_data_centers(stack, &bystander.shares[0]);
     let s = stack.sign_in(&family);
 
     assert_eq!(s.write("DELETE", &format!("/shares/{}", revoked.id), None).status, 204);
@@ -580,10 +620,25 @@ fn revoking_and_editing_a_link_purge_both_languages_in_every_data_center_with_th
             stack.secrets.purge_token.as_str(),
             "the CACHE_PURGE_TOKEN as a bearer token"
         );
-        assert_names_both_languages(accepted, share);
+        assert_eq!(
+            accepted["kind"], "tags",
+            "Cache API entries are purged by tag: {accepted}"
+        );
         assert_eq!(seen.len(), 1, "an accepted purge is not repeated: {seen:?}");
     }
+    let remote = stack.remote_cached_keys();
+    for key in &gone {
+        assert!(!remote.contains(key), "another data center still holds {key}");
+    }
+    for key in &kept {
+        assert!(remote.contains(key), "another family's page was purged too: {key}");
+    }
     assert_eq!(stack.client().get(&format!("/s/{}", revoked.token)).status, 404);
+    let edited_page = stack.client().get(&format!("/s/{}", edited.token));
+    assert!(
+        edited_page.text().contains("Outro título"),
+        "the edit shows at once here"
+    );
 }
 
 #[test]
@@ -609,9 +664,6 @@ fn a_purge_the_api_refuses_is_retried_until_accepted_and_alerts_while_it_keeps_f
     let seen = wait_for_accepted_purge(stack, share, Duration::from_secs(60));
     let answers: Vec<&str> = seen.iter().map(|r| r["answer"].as_str().unwrap()).collect();
     assert_eq!(answers, ["success_false", "success_false", "success_false", "accepted"]);
-    for request in &seen {
-        assert_names_both_languages(request, share);
-    }
     let gaps: Vec<i64> = seen
         .windows(2)
         .map(|w| w[1]["at_ms"].as_i64().unwrap() - w[0]["at_ms"].as_i64().unwrap())
@@ -655,7 +707,6 @@ fn delete_answers_at_once_while_the_purge_api_hangs_and_the_purge_lands_later() 
 
     let seen = wait_for_accepted_purge(stack, share, Duration::from_secs(60));
     assert_eq!(seen.first().unwrap()["answer"], "hang");
-    assert_names_both_languages(seen.last().unwrap(), share);
 }
 
 #[test]
