@@ -24,15 +24,19 @@ pub enum Alert {
     /// The 5xx rate or the share pages' TTFB spends the error budget over 14.4× too fast in
     /// both the last hour and the last six (`crate::slo`), checked by the `slo_burn` cron job.
     SloFastBurn,
+    /// A revoke or a session end was not written to the revocation journal: a point-in-time
+    /// restore to before it would bring the link or the session back (`crate::journal`).
+    JournalWriteFailed,
 }
 
-pub const ALL: [Alert; 6] = [
+pub const ALL: [Alert; 7] = [
     Alert::DlqItem,
     Alert::QueueTtr,
     Alert::PurgeFailing,
     Alert::LoginEmailCeiling,
     Alert::ConsumerStalled,
     Alert::SloFastBurn,
+    Alert::JournalWriteFailed,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +66,7 @@ impl Alert {
             Alert::LoginEmailCeiling => "login_email_ceiling",
             Alert::ConsumerStalled => "consumer_stalled",
             Alert::SloFastBurn => "slo_fast_burn",
+            Alert::JournalWriteFailed => "journal_write_failed",
         }
     }
 
@@ -73,7 +78,7 @@ impl Alert {
         match self {
             // Seed §5.5: a stuck queue is a fire.
             Alert::ConsumerStalled | Alert::SloFastBurn => Severity::Sev1,
-            Alert::DlqItem | Alert::QueueTtr | Alert::PurgeFailing => Severity::Sev2,
+            Alert::DlqItem | Alert::QueueTtr | Alert::PurgeFailing | Alert::JournalWriteFailed => Severity::Sev2,
             Alert::LoginEmailCeiling => Severity::Sev3,
         }
     }
@@ -95,6 +100,7 @@ impl Alert {
             Alert::LoginEmailCeiling => "docs/runbooks/abuse.md#login_email_ceiling",
             Alert::ConsumerStalled => "docs/runbooks/incident.md#consumer-stalled",
             Alert::SloFastBurn => "docs/runbooks/incident.md#the-first-five-minutes",
+            Alert::JournalWriteFailed => "docs/runbooks/pitr-cutover.md#the-revocation-journal",
         }
     }
 }

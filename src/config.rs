@@ -17,6 +17,9 @@ pub mod binding {
     pub const JOBS_DLQ: &str = "JOBS_DLQ";
     /// R2 bucket where dead jobs wait, classified, until an operator re-drives them.
     pub const DEAD_JOBS: &str = "DEAD_JOBS";
+    /// R2 bucket of the revocation journal: share revokes and session ends, kept outside
+    /// Postgres so they can be re-applied after a point-in-time restore (`crate::journal`).
+    pub const JOURNAL: &str = "JOURNAL";
     /// Workers Analytics Engine dataset for queue health signals.
     pub const QUEUE_METRICS: &str = "QUEUE_METRICS";
     /// Workers Analytics Engine dataset for per-request edge SLI points (`docs/slo.md`).

@@ -32,6 +32,7 @@ pub enum RouteId {
     AdminSwitches,
     AdminSetSwitch,
     AdminRevokeShare,
+    AdminReapplyJournal,
     TestControls,
     TestCounters,
     TestFloor,
@@ -239,7 +240,7 @@ use RouteId as Id;
 use WriteGuard as W;
 use WriteMethod as WM;
 
-static TABLE: [Route; 26] = [
+static TABLE: [Route; 27] = [
     Route::read("/health", Id::Health, Surface::Any, R::Public),
     Route::read("/ready", Id::Ready, Surface::Any, R::Public),
     Route::read("/_static/:file", Id::ShareStatic, Surface::Share, R::Public),
@@ -268,6 +269,12 @@ static TABLE: [Route; 26] = [
     Route::read("/admin/switches", Id::AdminSwitches, Surface::Api, R::AdminToken),
     Route::write(WM::Post, "/admin/switches", Id::AdminSetSwitch, W::AdminToken),
     Route::write(WM::Post, "/admin/shares/revoke", Id::AdminRevokeShare, W::AdminToken),
+    Route::write(
+        WM::Post,
+        "/admin/journal/reapply",
+        Id::AdminReapplyJournal,
+        W::AdminToken,
+    ),
     Route::write(WM::Post, "/__test/controls", Id::TestControls, W::TestControl),
     Route::read("/__test/counters", Id::TestCounters, Surface::Any, R::TestControl),
     Route::read("/__test/floor", Id::TestFloor, Surface::Any, R::TestControl),

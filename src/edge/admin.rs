@@ -1,10 +1,12 @@
 //! Operator endpoints (admin bearer token, not a user session): re-drive dead jobs, list them,
-//! force a prewarm. `scripts/redrive` wraps the first for the runbook.
+//! force a prewarm, flip switches, revoke a leaked link, re-apply the revocation journal after a
+//! restore. `scripts/redrive` and `scripts/reapply-journal` wrap those for the runbooks.
 
-use babybook_jobs::{format_rfc3339_millis, FailureClass, Id};
+use babybook_jobs::{format_rfc3339_millis, parse_rfc3339_millis, FailureClass, Id};
 
 use crate::api_input::json_object;
 use crate::error::{ApiError, ErrorCode};
+use crate::journal::{self, Entry, Kind, Tally};
 use crate::reply::Reply;
 use crate::telemetry::Level;
 
@@ -13,7 +15,7 @@ use crate::share::{ShareToken, TokenHash};
 
 use super::context::{self, RequestContext};
 use super::cron_jobs;
-use super::db::{self, Budget};
+use super::db::{self, col, Budget, Scope};
 use super::dead_letters;
 use super::exchange::{Incoming, Notes};
 use super::share_cache::{self, PurgeIntent};
@@ -208,7 +210,8 @@ pub async fn revoke_share(cx: &RequestContext, incoming: &Incoming, notes: &Note
     let operator = notes.operator.clone().unwrap_or_default();
     let reason = incoming.header("x-admin-reason").unwrap_or_default().to_owned();
     let call = format!(
-        "SELECT account_id::text, version::text FROM operator_revoke_share({}, {})",
+        "SELECT account_id::text, version::text, floor(extract(epoch FROM now()) * 1000)::int8::text \
+         FROM operator_revoke_share({}, {})",
         crate::sql_text::bytea(&hash.0),
         crate::sql_text::text(&operator)
     );
@@ -219,8 +222,25 @@ pub async fn revoke_share(cx: &RequestContext, incoming: &Incoming, notes: &Note
         return Err(ApiError::new(ErrorCode::NotFound, "no share link with that token"));
     };
     let text = |i: usize| row.try_get(i).ok().flatten().unwrap_or_default();
-    let (account, version) = (text(0), text(1).parse::<i64>().unwrap_or(0));
-    let account = Id::parse(&account).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let (account, version, at_ms) = (
+        text(0),
+        text(1).parse::<i64>().unwrap_or(0),
+        text(2).parse::<i64>().unwrap_or(0),
+    );
+    let account = Id::parse(account).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let by = match operator.as_str() {
+        "" => journal::Revoker::Family,
+        name => journal::Revoker::Operator(name.to_owned()),
+    };
+    super::journal::record(
+        cx,
+        &journal::Entry::ShareRevoked {
+            token_hash: hash,
+            at_ms,
+            by,
+        },
+    )
+    .await;
     let intent = PurgeIntent {
         target: PurgeTarget::Link(hash),
         version,
@@ -242,4 +262,180 @@ pub async fn revoke_share(cx: &RequestContext, incoming: &Incoming, notes: &Note
             "purge": format!("this data center now; every data center by the tag {}", crate::share::purge::link_tag(&hash)),
         }),
     ))
+}
+
+/// Journal entries one call reads at most (each is an R2 read); past it the answer says where
+/// the next call continues (`continue_after`), which `scripts/reapply-journal` follows.
+const JOURNAL_ENTRIES_PER_CALL: u64 = 500;
+/// Keys per R2 listing (R2's own maximum is 1,000).
+const JOURNAL_LIST_PAGE: u32 = 100;
+
+/// `POST /admin/journal/reapply` with `{"since": "<RFC 3339>"}` (and `"after": "<key>"` to
+/// continue): after a point-in-time restore (docs/runbooks/pitr-cutover.md), revokes again every
+/// link and ends again every session the journal (`crate::journal`) recorded at or after
+/// `since` that the restore brought back, and purges those links like an operator's revoke.
+/// Idempotent: what is still revoked or ended is left alone, so a `since` well before the restore
+/// point costs only the reading.
+pub async fn reapply_journal(cx: &RequestContext, incoming: &Incoming, notes: &Notes) -> Result<Reply, ApiError> {
+    let body = json_object(&incoming.body)?;
+    let since = body
+        .get("since")
+        .and_then(|v| v.as_str())
+        .and_then(|t| parse_rfc3339_millis(t).ok())
+        .ok_or_else(|| {
+            ApiError::validation(vec![(
+                "since".into(),
+                "required: an RFC 3339 time before the restore point".into(),
+            )])
+        })?;
+    let first = journal::start_after(since);
+    let start = match body.get("after") {
+        None | Some(serde_json::Value::Null) => first,
+        Some(after) => after
+            .as_str()
+            .filter(|a| a.starts_with(journal::PREFIX) && *a > first.as_str() && a.len() <= 200)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ApiError::validation(vec![(
+                    "after".into(),
+                    "a journal key from continue_after, at or after since".into(),
+                )])
+            })?,
+    };
+    let mut tally = Tally::default();
+    let mut cursor = None;
+    let mut continue_after = None;
+    loop {
+        let page = super::journal::list(&cx.io, &start, cursor.as_deref(), JOURNAL_LIST_PAGE)
+            .await
+            .map_err(unavailable)?;
+        let mut entries = Vec::new();
+        for key in &page.keys {
+            match super::journal::read(&cx.io, key).await.map_err(unavailable)? {
+                Some(Ok(entry)) if entry.at_ms() >= since => entries.push(entry),
+                Some(Ok(_)) | None => {}
+                Some(Err(why)) => {
+                    tally.unreadable += 1;
+                    super::journal::skipped(cx, key, &why);
+                }
+            }
+        }
+        tally.entries += entries.len() as u64;
+        reapply_entries(cx, &entries, &mut tally).await?;
+        match page.cursor {
+            None => break,
+            Some(_) if tally.entries + tally.unreadable >= JOURNAL_ENTRIES_PER_CALL => {
+                continue_after = page.keys.last().cloned();
+                break;
+            }
+            Some(next) => cursor = Some(next),
+        }
+    }
+    let mut line = cx
+        .line(Level::Warn, "revocation journal re-applied")
+        .field("since", format_rfc3339_millis(since))
+        .field("operator", notes.operator.clone().unwrap_or_default())
+        .field(
+            "admin_reason",
+            incoming.header("x-admin-reason").unwrap_or_default().to_owned(),
+        )
+        .field("journal_entries", tally.entries)
+        .field("journal_unreadable", tally.unreadable);
+    for kind in Kind::ALL {
+        line = line.field(kind.as_str(), tally.reapplied[kind as usize]);
+    }
+    context::emit(&line);
+    let mut answer = tally.to_value();
+    answer["continue_after"] = continue_after.into();
+    Ok(Reply::json(200, &answer))
+}
+
+/// One transaction for a page of entries, a statement per kind present; then the purge of each
+/// link it revoked again (the trigger noted each intent, so the cron sweep retries a lost one).
+async fn reapply_entries(cx: &RequestContext, entries: &[Entry], tally: &mut Tally) -> Result<(), ApiError> {
+    use tokio_postgres::types::Type;
+    let (mut links, mut link_at, mut link_by) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut sessions, mut session_at, mut users, mut user_at) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for entry in entries {
+        let at = format_rfc3339_millis(entry.at_ms());
+        match entry {
+            Entry::ShareRevoked { token_hash, by, .. } => {
+                links.push(token_hash.0.to_vec());
+                link_at.push(at);
+                link_by.push(by.operator().map(str::to_owned));
+            }
+            Entry::SessionEnded { session_id_hash, .. } => {
+                sessions.push(session_id_hash.0.to_vec());
+                session_at.push(at);
+            }
+            Entry::UserSessionsEnded { user_id, .. } => {
+                users.push(user_id.to_string());
+                user_at.push(at);
+            }
+        }
+    }
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let (revoked, sessions_ended, user_sessions_ended) =
+        db::transaction(&cx.io, Scope::System, Budget::Standard, async |tx| {
+            let mut revoked = Vec::new();
+            if !links.is_empty() {
+                for row in tx
+                    .rows(
+                        "SELECT token_hash, account_id::text, version \
+                         FROM journal_reapply_share_revocations($1, $2::text[]::timestamptz[], $3)",
+                        &[
+                            (&links, Type::BYTEA_ARRAY),
+                            (&link_at, Type::TEXT_ARRAY),
+                            (&link_by, Type::TEXT_ARRAY),
+                        ],
+                    )
+                    .await?
+                {
+                    revoked.push((col::<Vec<u8>>(&row, 0)?, col::<String>(&row, 1)?, col::<i64>(&row, 2)?));
+                }
+            }
+            let mut sessions_ended = 0;
+            if !sessions.is_empty() {
+                let row = tx
+                    .one(
+                        "SELECT journal_reapply_session_ends($1, $2::text[]::timestamptz[])",
+                        &[(&sessions, Type::BYTEA_ARRAY), (&session_at, Type::TEXT_ARRAY)],
+                    )
+                    .await?;
+                sessions_ended = col::<i32>(&row, 0)?;
+            }
+            let mut user_sessions_ended = 0;
+            if !users.is_empty() {
+                let row = tx
+                    .one(
+                        "SELECT journal_reapply_user_session_ends($1::text[]::uuid[], $2::text[]::timestamptz[])",
+                        &[(&users, Type::TEXT_ARRAY), (&user_at, Type::TEXT_ARRAY)],
+                    )
+                    .await?;
+                user_sessions_ended = col::<i32>(&row, 0)?;
+            }
+            Ok((revoked, sessions_ended, user_sessions_ended))
+        })
+        .await?;
+    tally.add_reapplied(Kind::ShareRevoked, revoked.len() as u64);
+    tally.add_reapplied(Kind::SessionEnded, u64::try_from(sessions_ended).unwrap_or(0));
+    tally.add_reapplied(Kind::UserSessionsEnded, u64::try_from(user_sessions_ended).unwrap_or(0));
+    for (hash, account, version) in revoked {
+        let (Some(hash), Ok(account)) = (TokenHash::from_bytes(&hash), Id::parse(&account)) else {
+            continue;
+        };
+        let intent = PurgeIntent {
+            target: PurgeTarget::Link(hash),
+            version,
+        };
+        share_cache::purge(cx, account, intent, &[hash]).await;
+        context::emit(
+            &cx.line(Level::Warn, "share link revoked again from the journal")
+                .account(&account)
+                .field("token_hash", hash.short()),
+        );
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@ use crate::alerts::Alert;
 use crate::api_input::LoginRequest;
 use crate::csrf;
 use crate::error::{ApiError, ErrorCode};
+use crate::journal;
 use crate::password::{verify_password, DUMMY_HASH};
 use crate::rate_limit::{self, LOGIN_EMAIL, LOGIN_EMAIL_CEILING};
 use crate::reply::Reply;
@@ -131,24 +132,45 @@ pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) 
 /// too) and clears both cookies. Signing out twice is not an error.
 pub async fn logout(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
     let s = signed_in(incoming)?;
-    db::transaction(&cx.io, Scope::System, Budget::Hot, async |tx| {
-        tx.exec("SELECT end_session($1)", &[(&s.sid, Type::TEXT)]).await
+    let (ended, at_ms) = db::transaction(&cx.io, Scope::System, Budget::Hot, async |tx| {
+        let row = tx
+            .one(
+                "SELECT end_session($1), floor(extract(epoch FROM now()) * 1000)::int8",
+                &[(&s.sid, Type::TEXT)],
+            )
+            .await?;
+        Ok((col::<bool>(&row, 0)?, col::<i64>(&row, 1)?))
     })
     .await?;
+    if ended {
+        let entry = journal::Entry::SessionEnded {
+            session_id_hash: journal::SessionIdHash::of(&s.sid),
+            at_ms,
+        };
+        super::journal::record(cx, &entry).await;
+    }
     Ok(signed_out())
 }
 
 /// `POST /auth/logout-everywhere`: ends every session of the caller's user, this one included.
 pub async fn logout_everywhere(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) -> Result<Reply, ApiError> {
     let s = signed_in(incoming)?;
-    let ended = db::transaction(&cx.io, Scope::System, Budget::Hot, async |tx| {
-        let row = tx.one("SELECT end_user_sessions($1)", &[(&s.sid, Type::TEXT)]).await?;
-        col::<i32>(&row, 0)
+    // The time is rounded up: re-applying ends the user's sessions created up to it.
+    let (ended, at_ms) = db::transaction(&cx.io, Scope::System, Budget::Hot, async |tx| {
+        let row = tx
+            .one(
+                "SELECT end_user_sessions($1), ceil(extract(epoch FROM now()) * 1000)::int8",
+                &[(&s.sid, Type::TEXT)],
+            )
+            .await?;
+        Ok((col::<i32>(&row, 0)?, col::<i64>(&row, 1)?))
     })
     .await?;
     if ended == 0 {
         return Err(ApiError::new(ErrorCode::Unauthorized, "session ended"));
     }
+    let entry = journal::Entry::UserSessionsEnded { user_id: s.uid, at_ms };
+    super::journal::record(cx, &entry).await;
     notes.fields.push(("sessions_ended", ended.into()));
     Ok(signed_out())
 }

@@ -8,6 +8,7 @@ use babybook_jobs::Id;
 
 use crate::api_input::{CreateShareRequest, UpdateShareRequest};
 use crate::error::{ApiError, ErrorCode};
+use crate::journal;
 use crate::reply::Reply;
 use crate::share::{ShareToken, TokenHash};
 
@@ -165,17 +166,27 @@ pub async fn update(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
 pub async fn revoke(cx: &RequestContext, incoming: &Incoming, id: &str) -> Result<Reply, ApiError> {
     let s = incoming.session()?;
     let id = path_id(id)?.to_string();
-    let (hash, version) = db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
+    let (hash, version, revoked_ms) = db::transaction(&cx.io, Scope::session(s), Budget::Standard, async |tx| {
         let row = tx
             .opt(
-                "UPDATE share_link SET revoked_at = coalesce(revoked_at, now()), updated_at = now() WHERE id = $1::uuid RETURNING token_hash, version",
+                "UPDATE share_link SET revoked_at = coalesce(revoked_at, now()), updated_at = now() WHERE id = $1::uuid \
+                 RETURNING token_hash, version, floor(extract(epoch FROM revoked_at) * 1000)::int8",
                 &[(&id, Type::TEXT)],
             )
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no share with that id in this account"))?;
-        Ok((col::<Vec<u8>>(&row, 0)?, col::<i64>(&row, 1)?))
+        Ok((col::<Vec<u8>>(&row, 0)?, col::<i64>(&row, 1)?, col::<i64>(&row, 2)?))
     })
     .await?;
+    // Revoking again writes the same entry again (same time, same key): a lost write heals.
+    if let Some(token_hash) = TokenHash::from_bytes(&hash) {
+        let entry = journal::Entry::ShareRevoked {
+            token_hash,
+            at_ms: revoked_ms,
+            by: journal::Revoker::Family,
+        };
+        super::journal::record(cx, &entry).await;
+    }
     purge(cx, s.aid, &hash, version).await;
     Ok(Reply::new(204))
 }

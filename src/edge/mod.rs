@@ -16,6 +16,7 @@ mod exchange;
 mod faults;
 mod job_rows;
 mod jobs;
+mod journal;
 mod js_body;
 mod limiter_binding;
 mod media_client;

@@ -397,6 +397,7 @@ async fn handler(
         RouteId::AdminSwitches => admin::switches(cx).await,
         RouteId::AdminSetSwitch => admin::set_switch(cx, incoming).await,
         RouteId::AdminRevokeShare => admin::revoke_share(cx, incoming, notes).await,
+        RouteId::AdminReapplyJournal => admin::reapply_journal(cx, incoming, notes).await,
         RouteId::TestControls => test_controls::run(cx, crate::api_input::json_object(&incoming.body)?).await,
         RouteId::TestCounters => Ok(Reply::json(200, &test_controls::counters())),
         RouteId::TestFloor => test_controls::floor(cx).await,
