@@ -27,9 +27,12 @@ pub enum Alert {
     /// A revoke or a session end was not written to the revocation journal: a point-in-time
     /// restore to before it would bring the link or the session back (`crate::journal`).
     JournalWriteFailed,
+    /// The dead-job store (R2) refuses a dead job's record: the DLQ handler keeps it on the queue,
+    /// re-published, until the store takes it.
+    DeadJobStoreFailing,
 }
 
-pub const ALL: [Alert; 7] = [
+pub const ALL: [Alert; 8] = [
     Alert::DlqItem,
     Alert::QueueTtr,
     Alert::PurgeFailing,
@@ -37,6 +40,7 @@ pub const ALL: [Alert; 7] = [
     Alert::ConsumerStalled,
     Alert::SloFastBurn,
     Alert::JournalWriteFailed,
+    Alert::DeadJobStoreFailing,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +71,7 @@ impl Alert {
             Alert::ConsumerStalled => "consumer_stalled",
             Alert::SloFastBurn => "slo_fast_burn",
             Alert::JournalWriteFailed => "journal_write_failed",
+            Alert::DeadJobStoreFailing => "dead_job_store_failing",
         }
     }
 
@@ -78,7 +83,11 @@ impl Alert {
         match self {
             // Seed §5.5: a stuck queue is a fire.
             Alert::ConsumerStalled | Alert::SloFastBurn => Severity::Sev1,
-            Alert::DlqItem | Alert::QueueTtr | Alert::PurgeFailing | Alert::JournalWriteFailed => Severity::Sev2,
+            Alert::DlqItem
+            | Alert::QueueTtr
+            | Alert::PurgeFailing
+            | Alert::JournalWriteFailed
+            | Alert::DeadJobStoreFailing => Severity::Sev2,
             Alert::LoginEmailCeiling => Severity::Sev3,
         }
     }
@@ -101,6 +110,7 @@ impl Alert {
             Alert::ConsumerStalled => "docs/runbooks/incident.md#consumer-stalled",
             Alert::SloFastBurn => "docs/runbooks/incident.md#the-first-five-minutes",
             Alert::JournalWriteFailed => "docs/runbooks/pitr-cutover.md#the-revocation-journal",
+            Alert::DeadJobStoreFailing => "docs/runbooks/dlq.md#the-dead-job-store-is-failing",
         }
     }
 }

@@ -54,6 +54,7 @@ pub mod var {
     pub const PREWARM_CONCURRENCY: &str = "PREWARM_CONCURRENCY";
     pub const PREWARM_BUDGET_MS: &str = "PREWARM_BUDGET_MS";
     pub const VIEW_FLUSH_SECONDS: &str = "VIEW_FLUSH_SECONDS";
+    pub const DLQ_STORE_RETRY_SECONDS: &str = "DLQ_STORE_RETRY_SECONDS";
     pub const SHARE_MEMORY_TTL_MS: &str = "SHARE_MEMORY_TTL_MS";
     pub const DB_ACQUIRE_TIMEOUT_MS: &str = "DB_ACQUIRE_TIMEOUT_MS";
     pub const CONSUMER_CONCURRENCY: &str = "CONSUMER_CONCURRENCY";
@@ -149,6 +150,9 @@ pub struct Config {
     pub prewarm_concurrency: usize,
     pub prewarm_budget_ms: u64,
     pub view_flush_seconds: u64,
+    /// How long the DLQ handler waits before it tries to store a dead job again, when the store
+    /// refused it (the dead letter is re-published to `jobs-dlq` with this delay).
+    pub dlq_store_retry_seconds: u64,
     /// How long a share page stays in an isolate's memory in front of the Cache API (0: off).
     pub share_memory_ttl_ms: u64,
     /// How long a unit of work waits for a connection and its first statement (seed §11: pool
@@ -293,6 +297,11 @@ impl Config {
             prewarm_concurrency: parse_number(var::PREWARM_CONCURRENCY, get(var::PREWARM_CONCURRENCY), 4)?,
             prewarm_budget_ms: parse_number(var::PREWARM_BUDGET_MS, get(var::PREWARM_BUDGET_MS), 20_000)?,
             view_flush_seconds: parse_number(var::VIEW_FLUSH_SECONDS, get(var::VIEW_FLUSH_SECONDS), 30)?,
+            dlq_store_retry_seconds: parse_number(
+                var::DLQ_STORE_RETRY_SECONDS,
+                get(var::DLQ_STORE_RETRY_SECONDS),
+                30,
+            )?,
             share_memory_ttl_ms: parse_number(var::SHARE_MEMORY_TTL_MS, get(var::SHARE_MEMORY_TTL_MS), 2_000)?,
             db_acquire_timeout_ms: parse_number(var::DB_ACQUIRE_TIMEOUT_MS, get(var::DB_ACQUIRE_TIMEOUT_MS), 1_500)?,
             consumer_concurrency: match parse_number(var::CONSUMER_CONCURRENCY, get(var::CONSUMER_CONCURRENCY), 6)? {

@@ -473,13 +473,23 @@ async fn settle(
             let fate = send_to_dlq(delivery, io, config, dead, line(Level::Warn, "job dead")).await;
             if fate == Fate::Dead {
                 if let Some(subject) = job_rows::Subject::of(&message.job) {
-                    // Best effort: the DLQ handler marks it too, once the record is stored.
-                    let _ = job_rows::mark_failed(io, message.account_id, subject, &failure).await;
+                    // Best effort: the DLQ handler marks it too, once the record is stored. A
+                    // row another delivery took over (this one outlived its lease) is left to it.
+                    let by = job_rows::MarkedBy::Delivery(holder);
+                    if let Ok(false) = job_rows::mark_failed(io, message.account_id, subject, &failure, by).await {
+                        context::emit(&lease_lost(line, "mark_failed"));
+                    }
                 }
             }
             fate
         }
     }
+}
+
+/// The line of a write that found the row no longer under this delivery's lease (another
+/// delivery took it over, or it was already concluded): the write changed nothing.
+fn lease_lost(line: &dyn Fn(Level, &str) -> LogLine, write: &str) -> LogLine {
+    line(Level::Warn, "job lease lost").field("write", write)
 }
 
 fn fault_error() -> ApiError {
@@ -877,9 +887,10 @@ async fn record_batch(
             if job.message.account_id != account {
                 continue;
             }
+            let holder = job.holder.as_str();
             match (output, &job.message.job) {
-                (Output::Export(key), Job::Export { export_id }) => exports.push((*export_id, key.as_str())),
-                (Output::Asset(output), job) => assets.extend(job.asset_id().map(|id| (id, output))),
+                (Output::Export(key), Job::Export { export_id }) => exports.push((*export_id, holder, key.as_str())),
+                (Output::Asset(output), job) => assets.extend(job.asset_id().map(|id| (id, holder, output))),
                 (Output::Export(_), _) => {}
             }
         }
@@ -892,22 +903,30 @@ async fn record_batch(
             ));
         }
     }
-    let failed: Option<ApiError> = if transactions.is_empty() {
-        None
+    let recorded: Result<Vec<String>, ApiError> = if transactions.is_empty() {
+        Ok(Vec::new())
     } else if faults::is_on(config, Fault::JobDbAfterClaim) {
-        Some(fault_error())
+        Err(fault_error())
     } else {
         db::one_message(io, Budget::Standard, &transactions.join("; "))
             .await
-            .err()
+            .map(|rows| job_rows::finished_from(&rows))
     };
-    progress
-        .into_iter()
-        .map(|p| match p {
+    jobs.iter()
+        .zip(progress)
+        .map(|((_, job), p)| match p {
             Progress::Ended(step) => step,
-            Progress::Finished(_) => match &failed {
-                Some(e) => Step::Failed(database_failure(e)),
-                None => Step::Done,
+            Progress::Finished(_) => match &recorded {
+                Err(e) => Step::Failed(database_failure(e)),
+                Ok(finished) if job_rows::Subject::of(&job.message.job).is_some_and(|s| finished.contains(&s.id())) => {
+                    Step::Done
+                }
+                // Another delivery holds the row now (this one outlived its lease): it finishes
+                // the job; this result was not written.
+                Ok(_) => {
+                    context::emit(&lease_lost(&|level, text| job.line(config, level, text), "finish"));
+                    Step::Skipped("the lease was lost before the result was recorded")
+                }
             },
         })
         .collect()

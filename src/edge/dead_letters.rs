@@ -17,6 +17,7 @@ use crate::telemetry::Level;
 
 use super::consumer::deliveries;
 use super::context::{self, Io, Settings};
+use super::faults::{self, Fault};
 use super::job_rows::{self, Subject};
 
 pub fn bucket(io: &Io) -> Result<Bucket, String> {
@@ -35,27 +36,33 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
         let dead = DeadLetter::from_value(delivery.body_value(), now);
         let class = dead.class();
         let key = object_key(&dead, &delivery.id());
-        let stored = match bucket(&io) {
-            Ok(bucket) => bucket
-                .put(key.clone(), dead.to_json())
-                .execute()
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+        let stored = if faults::is_on(config, Fault::DeadJobStore) {
+            Err("dead_job_store fault switched on (test control)".to_owned())
+        } else {
+            match bucket(&io) {
+                Ok(bucket) => bucket
+                    .put(key.clone(), dead.to_json())
+                    .execute()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            }
         };
         if let Err(e) = stored {
-            // Keep the message until the store is back; the alert fires when it is stored.
-            context::emit(
-                &context::line(config, &context::new_trace_id(), Level::Error, "dead job not stored")
-                    .field("key", key)
-                    .field("detail", e),
-            );
-            delivery.retry(30);
+            keep_on_the_queue(&delivery, &io, config, &dead, key, e, now).await;
             continue;
         }
         if let Some((job, subject)) = dead.job.as_ref().and_then(|j| Some((j, Subject::of(&j.job)?))) {
-            if let Err(e) = job_rows::mark_failed(&io, job.account_id, subject, &dead.failure).await {
+            if let Err(e) = job_rows::mark_failed(
+                &io,
+                job.account_id,
+                subject,
+                &dead.failure,
+                job_rows::MarkedBy::DeadLetters,
+            )
+            .await
+            {
                 // The record is stored; the row still says it is being worked on. Try again
                 // (storing the record again is idempotent) rather than leave the two apart.
                 context::emit(
@@ -97,6 +104,55 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
         }
         super::alerts::raise(&io, config, line);
         delivery.ack();
+    }
+}
+
+/// The store refused the record: the dead letter goes back on `jobs-dlq`, delayed, as a new
+/// message, and this delivery is acked. The runtime drops a message after `max_retries`
+/// deliveries (100, 30 s apart: under an hour of outage); a re-published copy starts again, so a
+/// store outage of hours loses nothing. Only if even that publish fails is this delivery retried
+/// (the runtime's count then runs). The `dead_job_store_failing` alert fires on the first
+/// refusal and then about every 10 minutes while the record waits.
+async fn keep_on_the_queue(
+    delivery: &super::consumer::Delivery,
+    io: &Io,
+    config: &crate::config::Config,
+    dead: &DeadJob,
+    key: String,
+    detail: String,
+    now: i64,
+) {
+    let delay = u32::try_from(config.dlq_store_retry_seconds).unwrap_or(30).max(1);
+    let waiting_seconds = babybook_jobs::parse_rfc3339_millis(&dead.dead_at)
+        .map(|at| (now - at).max(0) / 1000)
+        .unwrap_or(0);
+    let trace = dead
+        .job
+        .as_ref()
+        .map(|j| j.trace_id.clone())
+        .unwrap_or_else(context::new_trace_id);
+    let mut line = context::line(config, &trace, Level::Error, "dead job not stored")
+        .field("key", key)
+        .field("detail", detail)
+        .field("attempts", delivery.attempts())
+        .field("waiting_seconds", waiting_seconds)
+        .field("retry_in_seconds", delay);
+    match super::jobs::dead_letter_after(io, config, dead, delay).await {
+        Ok(()) => {
+            delivery.ack();
+            line = line.field("kept", "re-published to jobs-dlq");
+        }
+        Err(e) => {
+            delivery.retry(delay);
+            line = line.field("publish_error", e);
+        }
+    }
+    let first = waiting_seconds <= i64::from(delay) + 5;
+    let periodic = waiting_seconds % 600 < i64::from(delay);
+    if first || periodic {
+        super::alerts::raise(io, config, Alert::DeadJobStoreFailing.on(line));
+    } else {
+        context::emit(&line);
     }
 }
 

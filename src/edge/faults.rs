@@ -16,6 +16,8 @@ pub enum Fault {
     QueuePublish,
     /// The dead-letter publish fails.
     DlqPublish,
+    /// The dead-job store (R2) refuses every write.
+    DeadJobStore,
     /// The job consumer waits (up to two minutes) before taking a batch.
     ConsumerPaused,
     /// Every job-row write after the claim fails.
@@ -32,9 +34,10 @@ pub enum Fault {
 }
 
 impl Fault {
-    const SIMPLE: [Fault; 7] = [
+    const SIMPLE: [Fault; 8] = [
         Fault::QueuePublish,
         Fault::DlqPublish,
+        Fault::DeadJobStore,
         Fault::ConsumerPaused,
         Fault::JobDbAfterClaim,
         Fault::SkipHygiene,
@@ -47,6 +50,7 @@ impl Fault {
         match self {
             Fault::QueuePublish => "queue_publish".into(),
             Fault::DlqPublish => "dlq_publish".into(),
+            Fault::DeadJobStore => "dead_job_store".into(),
             Fault::ConsumerPaused => "consumer_paused".into(),
             Fault::JobDbAfterClaim => "job_db_after_claim".into(),
             Fault::Cron(job) => format!("cron:{}", job.as_str()),

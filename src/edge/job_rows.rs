@@ -40,7 +40,7 @@ impl Subject {
         }
     }
 
-    fn id(self) -> String {
+    pub fn id(self) -> String {
         self.raw().to_string()
     }
 
@@ -165,38 +165,69 @@ pub async fn release(io: &Io, account: Id, subject: Subject, holder: &str) -> Re
 
 /// The statements that record finished jobs (one account's, for its transaction): each asset
 /// `ready` with its validated output, each export `ready` with its archive's key; one statement
-/// per table, none for a table with nothing to record.
-pub fn finish_statements(assets: &[(Id, &MediaOutput)], exports: &[(Id, &str)]) -> Vec<String> {
+/// per table, none for a table with nothing to record. Every write is fenced by the lease: only a
+/// row still `processing` under the delivery that ran the job changes, so a delivery that
+/// outlived its lease (another one took the row over) writes nothing. Each row written answers
+/// `finished` = its id ([`finished_from`]).
+pub fn finish_statements(assets: &[(Id, &str, &MediaOutput)], exports: &[(Id, &str, &str)]) -> Vec<String> {
     let mut statements = Vec::new();
     if !assets.is_empty() {
         statements.push(format!(
             "UPDATE asset AS t SET status = 'ready', derivatives = w.derivatives::jsonb, width = coalesce(w.width, t.width),
                height = coalesce(w.height, t.height), ready_at = now(), failure_reason = NULL,
                lease_expires_at = NULL, lease_holder = NULL, updated_at = now()
-             FROM unnest({ids}, {derivatives}, {widths}, {heights}) AS w(id, derivatives, width, height)
-             WHERE t.id = w.id AND t.status = 'processing'",
-            ids = sql_text::uuid_array(assets.iter().map(|(id, _)| *id)),
-            derivatives = sql_text::text_array(assets.iter().map(|(_, o)| o.derivatives.as_str())),
-            widths = sql_text::int_array(assets.iter().map(|(_, o)| o.width)),
-            heights = sql_text::int_array(assets.iter().map(|(_, o)| o.height)),
+             FROM unnest({ids}, {holders}, {derivatives}, {widths}, {heights}) AS w(id, holder, derivatives, width, height)
+             WHERE t.id = w.id AND t.status = 'processing' AND t.lease_holder = w.holder
+             RETURNING t.id::text AS finished",
+            ids = sql_text::uuid_array(assets.iter().map(|(id, _, _)| *id)),
+            holders = sql_text::text_array(assets.iter().map(|(_, holder, _)| *holder)),
+            derivatives = sql_text::text_array(assets.iter().map(|(_, _, o)| o.derivatives.as_str())),
+            widths = sql_text::int_array(assets.iter().map(|(_, _, o)| o.width)),
+            heights = sql_text::int_array(assets.iter().map(|(_, _, o)| o.height)),
         ));
     }
     if !exports.is_empty() {
         statements.push(format!(
             "UPDATE account_export AS t SET status = 'ready', object_key = nullif(w.key, ''), ready_at = now(),
                lease_expires_at = NULL, lease_holder = NULL
-             FROM unnest({ids}, {keys}) AS w(id, key)
-             WHERE t.id = w.id AND t.status = 'processing'",
-            ids = sql_text::uuid_array(exports.iter().map(|(id, _)| *id)),
-            keys = sql_text::text_array(exports.iter().map(|(_, key)| *key)),
+             FROM unnest({ids}, {holders}, {keys}) AS w(id, holder, key)
+             WHERE t.id = w.id AND t.status = 'processing' AND t.lease_holder = w.holder
+             RETURNING t.id::text AS finished",
+            ids = sql_text::uuid_array(exports.iter().map(|(id, _, _)| *id)),
+            holders = sql_text::text_array(exports.iter().map(|(_, holder, _)| *holder)),
+            keys = sql_text::text_array(exports.iter().map(|(_, _, key)| *key)),
         ));
     }
     statements
 }
 
+/// The ids of the rows the finish statements wrote (rows of other statements are skipped).
+pub fn finished_from(rows: &[SimpleQueryRow]) -> Vec<String> {
+    rows.iter()
+        .filter(|row| row.columns().iter().any(|c| c.name() == "finished"))
+        .filter_map(|row| row.try_get("finished").ok().flatten().map(str::to_owned))
+        .collect()
+}
+
+/// Who marks a row `failed`, which decides what it may overwrite.
+#[derive(Debug, Clone, Copy)]
+pub enum MarkedBy<'a> {
+    /// The delivery that ran the job, by its lease: a row another delivery holds is left alone.
+    Delivery(&'a str),
+    /// The DLQ handler, once the dead record is stored: any row not under a live lease.
+    DeadLetters,
+}
+
 /// Marks the row `failed` with a reason the app can show. Called only once the dead record is on
 /// its way to the store (the consumer) or stored (the DLQ handler): a failed row always has one.
-pub async fn mark_failed(io: &Io, account: Id, subject: Subject, failure: &Failure) -> Result<(), ApiError> {
+/// `Ok(false)`: nothing changed (the row is ready, deleted, or leased by another delivery).
+pub async fn mark_failed(
+    io: &Io,
+    account: Id,
+    subject: Subject,
+    failure: &Failure,
+    by: MarkedBy<'_>,
+) -> Result<bool, ApiError> {
     let reason = format!(
         "{}: {}",
         failure.kind.class().as_str(),
@@ -205,18 +236,30 @@ pub async fn mark_failed(io: &Io, account: Id, subject: Subject, failure: &Failu
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default()
     );
+    let fence = match by {
+        MarkedBy::Delivery(_) => "(status <> 'processing' OR lease_holder = $3)",
+        // `$3` is no message id: only an expired lease or none lets the handler through.
+        MarkedBy::DeadLetters => {
+            "(status <> 'processing' OR lease_expires_at IS NULL OR lease_expires_at < now() OR lease_holder = $3)"
+        }
+    };
+    let holder = match by {
+        MarkedBy::Delivery(holder) => holder.to_owned(),
+        MarkedBy::DeadLetters => String::new(),
+    };
     let sql = format!(
         "UPDATE {} SET status = 'failed', failure_reason = $2, lease_expires_at = NULL, lease_holder = NULL{}
-         WHERE id = $1::uuid AND status NOT IN ('ready', 'deleted') RETURNING 1",
+         WHERE id = $1::uuid AND status NOT IN ('ready', 'deleted') AND {fence} RETURNING 1",
         subject.table(),
         subject.touched(false),
     );
     let id = subject.id();
     db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
-        tx.exec(&sql, &[(&id, Type::TEXT), (&reason, Type::TEXT)]).await
+        tx.exec(&sql, &[(&id, Type::TEXT), (&reason, Type::TEXT), (&holder, Type::TEXT)])
+            .await
     })
     .await
-    .map(|_| ())
+    .map(|changed| changed > 0)
 }
 
 /// Records that the row's job is on the queue, so the sweep of lost publishes leaves it alone.

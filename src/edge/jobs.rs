@@ -83,6 +83,15 @@ pub async fn dead_letter(env: &Env, config: &Config, dead: &DeadJob) -> Result<(
     send(env, binding::JOBS_DLQ, &dead.to_json(), None).await
 }
 
+/// A dead letter back on `jobs-dlq` after `delay_seconds`: the DLQ handler's way of keeping a
+/// dead job the store refused (a new message, so the runtime's `max_retries` never drops it).
+pub async fn dead_letter_after(env: &Env, config: &Config, dead: &DeadJob, delay_seconds: u32) -> Result<(), String> {
+    if faults::is_on(config, Fault::DlqPublish) {
+        return Err("dlq_publish fault switched on (test control)".into());
+    }
+    send(env, binding::JOBS_DLQ, &dead.to_json(), Some(delay_seconds)).await
+}
+
 /// Test control: publishes an arbitrary body (poison pills, duplicates) to `jobs`.
 pub async fn publish_raw(env: &Env, body: &serde_json::Value) -> Result<(), String> {
     let queue = env.queue(binding::JOBS).map_err(|e| format!("queue binding: {e}"))?;

@@ -311,3 +311,156 @@ fn a_job_that_runs_longer_than_the_edges_call_timeout_completes_by_asking_again(
         "a running job burns no retry attempts"
     );
 }
+
+// ------------------------------------------------- issue 28: writes fenced by the lease
+
+/// A stack whose media calls can be held past a lease while a test takes the row over.
+fn lease_stack() -> &'static Stack {
+    static STACK: std::sync::OnceLock<Stack> = std::sync::OnceLock::new();
+    STACK.get_or_init(|| Stack::start(StackOptions::named("lease-fence")))
+}
+
+/// Publishes `asset`'s transcode with its media call held `delay_ms` and answered `mode`; once
+/// the delivery has claimed the row, hands the lease to another delivery (what a second delivery's
+/// claim writes after the first one's lease expired), and returns that holder.
+fn outlive_the_lease(stack: &Stack, account: &str, asset: &str, mode: &str) -> &'static str {
+    stack.media_control(
+        "PUT",
+        &format!("/__control/behaviour/{asset}"),
+        Some(json!({"mode": mode, "delay_ms": 4000})),
+    );
+    let job = edge_tests::fixtures::transcode_job(account, asset, "lease-fence-test");
+    stack.control(json!({"action": "publish_raw", "body": job}));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while asset_status(stack, asset).0 != "processing" {
+        assert!(Instant::now() < deadline, "the job never claimed its row");
+        std::thread::sleep(Duration::from_millis(20)); // polling interval, bounded by the deadline
+    }
+    let taken = stack
+        .db()
+        .execute(
+            "UPDATE asset SET lease_holder = 'a-later-delivery', lease_expires_at = now() + interval '10 minutes'
+             WHERE id = $1::text::uuid AND status = 'processing'",
+            &[&asset],
+        )
+        .unwrap();
+    assert_eq!(
+        taken, 1,
+        "the row was concluded before the takeover: the media call was not held"
+    );
+    "a-later-delivery"
+}
+
+fn holder_of(stack: &Stack, asset: &str) -> (String, Option<String>, String) {
+    let row = stack
+        .db()
+        .query_one(
+            "SELECT status, lease_holder, derivatives::text FROM asset WHERE id = $1::text::uuid",
+            &[&asset],
+        )
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
+
+#[test]
+fn a_delivery_that_outlived_its_lease_does_not_finish_the_row_another_delivery_holds() {
+    let stack = lease_stack();
+    let family = stack.family(1, 0);
+    let asset = stack.queued_asset(&family.account_id);
+    let holder = outlive_the_lease(stack, &family.account_id, &asset, "ok");
+    let lost = stack.wait_for_log(Duration::from_secs(30), "the lost lease's line", |l| {
+        l["message"] == "job lease lost" && l["asset_id"] == asset.as_str()
+    });
+    assert_eq!(lost["write"], "finish");
+    let (status, lease_holder, derivatives) = holder_of(stack, &asset);
+    assert_eq!(
+        (status.as_str(), lease_holder.as_deref(), derivatives.as_str()),
+        ("processing", Some(holder), "[]"),
+        "the late result overwrote the row its new holder owns"
+    );
+}
+
+#[test]
+fn a_delivery_that_outlived_its_lease_does_not_fail_the_row_another_delivery_holds() {
+    let stack = lease_stack();
+    let family = stack.family(1, 0);
+    let asset = stack.queued_asset(&family.account_id);
+    let holder = outlive_the_lease(stack, &family.account_id, &asset, "corrupt");
+    let lost = stack.wait_for_log(Duration::from_secs(30), "the lost lease's line", |l| {
+        l["message"] == "job lease lost" && l["asset_id"] == asset.as_str()
+    });
+    assert_eq!(lost["write"], "mark_failed");
+    // The DLQ handler stores the record and marks rows too: wait for it before judging the row.
+    stack.wait_for_log(Duration::from_secs(30), "the dead job's alert", |l| {
+        l["alert"] == "dlq_item" && l["asset_id"] == asset.as_str()
+    });
+    let (status, lease_holder, _) = holder_of(stack, &asset);
+    assert_eq!(
+        (status.as_str(), lease_holder.as_deref()),
+        ("processing", Some(holder)),
+        "the late failure failed the row its new holder owns"
+    );
+}
+
+// ------------------------------------------------- issue 28: a dead letter is never dropped
+
+#[test]
+fn a_dead_job_survives_a_dead_job_store_outage_longer_than_the_dlqs_retries() {
+    // Its own stack: the store fault is the whole isolate's.
+    let stack = Stack::start(StackOptions::named("dead-store").var("DLQ_STORE_RETRY_SECONDS", "1"));
+    let family = stack.family(1, 0);
+    let asset = stack.queued_asset(&family.account_id);
+    stack.media_control(
+        "PUT",
+        &format!("/__control/behaviour/{asset}"),
+        Some(json!({"mode": "corrupt"})),
+    );
+    stack.fault("dead_job_store", true);
+    let job = edge_tests::fixtures::transcode_job(&family.account_id, &asset, "dead-store-test");
+    let job_id = job["job_id"].as_str().unwrap().to_owned();
+    stack.control(json!({"action": "publish_raw", "body": job}));
+
+    // Five refusals, one second apart: the same dead letter, each time a new message (its
+    // delivery count stays at 1), where the runtime's own retries would count up to
+    // `max_retries` and then drop it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let refusals = loop {
+        let lines: Vec<serde_json::Value> = stack
+            .logs()
+            .into_iter()
+            .filter(|l| l["message"] == "dead job not stored" && l["key"].as_str().is_some_and(|k| k.contains(&job_id)))
+            .collect();
+        if lines.len() >= 5 {
+            break lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead job was not kept trying: {lines:?}\n{}",
+            stack.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(200)); // polling interval, bounded by the deadline
+    };
+    for line in &refusals {
+        assert_eq!(line["attempts"], 1, "a delivery counted toward max_retries: {line}");
+        assert_eq!(line["kept"], "re-published to jobs-dlq", "{line}");
+    }
+    assert_eq!(
+        refusals[0]["alert"], "dead_job_store_failing",
+        "the first refusal alerts"
+    );
+
+    stack.fault("dead_job_store", false);
+    let stored = stack.wait_for_log(Duration::from_secs(30), "the stored dead job", |l| {
+        l["alert"] == "dlq_item" && l["job_id"] == job_id.as_str()
+    });
+    assert_eq!(stored["classification"], "definitive");
+    let dead = stack.admin("GET", "/admin/jobs/dead", None).json();
+    assert!(
+        dead["dead_jobs"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|j| j["job_id"] == job_id.as_str())),
+        "the record is in the store, ready to re-drive: {dead}"
+    );
+    assert_eq!(asset_status(&stack, &asset).0, "failed");
+    stack.stop();
+}

@@ -5,7 +5,8 @@
 //! POST /jobs                          a job call (Authorization: Bearer <MEDIA_WORKER_TOKEN>)
 //! GET  /objects/{key}                 stored object metadata {"size", "etag"} (storage's HEAD)
 //! GET  /derived/… /originals/…        a placeholder SVG image (PNG for `.png` keys), so pages render locally
-//! PUT  /__control/behaviour/{id}      {"mode": "transient", "times": 3, "then": "ok"}
+//! PUT  /__control/behaviour/{id}      {"mode": "transient", "times": 3, "then": "ok"}; "delay_ms"
+//!                                     holds the answer that long (a call outliving its lease)
 //! PUT  /__control/default             {"mode": "transient"} for every id without its own
 //! PUT  /__control/objects             {"key", "size", "etag"}: an uploaded original
 //! GET  /__control/calls?id=…          the calls received (all, or those naming id)
@@ -62,6 +63,9 @@ pub struct Behaviour {
     /// For `slow`: how long the job runs, from its first call.
     #[serde(default)]
     pub seconds: u64,
+    /// Wait this long before answering, whatever the mode: a call that outlives its lease.
+    #[serde(default)]
+    pub delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -148,25 +152,26 @@ fn ids_of(job: &Value) -> Vec<String> {
 async fn job(State(state): State<AppState>, headers: HeaderMap, Json(job): Json<Value>) -> Response {
     let ids = ids_of(&job);
     let authorized = authorized(&state, &headers);
-    let mode = {
+    let (mode, delay) = {
         let mut inner = state.inner.lock().expect("stand-in state");
         let key = ids.iter().find(|id| inner.behaviours.contains_key(*id)).cloned();
         let behaviour = match key {
             Some(k) => inner.behaviours.get_mut(&k),
             None => inner.default.as_mut(),
         };
-        let (mode, seconds) = match behaviour {
-            None => (Mode::Ok, 0),
+        let (mode, seconds, delay_ms) = match behaviour {
+            None => (Mode::Ok, 0, 0),
             Some(b) => match b.times {
-                Some(0) => (b.then, b.seconds),
+                Some(0) => (b.then, b.seconds, 0),
                 Some(n) => {
                     b.times = Some(n - 1);
-                    (b.mode, b.seconds)
+                    (b.mode, b.seconds, b.delay_ms)
                 }
-                None => (b.mode, b.seconds),
+                None => (b.mode, b.seconds, b.delay_ms),
             },
         };
-        if mode == Mode::Slow {
+        let delay = Duration::from_millis(delay_ms);
+        let mode = if mode == Mode::Slow {
             let job_id = job.get("job_id").and_then(Value::as_str).unwrap_or("").to_owned();
             let started = *inner.started.entry(job_id).or_insert_with(std::time::Instant::now);
             if started.elapsed() < Duration::from_secs(seconds) {
@@ -176,9 +181,11 @@ async fn job(State(state): State<AppState>, headers: HeaderMap, Json(job): Json<
             }
         } else {
             mode
-        }
+        };
+        (mode, delay)
     };
     let mode = if authorized { mode } else { Mode::Forbidden };
+    tokio::time::sleep(delay).await;
     if mode == Mode::Hang {
         tokio::time::sleep(Duration::from_secs(30)).await;
     }
