@@ -32,6 +32,17 @@ pub enum Alert {
     DeadJobStoreFailing,
 }
 
+/// A keyed digest of an email for an alert line (32 hex digits of HMAC-SHA256 under a key derived
+/// from `key`): stable per address, so alerts about one address can be grouped, and not a plain
+/// hash, which anyone with the log could test guessed addresses against.
+pub fn keyed_email_digest(key: &crate::session::SigningKey, folded_email: &str) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let derived = key.derive("alert-email");
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&derived).expect("HMAC takes any key length");
+    mac.update(folded_email.as_bytes());
+    crate::hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
 pub const ALL: [Alert; 8] = [
     Alert::DlqItem,
     Alert::QueueTtr,
@@ -156,6 +167,26 @@ pub const DEFAULT_WINDOW_SECONDS: u64 = 900;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_alerts_email_key_is_keyed_stable_and_not_the_plain_digest() {
+        use crate::session::SigningKey;
+        let key = SigningKey::new("session-secret-for-alert-tests-0123456789");
+        let email = crate::rate_limit::fold_email("Mae@Example.com");
+        let a = keyed_email_digest(&key, &email);
+        assert_eq!(a, keyed_email_digest(&key, "mae@example.com"), "one address, one key");
+        assert_eq!(a.len(), 32);
+        assert_ne!(
+            a,
+            crate::rate_limit::email_digest("mae@example.com"),
+            "not the plain digest"
+        );
+        assert_ne!(
+            a,
+            keyed_email_digest(&SigningKey::new("another-secret-0123456789abcdef"), &email),
+            "keyed"
+        );
+    }
 
     #[test]
     fn every_alert_has_a_name_a_severity_and_a_runbook_that_exists() {

@@ -31,6 +31,12 @@ pub enum Rejection {
     UnknownHost,
     /// A method no route serves, anywhere: `405` before routing.
     UnknownMethod,
+    /// A path an origin could read otherwise than the edge does: a path parameter (`;`, which
+    /// servlet containers strip, so `..;` reads as `..`) or a segment that decodes to `.`/`..`.
+    /// `404` before routing, like a scanner path (no route of ours has such a path): the allowlist
+    /// of proxied prefixes judges the path as the edge reads it, and the origin must never read
+    /// another. Logged with its own tag.
+    AmbiguousPath,
 }
 
 impl Rejection {
@@ -41,6 +47,7 @@ impl Rejection {
             Rejection::Scanner => "scanner",
             Rejection::UnknownHost => "unknown_host",
             Rejection::UnknownMethod => "unknown_method",
+            Rejection::AmbiguousPath => "ambiguous_path",
         }
     }
 }
@@ -79,6 +86,9 @@ pub fn screen(head: &RequestHead<'_>, host_is_served: impl Fn(&str) -> bool) -> 
     if is_scanner_path(head.path) {
         return Err(Rejection::Scanner);
     }
+    if is_ambiguous_path(head.path) {
+        return Err(Rejection::AmbiguousPath);
+    }
     let host = lowercase(Cow::Borrowed(head.host.split(':').next().unwrap_or("")));
     if !host_is_served(&host) {
         return Err(Rejection::UnknownHost);
@@ -110,6 +120,22 @@ pub fn is_scanner_path(raw_path: &str) -> bool {
         }
     }
     false
+}
+
+/// A path an origin may read differently from the edge: `;` anywhere once or twice decoded (path
+/// parameters: Tomcat and Jetty drop `;…` from a segment, so `/moments/..;/admin` is
+/// `/moments/../admin` to them), or a segment that decodes to `.` or `..` (with `\` read as `/`,
+/// as IIS and some frameworks do). Every route of ours and every proxied path is plain
+/// segments; the runtime's URL parser has already resolved the literal `.`/`..` segments.
+pub fn is_ambiguous_path(raw_path: &str) -> bool {
+    if !raw_path.bytes().any(|b| matches!(b, b';' | b'%' | b'.' | b'\\')) {
+        return false;
+    }
+    let once = percent_decode_lossy(raw_path);
+    let twice = percent_decode_lossy(&once).into_owned();
+    [once.as_ref(), twice.as_str()]
+        .iter()
+        .any(|path| path.contains(';') || path.split(['/', '\\']).any(|segment| segment == "." || segment == ".."))
 }
 
 fn lowercase(text: Cow<'_, str>) -> Cow<'_, str> {
@@ -161,6 +187,39 @@ mod tests {
         ];
         for path in rows {
             assert_eq!(screen(&head("GET", path), served), Err(Rejection::Scanner), "{path}");
+        }
+    }
+
+    #[test]
+    fn path_parameters_and_dot_segments_an_origin_could_read_otherwise_are_refused() {
+        let rows = [
+            "/moments/..;/internal/x",
+            "/moments/%2e%2e;/x",
+            "/moments/%2E%2e%3B/x",
+            "/moments/.;/x",
+            "/moments/x;jsessionid=1",
+            "/moments/x%3bfoo",
+            "/moments/x%253bfoo",
+            "/moments/%252e/x",
+            "/moments/.%5cx",
+            "/account;/x",
+            "/children/%2e/x",
+        ];
+        for path in rows {
+            let verdict = screen(&head("GET", path), served);
+            assert!(
+                matches!(verdict, Err(Rejection::AmbiguousPath | Rejection::Scanner)),
+                "{path}: {verdict:?}"
+            );
+            assert!(is_ambiguous_path(path) || is_scanner_path(path), "{path}");
+        }
+        for path in [
+            "/moments/5f0c/assets",
+            "/a.b/c",
+            "/s/AAAAAAAAAAAAAAAAAAAAAA",
+            "/moments/x.y.z",
+        ] {
+            assert!(!is_ambiguous_path(path), "{path}");
         }
     }
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod cors;
 pub mod cron;
 pub mod csrf;
+pub mod device;
 pub mod error;
 pub mod hex;
 pub mod hygiene;

@@ -29,7 +29,8 @@ pub enum KeyedBy {
     /// The email and the client's network ([`email_and_network`]): one network's guesses at an
     /// account never lock out a family member signing in from another.
     EmailAndNetwork,
-    User,
+    /// The signed-in session ([`session_subject`]).
+    Session,
 }
 
 impl KeyedBy {
@@ -66,23 +67,25 @@ pub const API_IP: Policy = Policy {
     keyed_by: KeyedBy::ClientIp,
     on_limiter_error: OnLimiterError::FailOpen,
 };
-/// API requests with a session are counted per user, not per IP: families behind one carrier NAT
-/// do not share a budget, and one user's flood does not limit another.
+/// API requests with a session are counted per session, not per IP: families behind one carrier
+/// NAT do not share a budget, one user's flood does not limit another, and a copy of a cookie
+/// whose session has ended (a stolen one after logout) spends only that ended session's budget,
+/// never the budget of the user's live sessions ([`session_subject`]).
 pub const API_USER: Policy = Policy {
     name: "api_user",
     binding: "RL_API_USER",
     limit: 120,
     period_seconds: 60,
-    keyed_by: KeyedBy::User,
+    keyed_by: KeyedBy::Session,
     on_limiter_error: OnLimiterError::FailOpen,
 };
-/// Writes per user, on top of `api_user` (the seed's "token bucket por usuário").
+/// Writes per session, on top of `api_user` (the seed's "token bucket por usuário").
 pub const USER_WRITES: Policy = Policy {
     name: "user_writes",
     binding: "RL_USER_WRITES",
     limit: 30,
     period_seconds: 60,
-    keyed_by: KeyedBy::User,
+    keyed_by: KeyedBy::Session,
     on_limiter_error: OnLimiterError::FailOpen,
 };
 /// Login attempts per IP, whatever the email.
@@ -193,23 +196,54 @@ pub fn client_network(ip_key: &str) -> String {
     }
 }
 
+/// The subject of the per-user budgets: the session, by a digest of its id (the id itself is a
+/// bearer secret and stays out of the limiter). The server ends sessions, not users' budgets: a
+/// budget keyed by the user would let an ended cookie, which the edge can only tell from a live
+/// one after asking the database, exhaust the user's live sessions.
+pub fn session_subject(sid: &str) -> String {
+    format!(
+        "s{}",
+        crate::hex::encode(&Sha256::digest(format!("rate-limit-session:{sid}").as_bytes())[..16])
+    )
+}
+
 /// The subject of [`LOGIN_EMAIL`]: the email and the client's network, space-separated (an email
 /// never holds whitespace).
 pub fn email_and_network(email: &str, ip_key: &str) -> String {
     format!("{email} {}", client_network(ip_key))
 }
 
-/// The binding key: `<policy>:<subject>`. Emails are hashed (no PII in the limiter) and
-/// lower-cased first so case games do not multiply the budget.
+/// An email as the database compares it: `app_user.email` is `citext`, which compares
+/// `lower()` of both sides, a character-for-character mapping. Rust's `str::to_lowercase` is
+/// not that: it maps `İ` to two characters and a word-final `Σ` to `ς`, so spellings the
+/// database takes for one address would be fresh limiter keys. Each character maps to its first
+/// lowercase character instead. Surrounding whitespace goes, as `Email::parse` drops it before
+/// the database sees the address.
+pub fn fold_email(email: &str) -> String {
+    email
+        .trim()
+        .chars()
+        .map(|c| c.to_lowercase().next().unwrap_or(c))
+        .collect()
+}
+
+/// The digest of an email every limiter key and device cookie uses: 32 hex digits of the SHA-256
+/// of its [`fold_email`] form (no PII in the limiter).
+pub fn email_digest(email: &str) -> String {
+    crate::hex::encode(&Sha256::digest(fold_email(email).as_bytes())[..16])
+}
+
+/// The binding key: `<policy>:<subject>`. Emails go in as their [`email_digest`], so case games
+/// do not multiply the budget.
 pub fn key(policy: &Policy, subject: &str) -> String {
-    let email_hash = |email: &str| crate::hex::encode(&Sha256::digest(email.trim().to_lowercase().as_bytes())[..16]);
+    let email_hash = email_digest;
     match policy.keyed_by {
         KeyedBy::Email => format!("{}:{}", policy.name, email_hash(subject)),
         KeyedBy::EmailAndNetwork => {
             let (email, network) = subject.rsplit_once(' ').unwrap_or((subject, "unknown"));
             format!("{}:{}:{network}", policy.name, email_hash(email))
         }
-        KeyedBy::ClientIp | KeyedBy::User => format!("{}:{subject}", policy.name),
+        KeyedBy::ClientIp | KeyedBy::Session => format!("{}:{subject}", policy.name),
     }
 }
 
@@ -344,6 +378,38 @@ mod tests {
         assert_eq!(client_ip_key(Some("2001:db8:1:2:ffff::1")), "2001:db8:1:2::/64");
         assert_eq!(client_ip_key(Some("not-an-ip")), "unknown");
         assert_eq!(client_ip_key(None), "unknown");
+    }
+
+    #[test]
+    fn per_user_budgets_are_keyed_by_a_digest_of_the_session_never_the_id() {
+        let (a, b) = (session_subject("session-id-one"), session_subject("session-id-two"));
+        assert_ne!(a, b, "two sessions of one user are two budgets");
+        assert_eq!(a, session_subject("session-id-one"));
+        assert!(
+            !key(&API_USER, &a).contains("session-id-one"),
+            "the bearer id stays out"
+        );
+        assert_eq!(a.len(), 33);
+    }
+
+    #[test]
+    fn an_email_folds_as_the_databases_citext_compares_it() {
+        // Spellings citext takes for one address are one key; Rust's own lowercasing split them.
+        let rows = [
+            ("MARIA@EXAMPLE.COM", "maria@example.com"),
+            ("ÉLODIE@EXAMPLE.COM", "élodie@example.com"),
+            ("ΑΣ@EXAMPLE.COM", "ασ@example.com"),
+            ("İ@EXAMPLE.COM", "i@example.com"),
+        ];
+        for (a, b) in rows {
+            assert_eq!(email_digest(a), email_digest(b), "{a} and {b}");
+        }
+        assert_ne!(
+            "ΑΣ@EXAMPLE.COM".to_lowercase(),
+            "ασ@example.com",
+            "the bug this guards against"
+        );
+        assert_ne!(email_digest("maria@example.com"), email_digest("mario@example.com"));
     }
 
     #[test]

@@ -349,3 +349,52 @@ fn logpush_dry_run_defines_a_30_day_and_a_90_day_job_and_calls_nothing() {
         "no credential is printed, only its name"
     );
 }
+
+/// Issue 29: what is archived never holds a request's URL (a share page's URL is its token).
+/// The trace event's `Event` field is the request (URL included); the jobs keep an allowlist of
+/// fields without it, and no environment keeps Workers Logs' invocation log (also per URL).
+#[test]
+fn no_archive_keeps_a_request_url_so_no_share_token_is_kept() {
+    let out = Command::new(repo().join("scripts/logpush"))
+        .args(["--env", "staging", "--dry-run"])
+        .env("CF_API_BASE", unreachable_base())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut jobs = 0;
+    let mut rest = stdout.as_ref();
+    while let Some(at) = rest.find("\"field_names\": [") {
+        let list = &rest[at..];
+        let list = &list[..list.find(']').expect("the end of the list") + 1];
+        let fields: Vec<String> = list[list.find('[').unwrap() + 1..list.len() - 1]
+            .split(',')
+            .map(|f| f.trim().trim_matches('"').to_owned())
+            .filter(|f| !f.is_empty())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "EventTimestampMs",
+                "ScriptName",
+                "ScriptVersion",
+                "Outcome",
+                "Exceptions",
+                "Logs"
+            ],
+            "only these fields are archived: {list}"
+        );
+        jobs += 1;
+        rest = &rest[at + 1..];
+    }
+    assert_eq!(jobs, 2, "both Logpush jobs were checked:\n{stdout}");
+
+    let config: toml::Value = toml::from_str(&std::fs::read_to_string(repo().join("wrangler.toml")).unwrap()).unwrap();
+    for env in ["staging", "production"] {
+        assert_eq!(
+            config["env"][env]["observability"]["logs"]["invocation_logs"].as_bool(),
+            Some(false),
+            "env.{env} keeps Workers Logs' invocation log, which holds each request's URL"
+        );
+    }
+}

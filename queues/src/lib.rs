@@ -10,6 +10,7 @@
 mod dead_job;
 mod ids;
 pub mod lifecycle;
+pub mod media_keys;
 mod message;
 mod outcome;
 pub mod purge;

@@ -8,7 +8,7 @@ use crate::api_input::json_object;
 use crate::error::{ApiError, ErrorCode};
 use crate::journal::{self, Entry, Kind, Tally};
 use crate::reply::Reply;
-use crate::telemetry::Level;
+use crate::telemetry::{Level, LogLine};
 
 use crate::share::purge::PurgeTarget;
 use crate::share::{ShareToken, TokenHash};
@@ -23,6 +23,17 @@ use super::{job_rows, jobs};
 
 const MAX_PER_CALL: u32 = 500;
 
+/// An admin action's own line, attributable by itself: the operator the admin token named and the
+/// reason they gave (admission refused the call without one), not only on the request's line.
+fn audited(line: LogLine, incoming: &Incoming, notes: &Notes) -> LogLine {
+    line.field("audit", "admin")
+        .field("operator", notes.operator.clone().unwrap_or_default())
+        .field(
+            "admin_reason",
+            incoming.header("x-admin-reason").unwrap_or_default().to_owned(),
+        )
+}
+
 fn unavailable(e: String) -> ApiError {
     ApiError::new(ErrorCode::ServiceUnavailable, e)
 }
@@ -30,7 +41,7 @@ fn unavailable(e: String) -> ApiError {
 /// `POST /admin/jobs/redrive` with `{"job_id": "…"}` or `{"class": "external"}`: re-publishes
 /// dead jobs to `jobs` (with `redrive_count` + 1 and the original trace id) and removes them from
 /// the dead-job store once published.
-pub async fn redrive(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
+pub async fn redrive(cx: &RequestContext, incoming: &Incoming, notes: &Notes) -> Result<Reply, ApiError> {
     let body = json_object(&incoming.body)?;
     let keys = match (
         body.get("job_id").and_then(|v| v.as_str()),
@@ -87,14 +98,16 @@ pub async fn redrive(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, 
             job_rows::mark_published(&cx.io, job.account_id, subject).await;
         }
         dead_letters::remove(&cx.io, &key).await.map_err(unavailable)?;
-        context::emit(
-            &context::line(cx.config(), &job.trace_id, Level::Info, "job re-driven")
+        context::emit(&audited(
+            context::line(cx.config(), &job.trace_id, Level::Info, "job re-driven")
                 .account(&job.account_id)
                 .field("job_id", job.job_id.to_string())
                 .field("job_type", job.job_type().as_str())
                 .field("redrive_count", job.redrive_count)
                 .field("operator_trace_id", cx.trace_id.to_string()),
-        );
+            incoming,
+            notes,
+        ));
         redriven.push(job.job_id.to_string());
     }
     if redriven.is_empty() && skipped.is_empty() {
@@ -149,7 +162,7 @@ pub async fn switches(cx: &RequestContext) -> Result<Reply, ApiError> {
 
 /// `POST /admin/switches` with `{"switch": "read-only", "on": true}`: flips a switch for every
 /// isolate (within `EFFECT_BOUND_SECONDS`), no deploy; the audit line names the operator.
-pub async fn set_switch(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
+pub async fn set_switch(cx: &RequestContext, incoming: &Incoming, notes: &Notes) -> Result<Reply, ApiError> {
     let body = json_object(&incoming.body)?;
     let switch = body
         .get("switch")
@@ -163,11 +176,13 @@ pub async fn set_switch(cx: &RequestContext, incoming: &Incoming) -> Result<Repl
         .and_then(|v| v.as_bool())
         .ok_or_else(|| ApiError::validation(vec![("on".into(), "required: true or false".into())]))?;
     super::switches::set(&cx.io, switch, on).await.map_err(unavailable)?;
-    context::emit(
-        &cx.line(Level::Warn, "switch flipped")
+    context::emit(&audited(
+        cx.line(Level::Warn, "switch flipped")
             .field("switch", switch.name())
             .field("on", on),
-    );
+        incoming,
+        notes,
+    ));
     Ok(Reply::json(
         200,
         &serde_json::json!({
@@ -208,7 +223,6 @@ pub async fn revoke_share(cx: &RequestContext, incoming: &Incoming, notes: &Note
         }
     };
     let operator = notes.operator.clone().unwrap_or_default();
-    let reason = incoming.header("x-admin-reason").unwrap_or_default().to_owned();
     let call = format!(
         "SELECT account_id::text, version::text, floor(extract(epoch FROM now()) * 1000)::int8::text \
          FROM operator_revoke_share({}, {})",
@@ -246,13 +260,13 @@ pub async fn revoke_share(cx: &RequestContext, incoming: &Incoming, notes: &Note
         version,
     };
     share_cache::purge(cx, account, intent, &[hash]).await;
-    context::emit(
-        &cx.line(Level::Warn, "share link revoked by an operator")
+    context::emit(&audited(
+        cx.line(Level::Warn, "share link revoked by an operator")
             .account(&account)
-            .field("token_hash", hash.short())
-            .field("operator", operator.clone())
-            .field("admin_reason", reason),
-    );
+            .field("token_hash", hash.short()),
+        incoming,
+        notes,
+    ));
     Ok(Reply::json(
         200,
         &serde_json::json!({

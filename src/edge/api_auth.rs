@@ -7,6 +7,7 @@ use babybook_jobs::Id;
 use crate::alerts::Alert;
 use crate::api_input::LoginRequest;
 use crate::csrf;
+use crate::device;
 use crate::error::{ApiError, ErrorCode};
 use crate::journal;
 use crate::password::{verify_password, DUMMY_HASH};
@@ -42,11 +43,15 @@ pub fn csrf_token(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, Api
     Ok(Reply::json(200, &serde_json::json!({ "csrf_token": token })).header("set-cookie", csrf::set_cookie(&token)))
 }
 
-/// The email-keyed sign-in limits; `Some` is the refusal. Reaching the ceiling alerts.
-async fn email_limits(cx: &RequestContext, email: &str, notes: &mut Notes) -> Option<Reply> {
+/// The email-keyed sign-in limits; `Some` is the refusal. Reaching the ceiling alerts. A browser
+/// that signed in as this email before (`known_device`, its device cookie) is not held to the
+/// ceiling: strangers guessing from many networks cannot lock the family member out.
+async fn email_limits(cx: &RequestContext, email: &str, known_device: bool, notes: &mut Notes) -> Option<Reply> {
     // The strict limit first: guesses from one network that it stops never count to the ceiling.
     let strict = rate_limit::email_and_network(email, &cx.client_ip);
-    for (policy, subject) in [(&LOGIN_EMAIL, strict.as_str()), (&LOGIN_EMAIL_CEILING, email)] {
+    let limits = [(&LOGIN_EMAIL, strict.as_str()), (&LOGIN_EMAIL_CEILING, email)];
+    let held_to = if known_device { &limits[..1] } else { &limits[..] };
+    for &(policy, subject) in held_to {
         if let Verdict::Refused(reply) = rate_limiter::check(cx, policy, subject, false, None).await {
             notes.rejection = Some("rate_limited");
             notes.fields.push(("rate_limit_policy", policy.name.into()));
@@ -56,7 +61,7 @@ async fn email_limits(cx: &RequestContext, email: &str, notes: &mut Notes) -> Op
                     cx.config(),
                     Alert::LoginEmailCeiling
                         .on(cx.line(Level::Error, "login attempts on one email from many networks"))
-                        .field("email_key", rate_limit::key(policy, subject))
+                        .field("email_key", alert_email_key(cx, subject))
                         .field("client_network", rate_limit::client_network(&cx.client_ip))
                         .field("limit_per_minute", policy.limit),
                 );
@@ -67,15 +72,42 @@ async fn email_limits(cx: &RequestContext, email: &str, notes: &mut Notes) -> Op
     None
 }
 
+/// The alert's handle on an email: a keyed digest (HMAC under a key derived from the session
+/// key), so on-call can tell two alerts about one address apart, and nobody holding the log can
+/// test guesses of the address against it.
+fn alert_email_key(cx: &RequestContext, email: &str) -> String {
+    cx.settings
+        .session_keys
+        .as_ref()
+        .map(|keys| crate::alerts::keyed_email_digest(&keys.current, &rate_limit::fold_email(email)))
+        .unwrap_or_default()
+}
+
+/// Whether the request carries a device cookie this edge signed for `email_key`.
+fn known_device(cx: &RequestContext, incoming: &Incoming, email_key: &str, now_s: i64) -> bool {
+    let cookie = incoming
+        .header("cookie")
+        .and_then(|c| session::cookie_value(c, device::COOKIE_NAME));
+    match (cookie, cx.settings.session_keys.as_ref()) {
+        (Some(value), Some(keys)) => device::vouches_for(value, keys, email_key, now_s),
+        _ => false,
+    }
+}
+
 pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) -> Result<Reply, ApiError> {
     let request = LoginRequest::parse(&incoming.body)?;
-    if let Some(refusal) = email_limits(cx, request.email.as_str(), notes).await {
+    let now_s = cx.started_ms / 1000;
+    let email_key = rate_limit::email_digest(request.email.as_str());
+    let known = known_device(cx, incoming, &email_key, now_s);
+    if known {
+        notes.fields.push(("known_device", true.into()));
+    }
+    if let Some(refusal) = email_limits(cx, request.email.as_str(), known, notes).await {
         return Ok(refusal);
     }
     let email = request.email.as_str().to_owned();
     let keys = keys(cx)?;
     let sid = base64_id(random16()?);
-    let now_s = cx.started_ms / 1000;
     let expires_s = (now_s + session::SESSION_TTL_SECONDS) as f64;
     let found = db::transaction(&cx.io, Scope::System, Budget::Hot, async |tx| {
         let row = tx
@@ -125,6 +157,11 @@ pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) 
         .headers
         .push(("set-cookie".into(), session::set_cookie(&session.seal(keys))));
     reply.headers.push(("set-cookie".into(), csrf::set_cookie(&csrf_token)));
+    // This browser is now known for this email (a new sign-in renews it).
+    reply.headers.push((
+        "set-cookie".into(),
+        device::set_cookie(&device::issue(keys, &email_key, now_s)),
+    ));
     Ok(reply)
 }
 

@@ -103,6 +103,13 @@ pub async fn upload_complete(cx: &RequestContext, incoming: &Incoming) -> Result
     })
     .await?;
     let (status, original_key, media_type, job_id) = current;
+    // The original's key goes to the media worker and, derived, onto pages: only this account's.
+    if !babybook_jobs::media_keys::is_original_key(&original_key, &s.aid) {
+        return Err(ApiError::validation(vec![(
+            "asset_id".into(),
+            "the upload's object key is not one of this account's originals".into(),
+        )]));
+    }
     let body = |status: &str| serde_json::json!({"asset_id": asset, "status": status});
     let job_for = |job_id: Id| {
         JobMessage::new(

@@ -255,7 +255,9 @@ async fn find_route<'p>(
             Err(share_route::not_found(cx))
         }
         Resolution::NotFound => {
-            let error = ApiError::new(ErrorCode::NotFound, format!("no route for {}", head.path));
+            // The path stays out of the detail (it goes to the logs): a share token in a
+            // mistyped link, or anything else a caller put there, is nobody's to keep.
+            let error = ApiError::new(ErrorCode::NotFound, "no route for the path");
             Err(error_reply(cx, notes, error))
         }
     }
@@ -287,6 +289,7 @@ fn hygiene_refusal(cx: &RequestContext, head: &RequestHead<'_>, rejection: Rejec
         Rejection::Scanner => ErrorCode::NotFound,
         Rejection::UnknownHost => ErrorCode::MisdirectedRequest,
         Rejection::UnknownMethod => ErrorCode::MethodNotAllowed,
+        Rejection::AmbiguousPath => ErrorCode::NotFound,
     };
     let mut reply = ApiError::new(code, rejection.log_tag()).to_reply(cx.trace_id.as_str(), cx.lang);
     if rejection == Rejection::UnknownMethod {
@@ -391,11 +394,11 @@ async fn handler(
         RouteId::DeleteAsset => api_media::delete_asset(cx, incoming, param("id")).await,
         RouteId::UploadComplete => api_media::upload_complete(cx, incoming).await,
         RouteId::CreateExport => api_media::create_export(cx, incoming).await,
-        RouteId::AdminRedrive => admin::redrive(cx, incoming).await,
+        RouteId::AdminRedrive => admin::redrive(cx, incoming, notes).await,
         RouteId::AdminDeadJobs => admin::dead_jobs(cx).await,
         RouteId::AdminPrewarm => admin::prewarm(cx).await,
         RouteId::AdminSwitches => admin::switches(cx).await,
-        RouteId::AdminSetSwitch => admin::set_switch(cx, incoming).await,
+        RouteId::AdminSetSwitch => admin::set_switch(cx, incoming, notes).await,
         RouteId::AdminRevokeShare => admin::revoke_share(cx, incoming, notes).await,
         RouteId::AdminReapplyJournal => admin::reapply_journal(cx, incoming, notes).await,
         RouteId::TestControls => test_controls::run(cx, crate::api_input::json_object(&incoming.body)?).await,

@@ -34,7 +34,7 @@ pub async fn rate_limits(
     }
     for policy in class.policies().iter().filter(|p| !p.keyed_by.needs_email()) {
         let subject = match (policy.keyed_by, session) {
-            (KeyedBy::User, Some(s)) => s.uid.to_string(),
+            (KeyedBy::Session, Some(s)) => crate::rate_limit::session_subject(&s.sid),
             _ => client_ip.to_owned(),
         };
         if let Verdict::Refused(reply) = rate_limiter::check(cx, policy, &subject, share_page, accept).await {

@@ -88,12 +88,14 @@ impl SharePage {
         let digest = Sha256::digest(text.as_bytes());
         page.generation = crate::hex::encode(&digest[..8]);
         page.moments.sort_by(|a, b| a.occurred_on.cmp(&b.occurred_on));
+        let account = page.account_id;
         for moment in &mut page.moments {
             for media in &mut moment.media {
-                media.previews.retain(|p| p.width > 0 && p.key.len() <= MAX_KEY_CHARS);
-                for preview in &mut media.previews {
-                    preview.key = clean_key(&preview.key);
-                }
+                // Only derivatives of this link's own account, as plain keys: never an original,
+                // another family's photo or a key that climbs out of its folder.
+                media
+                    .previews
+                    .retain(|p| p.width > 0 && p.key.len() <= MAX_KEY_CHARS && shown_key(&p.key, account.as_ref()));
                 if page.og_image.is_none() {
                     page.og_image = media.previews.iter().find_map(|p| og_image(p, media.alt.as_deref()));
                 }
@@ -484,13 +486,20 @@ struct MessageTemplate {
 
 /// An object key with only path characters, so a bad row cannot make the page point anywhere but
 /// the media origin (nor grow by escaping). Applied once, when the page is parsed.
-fn clean_key(key: &str) -> String {
-    let key = key.trim_start_matches('/');
-    let path_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'~');
-    if key.bytes().all(path_char) {
-        return key.to_owned();
+/// Whether a preview's key may be shown: a derivative of the page's account
+/// (`babybook_jobs::media_keys`). A page read without its account (a test fixture) shows plain
+/// keys under `derived/`.
+fn shown_key(key: &str, account: Option<&babybook_jobs::Id>) -> bool {
+    match account {
+        Some(account) => babybook_jobs::media_keys::is_derivative_key(key, account),
+        None => {
+            key.starts_with("derived/")
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'~'))
+                && key.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
+        }
     }
-    key.bytes().filter(|b| path_char(*b)).map(char::from).collect()
 }
 
 fn media_url(media_origin: &str, key: &str) -> String {
@@ -1045,12 +1054,31 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn media_keys_cannot_leave_the_media_origin() {
-        assert_eq!(clean_key("/derived/a b\n.webp"), "derived/ab.webp");
-        assert_eq!(clean_key("derived/é\"<x>.webp"), "derived/x.webp");
-        let page = SharePage::from_json(r#"{"child_name":"A","moments":[{"title":"t","occurred_on":"2025-01-01","media":[{"width":9,"height":9,"previews":[{"key":"/d/a b.webp","width":480}]}]}]}"#).unwrap();
-        let html = render_share_page(&page, Lang::PtBr, "https://media.babybook.com");
-        assert!(html.contains(r#"src="https://media.babybook.com/d/ab.webp""#));
+    fn a_page_shows_only_its_own_accounts_derivatives() {
+        let account = "9a1e2b3c-4d5e-4f60-8a7b-c9d0e1f2a3b4";
+        let page = |key: &str| {
+            SharePage::from_json(&format!(
+                r#"{{"account_id":"{account}","child_name":"A","moments":[{{"title":"t","occurred_on":"2025-01-01","media":[{{"width":9,"height":9,"previews":[{{"key":"{key}","width":480}}]}}]}}]}}"#
+            ))
+            .unwrap()
+        };
+        let own = format!("derived/{account}/asset/480.webp");
+        let html = render_share_page(&page(&own), Lang::PtBr, "https://media.babybook.com");
+        assert!(html.contains(&format!(r#"src="https://media.babybook.com/{own}""#)));
+        for key in [
+            format!("originals/{account}/asset.jpg"),
+            format!("derived/{account}/../../originals/{account}/asset.jpg"),
+            "derived/00000000-0000-4000-8000-000000000001/asset/480.webp".to_owned(),
+            format!("/derived/{account}/a b.webp"),
+        ] {
+            let shown = page(&key);
+            assert!(shown.moments[0].media.is_empty(), "{key} was kept");
+            let html = render_share_page(&shown, Lang::PtBr, "https://media.babybook.com");
+            assert!(
+                !html.contains("originals/") && !html.contains(".."),
+                "{key} reached the page"
+            );
+        }
     }
 
     #[test]

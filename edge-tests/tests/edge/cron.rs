@@ -118,8 +118,9 @@ fn outside_any_window_prewarm_does_nothing_and_says_so() {
     let skipped = stack.wait_for_log(Duration::from_secs(10), "the skip line", |l| {
         l["message"] == "prewarm skipped: outside any seasonal window"
     });
+    // The trigger runs the purge sweep first, under the same trace: the prewarm's own end line.
     let end = stack.wait_for_log(Duration::from_secs(10), "the report", |l| {
-        l["message"] == "cron end" && l["trace_id"] == skipped["trace_id"]
+        l["message"] == "cron end" && l["trace_id"] == skipped["trace_id"] && l["cron_job"] == "prewarm"
     });
     assert_eq!(end["report"]["warmed"], 0);
 }

@@ -217,6 +217,77 @@ fn under_concurrent_transaction_pooling_an_account_setting_never_leaks_into_the_
     });
 }
 
+/// Rows `role` reads of `table` when it names the account itself: a refusal counts as none.
+fn rows_read_naming_the_account(client: &mut postgres::Client, table: &str, account: &str) -> i64 {
+    let sql = format!("SELECT count(*) FROM (SELECT set_config('app.account_id', '{account}', false)) s, {table}");
+    match client.simple_query(&sql) {
+        Ok(messages) => messages
+            .iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::Row(r) => r.get(0).map(|v| v.parse::<i64>().expect("number")),
+                _ => None,
+            })
+            .unwrap_or(0),
+        Err(e) if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => 0,
+        Err(e) => panic!("{sql}: {e}"),
+    }
+}
+
+/// Issue 29: `app_ro` is the observability role; on-call never reads a family's rows. Whoever
+/// holds its credential and names an account (account ids are in every share page's image URLs)
+/// reads nothing of any account-scoped table, found in the catalog, and still reads the
+/// aggregates it is for.
+#[test]
+fn the_observability_role_reads_aggregates_and_no_row_of_any_family() {
+    let stack = Stack::shared();
+    let a = stack.family(2, 1);
+    add_sensitive_rows(stack, &a.account_id, &a.child_id);
+    let mut observer = stack.db_as("app_ro");
+    let tables = account_scoped_tables(stack);
+    assert!(tables.len() >= 10, "{tables:?}");
+    for (table, _) in &tables {
+        assert_eq!(
+            rows_read_naming_the_account(&mut observer, table, &a.account_id),
+            0,
+            "app_ro read {table} rows of a family it named"
+        );
+    }
+    for view in [
+        "ops_asset_status",
+        "ops_export_status",
+        "ops_share_links",
+        "ops_accounts",
+    ] {
+        observer
+            .simple_query(&format!("SELECT * FROM {view}"))
+            .unwrap_or_else(|e| panic!("app_ro cannot read {view}: {e}"));
+    }
+    assert!(
+        count(&mut observer, "SELECT live + revoked FROM ops_share_links") > 0,
+        "the aggregates count across accounts"
+    );
+}
+
+/// Issue 29: break-glass reads leave a record: the server logs every statement of operator_ro.
+#[test]
+fn every_statement_of_the_break_glass_role_is_logged_by_the_server() {
+    let stack = Stack::shared();
+    let settings: Vec<String> = stack
+        .db()
+        .query(
+            "SELECT unnest(setconfig) FROM pg_db_role_setting WHERE setrole = 'operator_ro'::regrole",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        settings.iter().any(|s| s == "log_statement=all"),
+        "operator_ro's settings: {settings:?}"
+    );
+}
+
 #[test]
 fn break_glass_operator_reads_operational_tables_but_never_health_or_vault_rows() {
     let stack = Stack::shared();

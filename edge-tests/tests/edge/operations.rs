@@ -116,6 +116,12 @@ fn read_only_flipped_through_the_admin_route_refuses_writes_within_the_bound_the
         l["message"] == "request" && l["route"] == "/admin/switches" && l["audit"] == "admin"
     });
     assert_eq!(flip_line["operator"], stack.secrets.admin_operator.as_str());
+    // Issue 29: the action's own line says who and why, not only the request's line.
+    let own = stack.wait_for_log(Duration::from_secs(10), "the switch's own line", |l| {
+        l["message"] == "switch flipped" && l["switch"] == "read-only" && l["on"] == true
+    });
+    assert_eq!(own["operator"], stack.secrets.admin_operator.as_str(), "{own}");
+    assert_eq!(own["admin_reason"], "edge test harness", "{own}");
 
     // A restart (what a deploy does to the isolates) keeps the switch: it lives in KV.
     stack.restart_worker_with(&[]);

@@ -92,12 +92,75 @@ fn six_hundred_share_requests_per_ten_seconds_then_429_per_ip_until_the_window_e
 }
 
 fn login_attempt(c: &edge_tests::Client, email: &str, password: &str) -> edge_tests::Response {
+    login_attempt_with(c, email, password, None)
+}
+
+/// A sign-in, carrying a device cookie when the browser has one.
+fn login_attempt_with(
+    c: &edge_tests::Client,
+    email: &str,
+    password: &str,
+    device: Option<&str>,
+) -> edge_tests::Response {
     let token = c.get("/auth/csrf").json()["csrf_token"].as_str().unwrap().to_owned();
+    let mut cookie = format!("__Host-csrf={token}");
+    if let Some(device) = device {
+        cookie.push_str(&format!("; __Host-device={device}"));
+    }
     c.post_json(
         "/auth/login",
-        &[("x-csrf-token", &token), ("cookie", &format!("__Host-csrf={token}"))],
+        &[("x-csrf-token", &token), ("cookie", &cookie)],
         &json!({"email": email, "password": password}),
     )
+}
+
+/// Issue 29: strangers cannot lock a family member out. Twenty-five wrong passwords from five
+/// IPv6 /64 networks (five each, the strict per-network limit) reach the per-email ceiling: a
+/// browser without a device cookie meets it, the right password or not, and it alerts; the
+/// browser that signed in as that email before carries its device cookie and signs in.
+#[test]
+fn strangers_guessing_from_many_networks_cannot_lock_out_a_browser_that_signed_in_before() {
+    static RUN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let stack = Stack::shared();
+    in_one_window(60, 45, || {
+        let family = stack.family(1, 0);
+        let browser = stack.client().with_new_network();
+        let first = login_attempt(&browser, &family.email, &family.password);
+        let device = edge_tests::client::set_cookie_value(&first, "__Host-device");
+        let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("2001:db8:{:x}:{:x}", std::process::id() % 0xffff, run * 8);
+        let guesses: Vec<edge_tests::Response> = (0..5)
+            .flat_map(|network| (1..=5).map(move |host| (network, host)))
+            .map(|(network, host)| {
+                let ip = format!("{prefix}{network}::{host}");
+                login_attempt(&stack.client().with_ip(&ip), &family.email, "wrong-password")
+            })
+            .collect();
+        let stranger = login_attempt(&stack.client().with_new_network(), &family.email, &family.password);
+        let member = login_attempt_with(
+            &browser.with_new_network(),
+            &family.email,
+            &family.password,
+            device.as_deref(),
+        );
+        move || {
+            assert_eq!(first.status, 200, "the first sign-in: {}", first.text());
+            assert!(device.is_some(), "a sign-in sets the device cookie");
+            // The ceiling (20 a minute) counts the member's first sign-in too: 19 guesses pass it.
+            let statuses: Vec<u16> = guesses.iter().map(|r| r.status).collect();
+            assert!(statuses[..19].iter().all(|s| *s == 401), "{statuses:?}");
+            for r in &guesses[19..] {
+                assert_429(r, "login_email_ceiling", 60);
+            }
+            assert_429(&stranger, "login_email_ceiling", 60);
+            assert_eq!(
+                member.status,
+                200,
+                "the family member's browser was locked out: {}",
+                member.text()
+            );
+        }
+    });
 }
 
 #[test]
@@ -219,6 +282,13 @@ fn a_guess_spread_over_many_networks_meets_the_per_email_ceiling_and_raises_an_a
     assert!(
         !alert.to_string().contains(&family.email),
         "the alert carries no email: {alert}"
+    );
+    // Nor a plain digest of it, which anyone with the log could test guessed addresses against.
+    let plain = babybook_edge::rate_limit::email_digest(&family.email);
+    let key = alert["email_key"].as_str().unwrap_or_default();
+    assert!(
+        !key.is_empty() && !key.contains(&plain),
+        "{key} is the email's plain digest"
     );
 }
 

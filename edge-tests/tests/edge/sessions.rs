@@ -253,3 +253,77 @@ fn the_session_check_rides_in_the_round_trip_that_sets_the_account() {
     assert_eq!(counted(&|| copy.get("/shares").status), (401, 1, 1), "an ended session");
     stack.stop();
 }
+
+/// Issue 29: a stolen copy of a cookie whose session has ended spends nothing of its user. After
+/// logout, 300 cheap requests with the old cookie meet only that ended session's budget; the
+/// user's new session still answers 200.
+#[test]
+fn an_ended_sessions_cookie_spends_nothing_of_its_users_live_sessions() {
+    let stack = Stack::shared();
+    let family = stack.family(1, 0);
+    let signed_in = stack.sign_in(&family);
+    let stolen = copy_of(&signed_in);
+    assert_eq!(signed_in.write("POST", "/auth/logout", None).status, 204);
+    let mut limited = 0;
+    for _ in 0..300 {
+        match stolen.get("/me").status {
+            401 => {}
+            429 => limited += 1,
+            other => panic!("the ended cookie got {other}"),
+        }
+    }
+    assert!(limited > 0, "the ended cookie never met a limit in 300 requests");
+    let again = stack.sign_in(&family);
+    let me = again.get("/me");
+    assert_eq!(
+        me.status,
+        200,
+        "the user's new session paid for the ended one: {}",
+        me.text()
+    );
+}
+
+/// Issue 29: a session is bound to its account in SQL. A session row whose user has left the
+/// account (a sign-in racing a move) opens nothing, and `begin_session` refuses a user outside the
+/// account whatever called it.
+#[test]
+fn a_session_whose_user_is_not_in_its_account_opens_nothing() {
+    let stack = Stack::shared();
+    let (a, b) = (stack.family(1, 0), stack.family(1, 0));
+    let mut app = stack.db_as("app_rw");
+    let refused = app.execute(
+        "SELECT begin_session('a-session-id-for-this-test-0001', $1::text::uuid, $2::text::uuid, now() + interval '1 hour')",
+        &[&a.user_id, &b.account_id],
+    );
+    assert!(
+        refused.is_err(),
+        "begin_session opened a session of A's user in B's account"
+    );
+
+    // A's user has a session of A; the user is moved to B (whose trigger ends the session), and
+    // the row is live again: what a sign-in racing the move can leave (its insert committed
+    // after the trigger ran). The session still names A, where its user no longer is.
+    let now_s = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()) as i64;
+    let cookie = format!("__Host-session={}", stack.sealed_session(&a, now_s));
+    let me = |c: &str| stack.client().get_with("/me", &[("cookie", c)]).status;
+    assert_eq!(me(&cookie), 200);
+    let mut db = stack.db();
+    db.execute(
+        "UPDATE app_user SET account_id = $2::text::uuid WHERE id = $1::text::uuid",
+        &[&a.user_id, &b.account_id],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE user_session SET ended_at = NULL, ended_why = NULL WHERE user_id = $1::text::uuid",
+        &[&a.user_id],
+    )
+    .unwrap();
+    assert_eq!(
+        me(&cookie),
+        401,
+        "a session of a user who left the account still opened it"
+    );
+}
