@@ -67,6 +67,19 @@ pub fn transaction(statement_ms: u32, account: Option<Id>, statements: &[String]
     )
 }
 
+/// One signed-in read as one message: `BEGIN`, the settings with the account set only through
+/// `session_account` (a session that ended raises SQLSTATE 28000 and nothing after it runs), the
+/// statements, `COMMIT`. The session id goes in as hex ([`text`]), the account as its canonical
+/// form.
+pub fn session_transaction(statement_ms: u32, sid: &str, account: Id, statements: &[String]) -> String {
+    format!(
+        "BEGIN; SELECT set_config('statement_timeout', '{statement_ms}', true), \
+         set_config('app.account_id', session_account({}, '{account}'), true); {}; COMMIT",
+        text(sid),
+        statements.join("; ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +106,18 @@ mod tests {
             "BEGIN; SELECT set_config('statement_timeout', '10000', true), \
              set_config('app.account_id', '0b0e6f1c-2a4d-4c8e-9a51-3f5d2b7c8e90', true); SELECT 1; SELECT 2; COMMIT"
         );
+    }
+
+    #[test]
+    fn a_signed_in_read_checks_its_session_in_the_statement_that_sets_its_account() {
+        let id = Id::parse("0b0e6f1c-2a4d-4c8e-9a51-3f5d2b7c8e90").unwrap();
+        let sql = session_transaction(5_000, "s'; DROP TABLE x; --", id, &["SELECT 1".into()]);
+        assert!(sql.starts_with("BEGIN; SELECT set_config('statement_timeout', '5000', true), set_config('app.account_id', session_account(convert_from('\\x"));
+        assert!(
+            sql.ends_with("'0b0e6f1c-2a4d-4c8e-9a51-3f5d2b7c8e90'), true); SELECT 1; COMMIT"),
+            "{sql}"
+        );
+        assert!(!sql.contains("DROP"), "the session id never reaches the text as itself");
     }
 
     proptest! {

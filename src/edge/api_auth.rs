@@ -228,23 +228,19 @@ fn signed_out() -> Reply {
 
 pub async fn me(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, ApiError> {
     let session = signed_in(incoming)?;
-    let uid = session.uid.to_string();
-    let json = db::transaction(&cx.io, Scope::session(session), Budget::Hot, async |tx| {
-        let row = tx
-            .opt(
-                "SELECT json_build_object(
-                   'user', json_build_object('id', u.id, 'email', u.email, 'display_name', u.display_name),
-                   'account', json_build_object('id', a.id, 'name', a.name, 'plan', a.plan),
-                   'children', coalesce((SELECT json_agg(json_build_object('id', c.id, 'name', c.name, 'birth_date', c.birth_date) ORDER BY c.created_at)
-                                         FROM child c), '[]'::json))::text
-                 FROM app_user u JOIN account a ON a.id = u.account_id WHERE u.id = $1::uuid",
-                &[(&uid, Type::TEXT)],
-            )
-            .await?;
-        row.map(|r| col::<String>(&r, 0)).transpose()
-    })
-    .await?;
-    let json = json.ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "session user no longer exists"))?;
+    // One round trip: the session check, the account and this read in one message.
+    let read = format!(
+        "SELECT json_build_object(
+           'user', json_build_object('id', u.id, 'email', u.email, 'display_name', u.display_name),
+           'account', json_build_object('id', a.id, 'name', a.name, 'plan', a.plan),
+           'children', coalesce((SELECT json_agg(json_build_object('id', c.id, 'name', c.name, 'birth_date', c.birth_date) ORDER BY c.created_at)
+                                 FROM child c), '[]'::json))::text
+         FROM app_user u JOIN account a ON a.id = u.account_id WHERE u.id = '{}'",
+        session.uid
+    );
+    let json = db::session_read(&cx.io, session, Budget::Hot, read)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "session user no longer exists"))?;
     Ok(Reply::new(200)
         .header("content-type", "application/json; charset=utf-8")
         .with_body(json.into_bytes()))

@@ -208,26 +208,64 @@ pub async fn call_with_bytes(
     }
 }
 
+/// A signed-in read in ONE round trip: the session check, the account setting and `read` (one
+/// statement with no parameters; values as `crate::sql_text` writes them) as one simple-query
+/// message. The first column of `read`'s first row, as text (`None`: no row). An ended session
+/// is `401`, as on the extended-protocol path.
+pub async fn session_read(
+    io: &Io,
+    session: &crate::session::Session,
+    budget: Budget,
+    read: String,
+) -> Result<Option<String>, ApiError> {
+    let sql = crate::sql_text::session_transaction(budget.statement_ms(), &session.sid, session.aid, &[read]);
+    // Rows in order: the settings row, then the read's.
+    Ok(one_message(io, budget, &sql)
+        .await?
+        .into_iter()
+        .nth(1)
+        .and_then(|row| row.try_get(0).ok().flatten().map(str::to_owned)))
+}
+
 /// Sends `sql` (built by `crate::sql_text`: whole transactions, values as hex) as ONE
 /// simple-query message on a connection of its own, and returns every row it answered, in order.
 /// One message is one Sync and one reply, whatever the number of statements: a queue batch claims
 /// or records all its rows, one transaction per account, in one round trip.
 pub async fn one_message(io: &Io, budget: Budget, sql: &str) -> Result<Vec<SimpleQueryRow>, ApiError> {
+    use futures_util::StreamExt;
     with_connection(io, budget, async |tx| {
         count(Counter::DbRoundTrips);
-        match within(tx.acquire_ms + budget.statement_ms(), tx.client.simple_query(sql)).await {
-            Ok(Ok(messages)) => Ok(messages
-                .into_iter()
-                .filter_map(|m| match m {
-                    SimpleQueryMessage::Row(row) => Some(row),
-                    _ => None,
-                })
-                .collect()),
-            Ok(Err(e)) => Err(tx.failed(e)),
-            Err(_) => Err(ApiError::new(
-                ErrorCode::DatabaseUnavailable,
-                "no answer within the acquire and statement budgets",
-            )),
+        let fail = |e: tokio_postgres::Error| ended_session(&e).unwrap_or_else(|| tx.failed(e));
+        let unavailable = |what: &str| ApiError::new(ErrorCode::DatabaseUnavailable, what.to_owned());
+        let mut stream = std::pin::pin!(tx.client.simple_query_raw(sql).await.map_err(fail)?);
+        // The first answer comes as soon as a server connection takes the message (its `BEGIN`
+        // answers at once): a pool with no server to give is `503` within the acquire budget,
+        // as on the other paths, not after the statement budget too.
+        let first = within(tx.acquire_ms, stream.next())
+            .await
+            .map_err(|_| unavailable("no server connection within the acquire budget"))?;
+        let mut rows = Vec::new();
+        let mut take = |item: Option<Result<SimpleQueryMessage, tokio_postgres::Error>>| match item {
+            None => Ok(false),
+            Some(Err(e)) => Err(e),
+            Some(Ok(SimpleQueryMessage::Row(row))) => {
+                rows.push(row);
+                Ok(true)
+            }
+            Some(Ok(_)) => Ok(true),
+        };
+        let mut more = take(first).map_err(fail)?;
+        let rest = within(budget.statement_ms() + 1_000, async {
+            while more {
+                more = take(stream.next().await)?;
+            }
+            Ok::<(), tokio_postgres::Error>(())
+        })
+        .await;
+        match rest {
+            Ok(Ok(())) => Ok(rows),
+            Ok(Err(e)) => Err(fail(e)),
+            Err(_) => Err(unavailable("no answer within the statement budget")),
         }
     })
     .await
