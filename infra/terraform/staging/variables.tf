@@ -9,7 +9,7 @@ variable "account_id" {
 
 variable "database" {
   description = "This environment's database as Hyperdrive reaches it, connecting as app_rw."
-  type = object({
+  type        = object({
     host     = string
     port     = number
     database = string

@@ -26,7 +26,7 @@ resource "cloudflare_healthcheck" "probe" {
   consecutive_fails     = 2
   consecutive_successes = 1
   suspended             = false
-  http_config = {
+  http_config           = {
     method           = "GET"
     path             = each.value.path
     port             = 443

@@ -11,14 +11,20 @@ locals {
     }
     errors = {
       prefix = "workers/errors"
-      filter = { where = { and = [
-        { key = "ScriptName", operator = "eq", value = var.worker_name },
-        { or = [
-          { key = "Outcome", operator = "!eq", value = "ok" },
-          { key = "Logs", operator = "contains", value = "ERROR" },
-          { key = "Exceptions", operator = "!eq", value = "[]" },
-        ] },
-      ] } }
+      filter = {
+        where = {
+          and = [
+            { key = "ScriptName", operator = "eq", value = var.worker_name },
+            {
+              or = [
+                { key = "Outcome", operator = "!eq", value = "ok" },
+                { key = "Logs", operator = "contains", value = "ERROR" },
+                { key = "Exceptions", operator = "!eq", value = "[]" },
+              ]
+            },
+          ]
+        }
+      }
     }
   }
   logpush_fields = ["EventTimestampMs", "ScriptName", "ScriptVersion", "Outcome", "Exceptions", "Logs"]
@@ -32,10 +38,10 @@ resource "cloudflare_r2_bucket" "logs" {
 resource "cloudflare_r2_bucket_lifecycle" "logs" {
   account_id  = var.account_id
   bucket_name = cloudflare_r2_bucket.logs.name
-  rules = [for job, spec in local.logpush_jobs : {
-    id         = "expire-${replace(spec.prefix, "/", "-")}-${var.logs_retention_days[job]}d"
-    conditions = { prefix = "${spec.prefix}/" }
-    enabled    = true
+  rules       = [for job, spec in local.logpush_jobs : {
+    id                        = "expire-${replace(spec.prefix, "/", "-")}-${var.logs_retention_days[job]}d"
+    conditions                = { prefix = "${spec.prefix}/" }
+    enabled                   = true
     delete_objects_transition = {
       condition = { type = "Age", max_age = var.logs_retention_days[job] * 86400 }
     }
@@ -52,7 +58,7 @@ resource "cloudflare_logpush_job" "worker" {
   # R2's S3 credentials of the logpush token (tokens.tf): the access key id is the token's id,
   # the secret its value's SHA-256.
   destination_conf = "r2://${cloudflare_r2_bucket.logs.name}/${each.value.prefix}/{DATE}?account-id=${var.account_id}&access-key-id=${cloudflare_api_token.logpush_r2.id}&secret-access-key=${sha256(cloudflare_api_token.logpush_r2.value)}"
-  output_options = {
+  output_options   = {
     field_names      = local.logpush_fields
     output_type      = "ndjson"
     timestamp_format = "rfc3339"

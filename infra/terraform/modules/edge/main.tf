@@ -22,10 +22,10 @@ resource "cloudflare_r2_bucket_lifecycle" "bucket" {
   for_each    = { for binding, bucket in var.r2_buckets : binding => bucket if bucket.expire_days != null }
   account_id  = var.account_id
   bucket_name = cloudflare_r2_bucket.bucket[each.key].name
-  rules = [{
-    id         = "expire-${each.value.expire_days}d"
-    conditions = { prefix = "" }
-    enabled    = true
+  rules       = [{
+    id                        = "expire-${each.value.expire_days}d"
+    conditions                = { prefix = "" }
+    enabled                   = true
     delete_objects_transition = {
       condition = { type = "Age", max_age = each.value.expire_days * 86400 }
     }
@@ -47,7 +47,7 @@ resource "cloudflare_hyperdrive_config" "hyperdrive" {
   for_each   = var.hyperdrive
   account_id = var.account_id
   name       = each.value
-  origin = {
+  origin     = {
     scheme   = "postgres"
     host     = var.database.host
     port     = var.database.port

@@ -21,7 +21,7 @@ data "cloudflare_api_token_permission_groups_list" "r2_object_write" {
 }
 
 resource "cloudflare_api_token" "cache_purge" {
-  name = "${var.worker_name}-cache-purge"
+  name     = "${var.worker_name}-cache-purge"
   policies = [{
     effect            = "allow"
     permission_groups = [{ id = data.cloudflare_api_token_permission_groups_list.cache_purge.result[0].id }]
@@ -30,7 +30,7 @@ resource "cloudflare_api_token" "cache_purge" {
 }
 
 resource "cloudflare_api_token" "analytics" {
-  name = "${var.worker_name}-analytics-read"
+  name     = "${var.worker_name}-analytics-read"
   policies = [{
     effect            = "allow"
     permission_groups = [{ id = data.cloudflare_api_token_permission_groups_list.analytics_read.result[0].id }]
@@ -39,7 +39,7 @@ resource "cloudflare_api_token" "analytics" {
 }
 
 resource "cloudflare_api_token" "logpush_r2" {
-  name = "${var.worker_name}-logpush-r2"
+  name     = "${var.worker_name}-logpush-r2"
   policies = [{
     effect            = "allow"
     permission_groups = [{ id = data.cloudflare_api_token_permission_groups_list.r2_object_write.result[0].id }]

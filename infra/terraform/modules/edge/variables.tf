@@ -34,7 +34,7 @@ variable "queues" {
 
 variable "r2_buckets" {
   description = "R2 bucket per binding (wrangler.toml [[env.X.r2_buckets]]): binding => { name, expire_days }. expire_days null: no expiry rule."
-  type = map(object({
+  type        = map(object({
     name        = string
     expire_days = number
   }))
@@ -52,7 +52,7 @@ variable "hyperdrive" {
 
 variable "database" {
   description = "Where Hyperdrive connects: the app_rw role (migrations/README.md) of this environment's database."
-  type = object({
+  type        = object({
     host     = string
     port     = number
     database = string

@@ -41,7 +41,7 @@ resource "cloudflare_ruleset" "waf_managed" {
   description = "Seed §2.2: WAF managed rules (OWASP Top 10, SQLi, XSS)"
   kind        = "zone"
   phase       = "http_request_firewall_managed"
-  rules = [for key, ruleset in local.managed_rulesets : {
+  rules       = [for key, ruleset in local.managed_rulesets : {
     ref               = "execute_${key}"
     description       = "Execute the ${ruleset.description}"
     expression        = "true"
