@@ -216,7 +216,8 @@ pub enum GlobalPurge<'a> {
 /// The Cloudflare API unless configured otherwise.
 pub const DEFAULT_CF_API_BASE: &str = "https://api.cloudflare.com/client/v4";
 
-/// A `CF_ZONE_ID` still holding the placeholder `wrangler.toml` ships with counts as unset.
+/// A var still holding a placeholder `wrangler.toml` ships with (`CF_ZONE_ID`, `CF_ACCOUNT_ID`,
+/// `RUNBOOK_BASE_URL`, …) counts as unset.
 pub const PLACEHOLDER_PREFIX: &str = "REPLACE_WITH_";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,7 +235,13 @@ impl fmt::Display for ConfigError {
 impl Config {
     /// Builds the configuration from a lookup of vars and secrets by name.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        // A value still holding a `REPLACE_WITH_` placeholder (wrangler.toml ships them where
+        // Terraform's outputs go; scripts/preflight refuses to deploy one) counts as unset.
+        let get = |name: &'static str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty() && !v.starts_with(PLACEHOLDER_PREFIX))
+        };
         let environment = match get(var::ENVIRONMENT).as_deref() {
             // Missing means production: test controls and benchmark switches stay shut unless an
             // environment says it is local.
@@ -901,5 +908,22 @@ mod tests {
             .is_none());
         assert_eq!(config(&[]).unwrap().alert_dedup_seconds, 900);
         assert_eq!(config(&[("SLI_SAMPLE_RATE", "2")]).unwrap_err().name, "SLI_SAMPLE_RATE");
+    }
+
+    /// wrangler.toml ships `REPLACE_WITH_` values where Terraform's outputs go: until one is
+    /// filled (scripts/preflight refuses to deploy it) it counts as unset, never as a bad value
+    /// that would answer every request with 500.
+    #[test]
+    fn a_placeholder_counts_as_unset() {
+        let token = "0123456789abcdef0123456789abcdef-analytics"; // secret-scan: allow (a test value)
+        let c = config(&[
+            ("ENVIRONMENT", "production"),
+            ("CF_ACCOUNT_ID", "REPLACE_WITH_CLOUDFLARE_ACCOUNT_ID"),
+            ("CF_ANALYTICS_TOKEN", token),
+            ("RUNBOOK_BASE_URL", "REPLACE_WITH_RUNBOOK_BASE_URL"),
+        ])
+        .unwrap();
+        assert!(c.analytics_sql.is_none());
+        assert_eq!(c.runbook_base_url, "");
     }
 }

@@ -123,6 +123,8 @@ fn scripts_refuse_arguments_they_do_not_know_before_doing_anything() {
         "canary",
         "logpush",
         "revoke-share",
+        "preflight",
+        "tf-outputs-to-wrangler",
     ] {
         let out = run_script(
             &repo().join("scripts").join(name),
