@@ -732,3 +732,175 @@ fn no_archive_keeps_a_request_url_so_no_share_token_is_kept() {
         );
     }
 }
+
+/// Issue 30: staging and production deployed two builds of their own. CI's deploy jobs now run
+/// wrangler with WORKER_BUNDLE_PREBUILT=1 over the bundle the test job built and tested: the
+/// [build] command (scripts/build-worker) then checks it against its SHA256SUMS and never builds,
+/// so a changed byte, or no manifest, fails the deploy. Run in a copy of the scripts, with no
+/// worker-build or wasm-bindgen on the PATH.
+#[test]
+fn a_deploy_of_the_prebuilt_bundle_checks_its_manifest_and_never_builds() {
+    let root = temp_dir("prebuilt");
+    std::fs::create_dir_all(root.join("scripts/lib")).unwrap();
+    std::fs::create_dir_all(root.join("build")).unwrap();
+    for file in ["scripts/build-worker", "scripts/lib/tools.sh"] {
+        std::fs::copy(repo().join(file), root.join(file)).unwrap();
+    }
+    std::fs::write(root.join("build/index.js"), "export default {};\n").unwrap();
+    std::fs::write(root.join("build/index_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let build = |prebuilt: bool| {
+        let mut cmd = Command::new(root.join("scripts/build-worker"));
+        cmd.env("PATH", "/usr/bin:/bin");
+        if prebuilt {
+            cmd.env("WORKER_BUNDLE_PREBUILT", "1");
+        }
+        cmd.output().unwrap()
+    };
+    let out = build(true);
+    assert_ne!(out.status.code(), Some(0), "no manifest: {}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SHA256SUMS is missing"),
+        "{}",
+        text(&out)
+    );
+
+    let sums = Command::new("sh")
+        .args(["-c", "sha256sum ./index.js ./index_bg.wasm > SHA256SUMS"])
+        .current_dir(root.join("build"))
+        .status()
+        .unwrap();
+    assert!(sums.success());
+    let out = build(true);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("the prebuilt bundle, not rebuilt"),
+        "{}",
+        text(&out)
+    );
+
+    std::fs::write(root.join("build/index.js"), "export default { changed: true };\n").unwrap();
+    let out = build(true);
+    assert_ne!(out.status.code(), Some(0), "a changed byte: {}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not the bundle that was tested"),
+        "{}",
+        text(&out)
+    );
+
+    // Without the variable it would build, and here it cannot: the deploy jobs must set it.
+    let out = build(false);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// The deploy jobs build nothing: they deploy the test job's bundle, and production checks it is
+/// the one staging deployed.
+#[test]
+fn staging_and_production_deploy_the_bundle_the_test_job_built() {
+    let workflow = std::fs::read_to_string(repo().join(".github/workflows/ci.yml")).unwrap();
+    let job = |name: &str| -> String {
+        let rest = workflow
+            .split(&format!("\n  {name}:"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("a {name} job"));
+        rest.lines()
+            .skip(1)
+            .take_while(|l| !(l.starts_with("  ") && !l.starts_with("   ") && l.trim_end().ends_with(':')))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let test = job("test");
+    assert!(
+        test.contains("name: worker-bundle"),
+        "the test job uploads what it built:\n{test}"
+    );
+    for name in ["deploy-staging", "deploy-production"] {
+        let deploy = job(name);
+        assert!(
+            deploy.contains("name: worker-bundle"),
+            "{name} downloads the tested bundle"
+        );
+        assert!(
+            deploy.contains("WORKER_BUNDLE_PREBUILT: \"1\""),
+            "{name} never rebuilds"
+        );
+        for build in ["ensure_rust_tools", "cargo ", "rustup "] {
+            assert!(!deploy.contains(build), "{name} builds ({build})");
+        }
+    }
+    assert!(
+        job("deploy-production").contains("needs.deploy-staging.outputs.bundle"),
+        "production checks it deploys the bundle staging deployed"
+    );
+}
+
+/// Issue 30 item 6: every action pinned by a commit (with its release in a comment), the
+/// Cloudflare token only in the steps that call Cloudflare (never job-wide, so never in `npm ci`
+/// or an install), Dependabot watching those pins, and no audit that skips the deploy tools.
+#[test]
+fn ci_pins_its_actions_by_commit_and_gives_the_cloudflare_token_only_to_deploy_steps() {
+    let workflow = std::fs::read_to_string(repo().join(".github/workflows/ci.yml")).unwrap();
+    let mut actions = 0;
+    for line in workflow
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- uses:") || l.trim_start().starts_with("uses:"))
+    {
+        let spec = line.split("uses:").nth(1).unwrap().trim();
+        let (action, rest) = spec.split_once('@').unwrap_or_else(|| panic!("unpinned: {line}"));
+        let sha = rest.split_whitespace().next().unwrap();
+        assert!(
+            sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()),
+            "{action} is not pinned by a commit: {line}"
+        );
+        assert!(
+            rest.contains("# v"),
+            "{action}: say which release the commit is: {line}"
+        );
+        actions += 1;
+    }
+    assert!(actions >= 10, "{actions} actions found");
+
+    // Every step whose environment holds the token runs wrangler against Cloudflare.
+    let steps: Vec<&str> = workflow.split("\n      - ").skip(1).collect();
+    let mut with_token = 0;
+    for step in &steps {
+        if step.contains("CLOUDFLARE_API_TOKEN:") {
+            with_token += 1;
+            assert!(
+                step.contains("wrangler") || step.contains("scripts/canary"),
+                "token in a step that does not deploy:\n{step}"
+            );
+            assert!(!step.contains("npm ci") && !step.contains("cargo install"), "{step}");
+        }
+    }
+    assert!(
+        with_token >= 4,
+        "staging deploy, upload, canary, triggers: {with_token}"
+    );
+    for job in workflow.split("\n  ").filter(|j| j.starts_with("deploy-")) {
+        let head: String = job
+            .lines()
+            .take_while(|l| !l.trim_start().starts_with("steps:"))
+            .collect();
+        assert!(!head.contains("CLOUDFLARE_API_TOKEN"), "a job-wide token: {head}");
+    }
+
+    assert!(
+        !workflow.contains("--omit=dev"),
+        "npm audit must cover wrangler and esbuild (dev dependencies)"
+    );
+    assert!(
+        !workflow.contains("actions/cache@"),
+        "Swatinem/rust-cache, not hand-rolled caches"
+    );
+    assert!(
+        workflow.contains("shellcheck --severity=warning"),
+        "shellcheck over scripts/"
+    );
+    let dependabot = std::fs::read_to_string(repo().join(".github/dependabot.yml")).expect(".github/dependabot.yml");
+    for ecosystem in ["github-actions", "npm", "cargo"] {
+        assert!(
+            dependabot.contains(&format!("package-ecosystem: {ecosystem}")),
+            "{ecosystem}"
+        );
+    }
+}
