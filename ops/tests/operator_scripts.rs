@@ -904,3 +904,124 @@ fn ci_pins_its_actions_by_commit_and_gives_the_cloudflare_token_only_to_deploy_s
         );
     }
 }
+
+/// A stand-in of the Worker's admin routes for the operator scripts: `dead` dead jobs of class
+/// `external`, re-driven at most 500 a call as `POST /admin/jobs/redrive` does (then `404` once
+/// none is left). Returns its base URL and every call received (`METHOD path body`).
+fn admin_api(dead: usize) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::routing::post;
+    use std::sync::{Arc, Mutex};
+    let calls: Arc<Mutex<Vec<String>>> = Arc::default();
+    let left = Arc::new(Mutex::new(dead));
+    let (log, log2) = (calls.clone(), calls.clone());
+    let router = axum::Router::new()
+        .route(
+            "/admin/jobs/redrive",
+            post(move |body: String| async move {
+                log.lock().unwrap().push(format!("POST /admin/jobs/redrive {body}"));
+                let mut left = left.lock().unwrap();
+                if *left == 0 {
+                    return (
+                        axum::http::StatusCode::NOT_FOUND,
+                        axum::Json(json!({"error": {"code": "not_found"}})),
+                    );
+                }
+                let n = (*left).min(500);
+                *left -= n;
+                let ids: Vec<String> = (0..n).map(|i| format!("job-{i}")).collect();
+                (
+                    axum::http::StatusCode::OK,
+                    axum::Json(json!({"redriven": ids, "skipped": []})),
+                )
+            }),
+        )
+        .route(
+            "/admin/switches",
+            post(move |body: String| async move {
+                log2.lock().unwrap().push(format!("POST /admin/switches {body}"));
+                axum::Json(json!({"switch": "read-only", "on": true}))
+            }),
+        );
+    let listener = runtime()
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    runtime().spawn(async move {
+        let _ = babybook_ops::standin::serve_on(listener, router).await;
+    });
+    (format!("http://127.0.0.1:{port}"), calls)
+}
+
+fn operator(script: &str, args: &[&str]) -> Output {
+    Command::new(repo().join("scripts").join(script))
+        .args(args)
+        .env("ADMIN_TOKEN", "operator-token-for-tests-0123456789abcdef")
+        .env("ADMIN_REASON", "test of the operator scripts")
+        .env_remove("EDGE_URL")
+        .output()
+        .unwrap()
+}
+
+/// Issue 30: `scripts/redrive --class` stopped after the first 500 jobs; it goes on until the
+/// class is empty.
+#[test]
+fn redrive_of_a_class_goes_on_until_no_dead_job_is_left() {
+    let (base, calls) = admin_api(1_234);
+    let out = operator("redrive", &["--url", &base, "--class", "external"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        calls.lock().unwrap().len(),
+        4,
+        "500 + 500 + 234, then the 404 of an empty class"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("redrive: 1234 re-driven in 4 call(s)"),
+        "{}",
+        text(&out)
+    );
+    let (base, calls) = admin_api(0);
+    let out = operator("redrive", &["--url", &base, "--class", "worker_bug"]);
+    assert!(
+        out.status.success(),
+        "nothing to re-drive is not an error: {}",
+        text(&out)
+    );
+    assert_eq!(calls.lock().unwrap().len(), 1);
+}
+
+/// Issue 30: a runbook's follow-up line without EDGE_URL reached http://localhost:8787. The
+/// operator scripts now need --env or --url, and refuse before any call without them.
+#[test]
+fn operator_scripts_need_an_explicit_environment() {
+    let (base, calls) = admin_api(3);
+    for (script, args) in [
+        ("redrive", &["--class", "external"][..]),
+        ("redrive", &["--list"]),
+        ("switch", &["read-only", "off"]),
+        ("switch", &["--list"]),
+        ("slo", &[]),
+    ] {
+        let out = Command::new(repo().join("scripts").join(script))
+            .args(args)
+            .env("EDGE_URL", &base)
+            .env("ADMIN_TOKEN", "operator-token-for-tests-0123456789abcdef")
+            .env("ADMIN_REASON", "test")
+            .env("CF_ACCOUNT_ID", "0123456789abcdef0123456789abcdef")
+            .env("CF_ANALYTICS_TOKEN", TOKEN)
+            .env("CF_API_BASE", unreachable_base())
+            .env("BBOPS", env!("CARGO_BIN_EXE_bbops"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "scripts/{script} {args:?}: {}", text(&out));
+    }
+    assert!(
+        calls.lock().unwrap().is_empty(),
+        "no call without an explicit environment"
+    );
+    let out = operator("switch", &["--url", &base, "read-only", "on"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        calls.lock().unwrap().as_slice(),
+        ["POST /admin/switches {\"switch\":\"read-only\",\"on\":true}"]
+    );
+}
