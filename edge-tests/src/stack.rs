@@ -399,7 +399,7 @@ impl Stack {
             .env(
                 "CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE",
                 format!(
-                    "postgres://app_rw:local@127.0.0.1:{guard_port}/{}?sslmode=disable",
+                    "postgres://app_rw:local@127.0.0.1:{guard_port}/{}?sslmode=disable", // secretlint-disable-line -- a local test password
                     self.db_name
                 ),
             )

@@ -97,7 +97,20 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         status: PathBuf,
     },
-    /// Judges a canary step: exit 0 promote, 1 breach, 3 undecided (too little traffic) or unreadable.
+    /// Prints the queue query of scripts/canary (per consumer version: jobs, retried, dead, age p99).
+    CanaryQueueSql {
+        #[arg(long, value_name = "ENVIRONMENT")]
+        env: String,
+        #[arg(long, default_value_t = 5)]
+        minutes: u32,
+    },
+    /// Prints every freezing SLI's 30-day error budget; exits 1 when one is spent (release freeze).
+    SloFreeze {
+        /// The answer to `bbops slo-sql --what edge --hours 720`.
+        #[arg(long = "edge-30d", value_name = "FILE")]
+        edge_30d: PathBuf,
+    },
+    /// Judges a canary step: exit 0 promote, 1 breach, 4 undecided (too little traffic), 3 unreadable.
     CanaryCheck {
         #[arg(long, value_name = "FILE")]
         answer: PathBuf,
@@ -111,6 +124,13 @@ enum Command {
         max_p95_ratio: f64,
         #[arg(long = "min-requests", default_value_t = 50.0)]
         min_requests: f64,
+        /// The answer to `bbops canary-queue-sql`: the queue guardrails are judged too.
+        #[arg(long = "queue-answer", value_name = "FILE")]
+        queue_answer: Option<PathBuf>,
+        #[arg(long = "max-queue-age-ms", default_value_t = slo::SEED_QUEUE_GUARDRAILS.max_oldest_ms)]
+        max_queue_age_ms: f64,
+        #[arg(long = "max-job-failure-rate", default_value_t = slo::SEED_QUEUE_GUARDRAILS.max_failure_rate)]
+        max_job_failure_rate: f64,
     },
 }
 
@@ -187,6 +207,8 @@ async fn main() -> ExitCode {
         command @ (Command::SloSql { .. }
         | Command::SloReport { .. }
         | Command::CanarySql { .. }
+        | Command::CanaryQueueSql { .. }
+        | Command::SloFreeze { .. }
         | Command::CanaryStable { .. }
         | Command::CanaryCheck { .. }) => return operations(command),
         Command::ScanSecrets { dir } => return scan_secrets(&dir),
@@ -264,6 +286,15 @@ fn operations(command: Command) -> ExitCode {
             println!("{}", slo::canary_sql(&env, minutes));
             Ok(ExitCode::SUCCESS)
         }
+        Command::CanaryQueueSql { env, minutes } => {
+            println!("{}", slo::canary_queue_sql(&env, minutes));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SloFreeze { edge_30d } => {
+            let (table, frozen) = slo::freeze_report(&slo::budgets(&read_json(&edge_30d)?)?);
+            print!("{table}");
+            Ok(if frozen { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
         Command::CanaryStable { status } => {
             println!("{}", slo::stable_version(&read_json(&status)?)?);
             Ok(ExitCode::SUCCESS)
@@ -287,16 +318,42 @@ fn operations(command: Command) -> ExitCode {
             max_5xx_excess,
             max_p95_ratio,
             min_requests,
+            queue_answer,
+            max_queue_age_ms,
+            max_job_failure_rate,
         } => {
             let limits = babybook_edge::slo::Guardrails {
                 max_5xx_excess,
                 max_p95_ratio,
             };
+            // The queue first: a consumer failing its jobs is rolled back even on a quiet night.
+            let mut queue_summary = String::new();
+            if let Some(path) = queue_answer {
+                let queue_limits = slo::QueueGuardrails {
+                    max_oldest_ms: max_queue_age_ms,
+                    max_failure_rate: max_job_failure_rate,
+                };
+                match slo::queue_health(&read_json(&path)?, &canary)? {
+                    Some(health) => {
+                        if let Some(why) = slo::queue_breach(&health, &queue_limits) {
+                            println!("breach: {why}");
+                            return Ok(ExitCode::from(1));
+                        }
+                        queue_summary = format!(
+                            "; queue: {:.0} jobs, failure rate {:.2} %, age p99 {:.0} ms",
+                            health.jobs,
+                            health.failure_rate * 100.0,
+                            health.oldest_p99_ms
+                        );
+                    }
+                    None => queue_summary = "; queue: no jobs consumed by the new version".into(),
+                }
+            }
             Ok(
                 match slo::canary_step(&read_json(&answer)?, &canary, &baseline, &limits, min_requests)? {
                     slo::Step::Promote { canary, baseline } => {
                         println!(
-                            "ok: new version {:.0} requests, 5xx {:.3} %, p95 {:.0} ms; stable 5xx {:.3} %, p95 {:.0} ms",
+                            "ok: new version {:.0} requests, 5xx {:.3} %, p95 {:.0} ms; stable 5xx {:.3} %, p95 {:.0} ms{queue_summary}",
                             canary.requests,
                             canary.error_rate * 100.0,
                             canary.p95_ms,
@@ -311,7 +368,7 @@ fn operations(command: Command) -> ExitCode {
                     }
                     slo::Step::Undecided(why) => {
                         println!("undecided: {why}");
-                        ExitCode::from(3)
+                        ExitCode::from(4)
                     }
                 },
             )

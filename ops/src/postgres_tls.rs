@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn the_driver_sees_the_other_parameters_and_a_tls_requirement() {
-        let (config, _) = parse("postgres://u:p%40ss@h:6543/db?application_name=bbops&sslmode=verify-ca").unwrap();
+        let (config, _) = parse("postgres://u:p%40ss@h:6543/db?application_name=bbops&sslmode=verify-ca").unwrap(); // secretlint-disable-line -- a local test password
         assert_eq!(config.get_application_name(), Some("bbops"));
         assert_eq!(config.get_password(), Some(&b"p@ss"[..]));
         assert_eq!(config.get_ports(), [6543]);
@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn an_unknown_sslmode_is_refused_without_the_password() {
-        let err = parse("postgres://u:secret-pw@h/db?sslmode=maybe").unwrap_err(); // secret-scan: allow (a fake password the error must hide)
+        let err = parse("postgres://u:secret-pw@h/db?sslmode=maybe").unwrap_err(); // secretlint-disable-line -- secret-scan: allow (a fake password the error must hide)
         assert!(err.contains("maybe") && !err.contains("secret-pw"), "{err}");
     }
 }

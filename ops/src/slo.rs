@@ -54,6 +54,145 @@ pub fn canary_sql(environment: &str, minutes: u32) -> String {
     )
 }
 
+/// Per consumer version over the last `minutes` (the seed's queue guardrails, §3.4): `jobs`
+/// (messages in the batches it consumed), `retried`, `dead`, and `oldest_p99_ms`, the p99 of the
+/// oldest message's age at the start of its batches. The queue points carry no sample rate of
+/// ours (double3 is `retried`), so only Analytics Engine's `_sample_interval` weighs them.
+pub fn canary_queue_sql(environment: &str, minutes: u32) -> String {
+    format!(
+        "SELECT blob2 AS consumer_version, SUM(double1 * _sample_interval) AS jobs, \
+         SUM(double3 * _sample_interval) AS retried, SUM(double4 * _sample_interval) AS dead, \
+         quantileExactWeighted(0.99)(double5, _sample_interval) AS oldest_p99_ms \
+         FROM {table} WHERE timestamp > NOW() - INTERVAL '{minutes}' MINUTE AND blob1 = 'jobs' \
+         GROUP BY consumer_version FORMAT JSON",
+        table = queue_dataset(environment),
+    )
+}
+
+/// The seed's queue guardrails (§3.4): the oldest message's age p99 over 1 minute, or a job
+/// failure rate over 2 %, on the batches the new version consumed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueueGuardrails {
+    pub max_oldest_ms: f64,
+    pub max_failure_rate: f64,
+}
+
+pub const SEED_QUEUE_GUARDRAILS: QueueGuardrails = QueueGuardrails {
+    max_oldest_ms: 60_000.0,
+    max_failure_rate: 0.02,
+};
+
+/// What the new version's consumer did in the window; `None` when it consumed nothing (a quiet
+/// queue is no evidence either way, and the request guardrails decide).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueueHealth {
+    pub jobs: f64,
+    /// Failed attempts (retried + dead) over jobs.
+    pub failure_rate: f64,
+    pub oldest_p99_ms: f64,
+}
+
+pub fn queue_health(answer: &Value, canary_version: &str) -> Result<Option<QueueHealth>, String> {
+    let rows = answer_rows(answer)?;
+    let Some(row) = rows
+        .iter()
+        .find(|r| r.get("consumer_version").and_then(Value::as_str) == Some(canary_version))
+    else {
+        return Ok(None);
+    };
+    let jobs = number(row, "jobs")?;
+    if jobs <= 0.0 {
+        return Ok(None);
+    }
+    Ok(Some(QueueHealth {
+        jobs,
+        failure_rate: (number(row, "retried")? + number(row, "dead")?) / jobs,
+        oldest_p99_ms: number(row, "oldest_p99_ms")?,
+    }))
+}
+
+/// Why the new version's consumer must not get more traffic; `None` when it may.
+pub fn queue_breach(health: &QueueHealth, limits: &QueueGuardrails) -> Option<String> {
+    if health.oldest_p99_ms > limits.max_oldest_ms {
+        return Some(format!(
+            "queue age p99 {:.0} ms > {:.0} ms ({:.0} jobs consumed by the new version)",
+            health.oldest_p99_ms, limits.max_oldest_ms, health.jobs
+        ));
+    }
+    if health.failure_rate > limits.max_failure_rate {
+        return Some(format!(
+            "job failure rate {:.2} % > {:.2} % ({:.0} jobs consumed by the new version)",
+            health.failure_rate * 100.0,
+            limits.max_failure_rate * 100.0,
+            health.jobs
+        ));
+    }
+    None
+}
+
+/// The SLIs whose 30-day error budget freezes production releases when spent (seed §6.4): the
+/// paging ones, availability and share TTFB.
+pub fn freeze_slis() -> impl Iterator<Item = Sli> {
+    slo::ALL.into_iter().filter(|sli| slo::paging(*sli))
+}
+
+/// The budget window of the freeze: the SLO period, 30 days.
+pub const FREEZE_WINDOW_HOURS: u32 = 30 * 24;
+
+/// One SLI's budget over the SLO period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    pub sli: Sli,
+    pub window: Window,
+    /// The fraction of the 30-day budget spent (1.0 = all of it): the window's burn rate.
+    pub spent: f64,
+}
+
+/// The budget of every freezing SLI from the 30-day edge answer; the release is frozen when any
+/// has spent all of it.
+pub fn budgets(edge_30d: &Value) -> Result<Vec<Budget>, String> {
+    let windows = slo::edge_windows(edge_30d)?;
+    Ok(freeze_slis()
+        .map(|sli| {
+            let window = windows
+                .iter()
+                .find(|(s, _)| *s == sli)
+                .map(|(_, w)| *w)
+                .unwrap_or(Window { total: 0.0, bad: 0.0 });
+            Budget {
+                sli,
+                window,
+                spent: window.burn_rate(sli),
+            }
+        })
+        .collect())
+}
+
+/// The table `scripts/slo --freeze-check` prints, and whether a budget is spent.
+pub fn freeze_report(budgets: &[Budget]) -> (String, bool) {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:<32} {:>10} {:>13}  verdict",
+        "SLI", "objective", "30 days", "budget spent"
+    );
+    let mut frozen = false;
+    for b in budgets {
+        let spent = b.spent >= 1.0;
+        frozen |= spent;
+        let _ = writeln!(
+            out,
+            "{:<24} {:<32} {:>10} {:>11.1} %  {}",
+            b.sli.name(),
+            b.sli.describe_objective(),
+            percent(&b.window),
+            b.spent * 100.0,
+            if spent { "BUDGET SPENT" } else { "ok" }
+        );
+    }
+    (out, frozen)
+}
+
 /// The windows of every SLI from one edge answer and one queue answer.
 pub struct Measured {
     pub edge: Vec<(Sli, Window)>,
@@ -294,6 +433,50 @@ mod tests {
         assert_eq!(stable_version(&status).unwrap(), "b");
         assert!(stable_version(&json!({"versions": []})).is_err());
         assert!(stable_version(&json!("not logged in")).is_err());
+    }
+
+    #[test]
+    fn the_queue_guardrails_judge_the_new_versions_batches_only() {
+        let answer = |retried: f64, dead: f64, p99: f64| {
+            json!({"data": [
+                {"consumer_version": "new", "jobs": 1000, "retried": retried, "dead": dead, "oldest_p99_ms": p99},
+                {"consumer_version": "old", "jobs": 9000, "retried": 900, "dead": 90, "oldest_p99_ms": 900_000},
+            ]})
+        };
+        let judge = |a: &Value| {
+            queue_health(a, "new")
+                .unwrap()
+                .and_then(|h| queue_breach(&h, &SEED_QUEUE_GUARDRAILS))
+        };
+        assert_eq!(judge(&answer(10.0, 0.0, 2_000.0)), None);
+        assert!(judge(&answer(15.0, 10.0, 2_000.0))
+            .unwrap()
+            .starts_with("job failure rate 2.50 %"));
+        assert!(judge(&answer(0.0, 0.0, 61_000.0)).unwrap().starts_with("queue age p99"));
+        assert_eq!(
+            queue_health(&json!({"data": []}), "new").unwrap(),
+            None,
+            "no jobs: no verdict"
+        );
+        assert!(queue_health(&json!({"data": [{"consumer_version": "new", "jobs": "x"}]}), "new").is_err());
+        assert!(canary_queue_sql("production", 5).contains("FROM babybook_queue_health WHERE"));
+        assert!(!canary_queue_sql("production", 5).contains("GROUP BY version"));
+    }
+
+    #[test]
+    fn the_freeze_holds_when_a_paging_slis_30_day_budget_is_spent() {
+        // 99.5 % availability: 0.5 % of 1 000 000 requests is a budget of 5 000 errors.
+        let spent = budgets(&edge(1_000_000.0, 5_001.0, 400_000.0, 100.0, 0.0)).unwrap();
+        let (text, frozen) = freeze_report(&spent);
+        assert!(frozen, "{text}");
+        assert!(text.contains("availability") && text.contains("100.0 %") && text.contains("BUDGET SPENT"));
+        let healthy = budgets(&edge(1_000_000.0, 4_000.0, 400_000.0, 100.0, 0.0)).unwrap();
+        let (text, frozen) = freeze_report(&healthy);
+        assert!(!frozen, "{text}");
+        assert!(text.contains("80.0 %"), "{text}");
+        assert_eq!(healthy.len(), 2, "availability and share TTFB, not the cache hit ratio");
+        let (_, frozen) = freeze_report(&budgets(&json!({"data": []})).unwrap());
+        assert!(!frozen, "no traffic spends no budget");
     }
 
     #[test]

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/slo and scripts/canary: the Analytics Engine SQL API and the bbops helper.
 #
 # CF_ACCOUNT_ID and CF_ANALYTICS_TOKEN (an API token with Account Analytics: Read) come from the

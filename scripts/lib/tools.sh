@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/*: installs and locates the toolchain, idempotently and offline-safe.
 # Sourced, not run. Every install step is skipped when the right version is already there.
 
@@ -91,7 +92,8 @@ ensure_node_tools() {
 
 # worker-build downloads wasm-bindgen, esbuild and wasm-opt unless told where they are.
 export_build_tools() {
-  export WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
+  WASM_BINDGEN_BIN="$(command -v wasm-bindgen || true)"
+  export WASM_BINDGEN_BIN
   export ESBUILD_BIN="$REPO/node_modules/.bin/esbuild"
   export WASM_OPT_BIN="$REPO/node_modules/.bin/wasm-opt"
   export PATH="$REPO/node_modules/.bin:$PATH"

@@ -56,7 +56,7 @@ fn dev() {
         babybook_ops::seed::demo_token().as_text()
     );
     println!("  media stand-in     {}", stack.media.lock().expect("media").url());
-    println!("  admin token        ADMIN_TOKENS=dev:<token> in .dev.vars (scripts/redrive and scripts/switch read ADMIN_TOKEN and ADMIN_REASON)");
+    println!("  admin token        ADMIN_TOKENS=dev:<token> in .dev.vars (scripts/redrive and scripts/switch --env local read ADMIN_TOKEN and ADMIN_REASON)");
     if let Some((purge, _)) = &stack.purge_api {
         println!(
             "  purges received    {0}/__control/requests (the Cloudflare purge API stand-in; {0}/__control/cached models other data centers)",

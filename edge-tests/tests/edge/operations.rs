@@ -165,8 +165,9 @@ fn a_switch_stored_off_overrides_a_read_only_deploy_default() {
     // The operator's command, as an operator runs it.
     let script = |args: &[&str]| {
         let out = std::process::Command::new(edge_tests::stack::repo_root().join("scripts/switch"))
+            .arg("--url")
+            .arg(&stack.base_url)
             .args(args)
-            .env("EDGE_URL", &stack.base_url)
             .env("ADMIN_TOKEN", &stack.secrets.admin_token)
             .env("ADMIN_REASON", "edge test of scripts/switch")
             .output()
