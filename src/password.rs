@@ -25,27 +25,55 @@ pub fn hash_password(password: &str, salt: &[u8], iterations: u32) -> String {
     )
 }
 
-/// Checks a password against a stored hash in constant time. A malformed stored hash never
-/// verifies.
-pub fn verify_password(password: &str, stored: &str) -> bool {
-    let mut parts = stored.split('$');
-    let (Some(PREFIX), Some(iterations), Some(salt), Some(expected), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    let Ok(iterations) = iterations.parse::<u32>() else {
-        return false;
-    };
-    if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
-        return false;
+/// A stored hash, read: what a derivation needs and what it must equal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredHash {
+    pub iterations: u32,
+    pub salt: Vec<u8>,
+    pub expected: Vec<u8>,
+}
+
+impl StoredHash {
+    /// `None` for a malformed hash (it never verifies), or a work factor outside the accepted
+    /// range, or a derived length outside 16–64 bytes.
+    pub fn parse(stored: &str) -> Option<StoredHash> {
+        let mut parts = stored.split('$');
+        let (Some(PREFIX), Some(iterations), Some(salt), Some(expected), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let iterations = iterations.parse::<u32>().ok()?;
+        if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
+            return None;
+        }
+        let (Ok(salt), Ok(expected)) = (URL_SAFE_NO_PAD.decode(salt), URL_SAFE_NO_PAD.decode(expected)) else {
+            return None;
+        };
+        (16..=64).contains(&expected.len()).then_some(StoredHash {
+            iterations,
+            salt,
+            expected,
+        })
     }
-    let (Ok(salt), Ok(expected)) = (URL_SAFE_NO_PAD.decode(salt), URL_SAFE_NO_PAD.decode(expected)) else {
+
+    /// Whether `derived` (PBKDF2 of the candidate password with this salt and work factor) is
+    /// the stored hash, in constant time.
+    pub fn matches(&self, derived: &[u8]) -> bool {
+        derived.len() == self.expected.len() && bool::from(derived.ct_eq(&self.expected))
+    }
+}
+
+/// Checks a password against a stored hash in constant time, deriving in this process (the host,
+/// and the Worker for a work factor its runtime's Web Crypto refuses). A malformed stored hash
+/// never verifies.
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    let Some(hash) = StoredHash::parse(stored) else {
         return false;
     };
-    let mut out = vec![0u8; expected.len().clamp(16, 64)];
-    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iterations, &mut out);
-    out.len() == expected.len() && bool::from(out.ct_eq(&expected))
+    let mut out = vec![0u8; hash.expected.len()];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &hash.salt, hash.iterations, &mut out);
+    hash.matches(&out)
 }
 
 /// What an unknown email is checked against, so a miss costs the same as a wrong password and
@@ -55,6 +83,34 @@ pub const DUMMY_HASH: &str = "pbkdf2-sha256$100000$ZHVtbXktc2FsdC0xMjM0NQ$zQ0BpO
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_hash_reads_back_what_any_derivation_must_equal() {
+        let stored = hash_password("correct horse", b"salt-salt-salt-16", 10_000);
+        let hash = StoredHash::parse(&stored).expect("a hash of ours");
+        assert_eq!(
+            (hash.iterations, hash.salt.as_slice()),
+            (10_000, &b"salt-salt-salt-16"[..])
+        );
+        let mut derived = vec![0u8; hash.expected.len()];
+        pbkdf2::pbkdf2_hmac::<Sha256>(b"correct horse", &hash.salt, hash.iterations, &mut derived);
+        assert!(
+            hash.matches(&derived),
+            "what the Web Crypto path derives is what it compares"
+        );
+        derived[0] ^= 1;
+        assert!(!hash.matches(&derived));
+        assert!(!hash.matches(&derived[..16]), "a shorter derivation never matches");
+        for bad in [
+            "pbkdf2-sha256$9999$c2FsdA$AAAAAAAAAAAAAAAAAAAAAA",
+            "pbkdf2-sha256$100000$c2FsdA$AAAA",
+            "scrypt$100000$c2FsdA$AAAAAAAAAAAAAAAAAAAAAA",
+            "",
+        ] {
+            assert_eq!(StoredHash::parse(bad), None, "{bad}");
+        }
+        assert!(StoredHash::parse(DUMMY_HASH).is_some_and(|h| h.iterations == DEFAULT_ITERATIONS));
+    }
 
     #[test]
     fn a_hash_verifies_its_password_only() {

@@ -18,6 +18,7 @@ mod job_rows;
 mod jobs;
 mod journal;
 mod js_body;
+mod kdf;
 mod limiter_binding;
 mod media_client;
 mod pipeline;
