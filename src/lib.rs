@@ -15,6 +15,7 @@ pub mod csrf;
 pub mod error;
 pub mod hex;
 pub mod hygiene;
+pub mod jobs;
 pub mod journal;
 pub mod lang;
 pub mod password;
