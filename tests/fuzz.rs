@@ -128,10 +128,12 @@ fn lifecycle_action() -> impl Strategy<Value = Action> {
 }
 
 fn media_script() -> impl Strategy<Value = Script> {
-    (0u32..3, 0u32..4, prop::bool::weighted(0.15)).prop_map(|(running_first, transient_first, then_definitive)| Script {
-        running_first,
-        transient_first,
-        then_definitive,
+    (0u32..3, 0u32..4, prop::bool::weighted(0.15)).prop_map(|(running_first, transient_first, then_definitive)| {
+        Script {
+            running_first,
+            transient_first,
+            then_definitive,
+        }
     })
 }
 
@@ -152,28 +154,38 @@ fn media_script() -> impl Strategy<Value = Script> {
 fn job_lifecycle() {
     let stall = prop_oneof![Just(0i64), 0..LEASE_MS, LEASE_MS..3 * LEASE_MS];
     let strategy = (
-        [media_script(), media_script(), media_script(), media_script(), media_script()],
+        [
+            media_script(),
+            media_script(),
+            media_script(),
+            media_script(),
+            media_script(),
+        ],
         any::<[bool; 5]>(),
         any::<bool>(),
         stall,
         proptest::collection::vec(lifecycle_action(), 0..120),
     );
-    fuzz("job_lifecycle", strategy, |(mut scripts, published, poison, stall_ms, actions)| {
-        scripts[4].then_definitive = false; // a purge never fails for good
-        let mut model = Model::new(scripts, published, poison);
-        for action in actions {
-            model.step(action);
-            if let Some(v) = model.world.borrow().violations.first() {
-                return Err(TestCaseError::fail(format!("after {action:?}: {v}")));
+    fuzz(
+        "job_lifecycle",
+        strategy,
+        |(mut scripts, published, poison, stall_ms, actions)| {
+            scripts[4].then_definitive = false; // a purge never fails for good
+            let mut model = Model::new(scripts, published, poison);
+            for action in actions {
+                model.step(action);
+                if let Some(v) = model.world.borrow().violations.first() {
+                    return Err(TestCaseError::fail(format!("after {action:?}: {v}")));
+                }
             }
-        }
-        model
-            .run_fault_free(stall_ms, settle_bound_ms(stall_ms))
-            .map_err(TestCaseError::fail)?;
-        model.check_settled(&scripts).map_err(TestCaseError::fail)?;
-        let reached = model.world.borrow().leases_lost > 0;
-        Ok(reached)
-    });
+            model
+                .run_fault_free(stall_ms, settle_bound_ms(stall_ms))
+                .map_err(TestCaseError::fail)?;
+            model.check_settled(&scripts).map_err(TestCaseError::fail)?;
+            let reached = model.world.borrow().leases_lost > 0;
+            Ok(reached)
+        },
+    );
 }
 
 /// Runs `case` over `strategy` (`PROPTEST_CASES` cases, proptest's shrinking on failure) and

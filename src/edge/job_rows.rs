@@ -193,7 +193,8 @@ pub async fn mark_failed(
             .unwrap_or_default()
     );
     let fence = match by {
-        MarkedBy::Delivery(_) => "(status <> 'processing' OR lease_holder = $3)",
+        // Only its own lease: a row it never won, or one re-driven since, is the DLQ handler's.
+        MarkedBy::Delivery(_) => "(status = 'processing' AND lease_holder = $3)",
         // `$3` is no message id: only an expired lease or none lets the handler through.
         MarkedBy::DeadLetters => {
             "(status <> 'processing' OR lease_expires_at IS NULL OR lease_expires_at < now() OR lease_holder = $3)"

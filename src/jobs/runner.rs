@@ -180,11 +180,12 @@ async fn handle<P: Port>(port: &P, received: &Received<'_, P::Delivery>) -> Outc
         Ok(step) => step,
         Err(e) => Step::Failed(database_failure(&e)),
     };
-    conclude(port, &job, step).await
+    conclude(port, &job, step, false).await
 }
 
 /// Acts on how a job's work went: ack, wait for a running job, or let the retry policy decide.
-async fn conclude<P: Port>(port: &P, job: &Delivered<'_, P::Delivery>, step: Step) -> Outcome {
+/// `won`: this delivery won its row's claim (only then may it mark the row `failed` itself).
+async fn conclude<P: Port>(port: &P, job: &Delivered<'_, P::Delivery>, step: Step, won: bool) -> Outcome {
     let mut last_failure = None;
     let decision = match step {
         Step::Done => Decision::Ack,
@@ -213,7 +214,7 @@ async fn conclude<P: Port>(port: &P, job: &Delivered<'_, P::Delivery>, step: Ste
             Decision::after(MediaOutcome::Failed(failure), job.attempts)
         }
     };
-    let fate = settle(port, job, decision, last_failure.as_ref()).await;
+    let fate = settle(port, job, decision, last_failure.as_ref(), won).await;
     (fate, Some(job.queue_time_ms))
 }
 
@@ -234,6 +235,7 @@ async fn settle<P: Port>(
     job: &Delivered<'_, P::Delivery>,
     decision: Decision,
     last_failure: Option<&Failure>,
+    won: bool,
 ) -> Fate {
     let message = job.message;
     match decision {
@@ -268,10 +270,11 @@ async fn settle<P: Port>(
             // row without its record.
             let dead = DeadJob::of_job(message.clone(), failure.clone(), port.now_ms());
             let fate = send_to_dlq(port, job.delivery, dead, job.line(port, Level::Warn, "job dead")).await;
-            if fate == Fate::Dead {
+            if fate == Fate::Dead && won {
                 if let Some(subject) = Subject::of(&message.job) {
-                    // Best effort: the DLQ handler marks it too, once the record is stored. A
-                    // row another delivery took over (this one outlived its lease) is left to it.
+                    // Best effort, and only a row still under this delivery's lease: the DLQ
+                    // handler marks it too, once the record is stored. A row another delivery
+                    // took over (this one outlived its lease), or one re-driven since, is left.
                     if let Ok(false) = port
                         .mark_failed(message.account_id, subject, &failure, job.holder)
                         .await
@@ -484,6 +487,7 @@ async fn leased<P: Port>(port: &P, received: &[&Received<'_, P::Delivery>], phas
         Some(now - std::mem::replace(&mut lap, now))
     };
     let claims = claim_batch(port, &jobs).await;
+    let won: Vec<bool> = claims.iter().map(|c| matches!(c, Ok(Claim::Won))).collect();
     phases.claim_ms = took();
     let progress: Vec<Progress> = futures_util::stream::iter(jobs.iter().zip(claims))
         .map(|(job, claim)| run_claimed(port, job.message, claim))
@@ -493,8 +497,8 @@ async fn leased<P: Port>(port: &P, received: &[&Received<'_, P::Delivery>], phas
     phases.media_ms = took();
     let steps = record_batch(port, &jobs, progress).await;
     phases.record_ms = took();
-    let outcomes = futures_util::stream::iter(jobs.iter().zip(steps))
-        .map(|(job, step)| conclude(port, job, step))
+    let outcomes = futures_util::stream::iter(jobs.iter().zip(steps).zip(won))
+        .map(|((job, step), won)| conclude(port, job, step, won))
         .buffer_unordered(port.concurrency())
         .collect()
         .await;

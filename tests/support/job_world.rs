@@ -47,20 +47,39 @@ pub enum Pass {
 #[derive(Debug, Clone, Copy)]
 pub enum Action {
     /// The runtime hands up to `size` visible messages of `jobs` to a new batch.
-    Deliver { size: usize },
+    Deliver {
+        size: usize,
+    },
     /// A waiting await point (picked among those waiting) goes on.
-    Resume { pick: usize, pass: Pass },
-    Wait { ms: i64 },
+    Resume {
+        pick: usize,
+        pass: Pass,
+    },
+    Wait {
+        ms: i64,
+    },
     /// The */5 sweep; `partial`: its publish fails after half the messages went out (the rows'
     /// transaction rolls back).
-    Sweep { db_down: bool, partial: bool },
-    HandleDead { store_fails: bool, db_down: bool },
+    Sweep {
+        db_down: bool,
+        partial: bool,
+    },
+    HandleDead {
+        store_fails: bool,
+        db_down: bool,
+    },
     /// A producer publishes one of the jobs again.
-    Duplicate { pick: usize },
+    Duplicate {
+        pick: usize,
+    },
     /// An operator re-drives a dead job.
-    Redrive { pick: usize },
+    Redrive {
+        pick: usize,
+    },
     /// A batch's isolate dies: its messages come back.
-    Kill { pick: usize },
+    Kill {
+        pick: usize,
+    },
 }
 
 /// What the media worker answers when no fault decides, per job.
@@ -115,6 +134,8 @@ pub struct World {
     jobs: Vec<Message>,
     /// Messages handed to a batch that has not acked or retried them yet.
     in_flight: BTreeMap<String, Message>,
+    /// The task each message in flight was handed to.
+    owner: BTreeMap<String, usize>,
     dlq: Vec<(serde_json::Value, i64)>,
     store: BTreeMap<String, DeadJob>,
     scripts: BTreeMap<Id, Script>,
@@ -132,6 +153,7 @@ pub struct World {
     /// What the runner reached: `job lease lost` lines (a slow delivery lost its lease to another).
     pub leases_lost: u64,
     pub media_calls: u64,
+    pub events: Vec<String>,
 }
 
 fn id(n: u8) -> Id {
@@ -295,6 +317,7 @@ impl World {
     }
 
     fn finish_message(&mut self, id: &str, retry_ms: Option<i64>) {
+        self.events.push(format!("{} {id} {retry_ms:?}", self.now));
         match self.in_flight.remove(id) {
             Some(m) => {
                 if let Some(delay) = retry_ms {
@@ -306,13 +329,28 @@ impl World {
     }
 
     fn has_record(&self, job_id: Id) -> bool {
-        self.store.values().any(|d| d.job.as_ref().is_some_and(|j| j.job_id == job_id))
+        self.store
+            .values()
+            .any(|d| d.job.as_ref().is_some_and(|j| j.job_id == job_id))
     }
 
     fn record_on_its_way(&self, job_id: Id) -> bool {
-        self.dlq
+        self.dlq.iter().any(|(v, _)| {
+            DeadLetter::from_value(v.clone(), 0)
+                .job
+                .is_some_and(|j| j.job_id == job_id)
+        })
+    }
+
+    /// An operator re-drove the job (its record is gone) and the re-drive's message is on the
+    /// queue: a dying delivery that marks the row `failed` after that leaves it to the re-drive,
+    /// which takes a `failed` row back.
+    fn redrive_on_its_way(&self, job_id: Id) -> bool {
+        self.jobs
             .iter()
-            .any(|(v, _)| DeadLetter::from_value(v.clone(), 0).job.is_some_and(|j| j.job_id == job_id))
+            .chain(self.in_flight.values())
+            .filter_map(|m| JobMessage::parse(&m.body).ok())
+            .any(|m| m.job_id == job_id && m.redrive_count > 0)
     }
 
     fn dead_class(&self, job_id: Id) -> Option<FailureClass> {
@@ -330,8 +368,14 @@ impl World {
             .filter(|(_, r)| r.status == RowStatus::Failed)
             .filter_map(|(row, r)| {
                 let job = r.job.as_ref()?.job_id;
-                (!self.has_record(job) && !self.record_on_its_way(job))
-                    .then(|| format!("row {row} is failed without a dead record"))
+                (!self.has_record(job) && !self.record_on_its_way(job) && !self.redrive_on_its_way(job)).then(|| {
+                    format!(
+                        "row {row} is failed without a dead record: {:?} {:?} {:?}",
+                        self.store.keys(),
+                        self.dlq,
+                        self.jobs.iter().map(|m| &m.body).collect::<Vec<_>>()
+                    )
+                })
             })
             .collect();
         self.violations.extend(bad);
@@ -346,9 +390,8 @@ impl World {
             .filter(|(_, r)| r.status == RowStatus::Processing)
             .filter_map(|(row, r)| {
                 let expired = r.lease.as_ref()?.expires_at_ms;
-                (now - expired.max(since) > SWEEP_PERIOD_MS + 1_000).then(|| {
-                    format!("row {row}: its lease expired at {expired} and nobody took it over by {now}")
-                })
+                (now - expired.max(since) > SWEEP_PERIOD_MS + 1_000)
+                    .then(|| format!("row {row}: its lease expired at {expired} and nobody took it over by {now}"))
             })
             .collect();
         self.violations.extend(bad);
@@ -363,7 +406,9 @@ impl World {
             .rows
             .iter()
             .filter(|(_, r)| r.job.is_some())
-            .filter(|(_, r)| lifecycle::sweep_takes(r.status, r.published, r.queued_at, r.lease.as_ref(), before, self.now))
+            .filter(|(_, r)| {
+                lifecycle::sweep_takes(r.status, r.published, r.queued_at, r.lease.as_ref(), before, self.now)
+            })
             .map(|(id, _)| *id)
             .collect();
         let sent = if partial { taken.len() / 2 } else { taken.len() };
@@ -405,7 +450,8 @@ impl World {
         }
         let now = self.now;
         if let Some(r) = self.rows.get_mut(&subject.raw()) {
-            let leased_live = r.status == RowStatus::Processing && r.lease.as_ref().is_some_and(|l| l.expires_at_ms >= now);
+            let leased_live =
+                r.status == RowStatus::Processing && r.lease.as_ref().is_some_and(|l| l.expires_at_ms >= now);
             if !matches!(r.status, RowStatus::Ready | RowStatus::Deleted) && !leased_live {
                 r.status = RowStatus::Failed;
                 r.lease = None;
@@ -416,7 +462,13 @@ impl World {
     /// `POST /admin/jobs/redrive` of one stored record: the row back to `queued`, the job
     /// published again with one more re-drive, the record deleted.
     fn redrive(&mut self, pick: usize) {
-        let keys: Vec<String> = self.store.keys().cloned().collect();
+        // Unreadable bodies are skipped and stay.
+        let keys: Vec<String> = self
+            .store
+            .iter()
+            .filter(|(_, d)| d.job.is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
         if keys.is_empty() {
             return;
         }
@@ -425,7 +477,11 @@ impl World {
         let Some(mut job) = dead.job else { return };
         if let Some(subject) = Subject::of(&job.job) {
             let now = self.now;
-            if let Some(r) = self.rows.get_mut(&subject.raw()).filter(|r| r.status == RowStatus::Failed) {
+            if let Some(r) = self
+                .rows
+                .get_mut(&subject.raw())
+                .filter(|r| r.status == RowStatus::Failed)
+            {
                 r.status = RowStatus::Queued;
                 r.queued_at = now;
                 r.published = false;
@@ -644,7 +700,7 @@ impl Port for MemoryPort {
         let Some(r) = w.rows.get_mut(&subject.raw()) else {
             return Ok(false);
         };
-        let fenced = r.status != RowStatus::Processing || r.lease.as_ref().is_some_and(|l| l.holder == holder);
+        let fenced = r.status == RowStatus::Processing && r.lease.as_ref().is_some_and(|l| l.holder == holder);
         if matches!(r.status, RowStatus::Ready | RowStatus::Deleted) || !fenced {
             return Ok(false);
         }
@@ -693,7 +749,8 @@ impl Port for MemoryPort {
         }
         let mut w = self.world.borrow_mut();
         let now = w.now;
-        w.dlq.push((serde_json::from_str(&dead.to_json()).unwrap_or_default(), now));
+        w.dlq
+            .push((serde_json::from_str(&dead.to_json()).unwrap_or_default(), now));
         *w.dead_letters_of.entry(delivery.id.clone()).or_default() += 1;
         Ok(())
     }
@@ -703,14 +760,19 @@ impl Port for MemoryPort {
         let lease = Subject::of(&message.job).map(|s| {
             let w = self.world.borrow();
             let r = w.rows.get(&s.raw());
-            (s.raw(), r.filter(|r| r.status == RowStatus::Processing).map(|r| r.epoch))
+            (
+                s.raw(),
+                r.filter(|r| r.status == RowStatus::Processing).map(|r| r.epoch),
+            )
         });
         let pass = self.gate().await;
         let mut w = self.world.borrow_mut();
         w.media_calls += 1;
         if let Some((row, epoch)) = lease {
             match epoch {
-                None => w.violations.push(format!("a media call for row {row} started without a lease")),
+                None => w
+                    .violations
+                    .push(format!("a media call for row {row} started without a lease")),
                 Some(epoch) => *w.media_done.entry((row, epoch)).or_default() += 1,
             }
         }
@@ -782,6 +844,7 @@ impl Model {
     }
 
     fn spawn(&mut self, size: usize) {
+        let task = self.next_task;
         let deliveries: Vec<MemoryDelivery> = {
             let mut w = self.world.borrow_mut();
             let now = w.now;
@@ -800,6 +863,8 @@ impl Model {
                         attempts: m.attempts,
                         body: m.body.clone(),
                     };
+                    w.events.push(format!("{now} deliver {} attempt {}", m.id, m.attempts));
+                    w.owner.insert(m.id.clone(), task);
                     w.in_flight.insert(m.id.clone(), m);
                     d
                 })
@@ -832,9 +897,16 @@ impl Model {
             if self.tasks[i].future.as_mut().poll(&mut cx).is_ready() {
                 let task = self.tasks.remove(i);
                 let mut w = self.world.borrow_mut();
-                for m in task.messages {
+                for m in task
+                    .messages
+                    .iter()
+                    .filter(|m| w.owner.get(*m) == Some(&task.id))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                {
                     if let Some(m) = w.in_flight.remove(&m) {
-                        w.violations.push(format!("message {} was neither acked nor retried", m.id));
+                        let e = format!("message {} was neither acked nor retried: {:?}", m.id, w.events);
+                        w.violations.push(e);
                     }
                 }
             } else {
@@ -850,7 +922,13 @@ impl Model {
         let task = self.tasks.remove(pick % self.tasks.len());
         let mut w = self.world.borrow_mut();
         w.waiting.retain(|g| g.task != task.id);
-        for m in task.messages {
+        for m in task
+            .messages
+            .iter()
+            .filter(|m| w.owner.get(*m) == Some(&task.id))
+            .cloned()
+            .collect::<Vec<_>>()
+        {
             if let Some(m) = w.in_flight.remove(&m) {
                 w.runtime_retry(m, 0);
             }
@@ -910,7 +988,10 @@ impl Model {
         loop {
             let now = self.world.borrow().now;
             if now - start > bound_ms {
-                return Err(format!("not settled {bound_ms} ms after the faults stopped: {:?}", self.world.borrow()));
+                return Err(format!(
+                    "not settled {bound_ms} ms after the faults stopped: {:?}",
+                    self.world.borrow()
+                ));
             }
             if !released && now >= start + stall_ms {
                 released = true;
@@ -959,8 +1040,9 @@ impl Model {
                 let again: Vec<usize> = w
                     .store
                     .values()
+                    .filter(|d| d.job.is_some())
                     .enumerate()
-                    .filter(|(_, d)| d.job.is_some() && d.class() != FailureClass::Definitive)
+                    .filter(|(_, d)| d.class() != FailureClass::Definitive)
                     .map(|(i, _)| i)
                     .collect();
                 // Re-driving removes a record, so the indexes shift: re-drive from the last.
@@ -995,7 +1077,12 @@ impl Model {
             let row = match (&job.job, Subject::of(&job.job)) {
                 (_, Some(s)) => Some(s.raw()),
                 (Job::DeleteAsset { asset_id }, None) => Some(*asset_id),
-                (Job::Reap { target: ReapTarget::Export { export_id } }, None) => Some(*export_id),
+                (
+                    Job::Reap {
+                        target: ReapTarget::Export { export_id },
+                    },
+                    None,
+                ) => Some(*export_id),
                 _ => None,
             };
             let status = row.and_then(|r| w.rows.get(&r)).map(|r| r.status);
@@ -1006,10 +1093,13 @@ impl Model {
                 (_, Some(RowStatus::Deleted)) => Subject::of(&job.job).is_none(),
                 _ => false,
             };
-            let dead_with_record = w.has_record(job.job_id)
-                && (status == Some(RowStatus::Failed) || Subject::of(&job.job).is_none());
+            let dead_with_record =
+                w.has_record(job.job_id) && (status == Some(RowStatus::Failed) || Subject::of(&job.job).is_none());
             if !done && !dead_with_record {
-                return Err(format!("job {n} ({:?}) did not settle: row {status:?}: {w:?}", job.job_type()));
+                return Err(format!(
+                    "job {n} ({:?}) did not settle: row {status:?}: {w:?}",
+                    job.job_type()
+                ));
             }
             // A job whose faults stopped and whose failure was not definitive ends done.
             let fails_for_good = scripts[n].then_definitive || definitive;
