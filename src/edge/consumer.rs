@@ -360,11 +360,9 @@ impl Port for WorkerPort<'_> {
     async fn mark_deleted(&self, account: Id, row: Deletion, id: Id) -> Result<(), ApiError> {
         let (_, mark_deleted) = deletion_sql(row);
         let id = id.to_string();
-        db::transaction(self.io, Scope::Account(account), Budget::Standard, async |tx| {
-            tx.exec(mark_deleted, &[(&id, Type::TEXT)]).await
-        })
-        .await
-        .map(|_| ())
+        job_rows::write(self.io, account, mark_deleted, &[(&id, Type::TEXT)])
+            .await
+            .map(|_| ())
     }
 
     async fn publish_after(&self, message: &JobMessage, delay_seconds: u32) -> Result<(), String> {

@@ -13,7 +13,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::sql_text;
 
 use super::context::Io;
-use super::db::{self, col, Budget, Scope, Tx};
+use super::db::{self, col, Budget, Param, Scope, Tx};
 
 pub use crate::jobs::port::{Bid, Claim, Subject};
 
@@ -112,11 +112,9 @@ pub async fn release(io: &Io, account: Id, subject: Subject, holder: &str) -> Re
         touched(subject, false),
     );
     let (id, holder) = (subject.id(), holder.to_owned());
-    db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
-        tx.exec(&sql, &[(&id, Type::TEXT), (&holder, Type::TEXT)]).await
-    })
-    .await
-    .map(|_| ())
+    write(io, account, &sql, &[(&id, Type::TEXT), (&holder, Type::TEXT)])
+        .await
+        .map(|_| ())
 }
 
 /// The statements that record finished jobs (one account's, for its transaction): each asset
@@ -211,10 +209,12 @@ pub async fn mark_failed(
         touched(subject, false),
     );
     let id = subject.id();
-    db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
-        tx.exec(&sql, &[(&id, Type::TEXT), (&reason, Type::TEXT), (&holder, Type::TEXT)])
-            .await
-    })
+    write(
+        io,
+        account,
+        &sql,
+        &[(&id, Type::TEXT), (&reason, Type::TEXT), (&holder, Type::TEXT)],
+    )
     .await
     .map(|changed| changed > 0)
 }
@@ -228,10 +228,7 @@ pub async fn mark_published(io: &Io, account: Id, subject: Subject) {
         table_of(subject)
     );
     let id = subject.id();
-    let _ = db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
-        tx.exec(&sql, &[(&id, Type::TEXT)]).await
-    })
-    .await;
+    let _ = write(io, account, &sql, &[(&id, Type::TEXT)]).await;
 }
 
 /// Before a re-drive: a `failed` row goes back to `queued`, not yet published.
@@ -243,9 +240,15 @@ pub async fn requeue_for_redrive(io: &Io, account: Id, subject: Subject) -> Resu
         touched(subject, false),
     );
     let id = subject.id();
+    write(io, account, &sql, &[(&id, Type::TEXT)]).await.map(|_| ())
+}
+
+/// One write of a job's row (or a delete job's), alone in a transaction of `account`: how many
+/// rows it changed. Every such write goes through here, so the Worker carries one copy of the
+/// transaction's code for them, not one per write (the size budget, docs/performance.md).
+pub async fn write(io: &Io, account: Id, sql: &str, params: &[Param<'_>]) -> Result<u64, ApiError> {
     db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
-        tx.exec(&sql, &[(&id, Type::TEXT)]).await
+        tx.exec(sql, params).await
     })
     .await
-    .map(|_| ())
 }
