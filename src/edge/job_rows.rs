@@ -40,7 +40,8 @@ fn touched(subject: Subject, claiming: bool) -> &'static str {
 /// the exports, whatever the number of bids. A bid wins a `queued` row, a `processing` row whose
 /// lease expired or is already its holder's (its own retry), and a `failed` row when its job was
 /// re-driven. Two bids for one row (a duplicate delivery in the same batch): one wins, the other
-/// finds the row leased. Each bid gets one answer row: `bid`, `won`, `status` ([`claims_from`]).
+/// finds the row leased. Each bid gets one answer row: `bid`, `redriven`, `won`, `status`
+/// ([`claims_from`]).
 pub fn claim_statements(bids: &[Bid<'_>]) -> Vec<String> {
     ["asset", "account_export"]
         .into_iter()
@@ -59,7 +60,7 @@ pub fn claim_statements(bids: &[Bid<'_>]) -> Vec<String> {
                      OR (t.status = 'failed' AND want.redriven))
                    RETURNING t.id, t.lease_holder
                  )
-                 SELECT want.bid, coalesce(claimed.lease_holder = want.holder, false) AS won,
+                 SELECT want.bid, want.redriven, coalesce(claimed.lease_holder = want.holder, false) AS won,
                         CASE WHEN claimed.id IS NULL THEN t.status ELSE 'processing' END AS status
                  FROM want LEFT JOIN claimed ON claimed.id = want.id LEFT JOIN {table} AS t ON t.id = want.id",
                 ids = sql_text::uuid_array(mine.iter().map(|b| b.subject.raw())),
@@ -85,7 +86,8 @@ pub fn claims_from(rows: &[SimpleQueryRow]) -> Result<Vec<(usize, Claim)>, ApiEr
             let claim = if text("won")? == Some("t") {
                 Claim::Won
             } else {
-                Claim::Lost(lifecycle::when_claim_lost(text("status")?.and_then(RowStatus::parse)))
+                let status = text("status")?.and_then(RowStatus::parse);
+                Claim::Lost(lifecycle::when_claim_lost(status, text("redriven")? == Some("t")))
             };
             Ok((number, claim))
         })

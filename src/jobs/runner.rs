@@ -58,6 +58,8 @@ enum Step {
     /// The media worker is still running the job: ask again after this many seconds.
     Running(u32),
     Skipped(&'static str),
+    /// Lost the claim but may not give up the job ([`LostClaim::Wait`]): retry after a lease.
+    Waiting(&'static str),
     Failed(Failure),
 }
 
@@ -196,6 +198,15 @@ async fn conclude<P: Port>(port: &P, job: &Delivered<'_, P::Delivery>, step: Ste
                 Emit::Success,
             );
             return (Fate::Acked, Some(job.queue_time_ms));
+        }
+        Step::Waiting(why) => {
+            port.retry(job.delivery, lifecycle::LEASE_SECONDS);
+            let line = job
+                .line(port, Level::Info, "job waiting")
+                .field("reason", why)
+                .field("delay_seconds", lifecycle::LEASE_SECONDS);
+            port.emit(line, Emit::Always);
+            return (Fate::Retried, Some(job.queue_time_ms));
         }
         Step::Running(after) if job.queue_time_ms < MAX_JOB_WAIT_MS => {
             return (wait_for_running(port, job, after).await, Some(job.queue_time_ms));
@@ -546,6 +557,7 @@ async fn run_claimed<P: Port>(port: &P, message: &JobMessage, claim: Result<Clai
     match claim {
         Err(e) => return Progress::Ended(Step::Failed(database_failure(&e))),
         Ok(Claim::Lost(LostClaim::Skip(why))) => return Progress::Ended(Step::Skipped(why)),
+        Ok(Claim::Lost(LostClaim::Wait(why))) => return Progress::Ended(Step::Waiting(why)),
         Ok(Claim::Lost(LostClaim::Fail(failure))) => return Progress::Ended(Step::Failed(failure)),
         Ok(Claim::Won) => {}
     }

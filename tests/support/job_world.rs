@@ -632,7 +632,7 @@ impl Port for MemoryPort {
         for account in &accounts[..committed] {
             for bid in bids.iter().filter(|b| b.account == *account) {
                 let claim = match w.rows.get_mut(&bid.subject.raw()) {
-                    None => Claim::Lost(lifecycle::when_claim_lost(None)),
+                    None => Claim::Lost(lifecycle::when_claim_lost(None, bid.redriven)),
                     Some(r) if lifecycle::may_claim(r.status, r.lease.as_ref(), bid.holder, now, bid.redriven) => {
                         r.status = RowStatus::Processing;
                         r.lease = Some(Lease {
@@ -642,7 +642,7 @@ impl Port for MemoryPort {
                         r.epoch += 1;
                         Claim::Won
                     }
-                    Some(r) => Claim::Lost(lifecycle::when_claim_lost(Some(r.status))),
+                    Some(r) => Claim::Lost(lifecycle::when_claim_lost(Some(r.status), bid.redriven)),
                 };
                 answers.push((bid.number, claim));
             }
