@@ -154,6 +154,11 @@ pub struct World {
     pub leases_lost: u64,
     pub media_calls: u64,
     pub events: Vec<String>,
+    /// The port calls that went through, in order (the host tests of tests/job_runner.rs read
+    /// the order of effects).
+    pub calls: Vec<&'static str>,
+    /// Every line the runner emitted.
+    pub lines: Vec<LogLine>,
 }
 
 fn id(n: u8) -> Id {
@@ -326,6 +331,34 @@ impl World {
             }
             None => self.violations.push(format!("message {id} acked or retried twice")),
         }
+    }
+
+    /// A row's status and lease holder.
+    #[allow(dead_code)] // tests/job_runner.rs
+    pub fn row(&self, id: Id) -> Option<(RowStatus, Option<String>)> {
+        self.rows
+            .get(&id)
+            .map(|r| (r.status, r.lease.as_ref().map(|l| l.holder.clone())))
+    }
+
+    /// Another delivery (`holder`) takes the row over, as after its lease expired.
+    #[allow(dead_code)] // tests/job_runner.rs
+    pub fn lease_to(&mut self, id: Id, holder: &str) {
+        let expires_at_ms = self.now + LEASE_MS;
+        if let Some(r) = self.rows.get_mut(&id) {
+            r.status = RowStatus::Processing;
+            r.lease = Some(Lease {
+                holder: holder.to_owned(),
+                expires_at_ms,
+            });
+            r.epoch += 1;
+        }
+    }
+
+    /// Messages on `jobs-dlq` not yet handled, and messages of `jobs` neither acked nor retried.
+    #[allow(dead_code)] // tests/job_runner.rs
+    pub fn dlq_and_in_flight(&self) -> (usize, usize) {
+        (self.dlq.len(), self.in_flight.len())
     }
 
     fn has_record(&self, job_id: Id) -> bool {
@@ -586,10 +619,12 @@ impl Port for MemoryPort {
     }
 
     fn ack(&self, delivery: &MemoryDelivery) {
+        self.world.borrow_mut().calls.push("ack");
         self.world.borrow_mut().finish_message(&delivery.id, None);
     }
 
     fn retry(&self, delivery: &MemoryDelivery, delay_seconds: u32) {
+        self.world.borrow_mut().calls.push("retry");
         self.world
             .borrow_mut()
             .finish_message(&delivery.id, Some(i64::from(delay_seconds) * 1000));
@@ -617,14 +652,17 @@ impl Port for MemoryPort {
     }
 
     fn emit(&self, line: LogLine, _: Emit) {
+        let mut w = self.world.borrow_mut();
         if line.get("message").and_then(|m| m.as_str()) == Some("job lease lost") {
-            self.world.borrow_mut().leases_lost += 1;
+            w.leases_lost += 1;
         }
+        w.lines.push(line);
     }
 
     async fn claim(&self, bids: &[Bid<'_>]) -> Result<Vec<(usize, Claim)>, ApiError> {
         let pass = self.gate().await;
         let mut w = self.world.borrow_mut();
+        w.calls.push("claim");
         let accounts = Self::accounts(bids.iter().map(|b| b.account));
         let committed = Self::committed(pass, accounts.len());
         let now = w.now;
@@ -656,6 +694,7 @@ impl Port for MemoryPort {
     async fn record(&self, finished: &[Finished<'_>]) -> Result<Vec<String>, ApiError> {
         let pass = self.gate().await;
         let mut w = self.world.borrow_mut();
+        w.calls.push("record");
         let accounts = Self::accounts(finished.iter().map(|f| f.account));
         let committed = Self::committed(pass, accounts.len());
         let mut written = Vec::new();
@@ -697,6 +736,7 @@ impl Port for MemoryPort {
             return Err(db_down());
         }
         let mut w = self.world.borrow_mut();
+        w.calls.push("mark_failed");
         let Some(r) = w.rows.get_mut(&subject.raw()) else {
             return Ok(false);
         };
@@ -748,6 +788,7 @@ impl Port for MemoryPort {
             return Err("model: jobs-dlq refused the publish".into());
         }
         let mut w = self.world.borrow_mut();
+        w.calls.push("dead_letter");
         let now = w.now;
         w.dlq
             .push((serde_json::from_str(&dead.to_json()).unwrap_or_default(), now));
@@ -767,6 +808,7 @@ impl Port for MemoryPort {
         });
         let pass = self.gate().await;
         let mut w = self.world.borrow_mut();
+        w.calls.push("run_job");
         w.media_calls += 1;
         if let Some((row, epoch)) = lease {
             match epoch {
@@ -841,6 +883,13 @@ impl Model {
             jobs,
             poison,
         }
+    }
+
+    /// Faults off: every port call passes at once, so a delivered batch runs to its end.
+    #[allow(dead_code)] // tests/job_runner.rs
+    pub fn without_faults(self) -> Model {
+        self.world.borrow_mut().faults_on = false;
+        self
     }
 
     fn spawn(&mut self, size: usize) {
