@@ -16,6 +16,7 @@ pub mod device;
 pub mod error;
 pub mod hex;
 pub mod hygiene;
+pub mod jobs;
 pub mod journal;
 pub mod lang;
 pub mod password;

@@ -21,9 +21,9 @@ use babybook_edge::share::headers::if_none_match_matches;
 use babybook_edge::share::ShareToken;
 use babybook_jobs::{DeadLetter, Id, Job, JobMessage, TraceId};
 
-#[path = "support/job_lifecycle_model.rs"]
-mod job_lifecycle_model;
-use job_lifecycle_model::{settle_bound_ms, Event, Fault, MediaScript, World};
+#[path = "support/job_world.rs"]
+mod job_world;
+use job_world::{settle_bound_ms, Action, Model, Pass, Script, LEASE_MS};
 
 fn keys() -> SessionKeys {
     SessionKeys {
@@ -113,46 +113,79 @@ proptest! {
 
 }
 
-fn lifecycle_event() -> impl Strategy<Value = Event> {
-    let fault = prop_oneof![
-        4 => Just(Fault::None),
-        1 => Just(Fault::DbDownBeforeClaim),
-        1 => Just(Fault::DbDownAfterClaim),
-        1 => Just(Fault::IsolateDiesAfterClaim),
-        1 => Just(Fault::Media5xx),
-        1 => Just(Fault::MediaTimeout),
-        1 => Just(Fault::Media4xx),
-        1 => Just(Fault::DlqPublishFails),
-    ];
+fn lifecycle_action() -> impl Strategy<Value = Action> {
+    let pass = prop_oneof![3 => Just(Pass::Ok), 2 => any::<u8>().prop_map(Pass::Fault)];
     prop_oneof![
-        6 => fault.prop_map(Event::Deliver),
-        2 => (any::<bool>(), any::<bool>()).prop_map(|(store_fails, db_down)| Event::HandleDead { store_fails, db_down }),
-        2 => any::<bool>().prop_map(|db_down| Event::Sweep { db_down }),
-        1 => Just(Event::Duplicate),
-        3 => (0i64..400_000).prop_map(|ms| Event::Wait { ms }),
+        4 => (1usize..5).prop_map(|size| Action::Deliver { size }),
+        8 => (any::<usize>(), pass).prop_map(|(pick, pass)| Action::Resume { pick, pass }),
+        2 => (0i64..400_000).prop_map(|ms| Action::Wait { ms }),
+        1 => (any::<bool>(), any::<bool>()).prop_map(|(db_down, partial)| Action::Sweep { db_down, partial }),
+        2 => (any::<bool>(), any::<bool>()).prop_map(|(store_fails, db_down)| Action::HandleDead { store_fails, db_down }),
+        1 => any::<usize>().prop_map(|pick| Action::Duplicate { pick }),
+        1 => any::<usize>().prop_map(|pick| Action::Redrive { pick }),
+        1 => any::<usize>().prop_map(|pick| Action::Kill { pick }),
     ]
 }
 
-proptest! {
-    /// Issue 14's state machine: any sequence of single faults at any step of a job's life, then
-    /// the faults stop. At no point is the row `failed` without its dead record, and within a
-    /// lease, two sweep periods and the retry backoff the job is `ready` or `failed` with its
-    /// record stored, with nothing of it left on the queues.
-    #[test]
-    fn job_lifecycle(
-        published in any::<bool>(),
-        transient_first in 0u32..8,
-        then_definitive in any::<bool>(),
-        events in proptest::collection::vec(lifecycle_event(), 0..80),
-    ) {
-        let mut media = MediaScript { transient_first, then_definitive };
-        let mut world = World::new(published);
-        for event in events {
-            world.step(event, &mut media);
-            world.check_safety().map_err(TestCaseError::fail)?;
+fn media_script() -> impl Strategy<Value = Script> {
+    (0u32..3, 0u32..4, prop::bool::weighted(0.15)).prop_map(|(running_first, transient_first, then_definitive)| {
+        Script {
+            running_first,
+            transient_first,
+            then_definitive,
         }
-        world.run_fault_free(&mut media, settle_bound_ms()).map_err(TestCaseError::fail)?;
-    }
+    })
+}
+
+/// The job runner itself (`babybook_edge::jobs::runner`), driven through an in-memory port
+/// (`tests/support/job_world.rs`): batches of deliveries of five jobs (transcode, export, delete,
+/// reap, purge; duplicates; a poison message), the DLQ handler, the sweep and re-drives run as
+/// interleaved steps, and every call of the port waits until the schedule resumes it, with success
+/// or a fault (the database failing before or after an account's transaction, the media worker's
+/// 5xx, timeout, 422, invalid output or 202, a refused publish, dead letter or purge), or stalls
+/// while time passes and isolates die. Then the faults stop, stalled calls go on (past their
+/// leases, in some cases), and an operator re-drives what did not fail for good. The properties:
+/// no row is `failed` without its dead record, at any step; no lease stays expired past one sweep
+/// once the faults stop; every message is acked or retried once; each message that dies leaves
+/// one dead letter; at most one media call completes per lease; every job settles (ready, deleted
+/// or purged, or dead with its record), and one that nothing failed for good ends done. Reach:
+/// cases in which a slow delivery found its lease taken over (its `job lease lost` line).
+#[test]
+fn job_lifecycle() {
+    let stall = prop_oneof![Just(0i64), 0..LEASE_MS, LEASE_MS..3 * LEASE_MS];
+    let strategy = (
+        [
+            media_script(),
+            media_script(),
+            media_script(),
+            media_script(),
+            media_script(),
+        ],
+        any::<[bool; 5]>(),
+        any::<bool>(),
+        stall,
+        proptest::collection::vec(lifecycle_action(), 0..120),
+    );
+    fuzz(
+        "job_lifecycle",
+        strategy,
+        |(mut scripts, published, poison, stall_ms, actions)| {
+            scripts[4].then_definitive = false; // a purge never fails for good
+            let mut model = Model::new(scripts, published, poison);
+            for action in actions {
+                model.step(action);
+                if let Some(v) = model.world.borrow().violations.first() {
+                    return Err(TestCaseError::fail(format!("after {action:?}: {v}")));
+                }
+            }
+            model
+                .run_fault_free(stall_ms, settle_bound_ms(stall_ms))
+                .map_err(TestCaseError::fail)?;
+            model.check_settled(&scripts).map_err(TestCaseError::fail)?;
+            let reached = model.world.borrow().leases_lost > 0;
+            Ok(reached)
+        },
+    );
 }
 
 /// Runs `case` over `strategy` (`PROPTEST_CASES` cases, proptest's shrinking on failure) and

@@ -97,12 +97,17 @@ pub enum LostClaim {
     /// Ack: the job is finished, or another delivery holds a live lease (if that delivery dies,
     /// its lease expires and the sweep re-publishes the job).
     Skip(&'static str),
+    /// Retry once the other delivery's lease may have ended: the bid carries a re-drive, whose
+    /// record is gone, and the lease may be held by the delivery that dead-lettered the job and
+    /// has yet to mark the row `failed`. Acked, the re-drive would be lost under that mark.
+    Wait(&'static str),
     /// The job cannot be done: dead-letter it.
     Fail(Failure),
 }
 
-/// The rule for a lost claim. `status` is `None` when the row does not exist in the account.
-pub fn when_claim_lost(status: Option<RowStatus>) -> LostClaim {
+/// The rule for a lost claim. `status` is `None` when the row does not exist in the account;
+/// `redriven`: the bid's job was re-driven by an operator.
+pub fn when_claim_lost(status: Option<RowStatus>, redriven: bool) -> LostClaim {
     match status {
         None => LostClaim::Fail(Failure::new(
             FailureKind::UnknownTarget,
@@ -113,6 +118,7 @@ pub fn when_claim_lost(status: Option<RowStatus>) -> LostClaim {
             LostClaim::Fail(Failure::new(FailureKind::UnknownTarget, None, "upload never completed"))
         }
         Some(RowStatus::Ready) => LostClaim::Skip("already ready"),
+        Some(RowStatus::Processing) if redriven => LostClaim::Wait("a re-drive waits for another delivery's lease"),
         Some(RowStatus::Processing) => LostClaim::Skip("leased by another delivery"),
         // A failed row has its dead record already (the record is stored before the row is
         // marked); only a re-drive brings it back.
@@ -287,8 +293,11 @@ mod tests {
 
     #[test]
     fn a_lost_claim_skips_only_when_the_job_is_finished_or_leased_and_fails_when_it_cannot_be_done() {
-        assert!(matches!(when_claim_lost(None), LostClaim::Fail(f) if f.kind == FailureKind::UnknownTarget));
-        assert!(matches!(when_claim_lost(Some(RowStatus::Pending)), LostClaim::Fail(_)));
+        assert!(matches!(when_claim_lost(None, false), LostClaim::Fail(f) if f.kind == FailureKind::UnknownTarget));
+        assert!(matches!(
+            when_claim_lost(Some(RowStatus::Pending), false),
+            LostClaim::Fail(_)
+        ));
         for status in [
             RowStatus::Ready,
             RowStatus::Processing,
@@ -297,10 +306,15 @@ mod tests {
             RowStatus::Queued,
         ] {
             assert!(
-                matches!(when_claim_lost(Some(status)), LostClaim::Skip(_)),
+                matches!(when_claim_lost(Some(status), false), LostClaim::Skip(_)),
                 "{status:?}"
             );
         }
+        // A re-drive (its record is gone) never gives up on a row another delivery holds.
+        assert!(matches!(
+            when_claim_lost(Some(RowStatus::Processing), true),
+            LostClaim::Wait(_)
+        ));
         assert_eq!(RowStatus::parse("processing"), Some(RowStatus::Processing));
         assert_eq!(RowStatus::parse("gone"), None);
     }

@@ -6,77 +6,33 @@
 use tokio_postgres::types::Type;
 use tokio_postgres::SimpleQueryRow;
 
-use babybook_jobs::lifecycle::{self, LostClaim, MediaOutput, RowStatus};
-use babybook_jobs::{Failure, Id, Job};
+use babybook_jobs::lifecycle::{self, MediaOutput, RowStatus};
+use babybook_jobs::{Failure, Id};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::sql_text;
 
 use super::context::Io;
-use super::db::{self, col, Budget, Scope, Tx};
+use super::db::{self, col, Budget, Param, Scope, Tx};
 
-/// The row a job works on.
-#[derive(Debug, Clone, Copy)]
-pub enum Subject {
-    Asset(Id),
-    Export(Id),
-}
+pub use crate::jobs::port::{Bid, Claim, Subject};
 
-impl Subject {
-    /// The row of a job that has one to lease (deletions and reaps do not: they are idempotent
-    /// on their own and hold no claim).
-    pub fn of(job: &Job) -> Option<Subject> {
-        match job {
-            Job::Transcode { asset_id, .. } | Job::Probe { asset_id } => Some(Subject::Asset(*asset_id)),
-            Job::Export { export_id } => Some(Subject::Export(*export_id)),
-            Job::DeleteAsset { .. } | Job::Reap { .. } | Job::Purge { .. } | Job::PurgeAccount { .. } => None,
-        }
-    }
-
-    fn table(self) -> &'static str {
-        match self {
-            Subject::Asset(_) => "asset",
-            Subject::Export(_) => "account_export",
-        }
-    }
-
-    pub fn id(self) -> String {
-        self.raw().to_string()
-    }
-
-    fn raw(self) -> Id {
-        match self {
-            Subject::Asset(id) | Subject::Export(id) => id,
-        }
-    }
-
-    /// The `SET` items that keep the row's own timestamps: `asset` has `updated_at`,
-    /// `account_export` has none. `claiming` adds `processing_started_at` (assets only too).
-    fn touched(self, claiming: bool) -> &'static str {
-        match (self, claiming) {
-            (Subject::Asset(_), false) => ", updated_at = now()",
-            (Subject::Asset(_), true) => ", processing_started_at = now(), updated_at = now()",
-            (Subject::Export(_), _) => "",
-        }
+/// The table of a job's row.
+fn table_of(subject: Subject) -> &'static str {
+    match subject {
+        Subject::Asset(_) => "asset",
+        Subject::Export(_) => "account_export",
     }
 }
 
-/// Whether a delivery won the row of its job.
-pub enum Claim {
-    /// The row is `processing` under this delivery's lease.
-    Won,
-    Lost(LostClaim),
-}
-
-/// One job's bid for its row in a batch's claim.
-pub struct Bid<'a> {
-    /// The bid's number in the batch: its answer row carries it back.
-    pub number: usize,
-    pub subject: Subject,
-    /// The queue message id: the same on every retry of that message, another for a duplicate.
-    pub holder: &'a str,
-    /// The job was re-driven: it may take a `failed` row back.
-    pub redriven: bool,
+/// The `SET` items that keep the row's own timestamps: `asset` has `updated_at`,
+/// `account_export` has none. `claiming` adds `processing_started_at` (assets only too).
+fn touched(subject: Subject, claiming: bool) -> &'static str {
+    match (subject, claiming) {
+        (Subject::Asset(_), false) => ", updated_at = now()",
+        (Subject::Asset(_), true) => ", processing_started_at = now(), updated_at = now()",
+        (Subject::Export(_), _) => "",
+    }
 }
 
 /// The statements that claim the rows of `bids` (one account's, for its transaction) for their
@@ -84,12 +40,13 @@ pub struct Bid<'a> {
 /// the exports, whatever the number of bids. A bid wins a `queued` row, a `processing` row whose
 /// lease expired or is already its holder's (its own retry), and a `failed` row when its job was
 /// re-driven. Two bids for one row (a duplicate delivery in the same batch): one wins, the other
-/// finds the row leased. Each bid gets one answer row: `bid`, `won`, `status` ([`claims_from`]).
+/// finds the row leased. Each bid gets one answer row: `bid`, `redriven`, `won`, `status`
+/// ([`claims_from`]).
 pub fn claim_statements(bids: &[Bid<'_>]) -> Vec<String> {
     ["asset", "account_export"]
         .into_iter()
         .filter_map(|table| {
-            let mine: Vec<&Bid> = bids.iter().filter(|b| b.subject.table() == table).collect();
+            let mine: Vec<&Bid> = bids.iter().filter(|b| table_of(b.subject) == table).collect();
             let subject = mine.first()?.subject;
             Some(format!(
                 "WITH want AS (
@@ -103,7 +60,7 @@ pub fn claim_statements(bids: &[Bid<'_>]) -> Vec<String> {
                      OR (t.status = 'failed' AND want.redriven))
                    RETURNING t.id, t.lease_holder
                  )
-                 SELECT want.bid, coalesce(claimed.lease_holder = want.holder, false) AS won,
+                 SELECT want.bid, want.redriven, coalesce(claimed.lease_holder = want.holder, false) AS won,
                         CASE WHEN claimed.id IS NULL THEN t.status ELSE 'processing' END AS status
                  FROM want LEFT JOIN claimed ON claimed.id = want.id LEFT JOIN {table} AS t ON t.id = want.id",
                 ids = sql_text::uuid_array(mine.iter().map(|b| b.subject.raw())),
@@ -111,7 +68,7 @@ pub fn claim_statements(bids: &[Bid<'_>]) -> Vec<String> {
                 redriven = sql_text::bool_array(mine.iter().map(|b| b.redriven)),
                 numbers = sql_text::int_array(mine.iter().map(|b| i32::try_from(b.number).ok())),
                 lease = lifecycle::LEASE_SECONDS,
-                asset_columns = subject.touched(true),
+                asset_columns = touched(subject, true),
             ))
         })
         .collect()
@@ -129,7 +86,8 @@ pub fn claims_from(rows: &[SimpleQueryRow]) -> Result<Vec<(usize, Claim)>, ApiEr
             let claim = if text("won")? == Some("t") {
                 Claim::Won
             } else {
-                Claim::Lost(lifecycle::when_claim_lost(text("status")?.and_then(RowStatus::parse)))
+                let status = text("status")?.and_then(RowStatus::parse);
+                Claim::Lost(lifecycle::when_claim_lost(status, text("redriven")? == Some("t")))
             };
             Ok((number, claim))
         })
@@ -152,15 +110,13 @@ pub async fn release(io: &Io, account: Id, subject: Subject, holder: &str) -> Re
     let sql = format!(
         "UPDATE {} SET status = 'queued', queued_at = now(), lease_expires_at = NULL, lease_holder = NULL{}
          WHERE id = $1::uuid AND status = 'processing' AND lease_holder = $2 RETURNING 1",
-        subject.table(),
-        subject.touched(false),
+        table_of(subject),
+        touched(subject, false),
     );
     let (id, holder) = (subject.id(), holder.to_owned());
-    db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
-        tx.exec(&sql, &[(&id, Type::TEXT), (&holder, Type::TEXT)]).await
-    })
-    .await
-    .map(|_| ())
+    write(io, account, &sql, &[(&id, Type::TEXT), (&holder, Type::TEXT)])
+        .await
+        .map(|_| ())
 }
 
 /// The statements that record finished jobs (one account's, for its transaction): each asset
@@ -237,7 +193,8 @@ pub async fn mark_failed(
             .unwrap_or_default()
     );
     let fence = match by {
-        MarkedBy::Delivery(_) => "(status <> 'processing' OR lease_holder = $3)",
+        // Only its own lease: a row it never won, or one re-driven since, is the DLQ handler's.
+        MarkedBy::Delivery(_) => "(status = 'processing' AND lease_holder = $3)",
         // `$3` is no message id: only an expired lease or none lets the handler through.
         MarkedBy::DeadLetters => {
             "(status <> 'processing' OR lease_expires_at IS NULL OR lease_expires_at < now() OR lease_holder = $3)"
@@ -250,14 +207,16 @@ pub async fn mark_failed(
     let sql = format!(
         "UPDATE {} SET status = 'failed', failure_reason = $2, lease_expires_at = NULL, lease_holder = NULL{}
          WHERE id = $1::uuid AND status NOT IN ('ready', 'deleted') AND {fence} RETURNING 1",
-        subject.table(),
-        subject.touched(false),
+        table_of(subject),
+        touched(subject, false),
     );
     let id = subject.id();
-    db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
-        tx.exec(&sql, &[(&id, Type::TEXT), (&reason, Type::TEXT), (&holder, Type::TEXT)])
-            .await
-    })
+    write(
+        io,
+        account,
+        &sql,
+        &[(&id, Type::TEXT), (&reason, Type::TEXT), (&holder, Type::TEXT)],
+    )
     .await
     .map(|changed| changed > 0)
 }
@@ -268,13 +227,10 @@ pub async fn mark_failed(
 pub async fn mark_published(io: &Io, account: Id, subject: Subject) {
     let sql = format!(
         "UPDATE {} SET published_at = now() WHERE id = $1::uuid RETURNING 1",
-        subject.table()
+        table_of(subject)
     );
     let id = subject.id();
-    let _ = db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
-        tx.exec(&sql, &[(&id, Type::TEXT)]).await
-    })
-    .await;
+    let _ = write(io, account, &sql, &[(&id, Type::TEXT)]).await;
 }
 
 /// Before a re-drive: a `failed` row goes back to `queued`, not yet published.
@@ -282,13 +238,19 @@ pub async fn requeue_for_redrive(io: &Io, account: Id, subject: Subject) -> Resu
     let sql = format!(
         "UPDATE {} SET status = 'queued', queued_at = now(), published_at = NULL, failure_reason = NULL{}
          WHERE id = $1::uuid AND status = 'failed' RETURNING 1",
-        subject.table(),
-        subject.touched(false),
+        table_of(subject),
+        touched(subject, false),
     );
     let id = subject.id();
+    write(io, account, &sql, &[(&id, Type::TEXT)]).await.map(|_| ())
+}
+
+/// One write of a job's row (or a delete job's), alone in a transaction of `account`: how many
+/// rows it changed. Every such write goes through here, so the Worker carries one copy of the
+/// transaction's code for them, not one per write (the size budget, docs/performance.md).
+pub async fn write(io: &Io, account: Id, sql: &str, params: &[Param<'_>]) -> Result<u64, ApiError> {
     db::transaction(io, Scope::Account(account), Budget::Standard, async |tx| {
-        tx.exec(&sql, &[(&id, Type::TEXT)]).await
+        tx.exec(sql, params).await
     })
     .await
-    .map(|_| ())
 }

@@ -16,12 +16,7 @@ use super::timeout::within;
 pub const MEDIA_CALL_TIMEOUT_MS: u32 = 30_000;
 const OBJECT_HEAD_TIMEOUT_MS: u32 = 5_000;
 
-pub struct Answer {
-    pub outcome: MediaOutcome,
-    pub body: serde_json::Value,
-    /// `202`: the job is still running on the media worker; ask again after this many seconds.
-    pub running: Option<u32>,
-}
+use crate::jobs::port::MediaAnswer as Answer;
 
 /// The longest wait between two asks about a running job.
 const MAX_RETRY_AFTER_SECONDS: u32 = 300;
@@ -82,13 +77,7 @@ async fn send(
 pub async fn run_job(config: &Config, message: &JobMessage) -> Answer {
     let url = match base_url(config) {
         Ok(base) => format!("{base}/jobs"),
-        Err(f) => {
-            return Answer {
-                outcome: MediaOutcome::Failed(f),
-                body: serde_json::Value::Null,
-                running: None,
-            }
-        }
+        Err(f) => return Answer::failed(f),
     };
     match send(
         config,
@@ -114,11 +103,7 @@ pub async fn run_job(config: &Config, message: &JobMessage) -> Answer {
                 running,
             }
         }
-        Err(failure) => Answer {
-            outcome: MediaOutcome::Failed(failure),
-            body: serde_json::Value::Null,
-            running: None,
-        },
+        Err(failure) => Answer::failed(failure),
     }
 }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use worker::{Cache, Headers, Response};
 
 use babybook_jobs::purge::{after_purge_failure, PurgeDecision};
-use babybook_jobs::{Id, Job, JobMessage};
+use babybook_jobs::{Id, JobMessage};
 
 use super::context::{self, Io, RequestContext};
 
@@ -358,17 +358,6 @@ pub async fn purge(cx: &RequestContext, account_id: Id, intent: PurgeIntent, her
     });
 }
 
-/// The job that retries a purge of `target`, after `failed_attempts` failed tries.
-pub fn purge_job(target: PurgeTarget, failed_attempts: u32) -> Job {
-    match target {
-        PurgeTarget::Link(hash) => Job::Purge {
-            token_hash: hash.to_hex(),
-            failed_attempts,
-        },
-        PurgeTarget::Account(_) => Job::PurgeAccount { failed_attempts },
-    }
-}
-
 fn purge_line(
     config: &Config,
     trace: &TraceId,
@@ -515,28 +504,7 @@ pub const SWEEP_MIN_AGE_SECONDS: u32 = 30;
 /// A purge still pending after this long, with the API refusing it, is the `purge_failing` alert.
 pub const PURGE_OVERDUE_SECONDS: i64 = 600;
 
-/// How long after it was asked for a purge is still worth retrying: the edge cache keeps a page
-/// this long, so by then every copy it would remove has expired.
-pub const PURGE_HORIZON_MS: i64 = cache_policy::cache_entry_ttl_seconds() * 1000;
-
-/// The log line of a failed purge try: a warning, or from the `PURGE_ALERT_AFTER_FAILURES`-th
-/// failure on the `purge_failing` alert (Sev-2: a revoked link may still be served elsewhere).
-pub fn purge_failure_line(
-    line: &dyn Fn(Level, &str) -> LogLine,
-    failed_attempts: u32,
-    detail: &str,
-    retry_in_seconds: u32,
-    alert: bool,
-) -> LogLine {
-    let base = if alert {
-        Alert::PurgeFailing.on(line(Level::Error, "global cache purge failing"))
-    } else {
-        line(Level::Warn, "global cache purge failed")
-    };
-    base.field("failed_attempts", failed_attempts)
-        .field("detail", detail.to_owned())
-        .field("retry_in_seconds", retry_in_seconds)
-}
+pub use crate::jobs::purge::{purge_failure_line, purge_job, PURGE_HORIZON_MS};
 
 /// One call of the zone purge API per `MAX_TAGS_PER_CALL` tags of `targets`. `Ok` only when the
 /// API accepted every call (a 2xx with `"success": true`).
