@@ -668,26 +668,26 @@ async fn store_fenced(
             context::emit(&line.field("detail", e));
         }
     }
+    let line = |level, text: &str| {
+        context::line(config, &context::new_trace_id(), level, text).field("token_hash", hash.short())
+    };
     let reason = match (
         db::call_with_bytes(io, Budget::Hot, "share_page_fence", &hash.0).await,
         fence,
     ) {
-        (Ok(Some(now)), Some(read)) if now == read => return true,
+        (Ok(Some(now)), Some(read)) if now == read => {
+            // Sampled like every success line: what a test (or on-call) reads to know the write
+            // is final.
+            context::emit_success(config, &line(Level::Info, "share cache write kept"));
+            return true;
+        }
         (Ok(Some(_)), _) => "the link changed while its page was rendered",
         (Ok(None), _) => "the link went while its page was rendered",
         // The database failed right after the render: the copy is kept for stale-if-error. A
         // change that committed meanwhile holds its purge intent in the database, which purges
         // this copy by tag once the database is back (the change's own purge or the sweep).
         (Err(e), _) => {
-            let line = context::line(
-                config,
-                &context::new_trace_id(),
-                Level::Warn,
-                "share cache write unfenced",
-            )
-            .field("token_hash", hash.short())
-            .field("detail", e.detail);
-            context::emit(&line);
+            context::emit(&line(Level::Warn, "share cache write unfenced").field("detail", e.detail));
             return true;
         }
     };
@@ -701,14 +701,6 @@ async fn store_fenced(
     });
     futures_util::future::join_all(deletes).await;
     count(Counter::FencedWrites);
-    let line = context::line(
-        config,
-        &context::new_trace_id(),
-        Level::Warn,
-        "share cache write fenced",
-    )
-    .field("token_hash", hash.short())
-    .field("reason", reason);
-    context::emit(&line);
+    context::emit(&line(Level::Warn, "share cache write fenced").field("reason", reason));
     false
 }

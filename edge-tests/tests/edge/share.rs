@@ -208,6 +208,12 @@ fn stale_while_revalidate_serves_the_old_page_with_one_re_render_then_the_edited
     let path = format!("/s/{token}");
     let client = stack.client();
     assert_eq!(client.get(&path).header("x-cache-status"), Some("miss"));
+    // The miss's cache write is final once its fence is checked: an edit before that would
+    // (rightly) have the write removed, and nothing stale would be left to serve.
+    let short = &family.shares[0].token_hash_hex[..12];
+    stack.wait_for_log(Duration::from_secs(10), "the miss's write kept", |l| {
+        l["message"] == "share cache write kept" && l["token_hash"] == short
+    });
     stack
         .db()
         .execute(
