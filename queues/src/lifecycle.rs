@@ -171,6 +171,26 @@ const MAX_DIMENSION: i64 = 100_000;
 /// Validates a 2xx answer of the media worker for an asset job. Untrusted output never reaches
 /// the database: anything but an array of `{key, width}` (and positive dimensions) is an
 /// [`FailureKind::InvalidOutput`] failure, a `worker_bug` dead job.
+/// [`media_output`] of a job of `account`: every derivative is also a plain key under
+/// `derived/<account>/` (`crate::media_keys`), so no answer of the media worker can put an
+/// original, another family's photo or a key that climbs out of its folder on a page.
+pub fn media_output_of(body: &Value, account: &crate::Id) -> Result<MediaOutput, Failure> {
+    let output = media_output(body)?;
+    let keys: Vec<Value> = serde_json::from_str(&output.derivatives).unwrap_or_default();
+    let foreign = keys
+        .iter()
+        .filter_map(|d| d.get("key").and_then(Value::as_str))
+        .find(|k| !crate::media_keys::is_derivative_key(k, account));
+    match foreign {
+        Some(_) => Err(Failure::new(
+            FailureKind::InvalidOutput,
+            Some(200),
+            "a derivative is not under the account's derived/ folder",
+        )),
+        None => Ok(output),
+    }
+}
+
 pub fn media_output(body: &Value) -> Result<MediaOutput, Failure> {
     let bad = |what: &str| Failure::new(FailureKind::InvalidOutput, Some(200), what);
     let dimension = |name: &str| -> Result<Option<i32>, Failure> {
@@ -253,6 +273,21 @@ mod tests {
                 next = range.end;
             }
             proptest::prop_assert_eq!(next, sizes.len());
+        }
+    }
+
+    #[test]
+    fn a_jobs_derivatives_must_be_its_own_accounts_plain_keys() {
+        let account = crate::Id::parse("9a1e2b3c-4d5e-4f60-8a7b-c9d0e1f2a3b4").unwrap();
+        let answer = |key: String| json!({"derivatives": [{"key": key, "width": 480}]});
+        assert!(media_output_of(&answer(format!("derived/{account}/asset/480.webp")), &account).is_ok());
+        for key in [
+            format!("originals/{account}/asset.jpg"),
+            format!("derived/{account}/../../originals/{account}/asset.jpg"),
+            "derived/00000000-0000-4000-8000-000000000001/asset/480.webp".to_owned(),
+        ] {
+            let failure = media_output_of(&answer(key.clone()), &account).expect_err(&key);
+            assert_eq!(failure.kind, FailureKind::InvalidOutput, "{key}");
         }
     }
 

@@ -578,7 +578,7 @@ async fn run_claimed<P: Port>(port: &P, message: &JobMessage, claim: Result<Clai
                 .to_owned(),
         )),
         // Untrusted output never reaches the row (a bad one would break every page showing it).
-        _ => match lifecycle::media_output(&answer.body) {
+        _ => match lifecycle::media_output_of(&answer.body, &message.account_id) {
             Ok(output) => Progress::Finished(Output::Asset(output)),
             Err(failure) => Progress::Ended(Step::Failed(failure)),
         },

@@ -534,7 +534,9 @@ impl World {
     fn media_answer(&mut self, message: &JobMessage, pass: Pass) -> MediaAnswer {
         let valid = match message.job {
             Job::Export { .. } => serde_json::json!({"object_key": "exports/e.zip"}),
-            _ => serde_json::json!({"width": 64, "height": 48, "derivatives": [{"key": "d/a/480.webp", "width": 480}]}),
+            _ => {
+                serde_json::json!({"width": 64, "height": 48, "derivatives": [{"key": format!("derived/{}/a/480.webp", message.account_id), "width": 480}]})
+            }
         };
         let done = |body| MediaAnswer {
             outcome: MediaOutcome::Done,
