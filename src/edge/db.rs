@@ -237,32 +237,39 @@ pub async fn one_message(io: &Io, budget: Budget, sql: &str) -> Result<Vec<Simpl
         count(Counter::DbRoundTrips);
         let fail = |e: tokio_postgres::Error| ended_session(&e).unwrap_or_else(|| tx.failed(e));
         let unavailable = |what: &str| ApiError::new(ErrorCode::DatabaseUnavailable, what.to_owned());
-        let mut stream = std::pin::pin!(tx.client.simple_query_raw(sql).await.map_err(fail)?);
-        // The first answer comes as soon as a server connection takes the message (its `BEGIN`
-        // answers at once): a pool with no server to give is `503` within the acquire budget,
-        // as on the other paths, not after the statement budget too.
-        let first = within(tx.acquire_ms, stream.next())
+        // The server answers a multi-statement message only when all of it has run, so the
+        // opening `BEGIN` goes as a message of its own, pipelined with the rest (sent at once, no
+        // wait: still one round trip). Its answer comes as soon as a server connection takes it:
+        // a pool with no server to give is `503` within the acquire budget, and the work then has
+        // the statement budget, as on the other paths.
+        let (opening, work) = match sql.strip_prefix("BEGIN; ") {
+            Some(work) => (Some(tx.client.simple_query_raw("BEGIN").await.map_err(fail)?), work),
+            None => (None, sql),
+        };
+        let mut rest = std::pin::pin!(tx.client.simple_query_raw(work).await.map_err(fail)?);
+        if let Some(opening) = opening {
+            let mut opening = std::pin::pin!(opening);
+            let begun = within(tx.acquire_ms, async {
+                while let Some(message) = opening.next().await {
+                    message?;
+                }
+                Ok::<(), tokio_postgres::Error>(())
+            })
             .await
             .map_err(|_| unavailable("no server connection within the acquire budget"))?;
+            begun.map_err(fail)?;
+        }
         let mut rows = Vec::new();
-        let mut take = |item: Option<Result<SimpleQueryMessage, tokio_postgres::Error>>| match item {
-            None => Ok(false),
-            Some(Err(e)) => Err(e),
-            Some(Ok(SimpleQueryMessage::Row(row))) => {
-                rows.push(row);
-                Ok(true)
-            }
-            Some(Ok(_)) => Ok(true),
-        };
-        let mut more = take(first).map_err(fail)?;
-        let rest = within(budget.statement_ms() + 1_000, async {
-            while more {
-                more = take(stream.next().await)?;
+        let answered = within(tx.acquire_ms + budget.statement_ms(), async {
+            while let Some(message) = rest.next().await {
+                if let SimpleQueryMessage::Row(row) = message? {
+                    rows.push(row);
+                }
             }
             Ok::<(), tokio_postgres::Error>(())
         })
         .await;
-        match rest {
+        match answered {
             Ok(Ok(())) => Ok(rows),
             Ok(Err(e)) => Err(fail(e)),
             Err(_) => Err(unavailable("no answer within the statement budget")),
