@@ -204,7 +204,7 @@ fn a_moment_hidden_without_the_edge_leaves_every_data_center_at_the_next_sweep()
     )
     .unwrap();
 
-    let fired = stack.fire_cron("*/4 * * * *", babybook_edge_now_ms());
+    let fired = stack.fire_cron("*/4 * * * *", now_ms());
     assert!(fired.status < 300, "{}", fired.text());
     wait_for_accepted_tag(stack, &account_tag(&family), Duration::from_secs(20));
     assert_gone_from_other_data_centers(stack, &keys);
@@ -220,7 +220,7 @@ fn a_moment_hidden_without_the_edge_leaves_every_data_center_at_the_next_sweep()
     assert!(cleared, "the accepted purge confirmed the intent");
 }
 
-fn babybook_edge_now_ms() -> i64 {
+fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -321,7 +321,7 @@ fn a_revoke_whose_purge_and_retry_job_are_both_lost_is_purged_by_the_sweep() {
             &[&hash],
         )
         .unwrap();
-    let fired = stack.fire_cron("*/4 * * * *", babybook_edge_now_ms());
+    let fired = stack.fire_cron("*/4 * * * *", now_ms());
     assert!(fired.status < 300, "{}", fired.text());
     wait_for_accepted_tag(&stack, &link_tag(share), Duration::from_secs(20));
     assert_gone_from_other_data_centers(&stack, &keys);
@@ -395,7 +395,7 @@ fn a_page_another_version_of_the_worker_cached_is_never_served() {
     let stack = Stack::shared();
     let family = stack.family(1, 1);
     let share = &family.shares[0];
-    let now = babybook_edge_now_ms();
+    let now = now_ms();
     let hex = &share.token_hash_hex;
     // What the version before this one stored (its key layout), and what a canary of another
     // render would store: fresh, for the same link and language.
