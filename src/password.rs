@@ -1,9 +1,11 @@
 //! Password hashes: PBKDF2-HMAC-SHA256, stored as `pbkdf2-sha256$<iterations>$<salt>$<hash>`
 //! (base64url). The iteration count lives in each hash, so the work factor can rise over time.
 //!
-//! Work factor: 100 000 iterations, about 60–90 ms of Worker CPU per login (measured by the
-//! benchmark). Workers on the paid plan allow 30 s of CPU per request; the free plan's 10 ms would
-//! not fit any acceptable password hash, which is why login requires the paid plan.
+//! Work factor: 100 000 iterations. The Worker derives through the runtime's Web Crypto
+//! (`edge::kdf`, native code: 18 ms of Worker CPU per sign-in in the benchmark, `http.sign_in`),
+//! and in wasm (here) only for a stored work factor the runtime refuses. Workers on the paid
+//! plan allow 30 s of CPU per request; the free plan's 10 ms would not fit any acceptable
+//! password hash, which is why login requires the paid plan.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
