@@ -87,6 +87,11 @@ pub async fn run(
             for lang in crate::lang::Lang::ALL {
                 if let Some(mut page) = share_cache::get(cx.config(), &hash, lang).await {
                     page.rendered_at_ms -= seconds * 1000;
+                    // The stored tags go back with the aged copy (a lookup does not read them).
+                    let key = crate::share::cache_policy::page_cache_key(cx.config().cache_host(), &hash, lang);
+                    if let Ok(Some(stored)) = worker::Cache::default().get(key.as_str(), true).await {
+                        page.cache_tags = stored.headers().get("cache-tag").ok().flatten().unwrap_or_default();
+                    }
                     share_cache::put(cx.config(), &hash, lang, &page)
                         .await
                         .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;

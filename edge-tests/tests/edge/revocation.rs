@@ -28,7 +28,9 @@ fn revocation_stack() -> &'static Stack {
 }
 
 fn link_tag(share: &Share) -> String {
-    format!("bb-link-{}", share.token_hash_hex)
+    babybook_edge::share::purge::link_tag(
+        &babybook_edge::share::TokenHash::from_hex(&share.token_hash_hex).expect("a token hash"),
+    )
 }
 
 fn account_tag(family: &Family) -> String {

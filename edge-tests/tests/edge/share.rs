@@ -491,7 +491,9 @@ fn purge_stack() -> &'static Stack {
 
 /// The cache tag of a link's pages (`share::purge::link_tag`).
 fn link_tag(share: &babybook_ops::generate::Share) -> String {
-    format!("bb-link-{}", share.token_hash_hex)
+    babybook_edge::share::purge::link_tag(
+        &babybook_edge::share::TokenHash::from_hex(&share.token_hash_hex).expect("a token hash"),
+    )
 }
 
 /// Serves a link's page in both languages, so both are in the edge cache.
