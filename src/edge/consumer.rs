@@ -1,7 +1,8 @@
 //! The `jobs` consumer's shell: the Worker's side of the runner's port (`crate::jobs::port`) and
 //! the `queue` event's batch line and metrics. Every decision about a job is the runner's
 //! (`crate::jobs::runner`); here are only the JavaScript messages, the SQL, the media worker and
-//! purge API calls, the publishes, the log stream, and the test faults of local runs.
+//! purge API calls, the publishes and the log stream. The test faults of local runs wrap this
+//! port from outside (`consumer_drills`).
 //!
 //! Attempt counts come from the runtime's `Message.attempts`, read from the raw message: the
 //! `worker` crate does not expose it yet, which is why this module takes `worker_sys` messages.
@@ -12,15 +13,15 @@ use wasm_bindgen::{JsCast, JsValue};
 use babybook_jobs::{DeadJob, Failure, Id, JobMessage, TraceId};
 
 use crate::config::Config;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::jobs::port::{Bid, Claim, Deletion, Emit, Finished, MediaAnswer, Output, Port, Subject};
 use crate::jobs::runner::{self, Fate};
 use crate::share::purge::PurgeTarget;
 use crate::telemetry::{Level, LogLine};
 
+use super::consumer_drills::Drilled;
 use super::context::{self, Io, Settings};
 use super::db::{self, Budget, Scope};
-use super::faults::{self, Fault};
 use super::{job_rows, jobs, media_client, share_cache};
 
 /// A message as the runtime hands it over.
@@ -97,10 +98,10 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
     let queue = batch.queue().map(String::from).unwrap_or_default();
     let backlog = batch_metric(&batch, "backlogCount");
     let config = &settings.config;
-    wait_while_paused(config).await;
+    let port = Drilled::around(WorkerPort { io: &io, config }, config);
+    port.hold_while_paused().await;
     let messages = deliveries(&batch);
     let size = messages.len();
-    let port = WorkerPort { io: &io, config };
     let (fates, phases) = runner::run_batch(&port, &messages).await;
     let count = |fate| fates.iter().filter(|(f, _)| *f == fate).count();
     let oldest = fates.iter().filter_map(|(_, age)| *age).max();
@@ -133,25 +134,6 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
         oldest.unwrap_or(0),
         backlog.unwrap_or(0.0),
     );
-}
-
-/// Chaos drill (seed §7.4, scenario 1), local test runs only: the `consumer_paused` fault holds
-/// the batch, as a stopped consumer would, so the backlog and its age grow behind it.
-async fn wait_while_paused(config: &Config) {
-    if !faults::is_on(config, Fault::ConsumerPaused) {
-        return;
-    }
-    context::emit(&context::line(
-        config,
-        &context::new_trace_id(),
-        Level::Warn,
-        "consumer paused",
-    ));
-    let mut waited_ms = 0;
-    while faults::is_on(config, Fault::ConsumerPaused) && waited_ms < 120_000 {
-        worker::Delay::from(std::time::Duration::from_millis(250)).await;
-        waited_ms += 250;
-    }
 }
 
 /// The runtime's batch metadata (`metadata.metrics.backlogCount`, …) when it provides it.
@@ -193,19 +175,10 @@ fn record_metrics(
     }
 }
 
-/// The Worker's side of the runner's port. The test faults of local runs are checked here:
-/// `job_db_after_claim` fails the record and the release, `queue_publish` and `dlq_publish`
-/// fail in `jobs`, `dead_job_store` in the DLQ handler.
+/// The Worker's side of the runner's port (its test faults are `consumer_drills`').
 struct WorkerPort<'a> {
     io: &'a Io,
     config: &'a Config,
-}
-
-fn fault_error() -> ApiError {
-    ApiError::new(
-        ErrorCode::DatabaseUnavailable,
-        "job_db_after_claim fault switched on (test control)",
-    )
 }
 
 /// What a delete job's row is called in SQL, and the update that marks it deleted (`$1`: the id).
@@ -300,9 +273,6 @@ impl Port for WorkerPort<'_> {
     /// ONE message: a transaction per account, a statement per table
     /// (`job_rows::finish_statements`).
     async fn record(&self, finished: &[Finished<'_>]) -> Result<Vec<String>, ApiError> {
-        if faults::is_on(self.config, Fault::JobDbAfterClaim) {
-            return Err(fault_error());
-        }
         let mut transactions = Vec::new();
         for account in accounts_of(finished.iter().map(|f| f.account)) {
             let mut assets = Vec::new();
@@ -332,9 +302,6 @@ impl Port for WorkerPort<'_> {
     }
 
     async fn release(&self, account: Id, subject: Subject, holder: &str) -> Result<(), ApiError> {
-        if faults::is_on(self.config, Fault::JobDbAfterClaim) {
-            return Err(fault_error());
-        }
         job_rows::release(self.io, account, subject, holder).await
     }
 

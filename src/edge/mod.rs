@@ -7,6 +7,7 @@ mod api_auth;
 mod api_media;
 mod api_shares;
 mod consumer;
+mod consumer_drills;
 mod context;
 mod cron_jobs;
 mod db;
