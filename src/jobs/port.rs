@@ -1,8 +1,9 @@
 //! What the runner needs from the world, as one trait: the queue's messages (read, ack, retry),
 //! the rows of a batch (claim, record, release, mark failed, the rows of delete and reap jobs),
 //! publishing, the dead-letter publish, the media worker, the purge API, log lines and the clock.
-//! The Worker's implementation is `src/edge/consumer.rs`; the in-memory one is in `tests/fuzz.rs`.
-//! Test faults are the implementation's business: the runner never asks whether one is on.
+//! The Worker's implementation is `src/edge/consumer.rs`, wrapped by the test faults of local runs
+//! (`src/edge/consumer_drills.rs`); the in-memory one is `tests/support/job_world.rs`. The runner
+//! never asks whether a fault is on.
 
 use babybook_jobs::lifecycle::{LostClaim, MediaOutput};
 use babybook_jobs::{DeadJob, Failure, Id, Job, JobMessage, MediaOutcome, TraceId};
