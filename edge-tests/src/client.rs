@@ -46,6 +46,19 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// Status, headers (sorted, without the per-request `x-trace-id` and `date`) and body: what
+    /// two answers that must be byte-identical are compared by.
+    pub fn comparable(&self) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let mut headers: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| !matches!(n.as_str(), "x-trace-id" | "date"))
+            .cloned()
+            .collect();
+        headers.sort();
+        (self.status, headers, self.body.clone())
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {}", self.status, self.text()))
@@ -157,6 +170,7 @@ impl Client {
         if let Some(body) = body {
             request = request.body(body);
         }
+        let started = std::time::Instant::now();
         let response = match request.send() {
             Ok(r) => r,
             Err(e) => {
@@ -164,7 +178,14 @@ impl Client {
                 if let Some(why) = self.death.lock().expect("death").as_ref() {
                     panic!("wrangler dev died during the run:\n{why}");
                 }
-                panic!("request to {path} failed: {e}");
+                // The whole chain: a timeout, a refused or a reset connection read alike at the top.
+                let mut why = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    why.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                panic!("request to {path} failed after {:?}: {why}", started.elapsed());
             }
         };
         let status = response.status().as_u16();

@@ -179,8 +179,22 @@ pub fn wrangler_dev(dir: &std::path::Path, port: u16, state: &std::path::Path) -
         .arg("--persist-to")
         .arg(state)
         .args(["--show-interactive-dev-session=false"])
-        .env("WRANGLER_SEND_METRICS", "false");
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("NODE_OPTIONS", node_options_with_guard());
     command
+}
+
+/// `NODE_OPTIONS` for `wrangler dev`: whatever the caller had, and the preload that keeps a socket
+/// reset in Miniflare's local Hyperdrive proxy from ending the dev server
+/// (`edge-tests/node/hyperdrive-proxy-guard.cjs`, which says why).
+pub fn node_options_with_guard() -> String {
+    let guard = crate::stack::repo_root().join("edge-tests/node/hyperdrive-proxy-guard.cjs");
+    let mut options = std::env::var("NODE_OPTIONS").unwrap_or_default();
+    if !options.is_empty() {
+        options.push(' ');
+    }
+    options.push_str(&format!("--require={}", guard.display()));
+    options
 }
 
 /// The repository's `wrangler.toml` for test stacks, written once per run under `dir`: the same

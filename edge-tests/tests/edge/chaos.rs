@@ -254,3 +254,37 @@ fn the_pooler_and_the_media_worker_dying_under_load_crash_nothing_and_the_api_re
         std::thread::sleep(Duration::from_millis(200)); // polling interval, bounded by the deadline
     }
 }
+
+/// Why the stacks preload `edge-tests/node/hyperdrive-proxy-guard.cjs` into `wrangler dev`:
+/// Miniflare's local Hyperdrive proxy has no error listener on its sockets
+/// (cloudflare/workers-sdk#15768), so one reset ends the dev server. Seen here as a fresh-clone
+/// run's `the_database_killed_mid_request…` failing: `Error: read ECONNRESET` in wrangler's log,
+/// then no answer to any request. The real Miniflare, a Worker closing its socket while the
+/// database still sends: the process dies without the guard and lives with it.
+#[test]
+fn miniflares_hyperdrive_proxy_ends_the_process_on_a_reset_unless_guarded() {
+    let repo = edge_tests::stack::repo_root();
+    let repro = repo.join("edge-tests/node/hyperdrive-proxy-repro.mjs");
+    let run = |guarded: bool| {
+        let mut node = std::process::Command::new("node");
+        node.env("REPO", &repo).env("HYPERDRIVE_PROXY_GUARD_QUIET", "1");
+        if guarded {
+            node.env("NODE_OPTIONS", edge_tests::procs::node_options_with_guard());
+        } else {
+            node.env_remove("NODE_OPTIONS");
+        }
+        let out = node.arg(&repro).output().expect("node");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (lived, output) = run(false);
+    assert!(
+        !lived && (output.contains("ECONNRESET") || output.contains("EPIPE")),
+        "the pinned Miniflare no longer dies on a reset: the guard may go. Output:\n{output}"
+    );
+    let (lived, output) = run(true);
+    assert!(lived, "the guarded process died:\n{output}");
+    assert!(output.contains("answered 20 of 20"), "{output}");
+}
