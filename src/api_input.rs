@@ -53,6 +53,14 @@ pub struct UpdateShareRequest {
     pub expires_in_days: Option<Option<u32>>,
 }
 
+/// `POST /shares/:id/links`: a recipient link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateLinkRequest {
+    /// Whom the link is for ("Vovó Maria"), trimmed; shown only to the family.
+    pub name: String,
+    pub expires_in_days: Option<u32>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadCompleteRequest {
     pub asset_id: Id,
@@ -63,6 +71,7 @@ pub struct UploadCompleteRequest {
 
 pub const MAX_MOMENTS_PER_SHARE: usize = 200;
 pub const MAX_SHARE_DAYS: u32 = 365;
+pub const MAX_LINK_NAME_CHARS: usize = 80;
 
 /// Parses a JSON object body, or says why not.
 pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
@@ -228,6 +237,28 @@ impl UpdateShareRequest {
     }
 }
 
+impl CreateLinkRequest {
+    pub fn parse(body: &[u8]) -> Result<CreateLinkRequest, ApiError> {
+        let map = json_object(body)?;
+        let mut f = Fields::default();
+        let name = f
+            .string(&map, "name", MAX_LINK_NAME_CHARS)
+            .map(|n| n.trim().to_owned())
+            .filter(|n| {
+                let ok = !n.is_empty() && !n.chars().any(char::is_control);
+                if !ok {
+                    f.fail("name", "must be 1 to 80 characters of text");
+                }
+                ok
+            });
+        let expires_in_days = f.days(&map);
+        f.finish(|| CreateLinkRequest {
+            name: name.expect("checked"),
+            expires_in_days,
+        })
+    }
+}
+
 impl UploadCompleteRequest {
     pub fn parse(body: &[u8]) -> Result<UploadCompleteRequest, ApiError> {
         let map = json_object(body)?;
@@ -265,6 +296,30 @@ mod tests {
     fn fields(err: ApiError) -> Vec<String> {
         assert_eq!(err.code, ErrorCode::ValidationFailed, "{err:?}");
         err.fields.into_iter().map(|(f, _)| f).collect()
+    }
+
+    #[test]
+    fn a_link_names_its_recipient_in_1_to_80_characters_of_text() {
+        let ok = CreateLinkRequest::parse(br#"{"name":"  Vov\u00f3 Maria ","expires_in_days":30}"#).unwrap();
+        assert_eq!(ok.name, "Vov\u{f3} Maria");
+        assert_eq!(ok.expires_in_days, Some(30));
+        for bad in [
+            &br#"{}"#[..],
+            br#"{"name":"   "}"#,
+            br#"{"name":"a\u0000b"}"#,
+            br#"{"name":7}"#,
+            br#"{"name":"Tio","expires_in_days":0}"#,
+        ] {
+            let refused = CreateLinkRequest::parse(bad).unwrap_err();
+            assert_eq!(refused.code.status(), 422, "{}", String::from_utf8_lossy(bad));
+            assert!(!refused.fields.is_empty());
+        }
+        let long = format!(r#"{{"name":"{}"}}"#, "a".repeat(81));
+        assert_eq!(
+            CreateLinkRequest::parse(long.as_bytes()).unwrap_err().code.status(),
+            422
+        );
+        assert_eq!(CreateLinkRequest::parse(b"[1]").unwrap_err().code.status(), 400);
     }
 
     #[test]

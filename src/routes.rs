@@ -22,6 +22,9 @@ pub enum RouteId {
     CreateShare,
     UpdateShare,
     RevokeShare,
+    ListShareLinks,
+    CreateShareLink,
+    RevokeShareLink,
     GetAsset,
     DeleteAsset,
     UploadComplete,
@@ -240,7 +243,7 @@ use RouteId as Id;
 use WriteGuard as W;
 use WriteMethod as WM;
 
-static TABLE: [Route; 27] = [
+static TABLE: [Route; 30] = [
     Route::read("/health", Id::Health, Surface::Any, R::Public),
     Route::read("/ready", Id::Ready, Surface::Any, R::Public),
     Route::read("/_static/:file", Id::ShareStatic, Surface::Share, R::Public),
@@ -259,6 +262,14 @@ static TABLE: [Route; 27] = [
     Route::write(WM::Post, "/shares", Id::CreateShare, W::SessionAndCsrf),
     Route::write(WM::Patch, "/shares/:id", Id::UpdateShare, W::SessionAndCsrf),
     Route::write(WM::Delete, "/shares/:id", Id::RevokeShare, W::SessionAndCsrf),
+    Route::read("/shares/:id/links", Id::ListShareLinks, Surface::Api, R::Session),
+    Route::write(WM::Post, "/shares/:id/links", Id::CreateShareLink, W::SessionAndCsrf),
+    Route::write(
+        WM::Delete,
+        "/shares/:id/links/:link_id",
+        Id::RevokeShareLink,
+        W::SessionAndCsrf,
+    ),
     Route::read("/assets/:id", Id::GetAsset, Surface::Api, R::Session),
     Route::write(WM::Delete, "/assets/:id", Id::DeleteAsset, W::SessionAndCsrf),
     Route::write(WM::Post, "/uploads/complete", Id::UploadComplete, W::SessionAndCsrf),
@@ -444,6 +455,8 @@ mod tests {
                 RouteId::CreateShare,
                 RouteId::UpdateShare,
                 RouteId::RevokeShare,
+                RouteId::CreateShareLink,
+                RouteId::RevokeShareLink,
                 RouteId::DeleteAsset,
                 RouteId::UploadComplete,
                 RouteId::CreateExport

@@ -11,7 +11,9 @@ use std::cell::Cell;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-use babybook_edge::api_input::{CreateShareRequest, LoginRequest, UpdateShareRequest, UploadCompleteRequest};
+use babybook_edge::api_input::{
+    CreateLinkRequest, CreateShareRequest, LoginRequest, UpdateShareRequest, UploadCompleteRequest,
+};
 use babybook_edge::csrf;
 use babybook_edge::hygiene::{screen, RequestHead};
 use babybook_edge::lang::Lang;
@@ -535,15 +537,19 @@ fn api_body() -> impl Strategy<Value = (String, u8)> {
         .prop_map(|(ids, title, days)| {
             serde_json::json!({"moment_ids": ids, "title": title, "expires_in_days": days}).to_string()
         });
+    let link = ("[a-zA-Z \u{e0}-\u{ff}]{0,90}", proptest::option::of(0u32..400))
+        .prop_map(|(name, days)| serde_json::json!({"name": name, "expires_in_days": days}).to_string());
     let complete = (uuid, 1i64..1_000_000_000, "[a-f0-9]{8,32}")
         .prop_map(|(id, size, etag)| serde_json::json!({"asset_id": id, "size_bytes": size, "etag": etag}).to_string());
     prop_oneof![
         login.clone().prop_map(|b| (b, 0u8)),
         create.clone().prop_map(|b| (b, 1u8)),
         complete.clone().prop_map(|b| (b, 2u8)),
+        link.clone().prop_map(|b| (b, 3u8)),
         login.prop_flat_map(|b| mutated(b).prop_map(|m| (m, 10u8))),
         create.prop_flat_map(|b| mutated(b).prop_map(|m| (m, 11u8))),
         complete.prop_flat_map(|b| mutated(b).prop_map(|m| (m, 12u8))),
+        link.prop_flat_map(|b| mutated(b).prop_map(|m| (m, 13u8))),
         proptest::collection::vec(any::<u8>(), 0..400).prop_map(|b| (String::from_utf8_lossy(&b).into_owned(), 20u8)),
     ]
 }
@@ -556,11 +562,20 @@ fn api_bodies() {
             LoginRequest::parse(bytes).map(|_| ()),
             CreateShareRequest::parse(bytes).map(|_| ()),
             UploadCompleteRequest::parse(bytes).map(|_| ()),
+            CreateLinkRequest::parse(bytes).map(|_| ()),
         ];
         let _ = UpdateShareRequest::parse(bytes);
         if kind < 3 {
             // A well-formed body of its kind is accepted.
             prop_assert!(results[kind as usize].is_ok(), "{}: {:?}", body, results[kind as usize]);
+        }
+        if kind == 3 {
+            // A link body is accepted exactly when its name has text and its days are in range.
+            let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let name = value["name"].as_str().unwrap_or_default();
+            let named = !name.trim().is_empty() && name.trim().chars().count() <= 80 && name.chars().count() <= 80;
+            let days_ok = value["expires_in_days"].as_u64().is_none_or(|d| (1..=365).contains(&d));
+            prop_assert_eq!(results[3].is_ok(), named && days_ok, "{}: {:?}", body, results[3]);
         }
         for refused in results.iter().filter_map(|r| r.as_ref().err()) {
             // A refusal says what is wrong, in the envelope's terms: a 400 or a 422 with fields.

@@ -25,7 +25,7 @@ const SHARE_JSON: &str = "json_build_object(
     'status', CASE WHEN l.revoked_at IS NOT NULL THEN 'revoked'
                    WHEN l.expires_at IS NOT NULL AND l.expires_at <= now() THEN 'expired' ELSE 'live' END)";
 
-fn json_reply(status: u16, json: String) -> Reply {
+pub(super) fn json_reply(status: u16, json: String) -> Reply {
     Reply::new(status)
         .header("content-type", "application/json; charset=utf-8")
         .with_body(json.into_bytes())
@@ -98,6 +98,16 @@ pub async fn create(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, A
     })
     .await?;
     // The token is shown once, here; the database keeps only its hash.
+    let (path, url) = share_url(cx, &token);
+    let body = format!(
+        "{{\"share\":{json},\"token\":\"{}\",\"path\":\"{path}\",\"url\":\"{url}\"}}",
+        token.as_text()
+    );
+    Ok(json_reply(201, body))
+}
+
+/// A new link's path and its URL on the share host (the request's own origin in local runs).
+pub(super) fn share_url(cx: &RequestContext, token: &ShareToken) -> (String, String) {
     let path = format!("/s/{}", token.as_text());
     let base = match cx.config().share_hosts.first() {
         Some(host) if cx.config().environment != crate::config::Environment::Local => {
@@ -105,11 +115,8 @@ pub async fn create(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, A
         }
         _ => cx.origin.clone(),
     };
-    let body = format!(
-        "{{\"share\":{json},\"token\":\"{}\",\"path\":\"{path}\",\"url\":\"{base}{path}\"}}",
-        token.as_text()
-    );
-    Ok(json_reply(201, body))
+    let url = format!("{base}{path}");
+    (path, url)
 }
 
 pub async fn update(cx: &RequestContext, incoming: &Incoming, id: &str) -> Result<Reply, ApiError> {
@@ -157,7 +164,7 @@ pub async fn update(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
         Ok((col::<String>(&row, 0)?, col::<Vec<u8>>(&row, 1)?, col::<i64>(&row, 2)?))
     })
     .await?;
-    purge(cx, s.aid, &hash, version).await;
+    purge_link(cx, s.aid, &hash, version).await;
     Ok(json_reply(200, format!("{{\"share\":{json}}}")))
 }
 
@@ -187,13 +194,14 @@ pub async fn revoke(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
         };
         super::journal::record(cx, &entry).await;
     }
-    purge(cx, s.aid, &hash, version).await;
+    purge_link(cx, s.aid, &hash, version).await;
     Ok(Reply::new(204))
 }
 
-/// The link's pages go here at once and everywhere by its cache tag (the database noted the
-/// intent in the same transaction as the change: the `share_link_changed` trigger).
-async fn purge(cx: &RequestContext, account_id: Id, hash: &[u8], version: i64) {
+/// The link's pages (a recipient link's resolution) go here at once and everywhere by its cache
+/// tag (the database noted the intent in the same transaction as the change: the
+/// `share_link_changed` and `share_recipient_changed` triggers).
+pub(super) async fn purge_link(cx: &RequestContext, account_id: Id, hash: &[u8], version: i64) {
     if let Some(hash) = TokenHash::from_bytes(hash) {
         let intent = PurgeIntent {
             target: PurgeTarget::Link(hash),

@@ -4,6 +4,7 @@
 mod admin;
 mod alerts;
 mod api_auth;
+mod api_links;
 mod api_media;
 mod api_shares;
 mod consumer;

@@ -28,7 +28,9 @@ use super::context::{self, RequestContext};
 use super::exchange::{error_reply, Incoming, Notes};
 use super::protection::{rate_limits, screen};
 use super::rate_limiter::{self, Verdict};
-use super::{admin, api_auth, api_media, api_shares, proxy, request_body, share_route, switches, test_controls};
+use super::{
+    admin, api_auth, api_links, api_media, api_shares, proxy, request_body, share_route, switches, test_controls,
+};
 
 pub async fn handle(req: worker::web_sys::Request, env: Env, ctx: worker::Context) -> web_sys::Response {
     let started_ms = context::now_ms();
@@ -390,6 +392,9 @@ async fn handler(
         RouteId::CreateShare => api_shares::create(cx, incoming).await,
         RouteId::UpdateShare => api_shares::update(cx, incoming, param("id")).await,
         RouteId::RevokeShare => api_shares::revoke(cx, incoming, param("id")).await,
+        RouteId::ListShareLinks => api_links::list(cx, incoming, param("id")).await,
+        RouteId::CreateShareLink => api_links::create(cx, incoming, param("id")).await,
+        RouteId::RevokeShareLink => api_links::revoke(cx, incoming, param("id"), param("link_id")).await,
         RouteId::GetAsset => api_media::get_asset(cx, incoming, param("id")).await,
         RouteId::DeleteAsset => api_media::delete_asset(cx, incoming, param("id")).await,
         RouteId::UploadComplete => api_media::upload_complete(cx, incoming).await,

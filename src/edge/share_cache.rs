@@ -22,6 +22,7 @@ use crate::share::cache_policy::{
     self, CacheStatus, CACHE_STATUS_HEADER, EXPIRES_AT_HEADER, GENERATION_HEADER, RENDERED_AT_HEADER,
 };
 use crate::share::headers::{apply_page_headers, weak_etag};
+use crate::share::link::{resolution_cache_tags, split_link_page, LinkInfo, LinkKey, Resolution};
 use crate::share::page::{render_share_view, with_share_url, SharePage};
 use crate::share::page_memory::{self, PageMemory, Usage};
 use crate::share::purge::{self, PurgeTarget};
@@ -106,16 +107,16 @@ impl CachedPage {
     }
 }
 
-/// Reads what a live link shows, through the narrow `public_share_page` door. `None` for unknown,
-/// expired and revoked links alike.
-pub async fn load(io: &Io, hash: &TokenHash) -> Result<Option<SharePage>, ApiError> {
-    let json = db::call_with_bytes(io, Budget::Hot, "public_share_page", &hash.0).await?;
-    match json {
-        None => Ok(None),
-        Some(text) => SharePage::from_json(&text)
-            .map(Some)
-            .map_err(|e| ApiError::new(crate::error::ErrorCode::Internal, format!("share page JSON: {e}"))),
-    }
+/// Reads what a live link shows (its share's page) and where that page is cached, through the
+/// narrow `public_share_link_page` door. `None` for unknown, expired and revoked links (or
+/// shares) alike.
+pub async fn load(io: &Io, token: &TokenHash) -> Result<Option<(SharePage, LinkInfo)>, ApiError> {
+    let text = db::call_with_bytes(io, Budget::Hot, "public_share_link_page", &token.0).await?;
+    let Some(text) = text else { return Ok(None) };
+    let internal = |detail: String| ApiError::new(crate::error::ErrorCode::Internal, detail);
+    let (page, link) = split_link_page(&text).map_err(internal)?;
+    let page = SharePage::from_json(page).map_err(|e| internal(format!("share page JSON: {e}")))?;
+    Ok(Some((page, link)))
 }
 
 thread_local! {
@@ -126,6 +127,115 @@ thread_local! {
     /// over `page_memory::MAX_PAGE_BYTES` is served from the Cache API, never kept here.
     static MEMORY: RefCell<PageMemory<(TokenHash, Lang, View), CachedPage>> =
         RefCell::new(PageMemory::new(page_memory::BUDGET_BYTES, page_memory::MAX_PAGE_BYTES));
+}
+
+thread_local! {
+    /// Recipient tokens' resolutions, in front of their Cache API entries, for as long as pages
+    /// are kept here. `None`: the token is its own page key (a share's own link, or a token this
+    /// isolate has not seen resolved yet).
+    static RESOLUTIONS: RefCell<PageMemory<TokenHash, Option<Resolution>>> =
+        RefCell::new(PageMemory::new(RESOLUTION_MEMORY_BYTES, RESOLUTION_ENTRY_BYTES));
+}
+
+/// What the resolutions kept in an isolate may take, and what each is counted as.
+const RESOLUTION_MEMORY_BYTES: usize = 256 * 1024;
+const RESOLUTION_ENTRY_BYTES: usize = 128;
+
+/// Where a token's request reads its page.
+pub enum Resolved {
+    Page(LinkKey),
+    /// A recipient link whose own expiry has passed (its resolution is purged here).
+    Expired,
+}
+
+/// The page key of `token`: a recipient's resolution from this isolate or this data center's
+/// cache, and otherwise the token's own hash (a share's own link; a recipient's first request
+/// here reads the database, which says, and the page is then looked up under its share's key).
+pub async fn resolve(config: &Config, token: &TokenHash, now_ms: i64) -> Resolved {
+    let ttl = i64::try_from(config.share_memory_ttl_ms).unwrap_or(0);
+    let remembered = RESOLUTIONS.with(|r| r.borrow().get(token, now_ms, ttl).map(|r| *r));
+    let resolution = match remembered {
+        Some(resolution) => resolution,
+        None => {
+            let stored = cache_api_resolution(config, token).await;
+            remember_resolution(config, token, stored, now_ms);
+            stored
+        }
+    };
+    match resolution {
+        Some(r) if cache_policy::link_expired(r.expires_at_ms, now_ms) => {
+            purge_here(config, &[*token]).await;
+            Resolved::Expired
+        }
+        Some(r) => Resolved::Page(LinkKey {
+            token: *token,
+            page: r.page_key,
+        }),
+        None => Resolved::Page(LinkKey {
+            token: *token,
+            page: *token,
+        }),
+    }
+}
+
+fn remember_resolution(config: &Config, token: &TokenHash, resolution: Option<Resolution>, now_ms: i64) {
+    if config.share_memory_ttl_ms == 0 {
+        return;
+    }
+    let ttl = i64::try_from(config.share_memory_ttl_ms).unwrap_or(0);
+    RESOLUTIONS.with(|r| {
+        r.borrow_mut()
+            .put(*token, Rc::new(resolution), RESOLUTION_ENTRY_BYTES, now_ms, ttl)
+    });
+}
+
+async fn cache_api_resolution(config: &Config, token: &TokenHash) -> Option<Resolution> {
+    let key = cache_policy::resolution_cache_key(config.cache_host(), token);
+    let mut response = Cache::default().get(key, true).await.ok()??;
+    Resolution::from_text(&response.text().await.ok()?)
+}
+
+/// Stores a recipient token's resolution (read from the database with `link`), then reads the
+/// link's fence again: if the link changed or went meanwhile, the resolution is removed, as
+/// [`store_fenced`] does for pages.
+async fn store_resolution(io: &Io, config: &Config, token: &TokenHash, link: &LinkInfo, account: Option<Id>) {
+    let resolution = Resolution {
+        page_key: link.page_key,
+        expires_at_ms: link.expires_at_ms,
+    };
+    let headers = Headers::new();
+    let _ = headers.set(
+        "cache-control",
+        &format!("public, max-age={}", cache_policy::cache_entry_ttl_seconds()),
+    );
+    if let Some(account) = &account {
+        let _ = headers.set("cache-tag", &resolution_cache_tags(token, &link.page_key, account));
+    }
+    let body = resolution.to_text();
+    let response = super::js_body::response(200, headers.0, Some(body.as_bytes()));
+    let key = cache_policy::resolution_cache_key(config.cache_host(), token);
+    remember_resolution(config, token, Some(resolution), context::now_ms());
+    if let Err(e) = default_cache_put(&key, &response).await {
+        let line = context::line(config, &context::new_trace_id(), Level::Warn, "cache put failed");
+        context::emit(&line.field("detail", e));
+    }
+    let now = db::call_with_bytes(io, Budget::Hot, "share_page_fence", &token.0).await;
+    if matches!(&now, Ok(Some(fence)) if Some(fence) == link.fence.as_ref()) || now.is_err() {
+        return;
+    }
+    RESOLUTIONS.with(|r| r.borrow_mut().remove(token));
+    let _ = Cache::default().delete(key.as_str(), true).await;
+    count(Counter::FencedWrites);
+    context::emit(
+        &context::line(
+            config,
+            &context::new_trace_id(),
+            Level::Warn,
+            "share cache write fenced",
+        )
+        .field("token_hash", token.short())
+        .field("reason", "the link changed while it was resolved"),
+    );
 }
 
 /// What an entry costs the isolate: the body and the ETag (the rest is the fixed overhead).
@@ -265,9 +375,9 @@ pub async fn default_cache_put(key: &str, response: &worker::web_sys::Response) 
 }
 
 /// Removes every list page in every language (and their revalidation markers) of these links
-/// from this data center's cache, and every view of them from this isolate: enough when a link
-/// is found gone or expired, which every data center finds alone, and the first step of every
-/// purge. Moment views are left to expire: without their first page they are never served
+/// from this data center's cache, every view of them from this isolate, and a recipient token's
+/// resolution from both: enough when a link is found gone or expired, which every data center
+/// finds alone, and the first step of every purge. Moment views are left to expire: without their first page they are never served
 /// (`cache_policy::moment_view_current`). Keys hold this Worker's render version; another
 /// version's copies (a canary) go with the purge by tag.
 pub async fn purge_here(config: &Config, hashes: &[TokenHash]) {
@@ -275,16 +385,20 @@ pub async fn purge_here(config: &Config, hashes: &[TokenHash]) {
         return;
     }
     MEMORY.with(|m| m.borrow_mut().retain(|(h, _, _), _| !hashes.contains(h)));
+    RESOLUTIONS.with(|r| r.borrow_mut().retain(|h, _| !hashes.contains(h)));
     let host = config.cache_host();
     let keys = hashes.iter().flat_map(|hash| {
-        Lang::ALL.iter().flat_map(move |&lang| {
-            View::all_list_pages().flat_map(move |view| {
-                [
-                    cache_policy::view_cache_key(host, hash, lang, view),
-                    cache_policy::revalidation_marker_key(host, hash, lang, view),
-                ]
+        Lang::ALL
+            .iter()
+            .flat_map(move |&lang| {
+                View::all_list_pages().flat_map(move |view| {
+                    [
+                        cache_policy::view_cache_key(host, hash, lang, view),
+                        cache_policy::revalidation_marker_key(host, hash, lang, view),
+                    ]
+                })
             })
-        })
+            .chain(std::iter::once(cache_policy::resolution_cache_key(host, hash)))
     });
     let deletes = keys.map(|key| async move {
         let _ = Cache::default().delete(key.as_str(), true).await;
@@ -585,18 +699,19 @@ pub async fn render_and_store(
     langs: &[Lang],
     now_ms: i64,
 ) -> Result<Option<Vec<(Lang, CachedPage)>>, ApiError> {
-    let Some(page) = load(io, hash).await? else {
+    let Some((page, link)) = load(io, hash).await? else {
         purge_here(config, &[*hash]).await;
         return Ok(None);
     };
+    let key = link.page_key;
     let entries: Vec<(Lang, View, CachedPage)> = langs
         .iter()
         .filter_map(|&lang| {
-            CachedPage::render(&page, hash, lang, &config.media_origin, View::FIRST, now_ms)
+            CachedPage::render(&page, &key, lang, &config.media_origin, View::FIRST, now_ms)
                 .map(|p| (lang, View::FIRST, p))
         })
         .collect();
-    let kept = store_fenced(io, config, hash, page.fence.as_deref(), &entries).await;
+    let kept = store_fenced(io, config, &key, page.fence.as_deref(), &entries).await;
     Ok(Some(if kept {
         entries.into_iter().map(|(lang, _, p)| (lang, p)).collect()
     } else {
@@ -611,24 +726,45 @@ pub enum Rendered {
     /// The link is live but has no such page (`?page=` past the end): the 404 page, nothing purged.
     NoSuchView,
     Page(CachedPage),
+    /// Another link of the share rendered it from the same data: taken from the cache, not
+    /// rendered again.
+    Shared(CachedPage),
 }
 
 /// Renders one view of a link for a request and stores it right after the answer (fenced). A
 /// moment's full view also stores the first page when the cached one is of other data, so the
-/// two agree on the generation.
+/// two agree on the generation. A recipient token's first request here also stores its
+/// resolution, and takes its share's page from the cache when another link of the share put it
+/// there from the same data (one render for every link of a share).
 pub async fn render_and_store_view(
     io: &Io,
     config: &Config,
-    hash: &TokenHash,
+    token: &TokenHash,
     lang: Lang,
     view: View,
     first_page_generation: Option<&str>,
     now_ms: i64,
 ) -> Result<Rendered, ApiError> {
-    let Some(page) = load(io, hash).await? else {
-        purge_here(config, &[*hash]).await;
+    let Some((page, link)) = load(io, token).await? else {
+        purge_here(config, &[*token]).await;
         return Ok(Rendered::Gone);
     };
+    let key = link.page_key;
+    if key != *token {
+        let (settings, resolved, writer) = (config.clone(), *token, io.clone());
+        let account = page.account_id;
+        io.lifeline.wait_until(async move {
+            store_resolution(&writer, &settings, &resolved, &link, account).await;
+        });
+        let shared = get_view(config, &key, lang, view).await.filter(|cached| {
+            cached.generation == page.generation
+                && cache_policy::freshness(cached.rendered_at_ms, now_ms) == cache_policy::Freshness::Fresh
+        });
+        if let Some(page) = shared {
+            return Ok(Rendered::Shared(page));
+        }
+    }
+    let hash = &key;
     let media = &config.media_origin;
     let Some(rendered) = CachedPage::render(&page, hash, lang, media, view, now_ms) else {
         return Ok(Rendered::NoSuchView);

@@ -7,6 +7,10 @@
 //! no copy         → rendered (`miss`); 503 page if the database fails
 //! not live        → the same 404 page as a malformed token
 //!
+//! A recipient link's token reads its share's pages (`share::link`): its page key comes from the
+//! link's resolution in this isolate or data center, and from the database on its first request
+//! here; the link's own expiry is checked on the resolution, its revocation purges it.
+//!
 //! Each view (`?page=N`, `?moment=K`, `share::view`) is cached apart with the same rules; a view
 //! past the end of the share is the 404 page. A moment's full view is served from the cache only
 //! beside a cached first page of the same generation, and follows that page's freshness: its
@@ -21,6 +25,7 @@ use crate::routes::{Matched, RouteId};
 use crate::share::cache_policy::moment_view_current;
 use crate::share::cache_policy::{freshness, link_expired, CacheStatus, Freshness};
 use crate::share::headers::{self, if_none_match_matches};
+use crate::share::link::LinkKey;
 use crate::share::page::{MessagePage, OG_DEFAULT_PNG};
 use crate::share::view::View;
 use crate::share::views::ViewTally;
@@ -29,7 +34,7 @@ use crate::telemetry::Level;
 
 use super::context::{self, RequestContext};
 use super::exchange::{share_error_page, Incoming, Notes};
-use super::share_cache::{self, CachedPage, Rendered, ServedAt};
+use super::share_cache::{self, CachedPage, Rendered, Resolved, ServedAt};
 
 thread_local! {
     static VIEWS: RefCell<ViewTally> = RefCell::new(ViewTally::default());
@@ -105,9 +110,16 @@ pub async fn serve(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) 
     let if_none_match = incoming.header("if-none-match").map(str::to_owned);
     let media_origin = cx.config().media_origin.clone();
 
+    let link = match share_cache::resolve(cx.config(), &hash, now).await {
+        Resolved::Page(link) => link,
+        Resolved::Expired => {
+            notes.fields.push(("share", "link_expired".into()));
+            return not_found(cx);
+        }
+    };
     let served = match view {
-        View::List(_) => serve_list(cx, hash, lang, view, now, notes).await,
-        View::Moment(_) => serve_moment(cx, hash, lang, view, now, notes).await,
+        View::List(_) => serve_list(cx, link, lang, view, now, notes).await,
+        View::Moment(_) => serve_moment(cx, link, lang, view, now, notes).await,
     };
     let (page, status) = match served {
         Ok(served) => served,
@@ -133,26 +145,26 @@ fn unavailable(cx: &RequestContext) -> Reply {
 /// A list page: its own cache entry, fresh, stale (re-rendered in the background), or rendered.
 async fn serve_list(
     cx: &RequestContext,
-    hash: TokenHash,
+    link: LinkKey,
     lang: Lang,
     view: View,
     now: i64,
     notes: &mut Notes,
 ) -> Result<(CachedPage, CacheStatus), Reply> {
-    let cached = unexpired(cx, hash, lang, view, now).await?;
+    let cached = unexpired(cx, link.page, lang, view, now).await?;
     Ok(match cached.map(|c| (freshness(c.rendered_at_ms, now), c)) {
         Some((Freshness::Fresh, page)) => (page, CacheStatus::Hit),
-        Some((Freshness::Stale, page)) => stale(cx, hash, lang, view, page, notes).await,
-        Some((Freshness::Expired, old)) => match render(cx, &hash, lang, view, None, now, notes).await {
+        Some((Freshness::Stale, page)) => stale(cx, link, lang, view, page, notes).await,
+        Some((Freshness::Expired, old)) => match render(cx, &link.token, lang, view, None, now, notes).await {
             Ok(page) => (page, CacheStatus::Miss),
             Err(RenderFailure::NotFound) => return Err(not_found(cx)),
             Err(RenderFailure::Code(ErrorCode::DatabaseUnavailable)) => {
-                warn_stale_if_error(cx, &hash);
+                warn_stale_if_error(cx, &link.token);
                 (old, CacheStatus::StaleIfError)
             }
             Err(RenderFailure::Code(_)) => return Err(unavailable(cx)),
         },
-        None => match render(cx, &hash, lang, view, None, now, notes).await {
+        None => match render(cx, &link.token, lang, view, None, now, notes).await {
             Ok(page) => (page, CacheStatus::Miss),
             Err(RenderFailure::NotFound) => return Err(not_found(cx)),
             Err(RenderFailure::Code(_)) => return Err(unavailable(cx)),
@@ -164,32 +176,32 @@ async fn serve_list(
 /// generation, whose freshness it follows.
 async fn serve_moment(
     cx: &RequestContext,
-    hash: TokenHash,
+    link: LinkKey,
     lang: Lang,
     view: View,
     now: i64,
     notes: &mut Notes,
 ) -> Result<(CachedPage, CacheStatus), Reply> {
-    let first = unexpired(cx, hash, lang, View::FIRST, now).await?;
+    let first = unexpired(cx, link.page, lang, View::FIRST, now).await?;
     let first_freshness = first.as_ref().map(|c| freshness(c.rendered_at_ms, now));
     let first_generation = first.as_ref().map(|c| c.generation.clone());
     let cached = match &first_generation {
-        Some(generation) => share_cache::get_view(cx.config(), &hash, lang, view)
+        Some(generation) => share_cache::get_view(cx.config(), &link.page, lang, view)
             .await
             .filter(|m| moment_view_current(&m.generation, generation)),
         None => None,
     };
     match (first_freshness, cached) {
         (Some(Freshness::Fresh), Some(page)) => Ok((page, CacheStatus::Hit)),
-        (Some(Freshness::Stale), Some(page)) => Ok(stale(cx, hash, lang, View::FIRST, page, notes).await),
+        (Some(Freshness::Stale), Some(page)) => Ok(stale(cx, link, lang, View::FIRST, page, notes).await),
         (_, old) => match (
-            render(cx, &hash, lang, view, first_generation.as_deref(), now, notes).await,
+            render(cx, &link.token, lang, view, first_generation.as_deref(), now, notes).await,
             old,
         ) {
             (Ok(page), _) => Ok((page, CacheStatus::Miss)),
             (Err(RenderFailure::NotFound), _) => Err(not_found(cx)),
             (Err(RenderFailure::Code(ErrorCode::DatabaseUnavailable)), Some(old)) => {
-                warn_stale_if_error(cx, &hash);
+                warn_stale_if_error(cx, &link.token);
                 Ok((old, CacheStatus::StaleIfError))
             }
             (Err(RenderFailure::Code(_)), _) => Err(unavailable(cx)),
@@ -218,13 +230,13 @@ async fn unexpired(
 /// stale answer started the re-render goes in the request's own log line.
 async fn stale(
     cx: &RequestContext,
-    hash: TokenHash,
+    link: LinkKey,
     lang: Lang,
     revalidated: View,
     page: CachedPage,
     notes: &mut Notes,
 ) -> (CachedPage, CacheStatus) {
-    let started = revalidate_in_background(cx, hash, lang, revalidated).await;
+    let started = revalidate_in_background(cx, link, lang, revalidated).await;
     notes
         .fields
         .push(("revalidation", if started { "started" } else { "joined" }.into()));
@@ -244,10 +256,10 @@ enum RenderFailure {
     Code(ErrorCode),
 }
 
-/// Renders and stores one view; the error's detail is logged here.
+/// Renders and stores one view of the page `token` shows; the error's detail is logged here.
 async fn render(
     cx: &RequestContext,
-    hash: &TokenHash,
+    token: &TokenHash,
     lang: Lang,
     view: View,
     first_page_generation: Option<&str>,
@@ -259,12 +271,19 @@ async fn render(
     // never gets here, so it pays for no timing.
     notes.fields.push(("cache_lookup_ms", (started - now).into()));
     let result =
-        share_cache::render_and_store_view(&cx.io, cx.config(), hash, lang, view, first_page_generation, now).await;
+        share_cache::render_and_store_view(&cx.io, cx.config(), token, lang, view, first_page_generation, now).await;
     notes
         .fields
         .push(("db_render_ms", (context::now_ms() - started).into()));
     match result {
-        Ok(Rendered::Page(page)) => Ok(page),
+        Ok(Rendered::Page(page)) => {
+            notes.fields.push(("page_render", "new".into()));
+            Ok(page)
+        }
+        Ok(Rendered::Shared(page)) => {
+            notes.fields.push(("page_render", "shared".into()));
+            Ok(page)
+        }
         Ok(Rendered::Gone) | Ok(Rendered::NoSuchView) => Err(RenderFailure::NotFound),
         Err(e) => {
             notes.fields.push(("error_detail", e.detail.clone().into()));
@@ -274,8 +293,11 @@ async fn render(
 }
 
 /// Starts the page's re-render in `waitUntil` unless one is already running here or in another
-/// isolate of this data center; `true` when this call started it.
-async fn revalidate_in_background(cx: &RequestContext, hash: TokenHash, lang: Lang, view: View) -> bool {
+/// isolate of this data center (for any link of the share); `true` when this call started it.
+/// The render reads the database through the request's own token: a link revoked meanwhile
+/// renders nothing.
+async fn revalidate_in_background(cx: &RequestContext, link: LinkKey, lang: Lang, view: View) -> bool {
+    let hash = link.page;
     if !REVALIDATING.with(|r| r.borrow_mut().insert((hash, lang, view))) {
         return false;
     }
@@ -288,11 +310,13 @@ async fn revalidate_in_background(cx: &RequestContext, hash: TokenHash, lang: La
     let trace_id = cx.trace_id.clone();
     cx.io.lifeline.wait_until(async move {
         let now = context::now_ms();
-        let outcome = share_cache::render_and_store_view(&io, &settings.config, &hash, lang, view, None, now).await;
+        let outcome =
+            share_cache::render_and_store_view(&io, &settings.config, &link.token, lang, view, None, now).await;
         share_cache::release_revalidation(&settings.config, &hash, lang, view).await;
         REVALIDATING.with(|r| r.borrow_mut().remove(&(hash, lang, view)));
         let (level, result) = match &outcome {
             Ok(Rendered::Page(_)) => (Level::Info, "revalidated".to_owned()),
+            Ok(Rendered::Shared(_)) => (Level::Info, "revalidated by another link".to_owned()),
             Ok(Rendered::Gone) => (Level::Info, "gone".to_owned()),
             Ok(Rendered::NoSuchView) => (Level::Info, "no such page".to_owned()),
             Err(e) => (Level::Warn, format!("failed: {}", e.detail)),
@@ -301,7 +325,7 @@ async fn revalidate_in_background(cx: &RequestContext, hash: TokenHash, lang: La
             &context::line(&settings.config, &trace_id, level, "share revalidation")
                 .field("cache_status", "revalidated")
                 .field("result", result)
-                .field("token_hash", hash.short())
+                .field("token_hash", link.token.short())
                 .field("lang", lang.tag()),
         );
     });

@@ -44,6 +44,7 @@ pub async fn floor(cx: &RequestContext) -> Result<crate::reply::Reply, crate::er
 /// - `{"action": "publish_raw", "body": …}` / `{"action": "publish_raw_batch", "bodies": [...]}`
 /// - `{"action": "share_cache_entry", "token": "…", "lang": "en"}`: the cached first page's key
 ///   and stored headers
+/// - `{"action": "share_link_resolution", "token": "…"}`: a recipient token's resolution entry
 /// - `{"action": "cache_put_raw", "key": "…", "body": "…", "headers": {…}}`: an entry under any
 ///   key (another version's page)
 pub async fn run(
@@ -101,31 +102,21 @@ pub async fn run(
             Ok(crate::reply::Reply::json(200, &serde_json::json!({"aged": aged})))
         }
         Some("share_cache_entry") => {
-            // What the Cache API holds for a link's first page in a language: its key and the
-            // headers stored with it (the `Cache-Tag` a purge by tag matches).
-            let token = body
-                .get("token")
-                .and_then(|t| t.as_str())
-                .and_then(|t| crate::share::ShareToken::parse(t).ok())
-                .ok_or_else(|| bad("token"))?;
+            // What the Cache API holds for a link's first page in a language.
             let lang = body
                 .get("lang")
                 .and_then(|l| l.as_str())
                 .and_then(|tag| crate::lang::Lang::ALL.into_iter().find(|l| l.tag() == tag))
                 .ok_or_else(|| bad("lang (pt-BR or en)"))?;
+            let token = token_of(&body).ok_or_else(|| bad("token"))?;
             let key = crate::share::cache_policy::page_cache_key(cx.config().cache_host(), &token.hash(), lang);
-            let cached = worker::Cache::default()
-                .get(key.as_str(), true)
-                .await
-                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-            let headers: serde_json::Map<String, serde_json::Value> = cached
-                .as_ref()
-                .map(|r| r.headers().entries().map(|(k, v)| (k, v.into())).collect())
-                .unwrap_or_default();
-            Ok(crate::reply::Reply::json(
-                200,
-                &serde_json::json!({"key": key, "found": cached.is_some(), "headers": headers}),
-            ))
+            cache_entry(&key).await
+        }
+        Some("share_link_resolution") => {
+            // What this data center's Cache API holds of a recipient token's resolution.
+            let token = token_of(&body).ok_or_else(|| bad("token"))?;
+            let key = crate::share::cache_policy::resolution_cache_key(cx.config().cache_host(), &token.hash());
+            cache_entry(&key).await
         }
         Some("cache_put_raw") => {
             // An entry under any key, as another version of the Worker would have written it.
@@ -160,4 +151,31 @@ pub async fn run(
         }
         _ => Err(bad("unknown action")),
     }
+}
+
+fn token_of(body: &serde_json::Map<String, serde_json::Value>) -> Option<crate::share::ShareToken> {
+    body.get("token")
+        .and_then(|t| t.as_str())
+        .and_then(|t| crate::share::ShareToken::parse(t).ok())
+}
+
+/// An entry of this data center's Cache API: its key, whether it is there, the headers stored
+/// with it (the `Cache-Tag` a purge by tag matches) and its body as text.
+async fn cache_entry(key: &str) -> Result<crate::reply::Reply, crate::error::ApiError> {
+    let mut cached = worker::Cache::default()
+        .get(key, true)
+        .await
+        .map_err(|e| crate::error::ApiError::new(crate::error::ErrorCode::Internal, e.to_string()))?;
+    let headers: serde_json::Map<String, serde_json::Value> = cached
+        .as_ref()
+        .map(|r| r.headers().entries().map(|(k, v)| (k, v.into())).collect())
+        .unwrap_or_default();
+    let text = match cached.as_mut() {
+        Some(r) => r.text().await.unwrap_or_default(),
+        None => String::new(),
+    };
+    Ok(crate::reply::Reply::json(
+        200,
+        &serde_json::json!({"key": key, "found": cached.is_some(), "headers": headers, "body": text}),
+    ))
 }

@@ -67,6 +67,12 @@ pub fn view_cache_key(host: &str, hash: &TokenHash, lang: Lang, view: View) -> S
     }
 }
 
+/// The key of a recipient token's resolution (`share::link::Resolution`): which page key its
+/// requests read. Not under the render version: it holds no rendered bytes.
+pub fn resolution_cache_key(host: &str, token: &TokenHash) -> String {
+    format!("https://{host}/__edge-cache/v2/link/{}", token.to_hex())
+}
+
 /// What a rendered page's bytes depend on besides its data, as 12 hex digits: the templates, the
 /// inline stylesheet, the branded preview image and the code that renders and paginates
 /// (`build.rs` hashes them). Two builds that would render a share differently have different

@@ -3,6 +3,7 @@
 
 pub mod cache_policy;
 pub mod headers;
+pub mod link;
 pub mod page;
 pub mod page_memory;
 pub mod purge;

@@ -71,6 +71,10 @@ fn main() {
     std::fs::create_dir_all(&work).expect("bench dir");
     let hot = tokens[0].clone();
     let hot_file = write_lines(&work, "hot.txt", std::slice::from_ref(&hot));
+    // A recipient link of the hot share: its hits read the share's cached page through the
+    // link's resolution.
+    let recipient = recipient_link(&stack, &families[0].shares[0].token_hash_hex);
+    let recipient_file = write_lines(&work, "recipient.txt", std::slice::from_ref(&recipient));
 
     // Warm the hot page, take its bytes and headers for the baseline.
     let client = stack.client();
@@ -139,14 +143,16 @@ fn main() {
     // the baseline and the hits, the three refusals the Worker should give cheapest: a malformed
     // token's 404, a scanner path's 404 and the 429 of one address over the share limit.
     let rounds = if smoke { 1 } else { rounds };
-    let interleaved: [(&str, &str, &str); 6] = [
+    let interleaved: [(&str, &str, &str); 7] = [
         ("baseline_js_same_bytes", "baseline", "baseline"),
         ("share_hit", "share hit", "hit"),
         ("share_hit_without_protection", "share hit, no protection", "hit"),
         ("malformed_404", "malformed token", "malformed"),
         ("scanner_404", "scanner path", "scanner"),
         ("rate_limited_429", "over the share limit", "limited"),
+        ("share_hit_recipient_link", "share hit, recipient link", "hit"),
     ];
+    let recipient_row = interleaved.len() - 1;
     let mut runs: Vec<Vec<Value>> = interleaved.iter().map(|_| Vec::new()).collect();
     for round in 1..=rounds {
         eprintln!("bench: round {round} of {rounds}");
@@ -168,7 +174,12 @@ fn main() {
                 )
             } else {
                 set_protection(which != 2);
-                wrk(name, &base, mode, &hot_file, &[])
+                let file = if which == recipient_row {
+                    &recipient_file
+                } else {
+                    &hot_file
+                };
+                wrk(name, &base, mode, file, &[])
             };
             runs[which].push(result);
         }
@@ -303,6 +314,25 @@ fn main() {
         println!("bench: budgets missed: {}", failures.join("; "));
         std::process::exit(1);
     }
+}
+
+/// Adds a recipient link to the share of `share_token_hash_hex` (straight into the database, as
+/// the generator makes shares) and returns its token.
+fn recipient_link(stack: &Stack, share_token_hash_hex: &str) -> String {
+    let token = babybook_edge::share::ShareToken::generate().expect("randomness");
+    let share_hash = babybook_edge::hex::decode::<32>(share_token_hash_hex)
+        .expect("a token hash")
+        .to_vec();
+    let added = stack
+        .db()
+        .execute(
+            "INSERT INTO share_recipient (account_id, share_id, name, token_hash)
+             SELECT account_id, id, 'bench', $1 FROM share_link WHERE token_hash = $2",
+            &[&token.hash().0.to_vec(), &share_hash],
+        )
+        .expect("recipient link");
+    assert_eq!(added, 1, "the hot share has a recipient link");
+    token.as_text()
 }
 
 /// The number after `prefix` (`--rounds=7`), when the flag is given.
@@ -893,6 +923,10 @@ fn report(r: &Value, smoke: bool) -> (String, Vec<String>) {
             "share page, cache hit, no hygiene/rate limits",
             "share_hit_without_protection",
         ),
+        (
+            "share page, cache hit through a recipient link",
+            "share_hit_recipient_link",
+        ),
         ("share page, 304 revalidation", "share_304"),
         (
             "share page, cache miss (database + render; 4 connections)",
@@ -970,6 +1004,14 @@ fn report(r: &Value, smoke: bool) -> (String, Vec<String>) {
         format!("{:.2}×", ratio("share_hit")),
         "≥ 0.95×",
         ratio("share_hit") >= 0.95,
+        full,
+    ));
+    let recipient = ratio("share_hit_recipient_link") / ratio("share_hit");
+    budgets.push_str(&budget(
+        "recipient-link hit throughput vs the share's own hit (within noise)",
+        format!("{recipient:.2}×"),
+        "≥ 0.95×",
+        recipient >= 0.95,
         full,
     ));
     for (name, key) in [
@@ -1278,6 +1320,17 @@ fn summary(r: &Value) -> String {
                 "Worker CPU {:.0} µs a hit, {:.0} µs the baseline",
                 cpu("share_hit"),
                 cpu("baseline_js_same_bytes")
+            ),
+        ),
+        (
+            "recipient-link hit vs the share's own hit".to_owned(),
+            format!("{:.2}×", ratio("share_hit_recipient_link") / ratio("share_hit")),
+            "≥ 0.95×".to_owned(),
+            ratio("share_hit_recipient_link") >= 0.95 * ratio("share_hit"),
+            format!(
+                "Worker CPU {:.0} µs a recipient-link hit, {:.0} µs a share hit",
+                cpu("share_hit_recipient_link"),
+                cpu("share_hit")
             ),
         ),
         (

@@ -35,7 +35,7 @@ fn schemathesis_finds_no_server_error_and_no_answer_the_openapi_document_does_no
         // switch routes have their own tests (tests/edge/operations.rs).
         &["--exclude-path-regex", "^/(__test/|auth/logout|admin/switches)"],
     );
-    assert_ran(&free, 20);
+    assert_ran(&free, 23);
 
     // 2. The operations that take an id, with ids that exist: the answers of the handlers'
     //    happy paths (a live share page, a share link, an asset) meet the document too. A new
@@ -49,6 +49,7 @@ fn schemathesis_finds_no_server_error_and_no_answer_the_openapi_document_does_no
         format!(
             "[[operations]]\ninclude-path = \"/s/{{token}}\"\nparameters = {{ token = \"{token}\" }}\n\n\
              [[operations]]\ninclude-path = \"/shares/{{id}}\"\nparameters = {{ id = \"{share}\" }}\n\n\
+             [[operations]]\ninclude-path = \"/shares/{{id}}/links\"\nparameters = {{ id = \"{share}\" }}\n\n\
              [[operations]]\ninclude-path = \"/assets/{{id}}\"\nparameters = {{ id = \"{asset}\" }}\n",
             token = family.shares[0].token,
             share = family.shares[1].id,
@@ -62,10 +63,10 @@ fn schemathesis_finds_no_server_error_and_no_answer_the_openapi_document_does_no
         Some(&config),
         &[
             "--include-path-regex",
-            "^/(s/\\{token\\}|shares/\\{id\\}|assets/\\{id\\})$",
+            "^/(s/\\{token\\}|shares/\\{id\\}|shares/\\{id\\}/links|assets/\\{id\\})$",
         ],
     );
-    assert_ran(&pinned, 5);
+    assert_ran(&pinned, 7);
 
     // 3. Signing out, and out everywhere.
     let signed_in = stack.sign_in(&family);

@@ -55,7 +55,8 @@ fn affected(client: &mut postgres::Client, sql: &str) -> u64 {
     }
 }
 
-/// Health, vault, usage, export and session rows for an account (the family fixture has the rest).
+/// Health, vault, usage, export, session, recipient-link and view rows for an account (the family
+/// fixture has the rest; it must have a share).
 fn add_sensitive_rows(stack: &Stack, account: &str, child: &str) {
     stack
         .db()
@@ -64,6 +65,10 @@ fn add_sensitive_rows(stack: &Stack, account: &str, child: &str) {
              INSERT INTO vault_document (account_id, child_id, kind, title, object_key) VALUES ('{account}', '{child}', 'birth_certificate', 'Certidão', 'vault/{account}/c.pdf');
              INSERT INTO usage_counter (account_id, metric, period_start, value) VALUES ('{account}', 'moments', date '2026-11-01', 3);
              INSERT INTO account_export (account_id) VALUES ('{account}');
+             INSERT INTO share_recipient (account_id, share_id, name, token_hash)
+               SELECT account_id, id, 'Vovó', sha256(gen_random_uuid()::text::bytea) FROM share_link WHERE account_id = '{account}' LIMIT 1;
+             INSERT INTO share_view_day (account_id, share_id, link_id, day, views)
+               SELECT account_id, id, id, current_date, 1 FROM share_link WHERE account_id = '{account}' LIMIT 1;
              SELECT begin_session(gen_random_uuid()::text, id, account_id, now() + interval '1 day')
                FROM app_user WHERE account_id = '{account}';"
         ))
@@ -316,12 +321,14 @@ fn break_glass_operator_reads_operational_tables_but_never_health_or_vault_rows(
             "operator_ro read sensitive rows with: {attempt}"
         );
     }
-    assert!(
-        operator
-            .simple_query("SELECT public_share_page('\\x00'::bytea)")
-            .is_err(),
-        "operator_ro may not call the edge's doors"
-    );
+    for door in ["public_share_page", "public_share_link_page"] {
+        assert!(
+            operator
+                .simple_query(&format!("SELECT {door}('\\x00'::bytea)"))
+                .is_err(),
+            "operator_ro may not call the edge's door {door}"
+        );
+    }
     assert!(
         operator.simple_query("SET ROLE app_rw").is_err(),
         "operator_ro may not become app_rw"

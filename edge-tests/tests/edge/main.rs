@@ -13,6 +13,7 @@ mod operations;
 mod operator_tools;
 mod protection;
 mod queues;
+mod recipient_links;
 mod restore;
 mod revocation;
 mod sessions;

@@ -17,7 +17,7 @@ use crate::{Stack, StackOptions};
 
 /// A stack whose Worker purges through the purge API stand-in. Its tests only read purges of
 /// their own tags and entries of their own links.
-fn revocation_stack() -> &'static Stack {
+pub(crate) fn revocation_stack() -> &'static Stack {
     static STACK: std::sync::OnceLock<Stack> = std::sync::OnceLock::new();
     STACK.get_or_init(|| {
         Stack::start(StackOptions {
@@ -62,7 +62,7 @@ fn cached_everywhere(stack: &Stack, share: &Share) -> Vec<String> {
 }
 
 /// Waits (bounded) until the stand-in accepted a purge naming `tag`; returns that request.
-fn wait_for_accepted_tag(stack: &Stack, tag: &str, timeout: Duration) -> Value {
+pub(crate) fn wait_for_accepted_tag(stack: &Stack, tag: &str, timeout: Duration) -> Value {
     let deadline = Instant::now() + timeout;
     loop {
         let accepted = stack.purge_requests().into_iter().find(|r| {
@@ -351,7 +351,7 @@ fn a_page_read_before_a_revoke_is_never_kept_after_it() {
             let waiting: i64 = stack
                 .db()
                 .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%public_share_page%' AND wait_event_type = 'Lock'",
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%public_share_link_page%' AND wait_event_type = 'Lock'",
                     &[],
                 )
                 .unwrap()
