@@ -60,7 +60,9 @@ fn main() {
         println!("{}", serde_json::to_string_pretty(&queue).unwrap());
         return;
     }
-    let (accounts, shares) = if smoke { (2, 20) } else { (20, 100) };
+    // Every miss needs a (token, language) pair of its own: 3 rounds of 1 000 tokens give 2 000
+    // misses a round, 200 a second for 10 s, before wrk's threads run out (the result says so).
+    let (accounts, shares) = if smoke { (2, 20) } else { (20, 150) };
     eprintln!("bench: generating {} share links …", accounts * shares);
     let families = generate(&stack, accounts, 12, shares);
     let tokens: Vec<String> = families
@@ -197,24 +199,37 @@ fn main() {
     // measure the 2-core machine's queueing behind the database, not the miss path. Each miss
     // round has tokens of its own (every request a miss); the floor's rounds alternate with them:
     // the same Hyperdrive binding answering a bare one-row query, at the same concurrency.
+    //
+    // Issue 31: the plain JavaScript Worker's miss (`bench/plain-miss`: `pg` over the same local
+    // Hyperdrive binding, one simple-protocol round trip, the same `public_share_page`, a page of
+    // the same content, no cache) runs in the same rounds, on the round's own tokens, at the same
+    // 4 connections: our miss must serve at least its throughput.
+    eprintln!("bench: starting the plain JavaScript miss Worker …");
+    let plain = Baseline::start_plain_miss(&repo.join("bench/plain-miss"), &work, &stack, &tokens[0]);
+    let plain_cpu = || (plain.process.cpu_seconds(), plain.process.runtime_cpu_seconds());
     let miss_rounds = if smoke { 1 } else { 3 };
     let per_round = (tokens.len() - 1) / miss_rounds;
-    let (mut misses, mut floors) = (Vec::new(), Vec::new());
+    let (mut misses, mut floors, mut plains) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..miss_rounds {
         let chunk = &tokens[1 + round * per_round..1 + (round + 1) * per_round];
         let file = write_lines(&work, &format!("miss-{round}.txt"), chunk);
         let miss = || wrk_with("share miss", &base, "miss", &file, &[], 4, &stack_cpu);
         let floor = || wrk_with("floor: bare query", &base, "floor", &empty, &[], 4, &stack_cpu);
+        let plain_miss = || wrk_with("plain JS miss", &plain.url, "plain-miss", &file, &[], 4, &plain_cpu);
         if round % 2 == 0 {
             floors.push(floor());
             misses.push(miss());
+            plains.push(plain_miss());
         } else {
+            plains.push(plain_miss());
             misses.push(miss());
             floors.push(floor());
         }
     }
+    drop(plain);
     http.insert("share_miss".into(), median_round(misses));
     http.insert("miss_floor".into(), median_round(floors));
+    http.insert("plain_js_miss".into(), median_round(plains));
     results["miss_breakdown"] = miss_breakdown(&stack);
     http.insert("health".into(), wrk("health", &base, "health", &empty, &[]));
     // Signed-in API reads, each with a live server-side session (checked in the statement that
@@ -420,6 +435,43 @@ impl Baseline {
             != 200
         {
             assert!(Instant::now() < deadline, "the baseline Worker never came up");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Baseline { url, process }
+    }
+}
+
+impl Baseline {
+    /// The plain JavaScript miss (`bench/plain-miss`), reading through the stack's Hyperdrive
+    /// connection string; up once a live token's page answers 200.
+    fn start_plain_miss(dir: &Path, work: &Path, stack: &Stack, token: &str) -> Baseline {
+        let port = edge_tests::procs::free_port();
+        let mut command = edge_tests::procs::wrangler_dev(dir, port, &work.join("plain-miss-state"));
+        let media = stack.media.lock().expect("media").url();
+        command
+            .arg("--var")
+            .arg(format!("MEDIA_ORIGIN:{media}"))
+            .env(
+                "CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE",
+                stack.hyperdrive_connection_string(),
+            )
+            .stdout(std::fs::File::create(work.join("plain-miss.log")).expect("log"))
+            .stderr(std::fs::File::create(work.join("plain-miss.err")).expect("log"));
+        let process = edge_tests::procs::Guarded::spawn(command).expect("plain-miss wrangler dev");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let status = reqwest::blocking::get(format!("{url}/s/{token}"))
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            if status == 200 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the plain JavaScript miss Worker never served the page (last status {status}; {})",
+                work.join("plain-miss.err").display()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
         Baseline { url, process }
@@ -877,7 +929,7 @@ fn report(r: &Value, smoke: bool) -> (String, Vec<String>) {
     let mut failures = Vec::new();
     let mut table = String::new();
     table.push_str(&format!(
-        "Measured by `scripts/bench` ({} mode) on {} ({} cores), 2 wrk threads, 32 connections unless a row says otherwise. The baseline, the hits and the three refusals are the median of {} interleaved rounds (every round's requests/s in `results.json`); the miss and its floor the median of alternating rounds. The unprotected hit row is the same Worker process with hygiene and rate limits switched off by its test controls. Server CPU is all of `wrangler dev` (Node and both workerd); Worker CPU is the Worker's own workerd process alone (the runtime, which locally also runs Miniflare's emulated cache, rate limiter and queues). Everything runs in the same session, so compare ratios, not absolute numbers.\n\n",
+        "Measured by `scripts/bench` ({} mode) on {} ({} cores), 2 wrk threads, 32 connections unless a row says otherwise. The baseline, the hits and the three refusals are the median of {} interleaved rounds (every round's requests/s in `results.json`); the miss, its floor and the plain JavaScript Worker's miss the median of alternating rounds. The unprotected hit row is the same Worker process with hygiene and rate limits switched off by its test controls. Server CPU is all of `wrangler dev` (Node and both workerd); Worker CPU is the Worker's own workerd process alone (the runtime, which locally also runs Miniflare's emulated cache, rate limiter and queues). Everything runs in the same session, so compare ratios, not absolute numbers.\n\n",
         r["mode"].as_str().unwrap_or(""),
         r["machine"]["cpu"].as_str().unwrap_or("?"),
         r["machine"]["cores"],
@@ -901,6 +953,10 @@ fn report(r: &Value, smoke: bool) -> (String, Vec<String>) {
         (
             "floor of a miss: the same Hyperdrive binding, bare `SELECT 1` (4 connections)",
             "miss_floor",
+        ),
+        (
+            "plain JS Worker's miss: `pg` over the same binding, one round trip, same content, no cache (4 connections)",
+            "plain_js_miss",
         ),
         ("404 for a malformed token", "malformed_404"),
         ("404 for a scanner path", "scanner_404"),
@@ -1007,6 +1063,28 @@ fn report(r: &Value, smoke: bool) -> (String, Vec<String>) {
         ),
         "≤ 1.5×",
         p95 <= 1.5,
+        full,
+    ));
+    let plain = &http["plain_js_miss"];
+    let vs_plain = num(&miss["rps"]) / num(&plain["rps"]);
+    // wrk divides by the whole duration: a miss run that ran out of tokens is a lower bound.
+    let out_of_tokens = miss["threads_out_of_tokens"].as_u64().unwrap_or(0) > 0;
+    budgets.push_str(&budget(
+        "cache-miss throughput vs the plain JS Worker's miss",
+        format!(
+            "{vs_plain:.2}× ({:.0} vs {:.0} requests/s; p50 {:.1} vs {:.1} ms{})",
+            num(&miss["rps"]),
+            num(&plain["rps"]),
+            num(&miss["p50_ms"]),
+            num(&plain["p50_ms"]),
+            if out_of_tokens {
+                "; the miss ran out of tokens: a lower bound"
+            } else {
+                ""
+            }
+        ),
+        "≥ 1.00×",
+        vs_plain >= 1.0,
         full,
     ));
     let protection = &r["protection_cost"];
@@ -1267,6 +1345,22 @@ fn summary(r: &Value) -> String {
                 "Worker CPU {:.1} ms a miss, {:.1} ms the floor",
                 cpu("share_miss") / 1000.0,
                 cpu("miss_floor") / 1000.0
+            ),
+        ),
+        (
+            "share miss vs the plain JS Worker's miss (`http.plain_js_miss`)".to_owned(),
+            format!(
+                "{:.2}× ({:.0} vs {:.0} requests/s)",
+                num(&miss["rps"]) / num(&http["plain_js_miss"]["rps"]),
+                num(&miss["rps"]),
+                num(&http["plain_js_miss"]["rps"])
+            ),
+            "≥ 1.00×".to_owned(),
+            num(&miss["rps"]) >= num(&http["plain_js_miss"]["rps"]),
+            format!(
+                "Worker CPU {:.1} ms a miss, {:.1} ms the plain Worker's",
+                cpu("share_miss") / 1000.0,
+                cpu("plain_js_miss") / 1000.0
             ),
         ),
         (
