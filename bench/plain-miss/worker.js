@@ -4,9 +4,10 @@
 // simple-protocol round trip (`client.query` with a plain text query and no values: no prepared
 // statement), the same `public_share_page` function, and a page of the same content (title, child,
 // moments with their dates, texts and images, the link preview's tags, the same stylesheet) from
-// template literals. The connection is opened per request, as the edge Worker's is.
+// template literals. The connection is opened per request, as the edge Worker's is. scripts/bench
+// copies templates/share.css next to this file before starting it.
 import { Client } from "pg";
-import stylesheet from "../../templates/share.css";
+import stylesheet from "./share.css";
 
 const WORDS = {
   "pt-BR": {

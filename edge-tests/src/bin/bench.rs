@@ -451,6 +451,7 @@ impl Baseline {
     /// The plain JavaScript miss (`bench/plain-miss`), reading through the stack's Hyperdrive
     /// connection string; up once a live token's page answers 200.
     fn start_plain_miss(dir: &Path, work: &Path, stack: &Stack, token: &str) -> Baseline {
+        std::fs::copy(repo_root().join("templates/share.css"), dir.join("share.css")).expect("share.css");
         let port = edge_tests::procs::free_port();
         let mut command = edge_tests::procs::wrangler_dev(dir, port, &work.join("plain-miss-state"));
         let media = stack.media.lock().expect("media").url();
