@@ -226,6 +226,7 @@ mod tests {
         let version = DeployedVersion {
             id: "6a4d2b1c-0000-4000-8000-000000000001".into(),
             tag: "v42".into(),
+            uploaded_at_ms: None,
         };
         let doc = webhook_document(
             Alert::DlqItem,

@@ -87,9 +87,14 @@ pub mod var {
     pub const CF_ANALYTICS_API_BASE: &str = "CF_ANALYTICS_API_BASE";
     /// Prefix that turns a runbook's repository path into a link a person can open.
     pub const RUNBOOK_BASE_URL: &str = "RUNBOOK_BASE_URL";
-    /// Fraction of requests that write an edge SLI data point (default 1; the rate is recorded
-    /// in each point, so counts scale back).
+    /// Fraction of the stable version's requests that write an edge SLI data point (default 1).
+    /// Each point records the rate it was written at, so it weighs 1/rate: `1/N` for a whole N
+    /// (1, 0.5, 0.25, 0.2, 0.125, 0.1, …), so that weights are whole numbers.
     pub const SLI_SAMPLE_RATE: &str = "SLI_SAMPLE_RATE";
+    /// For this many minutes after its upload (`CF_VERSION_METADATA.timestamp`) a version writes
+    /// every SLI point, whatever `SLI_SAMPLE_RATE`: a version under canary is compared on every
+    /// one of its requests (default 60; `scripts/canary` observes at most 40). 0: never.
+    pub const SLI_CANARY_MINUTES: &str = "SLI_CANARY_MINUTES";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,7 +183,10 @@ pub struct Config {
     pub alert_webhook_url: Option<Secret>,
     pub alert_dedup_seconds: u64,
     pub runbook_base_url: String,
+    /// The stable version's SLI sample rate (`1/N`).
     pub sli_sample_rate: f64,
+    /// How long after its upload a version writes every SLI point.
+    pub sli_canary_minutes: u32,
     /// Where the `slo_burn` cron job reads the SLIs (both account and token set).
     pub analytics_sql: Option<AnalyticsSql>,
 }
@@ -355,7 +363,8 @@ impl Config {
                 crate::alerts::DEFAULT_WINDOW_SECONDS,
             )?,
             runbook_base_url: get(var::RUNBOOK_BASE_URL).unwrap_or_default(),
-            sli_sample_rate: parse_rate(var::SLI_SAMPLE_RATE, get(var::SLI_SAMPLE_RATE), 1.0)?,
+            sli_sample_rate: parse_weighted_rate(var::SLI_SAMPLE_RATE, get(var::SLI_SAMPLE_RATE), 1.0)?,
+            sli_canary_minutes: parse_number(var::SLI_CANARY_MINUTES, get(var::SLI_CANARY_MINUTES), 60)?,
             analytics_sql: match (get(var::CF_ACCOUNT_ID), secret(var::CF_ANALYTICS_TOKEN)?) {
                 (Some(account_id), Some(token)) => {
                     let api_base = service_url(
@@ -503,6 +512,21 @@ fn parse_rate(name: &'static str, value: Option<String>, default: f64) -> Result
                 problem: format!("{text:?} is not a rate between 0 and 1"),
             }),
         },
+    }
+}
+
+/// A sample rate whose points weigh a whole number (`1/N`): the weighted p95 of the canary's SQL
+/// takes whole weights. 0 is refused too: a point must stand for a finite number of requests.
+fn parse_weighted_rate(name: &'static str, value: Option<String>, default: f64) -> Result<f64, ConfigError> {
+    let rate = parse_rate(name, value, default)?;
+    let weight = 1.0 / rate;
+    if rate > 0.0 && (weight - weight.round()).abs() <= 1e-9 * weight {
+        Ok(rate)
+    } else {
+        Err(ConfigError {
+            name,
+            problem: format!("{rate} is not 1/N for a whole N (1, 0.5, 0.25, 0.2, 0.125, 0.1, …)"),
+        })
     }
 }
 
@@ -800,24 +824,37 @@ mod tests {
             logs["invocation_logs_per_invocation"].as_f64(),
             Some(if invocation_logs { 1.0 } else { 0.0 })
         );
-        let per_request = logs["lines_per_request"].as_f64().expect("lines_per_request");
-        assert!(
-            per_request >= config.log_sample_success && per_request <= config.log_sample_success + 0.05,
-            "lines per request {per_request} for LOG_SAMPLE_SUCCESS {} and a few percent of errors",
-            config.log_sample_success
+        // Every lever's line is computed by scripts/bench from these restated settings.
+        assert_eq!(
+            logs["log_sample_success"].as_f64(),
+            Some(config.log_sample_success),
+            "LOG_SAMPLE_SUCCESS"
         );
-        let per_job = logs["lines_per_delivered_job"]
-            .as_f64()
-            .expect("lines_per_delivered_job");
-        assert!(
-            per_job >= 2.0 * config.log_sample_success && per_job <= 2.0 * config.log_sample_success + 0.1,
-            "lines per job {per_job}: two success lines at LOG_SAMPLE_SUCCESS {} and the retries' warnings",
-            config.log_sample_success
+        let sli = &model["analytics_engine"];
+        assert_eq!(
+            sli["sli_sample_rate"].as_f64(),
+            Some(config.sli_sample_rate),
+            "SLI_SAMPLE_RATE"
         );
         assert_eq!(
-            model["analytics_engine"]["points_per_request"].as_f64(),
-            Some(config.sli_sample_rate)
+            sli["sli_canary_minutes"].as_f64(),
+            Some(f64::from(config.sli_canary_minutes)),
+            "SLI_CANARY_MINUTES"
         );
+        // The model's assumptions about the code: one point per queue batch (never sampled), two
+        // success lines per job.
+        assert_eq!(sli["points_per_queue_batch"].as_f64(), Some(1.0));
+        assert_eq!(logs["success_lines_per_delivered_job"].as_f64(), Some(2.0));
+        for key in ["always_written_share", "releases_per_year"] {
+            assert!(sli[key].as_f64().is_some_and(|v| v >= 0.0), "analytics_engine.{key}");
+        }
+        for key in [
+            "always_logged_share_of_requests",
+            "retried_share_of_deliveries",
+            "lines_per_cron_run",
+        ] {
+            assert!(logs[key].as_f64().is_some_and(|v| v >= 0.0), "logs.{key}");
+        }
         let batch_timeout = production["queues"]["consumers"][0]["max_batch_timeout"]
             .as_integer()
             .expect("max_batch_timeout");
@@ -908,6 +945,22 @@ mod tests {
             .is_none());
         assert_eq!(config(&[]).unwrap().alert_dedup_seconds, 900);
         assert_eq!(config(&[("SLI_SAMPLE_RATE", "2")]).unwrap_err().name, "SLI_SAMPLE_RATE");
+        // A point weighs 1/rate, a whole number: 0.3 would weigh 3.33 requests, 0 infinitely many.
+        for bad in ["0.3", "0", "0.15"] {
+            assert_eq!(
+                config(&[("SLI_SAMPLE_RATE", bad)]).unwrap_err().name,
+                "SLI_SAMPLE_RATE",
+                "{bad}"
+            );
+        }
+        for good in ["1", "0.5", "0.25", "0.2", "0.125", "0.1", "0.05", "0.01"] {
+            assert!(config(&[("SLI_SAMPLE_RATE", good)]).is_ok(), "{good}");
+        }
+        assert_eq!(config(&[]).unwrap().sli_canary_minutes, 60);
+        assert_eq!(
+            config(&[("SLI_CANARY_MINUTES", "-1")]).unwrap_err().name,
+            "SLI_CANARY_MINUTES"
+        );
     }
 
     /// wrangler.toml ships `REPLACE_WITH_` values where Terraform's outputs go: until one is

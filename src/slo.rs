@@ -200,6 +200,57 @@ impl RequestPoint<'_> {
     }
 }
 
+/// Which requests write a data point, and what each weighs (issue 31). The stable version writes
+/// a share `stable_rate` (`SLI_SAMPLE_RATE`, `1/N`) of its points, each recording that rate so
+/// it weighs `N` (`POINT_WEIGHT`). Two kinds are written every time, at weight 1:
+///
+/// - every point of a version under canary, one uploaded less than `SLI_CANARY_MINUTES` ago, so
+///   `scripts/canary` compares every request of the new version (the stable side is weighted);
+/// - every bad event of a paging SLI (a 5xx, a share page over [`SHARE_TTFB_MS`]), so the burn
+///   rates' numerators are exact counts and only their denominators are estimates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PointSampling {
+    pub stable_rate: f64,
+    /// Until when (epoch ms) this version writes every point; `None`: an upload time unknown.
+    pub every_point_until_ms: Option<i64>,
+}
+
+impl PointSampling {
+    pub fn new(stable_rate: f64, uploaded_at_ms: Option<i64>, canary_minutes: u32) -> PointSampling {
+        PointSampling {
+            stable_rate,
+            every_point_until_ms: uploaded_at_ms.map(|at| at.saturating_add(i64::from(canary_minutes) * 60_000)),
+        }
+    }
+
+    /// The rate a point is written at (it weighs 1/rate): 1 under canary and for a bad event.
+    pub fn rate(&self, now_ms: i64, bad: bool) -> f64 {
+        if bad || self.every_point_until_ms.is_some_and(|until| now_ms < until) {
+            1.0
+        } else {
+            self.stable_rate
+        }
+    }
+
+    /// Whether this point is written, and at which rate; `draw` is uniform in `[0, 1)` (only
+    /// asked for when the rate is under 1).
+    pub fn decide(&self, now_ms: i64, bad: bool, draw: impl FnOnce() -> f64) -> Option<f64> {
+        let rate = self.rate(now_ms, bad);
+        (rate >= 1.0 || draw() < rate).then_some(rate)
+    }
+}
+
+/// A point's weight: how many requests it stands for (a whole number, `SLI_SAMPLE_RATE` is 1/N).
+pub fn weight_of(rate: f64) -> u64 {
+    (1.0 / rate).round() as u64
+}
+
+/// A bad event of a paging SLI, as the SQL below counts it: a 5xx answer, or a share page
+/// (`share`, `/s/:token`) slower than [`SHARE_TTFB_MS`].
+pub fn paging_bad_event(surface: &str, route: &str, status: u16, duration_ms: f64) -> bool {
+    status_class(status) == "5xx" || (surface == "share" && route == "/s/:token" && duration_ms > SHARE_TTFB_MS)
+}
+
 /// The edge dataset of an environment (wrangler.toml, `EDGE_METRICS`).
 pub fn edge_dataset(environment: &str) -> &'static str {
     match environment {
@@ -210,8 +261,11 @@ pub fn edge_dataset(environment: &str) -> &'static str {
 }
 
 /// Weight of one point: how many requests it stands for (Analytics Engine's own sampling times
-/// ours, `double3`).
+/// ours: `double3` is the rate the point was written at, [`PointSampling`]). Every count sums it.
 pub const POINT_WEIGHT: &str = "(_sample_interval / double3)";
+/// The same weight as a whole number, for `quantileExactWeighted` (whole weights only): 1/rate
+/// is whole by configuration, and `+ 0.5` rounds a quotient a float's error put just under it.
+pub const POINT_WEIGHT_WHOLE: &str = "toUInt32(_sample_interval / double3 + 0.5)";
 const SHARE_PAGE: &str = "blob1 = 'share' AND blob2 = '/s/:token'";
 
 /// Environment names are ours, but a quote in one would end the literal: keep only safe bytes.
@@ -422,6 +476,83 @@ mod tests {
             [status_class(200), status_class(404), status_class(101)],
             ["2xx", "4xx", "1xx"]
         );
+    }
+
+    /// Issue 31: the stable version samples, each point weighing 1/rate; a version under canary
+    /// and every bad event of a paging SLI write every point at weight 1; weighted sums count
+    /// every request.
+    #[test]
+    fn sampled_points_carry_their_weight_and_a_canary_or_a_bad_event_writes_every_point() {
+        let uploaded = 1_000_000_000_000;
+        let sampling = PointSampling::new(0.1, Some(uploaded), 60);
+        let during = uploaded + 59 * 60_000;
+        let after = uploaded + 60 * 60_000;
+        assert_eq!(sampling.rate(during, false), 1.0, "under canary: every point");
+        assert_eq!(sampling.rate(after, false), 0.1, "stable: sampled");
+        assert_eq!(sampling.rate(after, true), 1.0, "a bad event: every point");
+        assert_eq!(
+            PointSampling::new(0.1, None, 60).rate(after, false),
+            0.1,
+            "no upload time: stable"
+        );
+        assert_eq!(
+            PointSampling::new(0.1, Some(uploaded), 0).rate(uploaded, false),
+            0.1,
+            "0 minutes: never"
+        );
+        assert_eq!(
+            sampling.decide(during, false, || unreachable!("no draw at rate 1")),
+            Some(1.0)
+        );
+        assert_eq!(sampling.decide(after, false, || 0.09), Some(0.1));
+        assert_eq!(sampling.decide(after, false, || 0.1), None);
+        assert_eq!(
+            [weight_of(1.0), weight_of(0.1), weight_of(0.125), weight_of(0.05)],
+            [1, 10, 8, 20]
+        );
+
+        // 100 000 stable requests, 1 % of them bad: the weighted sums find both counts.
+        let mut draws = (0u64..).map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64);
+        let (mut points, mut requests, mut bad) = (0u64, 0u64, 0u64);
+        for i in 0..100_000 {
+            let is_bad = i % 100 == 0;
+            if let Some(rate) = sampling.decide(after, is_bad, || draws.next().unwrap()) {
+                points += 1;
+                requests += weight_of(rate);
+                bad += u64::from(is_bad) * weight_of(rate);
+            }
+        }
+        assert_eq!(bad, 1_000, "bad events are exact");
+        assert!(
+            (requests as f64 - 100_000.0).abs() < 3_000.0,
+            "{requests} weighted requests"
+        );
+        assert!(
+            points < 12_000,
+            "{points} points for 100 000 requests at 0.1 and 1 % bad"
+        );
+
+        assert!(paging_bad_event("api", "/me", 503, 5.0));
+        assert!(paging_bad_event("share", "/s/:token", 200, 301.0));
+        assert!(!paging_bad_event("share", "/s/:token", 200, 300.0));
+        assert!(
+            !paging_bad_event("api", "/shares", 200, 900.0),
+            "TTFB is the share pages' SLI"
+        );
+        assert!(!paging_bad_event("share", "/s/:token", 404, 10.0));
+    }
+
+    /// The SQL's bad events are [`paging_bad_event`]'s: a point written at weight 1 because it
+    /// was bad is one the SQL counts as bad.
+    #[test]
+    fn the_sql_counts_as_bad_what_the_sampler_writes_every_time() {
+        let sql = edge_window_sql("production", 1);
+        assert!(sql.contains("blob3 = '5xx'"), "{sql}");
+        assert!(
+            sql.contains(&format!("{SHARE_PAGE} AND double1 > {SHARE_TTFB_MS}")),
+            "{sql}"
+        );
+        assert!(SHARE_PAGE.contains("blob1 = 'share'") && SHARE_PAGE.contains("blob2 = '/s/:token'"));
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct DeployedVersion {
     pub id: String,
     /// The tag given at upload (`wrangler versions upload --tag`), often empty.
     pub tag: String,
+    /// When the version was uploaded (the binding's `timestamp`, epoch ms): a version younger
+    /// than `SLI_CANARY_MINUTES` writes every SLI point (`crate::slo::PointSampling`).
+    pub uploaded_at_ms: Option<i64>,
 }
 
 impl DeployedVersion {
@@ -45,6 +48,7 @@ impl DeployedVersion {
         DeployedVersion {
             id: "unknown".into(),
             tag: String::new(),
+            uploaded_at_ms: None,
         }
     }
 }
@@ -197,6 +201,7 @@ mod tests {
             deployed: DeployedVersion {
                 id: "6a4d2b1c-0000-4000-8000-000000000001".into(),
                 tag: "canary".into(),
+                uploaded_at_ms: None,
             },
         }
     }

@@ -1,7 +1,10 @@
 -- wrk script for scripts/bench. Usage: wrk ... -s requests.lua URL -- MODE [FILE] [ETAG] [LIMIT]
---   MODE hit|miss|not-modified|malformed|scanner|limited|floor|health|baseline|soak
+--   MODE hit|miss|plain-miss|not-modified|malformed|scanner|limited|floor|health|baseline|soak
 --   (scanner: a scanner path; limited: the hot page from ONE address, so past the per-IP share
---   limit nearly every answer is a 429; floor: /__test/floor, the miss's floor)
+--   limit nearly every answer is a 429; floor: /__test/floor, the miss's floor; plain-miss: the
+--   tokens in turn, each in both languages, again and again, for the plain JavaScript Worker,
+--   which has no cache; miss: each (token, language) pair once, the thread stops when they run
+--   out, and the result says so: wrk divides by the whole duration)
 --   FILE a file of lines: share tokens (hit, miss), or "kind path cookie" lines (soak)
 -- Every request carries its own CF-Connecting-IP (a header value, never dialled), so the
 -- per-IP share limit does not shape the measurement (except in "limited", where it is the
@@ -36,6 +39,7 @@ function init(args)
   s5xx = 0
   other = 0
   refused = 0
+  exhausted = 0
   math.randomseed(os.time() + id * 7919)
 end
 
@@ -65,9 +69,16 @@ function request()
     -- a (token, language) pair no request has asked for: every one is a cache miss
     local k = id + (counter - 1) * n_threads
     local token = items[(k % #items) + 1]
-    if k >= 2 * #items then wrk.thread:stop() end
+    if k >= 2 * #items then
+      exhausted = 1
+      wrk.thread:stop()
+    end
     if k % (2 * #items) >= #items then headers["accept-language"] = "en" end
     path = "/s/" .. token
+  elseif mode == "plain-miss" then
+    local k = id + (counter - 1) * n_threads
+    if k % (2 * #items) >= #items then headers["accept-language"] = "en" end
+    path = "/s/" .. items[(k % #items) + 1]
   elseif mode == "soak" then
     local line = items[math.random(1, #items)]
     local kind, p, cookie = line:match("^(%S+) (%S+) ?(%S*)$")
@@ -90,8 +101,9 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local total5xx, totalother, totalrefused = 0, 0, 0
+  local total5xx, totalother, totalrefused, totalexhausted = 0, 0, 0, 0
   for _, t in ipairs(threads) do
+    totalexhausted = totalexhausted + (t:get("exhausted") or 0)
     total5xx = total5xx + (t:get("s5xx") or 0)
     totalother = totalother + (t:get("other") or 0)
     totalrefused = totalrefused + (t:get("refused") or 0)
@@ -102,5 +114,5 @@ function done(summary, latency, requests)
     summary.requests, seconds, summary.requests / seconds,
     latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    total5xx, totalother, totalrefused))
+    total5xx, totalother, totalrefused, totalexhausted))
 end

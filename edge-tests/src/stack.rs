@@ -333,12 +333,21 @@ impl Stack {
         }
     }
 
+    /// What the Worker's local `HYPERDRIVE` binding connects to (through the database guard):
+    /// `scripts/bench`'s plain JavaScript miss reads through the same.
+    pub fn hyperdrive_connection_string(&self) -> String {
+        let guard_port = self.db_guard.lock().expect("db guard").port;
+        format!(
+            "postgres://app_rw:local@127.0.0.1:{guard_port}/{}?sslmode=disable", // secretlint-disable-line -- a local test password
+            self.db_name
+        )
+    }
+
     /// One start of `wrangler dev`; `false` when the Worker never answered `/health`.
     fn start_wrangler_once(&self, port: u16, options: &StackOptions) -> bool {
         let repo = repo_root();
         let media_url = self.media.lock().expect("media").url();
         let origin_url = self.origin.lock().expect("origin").url();
-        let guard_port = self.db_guard.lock().expect("db guard").port;
         let mut vars: Vec<(String, String)> = vec![
             ("MEDIA_WORKER_URL".into(), media_url.clone()),
             ("MEDIA_ORIGIN".into(), media_url),
@@ -398,10 +407,7 @@ impl Stack {
         command
             .env(
                 "CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE",
-                format!(
-                    "postgres://app_rw:local@127.0.0.1:{guard_port}/{}?sslmode=disable", // secretlint-disable-line -- a local test password
-                    self.db_name
-                ),
+                self.hyperdrive_connection_string(),
             )
             .env("FORCE_COLOR", "0")
             .env("NO_COLOR", "1")

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use babybook_edge::slo::{self, Guardrails, Sli, VersionHealth, Window};
 use serde_json::Value;
 
-use babybook_edge::slo::{answer_rows, number, sql_text, POINT_WEIGHT as W};
+use babybook_edge::slo::{answer_rows, number, sql_text, POINT_WEIGHT as W, POINT_WEIGHT_WHOLE as WHOLE};
 pub use babybook_edge::slo::{edge_dataset, edge_window_sql};
 
 pub fn queue_dataset(environment: &str) -> &'static str {
@@ -42,11 +42,14 @@ pub fn queue_window_sql(environment: &str, hours: u32) -> String {
     )
 }
 
-/// Per version over the last `minutes`: `version`, `requests`, `errors`, `p95_ms`.
+/// Per version over the last `minutes`: `version`, `requests`, `errors`, `p95_ms`. Every figure
+/// weighs each point by the requests it stands for: the stable version's points are sampled
+/// (`SLI_SAMPLE_RATE`), the new version's all written, and errors always (src/slo.rs,
+/// `PointSampling`), so a row count would compare unlike things.
 pub fn canary_sql(environment: &str, minutes: u32) -> String {
     format!(
         "SELECT blob5 AS version, SUM({W}) AS requests, SUM(IF(blob3 = '5xx', {W}, 0)) AS errors, \
-         quantileExactWeighted(0.95)(double1, _sample_interval) AS p95_ms \
+         quantileExactWeighted(0.95)(double1, {WHOLE}) AS p95_ms \
          FROM {table} WHERE timestamp > NOW() - INTERVAL '{minutes}' MINUTE AND blob7 = '{environment}' \
          GROUP BY version FORMAT JSON",
         table = edge_dataset(environment),
@@ -396,6 +399,36 @@ mod tests {
             "no quote gets through"
         );
         assert!(queue_window_sql("production", 1).contains("FROM babybook_queue_health WHERE"));
+    }
+
+    /// Issue 31: the stable version's points are sampled and weigh 1/rate, the canary's weigh 1:
+    /// every figure of the canary's query sums or weighs by the point's weight, none counts rows.
+    #[test]
+    fn every_canary_figure_weighs_points_by_the_requests_they_stand_for() {
+        let sql = canary_sql("production", 5);
+        assert!(sql.contains("SUM((_sample_interval / double3)) AS requests"), "{sql}");
+        assert!(
+            sql.contains("IF(blob3 = '5xx', (_sample_interval / double3), 0)"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("quantileExactWeighted(0.95)(double1, toUInt32(_sample_interval / double3 + 0.5))"),
+            "{sql}"
+        );
+        assert!(!sql.to_lowercase().contains("count("), "{sql}");
+        let edge = edge_window_sql("production", 1);
+        assert!(!edge.to_lowercase().contains("count("), "{edge}");
+        assert_eq!(edge.matches("_sample_interval / double3").count(), 5, "{edge}");
+        // A stable version sampled at 0.1 beside a canary writing all: the weighted answer
+        // compares like with like (1 000 requests each, 1 % and 2 % errors).
+        let answer = json!({"data": [
+            {"version": "new", "requests": 1000.0, "errors": 20.0, "p95_ms": 100},
+            {"version": "old", "requests": 1000.0, "errors": 10.0, "p95_ms": 100},
+        ]});
+        match canary_step(&answer, "new", "old", &slo::SEED_GUARDRAILS, 50.0).unwrap() {
+            Step::Breach(why) => assert!(why.starts_with("5xx"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     fn edge(requests: f64, errors: f64, share: f64, slow: f64, misses: f64) -> Value {

@@ -122,7 +122,12 @@ pub async fn consume(batch: worker::worker_sys::MessageBatch, io: Io, settings: 
     if let Some(backlog) = backlog {
         line = line.field("backlog", backlog);
     }
-    context::emit(&line);
+    // A healthy batch's line is a success's (sampled); the data point below counts every batch.
+    if runner::batch_line_always(&fates) {
+        context::emit(&line);
+    } else {
+        context::emit_success(config, &line);
+    }
     record_metrics(
         &io,
         &settings.config.deployed,

@@ -48,8 +48,8 @@ pub fn settings(env: &Env) -> Result<Rc<Settings>, ConfigError> {
     })
 }
 
-/// The version metadata binding's id and tag (read as plain properties: `wrangler dev` gives a
-/// plain object, not the runtime's class).
+/// The version metadata binding's id, tag and upload time (read as plain properties: `wrangler
+/// dev` gives a plain object, not the runtime's class, with the time it started as the upload's).
 fn deployed_version(env: &Env) -> DeployedVersion {
     let Ok(metadata) = js_sys::Reflect::get(env, &binding::VERSION_METADATA.into()) else {
         return DeployedVersion::unknown();
@@ -64,9 +64,11 @@ fn deployed_version(env: &Env) -> DeployedVersion {
             .unwrap_or_default()
     };
     let id = text("id");
+    let uploaded_at_ms = js_sys::Date::parse(&text("timestamp"));
     DeployedVersion {
         id: if id.is_empty() { "unknown".into() } else { id },
         tag: text("tag"),
+        uploaded_at_ms: uploaded_at_ms.is_finite().then_some(uploaded_at_ms as i64),
     }
 }
 

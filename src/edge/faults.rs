@@ -104,16 +104,21 @@ pub enum Counter {
     Renders,
     /// Cache writes removed because the link changed while its page was rendered.
     FencedWrites,
+    /// SLI data points written (`edge::sli`), and the requests they stand for (their weights).
+    SliPoints,
+    SliWeight,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 6] = [
+    pub const ALL: [Counter; 8] = [
         Counter::DbConnections,
         Counter::DbRoundTrips,
         Counter::OriginCalls,
         Counter::MediaCalls,
         Counter::Renders,
         Counter::FencedWrites,
+        Counter::SliPoints,
+        Counter::SliWeight,
     ];
 
     pub fn name(self) -> &'static str {
@@ -124,6 +129,8 @@ impl Counter {
             Counter::MediaCalls => "media_calls",
             Counter::Renders => "renders",
             Counter::FencedWrites => "fenced_writes",
+            Counter::SliPoints => "sli_points",
+            Counter::SliWeight => "sli_weight",
         }
     }
 }
@@ -133,6 +140,13 @@ pub fn count(counter: Counter) {
     COUNTS.with(|c| {
         let cell = &c[counter as usize];
         cell.set(cell.get() + 1);
+    });
+}
+
+pub fn add(counter: Counter, n: u64) {
+    COUNTS.with(|c| {
+        let cell = &c[counter as usize];
+        cell.set(cell.get() + n);
     });
 }
 

@@ -1,6 +1,9 @@
-//! One Workers Analytics Engine data point per request (sampled by `SLI_SAMPLE_RATE`, which each
-//! point records so sums scale back): the edge SLIs of `docs/slo.md`. Written after the answer is
-//! built; a failed write costs nothing but the point.
+//! One Workers Analytics Engine data point per request, sampled with its weight
+//! (`crate::slo::PointSampling`): the stable version writes a share `SLI_SAMPLE_RATE` of them, a
+//! version under canary (uploaded less than `SLI_CANARY_MINUTES` ago) and every bad event of a
+//! paging SLI write every one. Each point records the rate it was written at (double3), so it
+//! weighs 1/rate and every count sums weights. Written after the answer is built; a failed write
+//! costs nothing but the point.
 //!
 //! The layout is `crate::slo::RequestPoint` (index1 the surface); a host test checks that the
 //! SQL reads each column where the point writes it.
@@ -19,18 +22,27 @@ pub struct Point<'a> {
 }
 
 pub fn record(io: &Io, config: &Config, point: &Point<'_>) {
-    let rate = config.sli_sample_rate;
-    if rate <= 0.0 || (rate < 1.0 && crate::sampling::unit_interval() >= rate) {
-        return;
-    }
-    let Ok(dataset) = io.analytics_engine(binding::EDGE_METRICS) else {
-        return;
-    };
     let surface = match point.surface {
         Some(Surface::Share) => "share",
         Some(Surface::Api) => "api",
         Some(Surface::Any) => "any",
         None => "none",
+    };
+    let sampling = crate::slo::PointSampling::new(
+        config.sli_sample_rate,
+        config.deployed.uploaded_at_ms,
+        config.sli_canary_minutes,
+    );
+    let bad = crate::slo::paging_bad_event(surface, point.route, point.status, point.duration_ms as f64);
+    let Some(rate) = sampling.decide(super::context::now_ms(), bad, crate::sampling::unit_interval) else {
+        return;
+    };
+    // What the test controls' counters show (`sli_points`, `sli_weight`): the edge tests check
+    // the sampling and the weights where Analytics Engine cannot be read (`wrangler dev`).
+    super::faults::count(super::faults::Counter::SliPoints);
+    super::faults::add(super::faults::Counter::SliWeight, crate::slo::weight_of(rate));
+    let Ok(dataset) = io.analytics_engine(binding::EDGE_METRICS) else {
+        return;
     };
     let point = crate::slo::RequestPoint {
         surface,

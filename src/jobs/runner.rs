@@ -48,6 +48,20 @@ impl Phases {
 /// One message's fate and, for a job, its time in the queue (ms).
 pub type Outcome = (Fate, Option<i64>);
 
+/// A batch whose oldest message waited this long is worth a line every time: the canary's queue
+/// guardrail (the seed's 1 minute).
+pub const SLOW_BATCH_MS: i64 = 60_000;
+
+/// Whether a batch's `queue batch` line is written every time (issue 31: otherwise it is a
+/// success's line, sampled at `LOG_SAMPLE_SUCCESS`, as a request's is): when a message was
+/// retried or died, or the oldest waited [`SLOW_BATCH_MS`] or more. Every batch still writes its
+/// `QUEUE_METRICS` data point, which is what counts batches.
+pub fn batch_line_always(outcomes: &[Outcome]) -> bool {
+    outcomes
+        .iter()
+        .any(|(fate, age)| *fate != Fate::Acked || age.is_some_and(|ms| ms >= SLOW_BATCH_MS))
+}
+
 /// How long after it was first enqueued a job may still be running on the media worker before
 /// the edge counts it as timed out (the media worker's own budget is 300 s per job).
 pub const MAX_JOB_WAIT_MS: i64 = 3_600_000;
@@ -625,4 +639,22 @@ async fn record_batch<P: Port>(port: &P, jobs: &[Delivered<'_, P::Delivery>], pr
             },
         })
         .collect()
+}
+
+#[cfg(test)]
+mod batch_line_tests {
+    use super::*;
+
+    /// Issue 31: a healthy batch's line is sampled; one with a retry, a death or a slow message is
+    /// always written.
+    #[test]
+    fn a_batch_line_is_always_written_only_for_a_batch_that_went_wrong_or_waited() {
+        let ok = (Fate::Acked, Some(1_000));
+        assert!(!batch_line_always(&[ok, ok, (Fate::Acked, None)]));
+        assert!(!batch_line_always(&[]));
+        assert!(batch_line_always(&[ok, (Fate::Retried, Some(10))]));
+        assert!(batch_line_always(&[(Fate::Dead, None)]));
+        assert!(batch_line_always(&[ok, (Fate::Acked, Some(SLOW_BATCH_MS))]));
+        assert!(!batch_line_always(&[(Fate::Acked, Some(SLOW_BATCH_MS - 1))]));
+    }
 }

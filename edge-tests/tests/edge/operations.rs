@@ -526,3 +526,69 @@ fn force_prewarm_switched_on_makes_the_prewarm_cron_run_outside_any_window() {
     };
     assert_eq!(skipped["report"]["reason"], "outside any seasonal window", "{skipped}");
 }
+
+/// The test controls' `sli_points` and `sli_weight` counters moved by `run` (Analytics Engine
+/// cannot be read in `wrangler dev`; the counters are what `edge::sli` wrote).
+fn sli_written(stack: &Stack, run: impl FnOnce()) -> (u64, u64) {
+    let counter = |c: &Value, name: &str| c[name].as_u64().unwrap_or_else(|| panic!("{name} in {c}"));
+    let before = stack.counters();
+    run();
+    let after = stack.counters();
+    (
+        counter(&after, "sli_points") - counter(&before, "sli_points"),
+        counter(&after, "sli_weight") - counter(&before, "sli_weight"),
+    )
+}
+
+/// Issue 31: the stable version writes a share `SLI_SAMPLE_RATE` of its SLI points, each
+/// weighing 1/rate, so the weights still add up to the requests; every 5xx is written at weight
+/// 1 whatever the rate; and a version under canary (uploaded less than `SLI_CANARY_MINUTES` ago:
+/// `wrangler dev`'s version is uploaded when it starts) writes every point at weight 1. (The
+/// counters' own request before each run is a point too: at most one more.)
+#[test]
+fn sli_points_are_sampled_with_their_weight_and_5xx_and_a_version_under_canary_write_every_one() {
+    let stack = Stack::start(
+        StackOptions::named("sli-weights")
+            .var("SLI_SAMPLE_RATE", "0.25")
+            .var("SLI_CANARY_MINUTES", "0"),
+    );
+    let client = stack.client();
+
+    // Stable: 400 health answers at 0.25, Binomial(400, 0.25) = 100 ± 8.7 points of weight 4.
+    let (points, weight) = sli_written(&stack, || {
+        for _ in 0..400 {
+            assert_eq!(client.get("/health").status, 200);
+        }
+    });
+    assert!((60..=141).contains(&points), "{points} points for 400 requests at 0.25");
+    assert_eq!(weight, 4 * points, "each sampled point weighs 1/0.25");
+    assert!(weight.abs_diff(400) <= 164, "{weight} requests counted for 400");
+
+    // Every 5xx is written, at weight 1: the pooler is down, the floor's query answers 503.
+    stack.bouncer().kill();
+    let (points, weight) = sli_written(&stack, || {
+        for _ in 0..20 {
+            let status = client.get("/__test/floor").status;
+            assert!(status >= 500, "the floor with the pooler down: {status}");
+        }
+    });
+    stack.bouncer().restart();
+    assert!(points == 20 || points == 21, "{points} points for 20 5xx answers");
+    assert!(
+        weight == 20 || weight == 24,
+        "{weight}: 20 at weight 1 (and the counters' request at 4)"
+    );
+
+    // Under canary: every point, each weighing 1.
+    stack.restart_worker_with(&[("SLI_CANARY_MINUTES", "60")]);
+    let (points, weight) = sli_written(&stack, || {
+        for _ in 0..100 {
+            assert_eq!(client.get("/health").status, 200);
+        }
+    });
+    assert!(
+        points == 100 || points == 101,
+        "{points} points for 100 requests under canary"
+    );
+    assert_eq!(weight, points, "a canary's points weigh 1");
+}
