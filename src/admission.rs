@@ -9,7 +9,7 @@
 use crate::cors::{self, OriginCheck};
 use crate::csrf;
 use crate::error::{ApiError, ErrorCode};
-use crate::routes::{Route, RouteId, Surface};
+use crate::routes::{BodyKind, Route, RouteId, Surface};
 use crate::secret::OperatorTokens;
 use crate::session::{self, Session, SessionKeys};
 
@@ -41,7 +41,8 @@ impl Demands {
         Demands {
             test_control: access.is_test_control(),
             operator: access.is_admin(),
-            pinned_origin: route.method().is_write() && !access.is_admin(),
+            // A share-host form is posted from the share host, and guarded by its own token.
+            pinned_origin: route.method().is_write() && !access.is_admin() && !access.needs_form_token(),
             changes_data: route.changes_data(),
             exports: route.id() == RouteId::CreateExport,
             reads_session: route.surface() == Surface::Api,
@@ -168,15 +169,20 @@ pub fn admit(demands: Demands, facts: &Facts<'_>, rules: &Rules<'_>) -> Result<A
     Ok(admitted)
 }
 
-/// A write's body, once read: anything but JSON is refused (an empty body is no body).
-pub fn admit_body(content_type: Option<&str>, body: &[u8]) -> Result<(), ApiError> {
-    let json = content_type.is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/json"));
-    if body.is_empty() || json {
+/// A write's body, once read: anything but the route's kind (JSON, or a share-host form's
+/// URL-encoded fields) is refused (an empty body is no body).
+pub fn admit_body(kind: BodyKind, content_type: Option<&str>, body: &[u8]) -> Result<(), ApiError> {
+    let expected = match kind {
+        BodyKind::Json => "application/json",
+        BodyKind::Form => "application/x-www-form-urlencoded",
+    };
+    let matches = content_type.is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with(expected));
+    if body.is_empty() || matches {
         Ok(())
     } else {
         Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
-            "body is not application/json",
+            format!("body is not {expected}"),
         ))
     }
 }
@@ -373,17 +379,36 @@ mod tests {
     }
 
     #[test]
-    fn a_body_is_json_or_nothing() {
+    fn a_body_is_its_routes_kind_or_nothing() {
+        let form = "application/x-www-form-urlencoded";
         let rows = [
-            (Some("application/json"), &b"{}"[..], true),
-            (Some("Application/JSON; charset=utf-8"), b"{}", true),
-            (Some("text/plain"), b"{}", false),
-            (None, b"{}", false),
-            (None, b"", true),
-            (Some("text/plain"), b"", true),
+            (BodyKind::Json, Some("application/json"), &b"{}"[..], true),
+            (BodyKind::Json, Some("Application/JSON; charset=utf-8"), b"{}", true),
+            (BodyKind::Json, Some("text/plain"), b"{}", false),
+            (BodyKind::Json, Some(form), b"a=1", false),
+            (BodyKind::Json, None, b"{}", false),
+            (BodyKind::Json, None, b"", true),
+            (BodyKind::Json, Some("text/plain"), b"", true),
+            (BodyKind::Form, Some(form), b"a=1", true),
+            (BodyKind::Form, Some("application/json"), b"{}", false),
+            (BodyKind::Form, None, b"a=1", false),
         ];
-        for (content_type, body, ok) in rows {
-            assert_eq!(admit_body(content_type, body).is_ok(), ok, "{content_type:?} {body:?}");
+        for (kind, content_type, body, ok) in rows {
+            assert_eq!(
+                admit_body(kind, content_type, body).is_ok(),
+                ok,
+                "{kind:?} {content_type:?} {body:?}"
+            );
         }
+    }
+
+    #[test]
+    fn a_share_host_form_is_not_held_to_the_apps_origin_nor_to_read_only_mode() {
+        let route = crate::routes::table()
+            .iter()
+            .find(|r| r.id() == RouteId::SharePassphrase)
+            .unwrap();
+        let d = Demands::of_route(route);
+        assert!(!d.pinned_origin && !d.changes_data && !d.needs_csrf && !d.needs_session && !d.reads_session);
     }
 }

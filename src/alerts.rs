@@ -30,6 +30,9 @@ pub enum Alert {
     /// The dead-job store (R2) refuses a dead job's record: the DLQ handler keeps it on the queue,
     /// re-published, until the store takes it.
     DeadJobStoreFailing,
+    /// One locked link's passphrase form gets more answers than relatives send: someone is
+    /// guessing (`rate_limit::LINK_PASSPHRASE`).
+    LinkPassphraseGuessed,
 }
 
 /// A keyed digest of an email for an alert line (32 hex digits of HMAC-SHA256 under a key derived
@@ -43,7 +46,7 @@ pub fn keyed_email_digest(key: &crate::session::SigningKey, folded_email: &str) 
     crate::hex::encode(&mac.finalize().into_bytes()[..16])
 }
 
-pub const ALL: [Alert; 8] = [
+pub const ALL: [Alert; 9] = [
     Alert::DlqItem,
     Alert::QueueTtr,
     Alert::PurgeFailing,
@@ -52,6 +55,7 @@ pub const ALL: [Alert; 8] = [
     Alert::SloFastBurn,
     Alert::JournalWriteFailed,
     Alert::DeadJobStoreFailing,
+    Alert::LinkPassphraseGuessed,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +87,7 @@ impl Alert {
             Alert::SloFastBurn => "slo_fast_burn",
             Alert::JournalWriteFailed => "journal_write_failed",
             Alert::DeadJobStoreFailing => "dead_job_store_failing",
+            Alert::LinkPassphraseGuessed => "link_passphrase_guessed",
         }
     }
 
@@ -99,7 +104,7 @@ impl Alert {
             | Alert::PurgeFailing
             | Alert::JournalWriteFailed
             | Alert::DeadJobStoreFailing => Severity::Sev2,
-            Alert::LoginEmailCeiling => Severity::Sev3,
+            Alert::LoginEmailCeiling | Alert::LinkPassphraseGuessed => Severity::Sev3,
         }
     }
 
@@ -122,6 +127,7 @@ impl Alert {
             Alert::SloFastBurn => "docs/runbooks/incident.md#the-first-five-minutes",
             Alert::JournalWriteFailed => "docs/runbooks/pitr-cutover.md#the-revocation-journal",
             Alert::DeadJobStoreFailing => "docs/runbooks/dlq.md#the-dead-job-store-is-failing",
+            Alert::LinkPassphraseGuessed => "docs/runbooks/abuse.md#link_passphrase_guessed",
         }
     }
 }

@@ -59,6 +59,8 @@ pub struct CreateLinkRequest {
     /// Whom the link is for ("Vovó Maria"), trimmed; shown only to the family.
     pub name: String,
     pub expires_in_days: Option<u32>,
+    /// The link's passphrase (`share::passphrase`), trimmed; `None` for an open link.
+    pub passphrase: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,9 +254,20 @@ impl CreateLinkRequest {
                 ok
             });
         let expires_in_days = f.days(&map);
+        let passphrase = match map.get("passphrase") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(p)) => crate::share::passphrase::check_new(p)
+                .map_err(|problem| f.fail("passphrase", &problem))
+                .ok(),
+            Some(_) => {
+                f.fail("passphrase", "must be a string or null");
+                None
+            }
+        };
         f.finish(|| CreateLinkRequest {
             name: name.expect("checked"),
             expires_in_days,
+            passphrase,
         })
     }
 }
@@ -303,6 +316,15 @@ mod tests {
         let ok = CreateLinkRequest::parse(br#"{"name":"  Vov\u00f3 Maria ","expires_in_days":30}"#).unwrap();
         assert_eq!(ok.name, "Vov\u{f3} Maria");
         assert_eq!(ok.expires_in_days, Some(30));
+        assert_eq!(ok.passphrase, None);
+        let locked = CreateLinkRequest::parse(br#"{"name":"Tio","passphrase":" bolo de fub\u00e1 "}"#).unwrap();
+        assert_eq!(locked.passphrase.as_deref(), Some("bolo de fub\u{e1}"));
+        for bad in [
+            &br#"{"name":"Tio","passphrase":"short"}"#[..],
+            br#"{"name":"Tio","passphrase":12345678}"#,
+        ] {
+            assert_eq!(fields(CreateLinkRequest::parse(bad).unwrap_err()), ["passphrase"]);
+        }
         for bad in [
             &br#"{}"#[..],
             br#"{"name":"   "}"#,

@@ -20,10 +20,15 @@ const PREFIX: &str = "pbkdf2-sha256";
 pub fn hash_password(password: &str, salt: &[u8], iterations: u32) -> String {
     let mut out = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut out);
+    format_hash(iterations, salt, &out)
+}
+
+/// The stored form of a derivation made elsewhere (the Worker's Web Crypto).
+pub fn format_hash(iterations: u32, salt: &[u8], derived: &[u8]) -> String {
     format!(
         "{PREFIX}${iterations}${}${}",
         URL_SAFE_NO_PAD.encode(salt),
-        URL_SAFE_NO_PAD.encode(out)
+        URL_SAFE_NO_PAD.encode(derived)
     )
 }
 

@@ -31,6 +31,8 @@ pub enum KeyedBy {
     EmailAndNetwork,
     /// The signed-in session ([`session_subject`]).
     Session,
+    /// A share link, by its token hash ([`link_subject`]).
+    Link,
 }
 
 impl KeyedBy {
@@ -131,8 +133,29 @@ pub const ADMIN_FAILURES: Policy = Policy {
     on_limiter_error: OnLimiterError::FailClosed,
 };
 
+/// Answers to a locked link's passphrase form, per link whoever sends them: a guess spread over
+/// many networks meets it. Reaching it refuses and raises the `link_passphrase_guessed` alert.
+/// Relatives who answered once carry the link's pass for a day and never post again.
+pub const LINK_PASSPHRASE: Policy = Policy {
+    name: "link_passphrase",
+    binding: "RL_LINK_PASSPHRASE",
+    limit: 5,
+    period_seconds: 60,
+    keyed_by: KeyedBy::Link,
+    on_limiter_error: OnLimiterError::FailClosed,
+};
+/// Answers to passphrase forms per client, whatever the link: one client trying many links.
+pub const PASSPHRASE_IP: Policy = Policy {
+    name: "passphrase_ip",
+    binding: "RL_PASSPHRASE_IP",
+    limit: 10,
+    period_seconds: 60,
+    keyed_by: KeyedBy::ClientIp,
+    on_limiter_error: OnLimiterError::FailClosed,
+};
+
 /// Every policy, for the table in docs/api-and-security.md, `wrangler.toml` checks and tests.
-pub const POLICIES: [Policy; 8] = [
+pub const POLICIES: [Policy; 10] = [
     SHARE,
     API_IP,
     API_USER,
@@ -141,6 +164,8 @@ pub const POLICIES: [Policy; 8] = [
     LOGIN_EMAIL,
     LOGIN_EMAIL_CEILING,
     ADMIN_FAILURES,
+    LINK_PASSPHRASE,
+    PASSPHRASE_IP,
 ];
 
 /// Which policies a request meets, in the order they are checked (cheapest key first).
@@ -207,6 +232,11 @@ pub fn session_subject(sid: &str) -> String {
     )
 }
 
+/// The subject of [`LINK_PASSPHRASE`]: the link's token hash (never the token).
+pub fn link_subject(token: &crate::share::TokenHash) -> String {
+    token.to_hex()
+}
+
 /// The subject of [`LOGIN_EMAIL`]: the email and the client's network, space-separated (an email
 /// never holds whitespace).
 pub fn email_and_network(email: &str, ip_key: &str) -> String {
@@ -243,7 +273,7 @@ pub fn key(policy: &Policy, subject: &str) -> String {
             let (email, network) = subject.rsplit_once(' ').unwrap_or((subject, "unknown"));
             format!("{}:{}:{network}", policy.name, email_hash(email))
         }
-        KeyedBy::ClientIp | KeyedBy::Session => format!("{}:{subject}", policy.name),
+        KeyedBy::ClientIp | KeyedBy::Session | KeyedBy::Link => format!("{}:{subject}", policy.name),
     }
 }
 
@@ -364,7 +394,7 @@ mod tests {
             let closed = p.on_limiter_error == OnLimiterError::FailClosed;
             assert_eq!(
                 closed,
-                p.name.starts_with("login") || p.name == "admin_failures",
+                p.name.starts_with("login") || p.name.contains("passphrase") || p.name == "admin_failures",
                 "{}",
                 p.name
             );

@@ -13,6 +13,7 @@ pub enum RouteId {
     Ready,
     ShareStatic,
     SharePage,
+    SharePassphrase,
     CsrfToken,
     Login,
     Logout,
@@ -95,6 +96,10 @@ pub enum WriteGuard {
     AdminToken,
     /// Local test controls; refused unless `ENVIRONMENT=local` and `TEST_CONTROLS=on`.
     TestControl,
+    /// A form of the share host, posted by a browser without JavaScript (which cannot send the
+    /// CSRF header): the form's own double-submit token, a `SameSite=Strict` cookie repeated in a
+    /// hidden field and bound to the link (`share::passphrase`). Checked before the handler.
+    LinkForm,
 }
 
 /// A route's guard.
@@ -104,6 +109,14 @@ pub enum Access {
     Write(WriteGuard),
     #[cfg(test)]
     Unguarded,
+}
+
+/// What a write's body may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Json,
+    /// `application/x-www-form-urlencoded`, from a page's form.
+    Form,
 }
 
 impl Access {
@@ -119,6 +132,11 @@ impl Access {
             self,
             Access::Write(WriteGuard::SessionAndCsrf | WriteGuard::CsrfBeforeSignIn)
         )
+    }
+
+    /// A share-host form's own token (`WriteGuard::LinkForm`), checked once the body is read.
+    pub fn needs_form_token(self) -> bool {
+        matches!(self, Access::Write(WriteGuard::LinkForm))
     }
 
     pub fn is_admin(self) -> bool {
@@ -147,6 +165,7 @@ pub struct Route {
     surface: Surface,
     access: Access,
     body_limit: usize,
+    body: BodyKind,
 }
 
 impl Route {
@@ -159,6 +178,20 @@ impl Route {
             surface,
             access: Access::Read(access),
             body_limit: 0,
+            body: BodyKind::Json,
+        }
+    }
+
+    /// A form of the share host (`POST`), guarded by the form's own token.
+    pub const fn link_form(pattern: &'static str, id: RouteId, body_limit: usize) -> Route {
+        Route {
+            method: Method::Post,
+            pattern,
+            id,
+            surface: Surface::Share,
+            access: Access::Write(WriteGuard::LinkForm),
+            body_limit,
+            body: BodyKind::Form,
         }
     }
 
@@ -176,6 +209,7 @@ impl Route {
             surface: Surface::Api,
             access: Access::Write(guard),
             body_limit: JSON_BODY_LIMIT,
+            body: BodyKind::Json,
         }
     }
 
@@ -188,6 +222,7 @@ impl Route {
             surface: Surface::Api,
             access: Access::Unguarded,
             body_limit: JSON_BODY_LIMIT,
+            body: BodyKind::Json,
         }
     }
 
@@ -209,6 +244,9 @@ impl Route {
     pub fn body_limit(&self) -> usize {
         self.body_limit
     }
+    pub fn body(&self) -> BodyKind {
+        self.body
+    }
 
     /// Writes of account data: what read-only mode (seed §7.3) stops. Signing in and out write
     /// only session rows, not account data, so they keep working during maintenance.
@@ -221,7 +259,7 @@ impl Route {
         match (self.id, self.access) {
             (RouteId::Health | RouteId::Ready | RouteId::ShareStatic, _) => RequestClass::Exempt,
             (_, a) if a.is_admin() || a.is_test_control() => RequestClass::Exempt,
-            (RouteId::SharePage, _) => RequestClass::Share,
+            (RouteId::SharePage | RouteId::SharePassphrase, _) => RequestClass::Share,
             (RouteId::Login, _) => RequestClass::Login,
             (_, _) if !has_session => RequestClass::ApiAnonymous,
             (_, Access::Write(_)) => RequestClass::ApiAuthenticatedWrite,
@@ -243,11 +281,16 @@ use RouteId as Id;
 use WriteGuard as W;
 use WriteMethod as WM;
 
-static TABLE: [Route; 30] = [
+static TABLE: [Route; 31] = [
     Route::read("/health", Id::Health, Surface::Any, R::Public),
     Route::read("/ready", Id::Ready, Surface::Any, R::Public),
     Route::read("/_static/:file", Id::ShareStatic, Surface::Share, R::Public),
     Route::read("/s/:token", Id::SharePage, Surface::Share, R::Public),
+    Route::link_form(
+        "/s/:token",
+        Id::SharePassphrase,
+        crate::share::passphrase::FORM_BODY_LIMIT,
+    ),
     Route::read("/auth/csrf", Id::CsrfToken, Surface::Api, R::OptionalSession),
     Route::write(WM::Post, "/auth/login", Id::Login, W::CsrfBeforeSignIn),
     Route::write(WM::Post, "/auth/logout", Id::Logout, W::SessionAndCsrf),
@@ -329,6 +372,8 @@ pub fn audit(routes: &[Route]) -> Vec<String> {
             Access::Write(WriteGuard::SessionAndCsrf | WriteGuard::CsrfBeforeSignIn) => false,
             // Bearer-token and local-only routes carry no cookie credentials.
             Access::Write(WriteGuard::AdminToken | WriteGuard::TestControl) => false,
+            // A form's own token, only where a form can be: the share host, a form body.
+            Access::Write(WriteGuard::LinkForm) => r.surface != Surface::Share || r.body != BodyKind::Form,
             _ => true,
         })
         .map(|r| format!("{} {}", r.method.as_str(), r.pattern))
@@ -432,11 +477,33 @@ mod tests {
     }
 
     #[test]
+    fn the_audit_takes_a_forms_token_only_for_a_form_of_the_share_host() {
+        let form = Route::link_form("/s/:token", Id::SharePassphrase, 2048);
+        let on_the_api = Route {
+            pattern: "/api-form",
+            surface: Surface::Api,
+            ..form
+        };
+        let json_body = Route {
+            pattern: "/json-form",
+            body: BodyKind::Json,
+            ..form
+        };
+        assert_eq!(
+            audit(&[form, on_the_api, json_body]),
+            ["POST /api-form", "POST /json-form"]
+        );
+        let passphrase = table().iter().find(|r| r.id() == Id::SharePassphrase).unwrap();
+        assert_eq!((passphrase.method(), passphrase.pattern()), (Method::Post, "/s/:token"));
+        assert!(passphrase.access().needs_form_token() && !passphrase.changes_data());
+    }
+
+    #[test]
     fn every_user_write_needs_csrf_and_every_session_write_a_session() {
         for route in table().iter().filter(|r| r.method().is_write()) {
             let a = route.access();
             assert!(
-                a.needs_csrf() || a.is_admin() || a.is_test_control(),
+                a.needs_csrf() || a.needs_form_token() || a.is_admin() || a.is_test_control(),
                 "{:?}",
                 route.id()
             );

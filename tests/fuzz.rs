@@ -537,8 +537,14 @@ fn api_body() -> impl Strategy<Value = (String, u8)> {
         .prop_map(|(ids, title, days)| {
             serde_json::json!({"moment_ids": ids, "title": title, "expires_in_days": days}).to_string()
         });
-    let link = ("[a-zA-Z \u{e0}-\u{ff}]{0,90}", proptest::option::of(0u32..400))
-        .prop_map(|(name, days)| serde_json::json!({"name": name, "expires_in_days": days}).to_string());
+    let link = (
+        "[a-zA-Z \u{e0}-\u{ff}]{0,90}",
+        proptest::option::of(0u32..400),
+        proptest::option::of("[ a-z\u{e0}-\u{ff}\t]{0,140}"),
+    )
+        .prop_map(|(name, days, passphrase)| {
+            serde_json::json!({"name": name, "expires_in_days": days, "passphrase": passphrase}).to_string()
+        });
     let complete = (uuid, 1i64..1_000_000_000, "[a-f0-9]{8,32}")
         .prop_map(|(id, size, etag)| serde_json::json!({"asset_id": id, "size_bytes": size, "etag": etag}).to_string());
     prop_oneof![
@@ -570,12 +576,24 @@ fn api_bodies() {
             prop_assert!(results[kind as usize].is_ok(), "{}: {:?}", body, results[kind as usize]);
         }
         if kind == 3 {
-            // A link body is accepted exactly when its name has text and its days are in range.
+            // A link body is accepted exactly when its name has text, its days are in range and
+            // its passphrase, if any, is long enough.
             let value: serde_json::Value = serde_json::from_str(&body).unwrap();
             let name = value["name"].as_str().unwrap_or_default();
             let named = !name.trim().is_empty() && name.trim().chars().count() <= 80 && name.chars().count() <= 80;
             let days_ok = value["expires_in_days"].as_u64().is_none_or(|d| (1..=365).contains(&d));
-            prop_assert_eq!(results[3].is_ok(), named && days_ok, "{}: {:?}", body, results[3]);
+            // A passphrase is absent, or 8 to 128 characters of text once trimmed.
+            let passphrase_ok = value["passphrase"].as_str().is_none_or(|p| {
+                let p = p.trim();
+                (8..=128).contains(&p.chars().count()) && !p.contains('\t')
+            });
+            prop_assert_eq!(
+                results[3].is_ok(),
+                named && days_ok && passphrase_ok,
+                "{}: {:?}",
+                body,
+                results[3]
+            );
         }
         for refused in results.iter().filter_map(|r| r.as_ref().err()) {
             // A refusal says what is wrong, in the envelope's terms: a 400 or a 422 with fields.

@@ -4,7 +4,9 @@
 //
 // Usage: node page-check.mjs JOB.json      prints {"pages": [...]} as JSON (exit 0; the caller judges)
 // JOB: {"pages": [{"name", "url", "headers": {..}, "shots": "target/dir" | null, "lcp": bool,
-//                  "burst": {"count": 620, "window_ms": 10000} | null}]}
+//                  "burst": {"count": 620, "window_ms": 10000} | null,
+//                  "submit": {"field": "passphrase", "value": "…"} | null}]}
+// A submit fills the page's form and presses its button, after the page was judged.
 // A burst sends `count` requests with the page's headers right before the browser opens it, at
 // the start of a fixed window of `window_ms` of the wall clock (a rate limiter's window), with the
 // browser already running: what it takes to see a 429 page as a person would.
@@ -94,6 +96,18 @@ async function burst(spec) {
   return { statuses, ms_into_window: Date.now() % windowMs };
 }
 
+// Types `value` into the form's `field` and presses its submit button, as a person would (no
+// script of the page's own runs: the page has none), and reports where the browser landed.
+async function submit(page, { field, value }) {
+  await page.fill(`[name="${field}"]`, value);
+  const navigation = page.waitForNavigation({ waitUntil: "load", timeout: 20000 }).catch(() => null);
+  await page.click('button[type="submit"]');
+  const response = await navigation;
+  return { status: response ? response.status() : 0, url: page.url(), title: await page.title(),
+           text: await page.evaluate(() => document.body.innerText),
+           csp_violations: await page.evaluate(() => window.__csp) };
+}
+
 const pages = [];
 try {
   for (const spec of job.pages) {
@@ -105,7 +119,7 @@ try {
     out.text = await phone.page.evaluate(() => document.body.innerText);
     out.title = await phone.page.title();
     out.csp_violations = await phone.page.evaluate(() => window.__csp);
-    out.same_origin_requests = phone.sameOrigin;
+    out.same_origin_requests = [...phone.sameOrigin];
     // Images above the fold load at once; every image reserves its box before it loads.
     out.images = await phone.page.evaluate(() => [...document.images].map((i) => ({
       loading: i.getAttribute("loading"), width: i.getAttribute("width"), height: i.getAttribute("height"),
@@ -115,6 +129,7 @@ try {
       out.shots = [`${spec.shots}/${spec.name}-360x800.png`, `${spec.shots}/${spec.name}-1280x800.png`];
       await phone.page.screenshot({ path: out.shots[0], fullPage: false });
     }
+    if (spec.submit) out.submitted = await submit(phone.page, spec.submit);
     await phone.context.close();
     if (spec.shots) {
       const desktop = await open(spec, { width: 1280, height: 800 });

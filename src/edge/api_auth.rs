@@ -10,7 +10,7 @@ use crate::csrf;
 use crate::device;
 use crate::error::{ApiError, ErrorCode};
 use crate::journal;
-use crate::password::{verify_password, StoredHash, DUMMY_HASH};
+use crate::password::DUMMY_HASH;
 use crate::rate_limit::{self, LOGIN_EMAIL, LOGIN_EMAIL_CEILING};
 use crate::reply::Reply;
 use crate::session::{self, Session};
@@ -94,21 +94,6 @@ fn known_device(cx: &RequestContext, incoming: &Incoming, email_key: &str, now_s
     }
 }
 
-/// A password against its stored hash: derived by the runtime's Web Crypto (native code, not the
-/// isolate's wasm CPU) when the work factor is within what the runtime accepts, else in wasm.
-async fn check_password(password: &str, stored: &str) -> bool {
-    let Some(hash) = StoredHash::parse(stored) else {
-        return false;
-    };
-    if hash.iterations > super::kdf::MAX_WEB_CRYPTO_ITERATIONS {
-        return verify_password(password, stored);
-    }
-    match super::kdf::pbkdf2_sha256(password.as_bytes(), &hash.salt, hash.iterations, hash.expected.len()).await {
-        Ok(derived) => hash.matches(&derived),
-        Err(_) => verify_password(password, stored),
-    }
-}
-
 pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) -> Result<Reply, ApiError> {
     let request = LoginRequest::parse(&incoming.body)?;
     let now_s = cx.started_ms / 1000;
@@ -142,7 +127,7 @@ pub async fn login(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) 
         Some((user, account, hash)) => (hash.as_str(), Some((user, account))),
         None => (DUMMY_HASH, None),
     };
-    let password_ok = check_password(&request.password, stored).await;
+    let password_ok = super::kdf::check_password(&request.password, stored).await;
     let Some((user, account)) = ids.filter(|_| password_ok) else {
         return Err(ApiError::new(ErrorCode::Unauthorized, "invalid credentials"));
     };

@@ -21,7 +21,7 @@ pub const MAX_LIVE_LINKS_PER_SHARE: i64 = 50;
 /// The JSON of one recipient link (never its token: only the hash is stored). `status` is the
 /// link's own, or its share's when the share is no longer live.
 const LINK_JSON: &str = "json_build_object(
-    'id', r.id, 'name', r.name, 'original', false,
+    'id', r.id, 'name', r.name, 'original', false, 'passphrase', r.passphrase_hash IS NOT NULL,
     'expires_at', r.expires_at, 'revoked_at', r.revoked_at, 'view_count', r.view_count,
     'last_viewed_on', r.last_viewed_on, 'created_at', r.created_at,
     'status', CASE WHEN r.revoked_at IS NOT NULL THEN 'revoked'
@@ -37,9 +37,18 @@ pub async fn create(cx: &RequestContext, incoming: &Incoming, share_id: &str) ->
     let hash = token.hash().0.to_vec();
     let days = request.expires_in_days.map(|d| d.to_string());
     let name = request.name.clone();
+    // Only the salted hash is kept, derived by the runtime's Web Crypto before the transaction.
+    let passphrase_hash = match &request.passphrase {
+        Some(passphrase) => Some(
+            super::kdf::hash_secret(passphrase)
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::Internal, format!("passphrase hash: {e}")))?,
+        ),
+        None => None,
+    };
     let insert = format!(
-        "INSERT INTO share_recipient AS r (account_id, share_id, name, token_hash, expires_at)
-         SELECT current_account_id(), l.id, $2, $3, now() + ($4::text || ' days')::interval
+        "INSERT INTO share_recipient AS r (account_id, share_id, name, token_hash, expires_at, passphrase_hash)
+         SELECT current_account_id(), l.id, $2, $3, now() + ($4::text || ' days')::interval, $5
          FROM share_link l WHERE l.id = $1::uuid
          RETURNING (SELECT {LINK_JSON} FROM share_link l WHERE l.id = r.share_id)::text"
     );
@@ -70,6 +79,7 @@ pub async fn create(cx: &RequestContext, incoming: &Incoming, share_id: &str) ->
                     (&name, Type::TEXT),
                     (&hash, Type::BYTEA),
                     (&days, Type::TEXT),
+                    (&passphrase_hash, Type::TEXT),
                 ],
             )
             .await?;
@@ -99,7 +109,7 @@ pub async fn list(cx: &RequestContext, incoming: &Incoming, share_id: &str) -> R
            SELECT json_agg(x.link || jsonb_build_object('views_by_day', {days}) ORDER BY x.original DESC, x.created_at, x.id)
            FROM (
              SELECT l.id, true AS original, l.created_at, jsonb_build_object(
-               'id', l.id, 'name', NULL, 'original', true, 'expires_at', l.expires_at, 'revoked_at', l.revoked_at,
+               'id', l.id, 'name', NULL, 'original', true, 'passphrase', false, 'expires_at', l.expires_at, 'revoked_at', l.revoked_at,
                'view_count', l.view_count - coalesce((SELECT sum(r.view_count) FROM share_recipient r WHERE r.share_id = l.id), 0),
                'last_viewed_on', (SELECT max(d.day) FROM share_view_day d WHERE d.link_id = l.id),
                'created_at', l.created_at,

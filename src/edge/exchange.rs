@@ -81,3 +81,12 @@ pub fn share_error_page(cx: &RequestContext, which: MessagePage, status: u16) ->
     reply.set_header("content-language", cx.lang.tag());
     reply
 }
+
+/// The one not-found page of the share host: byte-identical for malformed, unknown, expired and
+/// revoked tokens (and a passphrase posted to any of them).
+pub fn share_not_found(cx: &RequestContext) -> Reply {
+    let mut reply = share_error_page(cx, MessagePage::NotFound, 404);
+    reply.set_header("cache-control", share_headers::NOT_FOUND_CACHE_CONTROL);
+    reply.set_header("vary", "Accept-Language");
+    reply
+}

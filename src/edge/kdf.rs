@@ -7,6 +7,8 @@ use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+use crate::password::{self, StoredHash};
+
 /// The most rounds workerd's PBKDF2 accepts.
 pub const MAX_WEB_CRYPTO_ITERATIONS: u32 = 100_000;
 
@@ -51,4 +53,28 @@ pub async fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32, len: u
         Ok::<_, JsValue>(Uint8Array::new(&bits).to_vec())
     };
     derive.await.map_err(|e| format!("{e:?}"))
+}
+
+/// A secret (a password, a link's passphrase) against its stored hash: derived by the runtime's
+/// Web Crypto (native code, not the isolate's wasm CPU) when the work factor is within what the
+/// runtime accepts, else in wasm. A malformed stored hash never verifies.
+pub async fn check_password(password: &str, stored: &str) -> bool {
+    let Some(hash) = StoredHash::parse(stored) else {
+        return false;
+    };
+    if hash.iterations > MAX_WEB_CRYPTO_ITERATIONS {
+        return password::verify_password(password, stored);
+    }
+    match pbkdf2_sha256(password.as_bytes(), &hash.salt, hash.iterations, hash.expected.len()).await {
+        Ok(derived) => hash.matches(&derived),
+        Err(_) => password::verify_password(password, stored),
+    }
+}
+
+/// A new stored hash of `secret` (`crate::password`'s format, the default work factor), derived
+/// by the runtime's Web Crypto with a fresh 16-byte salt.
+pub async fn hash_secret(secret: &str) -> Result<String, String> {
+    let salt: [u8; 16] = crate::secure_random::bytes().map_err(|e| format!("randomness: {e}"))?;
+    let derived = pbkdf2_sha256(secret.as_bytes(), &salt, password::DEFAULT_ITERATIONS, 32).await?;
+    Ok(password::format_hash(password::DEFAULT_ITERATIONS, &salt, &derived))
 }

@@ -29,6 +29,7 @@ mod proxy;
 mod rate_limiter;
 mod request_body;
 mod share_cache;
+mod share_gate;
 mod share_route;
 mod sli;
 mod slo_burn;

@@ -25,11 +25,12 @@ use crate::switches::Switch;
 use crate::telemetry::{self, Level, LogLine, SampleClass};
 
 use super::context::{self, RequestContext};
-use super::exchange::{error_reply, Incoming, Notes};
+use super::exchange::{self, error_reply, Incoming, Notes};
 use super::protection::{rate_limits, screen};
 use super::rate_limiter::{self, Verdict};
 use super::{
-    admin, api_auth, api_links, api_media, api_shares, proxy, request_body, share_route, switches, test_controls,
+    admin, api_auth, api_links, api_media, api_shares, proxy, request_body, share_gate, share_route, switches,
+    test_controls,
 };
 
 pub async fn handle(req: worker::web_sys::Request, env: Env, ctx: worker::Context) -> web_sys::Response {
@@ -201,13 +202,13 @@ async fn route(
 
     // 6. Rate limits (the email-keyed login policy is applied by the login handler).
     let class = route.request_class(session.is_some());
-    let share_page = route.id() == RouteId::SharePage;
+    let share_page = matches!(route.id(), RouteId::SharePage | RouteId::SharePassphrase);
     let accept = header_value(&headers, "accept");
     if let Some(refusal) = rate_limits(cx, &cx.client_ip, class, session.as_ref(), share_page, accept, notes).await {
         return refusal;
     }
 
-    // 7. The handler.
+    // 7. The handler, behind a share-host form's own guard (checked once its body is read).
     let query = query.map(str::to_owned);
     let incoming = Incoming {
         headers,
@@ -216,6 +217,11 @@ async fn route(
         query,
         share_token,
     };
+    if route.access().needs_form_token() {
+        if let Err(refusal) = share_gate::guard(cx, &incoming, notes) {
+            return refusal;
+        }
+    }
     match handler(cx, &matched, &incoming, notes).await {
         Ok(reply) => reply,
         Err(e) => error_reply(cx, notes, e),
@@ -254,7 +260,7 @@ async fn find_route<'p>(
         }
         Resolution::NotFound if serves_share && head.path.starts_with("/s/") => {
             notes.surface = Some(Surface::Share);
-            Err(share_route::not_found(cx))
+            Err(exchange::share_not_found(cx))
         }
         Resolution::NotFound => {
             // The path stays out of the detail (it goes to the logs): a share token in a
@@ -277,7 +283,7 @@ async fn write_body(
     }
     let declared = header_value(headers, "content-length").and_then(|l| l.trim().parse::<usize>().ok());
     let body = request_body::read(req, route.body_limit(), declared).await?;
-    admission::admit_body(header_value(headers, "content-type"), &body)?;
+    admission::admit_body(route.body(), header_value(headers, "content-type"), &body)?;
     Ok(body)
 }
 
@@ -383,6 +389,7 @@ async fn handler(
         RouteId::Ready => ready(cx).await,
         RouteId::ShareStatic => Ok(share_route::static_file(cx, param("file"))),
         RouteId::SharePage => Ok(share_route::serve(cx, incoming, notes).await),
+        RouteId::SharePassphrase => Ok(share_gate::answer(cx, incoming, notes).await),
         RouteId::CsrfToken => api_auth::csrf_token(cx, incoming),
         RouteId::Login => api_auth::login(cx, incoming, notes).await,
         RouteId::Logout => api_auth::logout(cx, incoming).await,

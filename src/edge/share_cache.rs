@@ -143,7 +143,9 @@ const RESOLUTION_ENTRY_BYTES: usize = 128;
 
 /// Where a token's request reads its page.
 pub enum Resolved {
-    Page(LinkKey),
+    /// `locked`: the link has a passphrase (known here from its resolution; a first request in
+    /// this data center learns it from the database, in [`render_and_store_view`]).
+    Page { link: LinkKey, locked: bool },
     /// A recipient link whose own expiry has passed (its resolution is purged here).
     Expired,
 }
@@ -167,14 +169,20 @@ pub async fn resolve(config: &Config, token: &TokenHash, now_ms: i64) -> Resolve
             purge_here(config, &[*token]).await;
             Resolved::Expired
         }
-        Some(r) => Resolved::Page(LinkKey {
-            token: *token,
-            page: r.page_key,
-        }),
-        None => Resolved::Page(LinkKey {
-            token: *token,
-            page: *token,
-        }),
+        Some(r) => Resolved::Page {
+            link: LinkKey {
+                token: *token,
+                page: r.page_key,
+            },
+            locked: r.locked,
+        },
+        None => Resolved::Page {
+            link: LinkKey {
+                token: *token,
+                page: *token,
+            },
+            locked: false,
+        },
     }
 }
 
@@ -202,6 +210,7 @@ async fn store_resolution(io: &Io, config: &Config, token: &TokenHash, link: &Li
     let resolution = Resolution {
         page_key: link.page_key,
         expires_at_ms: link.expires_at_ms,
+        locked: link.locked,
     };
     let headers = Headers::new();
     let _ = headers.set(
@@ -729,13 +738,18 @@ pub enum Rendered {
     /// Another link of the share rendered it from the same data: taken from the cache, not
     /// rendered again.
     Shared(CachedPage),
+    /// The link has a passphrase and the request no pass: nothing was rendered or read from the
+    /// cache (the link's resolution is stored, so later requests here know without the database).
+    Locked,
 }
 
 /// Renders one view of a link for a request and stores it right after the answer (fenced). A
 /// moment's full view also stores the first page when the cached one is of other data, so the
 /// two agree on the generation. A recipient token's first request here also stores its
 /// resolution, and takes its share's page from the cache when another link of the share put it
-/// there from the same data (one render for every link of a share).
+/// there from the same data (one render for every link of a share). `passed`: the request holds
+/// the link's pass, if it needs one.
+#[allow(clippy::too_many_arguments)]
 pub async fn render_and_store_view(
     io: &Io,
     config: &Config,
@@ -743,19 +757,25 @@ pub async fn render_and_store_view(
     lang: Lang,
     view: View,
     first_page_generation: Option<&str>,
+    passed: bool,
     now_ms: i64,
 ) -> Result<Rendered, ApiError> {
     let Some((page, link)) = load(io, token).await? else {
         purge_here(config, &[*token]).await;
         return Ok(Rendered::Gone);
     };
-    let key = link.page_key;
+    let (key, locked) = (link.page_key, link.locked);
     if key != *token {
         let (settings, resolved, writer) = (config.clone(), *token, io.clone());
         let account = page.account_id;
         io.lifeline.wait_until(async move {
             store_resolution(&writer, &settings, &resolved, &link, account).await;
         });
+    }
+    if locked && !passed {
+        return Ok(Rendered::Locked);
+    }
+    if key != *token {
         let shared = get_view(config, &key, lang, view).await.filter(|cached| {
             cached.generation == page.generation
                 && cache_policy::freshness(cached.rendered_at_ms, now_ms) == cache_policy::Freshness::Fresh

@@ -33,22 +33,15 @@ use crate::share::{ShareToken, TokenHash};
 use crate::telemetry::Level;
 
 use super::context::{self, RequestContext};
-use super::exchange::{share_error_page, Incoming, Notes};
+use super::exchange::{share_error_page, share_not_found as not_found, Incoming, Notes};
 use super::share_cache::{self, CachedPage, Rendered, Resolved, ServedAt};
+use super::share_gate;
 
 thread_local! {
     static VIEWS: RefCell<ViewTally> = RefCell::new(ViewTally::default());
     /// Re-renders under way in this isolate. Checked and claimed without an await in between, so
     /// concurrent stale hits here start one render; the cache marker does the same across isolates.
     static REVALIDATING: RefCell<std::collections::HashSet<(TokenHash, Lang, View)>> = RefCell::new(std::collections::HashSet::new());
-}
-
-/// The one not-found page: byte-identical for malformed, unknown, expired and revoked tokens.
-pub fn not_found(cx: &RequestContext) -> Reply {
-    let mut reply = share_error_page(cx, MessagePage::NotFound, 404);
-    reply.set_header("cache-control", headers::NOT_FOUND_CACHE_CONTROL);
-    reply.set_header("vary", "Accept-Language");
-    reply
 }
 
 /// `/_static/…`: the branded link preview, under its fingerprint (the stylesheet is inline). Any
@@ -76,7 +69,7 @@ const MALFORMED_TOKEN: &str = "malformed_token";
 pub fn token_of(cx: &RequestContext, matched: &Matched<'_>, notes: &mut Notes) -> Result<Option<ShareToken>, Reply> {
     let Some(text) = matched
         .param("token")
-        .filter(|_| matched.route.id() == RouteId::SharePage)
+        .filter(|_| matches!(matched.route.id(), RouteId::SharePage | RouteId::SharePassphrase))
     else {
         return Ok(None);
     };
@@ -110,20 +103,25 @@ pub async fn serve(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) 
     let if_none_match = incoming.header("if-none-match").map(str::to_owned);
     let media_origin = cx.config().media_origin.clone();
 
+    // A locked link's page goes only to a browser holding its pass (`share_gate`); only a
+    // request that brings a pass cookie pays for checking it.
+    let passed = share_gate::holds_pass(cx, incoming, &hash);
     let link = match share_cache::resolve(cx.config(), &hash, now).await {
-        Resolved::Page(link) => link,
+        Resolved::Page { locked: true, .. } if !passed => return locked(cx, token, view, notes),
+        Resolved::Page { link, .. } => link,
         Resolved::Expired => {
             notes.fields.push(("share", "link_expired".into()));
             return not_found(cx);
         }
     };
     let served = match view {
-        View::List(_) => serve_list(cx, link, lang, view, now, notes).await,
-        View::Moment(_) => serve_moment(cx, link, lang, view, now, notes).await,
+        View::List(_) => serve_list(cx, link, lang, view, passed, now, notes).await,
+        View::Moment(_) => serve_moment(cx, link, lang, view, passed, now, notes).await,
     };
     let (page, status) = match served {
         Ok(served) => served,
-        Err(reply) => return reply,
+        Err(Refused::Page(reply)) => return reply,
+        Err(Refused::Locked) => return locked(cx, token, view, notes),
     };
     notes.fields.push(("cache_status", status.as_str().into()));
     count_view(cx, hash, now);
@@ -138,6 +136,26 @@ pub async fn serve(cx: &RequestContext, incoming: &Incoming, notes: &mut Notes) 
     page.to_reply(lang, &media_origin, &at, status, not_modified)
 }
 
+/// The passphrase form instead of a locked link's page.
+fn locked(cx: &RequestContext, token: &crate::share::ShareToken, view: View, notes: &mut Notes) -> Reply {
+    notes.fields.push(("share", "locked".into()));
+    share_gate::form(cx, token, view, 200, None)
+}
+
+/// Why a view is not served.
+enum Refused {
+    /// This answer instead (the 404 page, the unavailable page).
+    Page(Reply),
+    /// The link has a passphrase, learned from the database, and the request no pass.
+    Locked,
+}
+
+impl From<Reply> for Refused {
+    fn from(reply: Reply) -> Refused {
+        Refused::Page(reply)
+    }
+}
+
 fn unavailable(cx: &RequestContext) -> Reply {
     share_error_page(cx, MessagePage::Unavailable, 503).header("retry-after", "5")
 }
@@ -148,26 +166,29 @@ async fn serve_list(
     link: LinkKey,
     lang: Lang,
     view: View,
+    passed: bool,
     now: i64,
     notes: &mut Notes,
-) -> Result<(CachedPage, CacheStatus), Reply> {
+) -> Result<(CachedPage, CacheStatus), Refused> {
     let cached = unexpired(cx, link.page, lang, view, now).await?;
     Ok(match cached.map(|c| (freshness(c.rendered_at_ms, now), c)) {
         Some((Freshness::Fresh, page)) => (page, CacheStatus::Hit),
         Some((Freshness::Stale, page)) => stale(cx, link, lang, view, page, notes).await,
-        Some((Freshness::Expired, old)) => match render(cx, &link.token, lang, view, None, now, notes).await {
+        Some((Freshness::Expired, old)) => match render(cx, &link.token, lang, view, None, passed, now, notes).await {
             Ok(page) => (page, CacheStatus::Miss),
-            Err(RenderFailure::NotFound) => return Err(not_found(cx)),
+            Err(RenderFailure::NotFound) => return Err(not_found(cx).into()),
+            Err(RenderFailure::Locked) => return Err(Refused::Locked),
             Err(RenderFailure::Code(ErrorCode::DatabaseUnavailable)) => {
                 warn_stale_if_error(cx, &link.token);
                 (old, CacheStatus::StaleIfError)
             }
-            Err(RenderFailure::Code(_)) => return Err(unavailable(cx)),
+            Err(RenderFailure::Code(_)) => return Err(unavailable(cx).into()),
         },
-        None => match render(cx, &link.token, lang, view, None, now, notes).await {
+        None => match render(cx, &link.token, lang, view, None, passed, now, notes).await {
             Ok(page) => (page, CacheStatus::Miss),
-            Err(RenderFailure::NotFound) => return Err(not_found(cx)),
-            Err(RenderFailure::Code(_)) => return Err(unavailable(cx)),
+            Err(RenderFailure::NotFound) => return Err(not_found(cx).into()),
+            Err(RenderFailure::Locked) => return Err(Refused::Locked),
+            Err(RenderFailure::Code(_)) => return Err(unavailable(cx).into()),
         },
     })
 }
@@ -179,9 +200,10 @@ async fn serve_moment(
     link: LinkKey,
     lang: Lang,
     view: View,
+    passed: bool,
     now: i64,
     notes: &mut Notes,
-) -> Result<(CachedPage, CacheStatus), Reply> {
+) -> Result<(CachedPage, CacheStatus), Refused> {
     let first = unexpired(cx, link.page, lang, View::FIRST, now).await?;
     let first_freshness = first.as_ref().map(|c| freshness(c.rendered_at_ms, now));
     let first_generation = first.as_ref().map(|c| c.generation.clone());
@@ -195,16 +217,27 @@ async fn serve_moment(
         (Some(Freshness::Fresh), Some(page)) => Ok((page, CacheStatus::Hit)),
         (Some(Freshness::Stale), Some(page)) => Ok(stale(cx, link, lang, View::FIRST, page, notes).await),
         (_, old) => match (
-            render(cx, &link.token, lang, view, first_generation.as_deref(), now, notes).await,
+            render(
+                cx,
+                &link.token,
+                lang,
+                view,
+                first_generation.as_deref(),
+                passed,
+                now,
+                notes,
+            )
+            .await,
             old,
         ) {
             (Ok(page), _) => Ok((page, CacheStatus::Miss)),
-            (Err(RenderFailure::NotFound), _) => Err(not_found(cx)),
+            (Err(RenderFailure::NotFound), _) => Err(not_found(cx).into()),
+            (Err(RenderFailure::Locked), _) => Err(Refused::Locked),
             (Err(RenderFailure::Code(ErrorCode::DatabaseUnavailable)), Some(old)) => {
                 warn_stale_if_error(cx, &link.token);
                 Ok((old, CacheStatus::StaleIfError))
             }
-            (Err(RenderFailure::Code(_)), _) => Err(unavailable(cx)),
+            (Err(RenderFailure::Code(_)), _) => Err(unavailable(cx).into()),
         },
     }
 }
@@ -253,16 +286,20 @@ fn warn_stale_if_error(cx: &RequestContext, hash: &TokenHash) {
 enum RenderFailure {
     /// The link is not live, or has no such view.
     NotFound,
+    /// The link has a passphrase and the request no pass.
+    Locked,
     Code(ErrorCode),
 }
 
 /// Renders and stores one view of the page `token` shows; the error's detail is logged here.
+#[allow(clippy::too_many_arguments)]
 async fn render(
     cx: &RequestContext,
     token: &TokenHash,
     lang: Lang,
     view: View,
     first_page_generation: Option<&str>,
+    passed: bool,
     now: i64,
     notes: &mut Notes,
 ) -> Result<CachedPage, RenderFailure> {
@@ -270,8 +307,17 @@ async fn render(
     // What the cache lookups before this render waited (the clock moves with I/O only); a hit
     // never gets here, so it pays for no timing.
     notes.fields.push(("cache_lookup_ms", (started - now).into()));
-    let result =
-        share_cache::render_and_store_view(&cx.io, cx.config(), token, lang, view, first_page_generation, now).await;
+    let result = share_cache::render_and_store_view(
+        &cx.io,
+        cx.config(),
+        token,
+        lang,
+        view,
+        first_page_generation,
+        passed,
+        now,
+    )
+    .await;
     notes
         .fields
         .push(("db_render_ms", (context::now_ms() - started).into()));
@@ -285,6 +331,7 @@ async fn render(
             Ok(page)
         }
         Ok(Rendered::Gone) | Ok(Rendered::NoSuchView) => Err(RenderFailure::NotFound),
+        Ok(Rendered::Locked) => Err(RenderFailure::Locked),
         Err(e) => {
             notes.fields.push(("error_detail", e.detail.clone().into()));
             Err(RenderFailure::Code(e.code))
@@ -310,14 +357,16 @@ async fn revalidate_in_background(cx: &RequestContext, link: LinkKey, lang: Lang
     let trace_id = cx.trace_id.clone();
     cx.io.lifeline.wait_until(async move {
         let now = context::now_ms();
+        // Started by a request that was let in: a locked link's page only re-renders for a pass.
         let outcome =
-            share_cache::render_and_store_view(&io, &settings.config, &link.token, lang, view, None, now).await;
+            share_cache::render_and_store_view(&io, &settings.config, &link.token, lang, view, None, true, now).await;
         share_cache::release_revalidation(&settings.config, &hash, lang, view).await;
         REVALIDATING.with(|r| r.borrow_mut().remove(&(hash, lang, view)));
         let (level, result) = match &outcome {
             Ok(Rendered::Page(_)) => (Level::Info, "revalidated".to_owned()),
             Ok(Rendered::Shared(_)) => (Level::Info, "revalidated by another link".to_owned()),
             Ok(Rendered::Gone) => (Level::Info, "gone".to_owned()),
+            Ok(Rendered::Locked) => (Level::Info, "locked".to_owned()),
             Ok(Rendered::NoSuchView) => (Level::Info, "no such page".to_owned()),
             Err(e) => (Level::Warn, format!("failed: {}", e.detail)),
         };

@@ -18,8 +18,18 @@ pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 /// post anywhere). `media_origin` is `https://media.babybook.com` in production; tests point it at
 /// a local stand-in.
 pub fn content_security_policy(media_origin: &str) -> String {
+    policy(media_origin, "'none'")
+}
+
+/// The CSP of a locked link's passphrase form: the same, except that the form may post to
+/// `form_action`, the link's own URL (`share::passphrase::form_action_source`), and nowhere else.
+pub fn form_content_security_policy(media_origin: &str, form_action: &str) -> String {
+    policy(media_origin, form_action)
+}
+
+fn policy(media_origin: &str, form_action: &str) -> String {
     format!(
-        "default-src 'self'; img-src 'self' data: {media_origin}; style-src {style}; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        "default-src 'self'; img-src 'self' data: {media_origin}; style-src {style}; frame-ancestors 'none'; base-uri 'none'; form-action {form_action}",
         style = crate::share::style::style_source(),
     )
 }

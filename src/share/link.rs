@@ -27,6 +27,9 @@ pub struct LinkInfo {
     pub fence: Option<String>,
     /// The link's own expiry (a recipient link's; the share's is the page's).
     pub expires_at_ms: Option<i64>,
+    /// The link has a passphrase (`share::passphrase`): its page is served only to a browser
+    /// holding the link's pass.
+    pub locked: bool,
 }
 
 #[derive(Deserialize)]
@@ -36,6 +39,8 @@ struct LinkLine {
     fence: Option<String>,
     #[serde(default)]
     expires_at_ms: Option<i64>,
+    #[serde(default)]
+    passphrase: bool,
 }
 
 /// Splits `public_share_link_page`'s answer into the page's JSON and the link. JSON text never
@@ -52,6 +57,7 @@ pub fn split_link_page(text: &str) -> Result<(&str, LinkInfo), String> {
             page_key,
             fence: line.fence,
             expires_at_ms: line.expires_at_ms,
+            locked: line.passphrase,
         },
     ))
 }
@@ -71,26 +77,37 @@ pub struct Resolution {
     pub page_key: TokenHash,
     /// The link's own expiry: past it the resolution is not used (the answer is the 404).
     pub expires_at_ms: Option<i64>,
+    /// The link has a passphrase: no page before its pass.
+    pub locked: bool,
 }
 
 impl Resolution {
-    /// A resolution as the Cache API entry's body holds it: `<page key hex> <expiry ms or ->`.
+    /// A resolution as the Cache API entry's body holds it: `<page key hex> <expiry ms or ->`,
+    /// then ` locked` for a link with a passphrase.
     pub fn to_text(&self) -> String {
-        match self.expires_at_ms {
-            Some(at) => format!("{} {at}", self.page_key.to_hex()),
-            None => format!("{} -", self.page_key.to_hex()),
-        }
+        let expiry = self.expires_at_ms.map_or_else(|| "-".to_owned(), |at| at.to_string());
+        let lock = if self.locked { " locked" } else { "" };
+        format!("{} {expiry}{lock}", self.page_key.to_hex())
     }
 
     pub fn from_text(text: &str) -> Option<Resolution> {
-        let (key, expiry) = text.trim().split_once(' ')?;
+        let mut parts = text.trim().split(' ');
+        let (Some(key), Some(expiry), lock, None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return None;
+        };
         let expires_at_ms = match expiry {
             "-" => None,
             ms => Some(ms.parse().ok()?),
         };
+        let locked = match lock {
+            None => false,
+            Some("locked") => true,
+            Some(_) => return None,
+        };
         Some(Resolution {
             page_key: TokenHash::from_hex(key)?,
             expires_at_ms,
+            locked,
         })
     }
 }
@@ -126,7 +143,8 @@ mod tests {
             LinkInfo {
                 page_key: hash(7),
                 fence: Some("3:1.2".into()),
-                expires_at_ms: Some(1_700_000_000_000)
+                expires_at_ms: Some(1_700_000_000_000),
+                locked: false,
             }
         );
     }
@@ -144,15 +162,24 @@ mod tests {
             Resolution {
                 page_key: hash(1),
                 expires_at_ms: None,
+                locked: false,
             },
             Resolution {
                 page_key: hash(2),
                 expires_at_ms: Some(1_800_000_000_123),
+                locked: true,
             },
         ] {
             assert_eq!(Resolution::from_text(&r.to_text()), Some(r));
         }
-        for junk in ["", "abc -", &format!("{} x", hash(1).to_hex()), &hash(1).to_hex()] {
+        for junk in [
+            "",
+            "abc -",
+            &format!("{} x", hash(1).to_hex()),
+            &hash(1).to_hex(),
+            &format!("{} - open", hash(1).to_hex()),
+            &format!("{} - locked x", hash(1).to_hex()),
+        ] {
             assert_eq!(Resolution::from_text(junk), None, "{junk:?}");
         }
     }

@@ -6,6 +6,7 @@ pub mod headers;
 pub mod link;
 pub mod page;
 pub mod page_memory;
+pub mod passphrase;
 pub mod purge;
 pub mod style;
 pub mod token;

@@ -156,6 +156,13 @@ struct Words {
     continue_reading: &'static str,
     more_photos: &'static str,
     back_to_page: &'static str,
+    pass_title: &'static str,
+    pass_intro: &'static str,
+    pass_label: &'static str,
+    pass_submit: &'static str,
+    pass_wrong: &'static str,
+    pass_form_expired: &'static str,
+    pass_throttled: &'static str,
 }
 
 fn words(lang: Lang) -> &'static Words {
@@ -181,6 +188,13 @@ fn words(lang: Lang) -> &'static Words {
         continue_reading: "Continuar lendo",
         more_photos: "Ver todas as fotos",
         back_to_page: "Voltar para a página",
+        pass_title: "Página protegida",
+        pass_intro: "A família protegeu este link com uma senha. Digite a senha que ela enviou para você.",
+        pass_label: "Senha do link",
+        pass_submit: "Abrir a página",
+        pass_wrong: "Senha incorreta. Confira com quem enviou o link e tente de novo.",
+        pass_form_expired: "O formulário expirou. Digite a senha de novo.",
+        pass_throttled: "Muitas tentativas em pouco tempo. Aguarde um minuto e tente de novo.",
     };
     static EN: Words = Words {
         site: "Baby Book",
@@ -204,6 +218,13 @@ fn words(lang: Lang) -> &'static Words {
         continue_reading: "Continue reading",
         more_photos: "See all photos",
         back_to_page: "Back to page",
+        pass_title: "Protected page",
+        pass_intro: "The family protected this link with a passphrase. Type the passphrase they sent you.",
+        pass_label: "Link passphrase",
+        pass_submit: "Open the page",
+        pass_wrong: "Wrong passphrase. Check with whoever sent you the link and try again.",
+        pass_form_expired: "The form expired. Type the passphrase again.",
+        pass_throttled: "Too many tries in a short time. Wait a minute and try again.",
     };
     match lang {
         Lang::PtBr => &PT,
@@ -482,6 +503,45 @@ struct MessageTemplate {
     stylesheet: &'static str,
     title: &'static str,
     body: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "passphrase.html")]
+struct PassphraseTemplate<'a> {
+    lang: &'static str,
+    words: &'static Words,
+    stylesheet: &'static str,
+    action: &'a str,
+    form_token: &'a str,
+    problem: Option<&'static str>,
+}
+
+/// Why the passphrase form is shown again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassProblem {
+    Wrong,
+    FormExpired,
+    Throttled,
+}
+
+/// The passphrase form of a locked link (`share::passphrase`): posts `passphrase` and the hidden
+/// `form_token` to `action` (the link's own path and view), with the problem of the last try.
+pub fn render_passphrase_page(lang: Lang, action: &str, form_token: &str, problem: Option<PassProblem>) -> String {
+    let w = words(lang);
+    PassphraseTemplate {
+        lang: lang.tag(),
+        words: w,
+        stylesheet: crate::share::style::STYLESHEET,
+        action,
+        form_token,
+        problem: problem.map(|p| match p {
+            PassProblem::Wrong => w.pass_wrong,
+            PassProblem::FormExpired => w.pass_form_expired,
+            PassProblem::Throttled => w.pass_throttled,
+        }),
+    }
+    .render()
+    .unwrap_or_default()
 }
 
 /// An object key with only path characters, so a bad row cannot make the page point anywhere but
@@ -1093,5 +1153,30 @@ pub(crate) mod tests {
     fn dates_fall_back_to_their_text_when_malformed() {
         assert_eq!(format_date("2025-13-01", Lang::En), "2025-13-01");
         assert_eq!(format_date("soon", Lang::PtBr), "soon");
+    }
+
+    #[test]
+    fn the_passphrase_form_is_labelled_posts_to_its_link_and_says_what_went_wrong() {
+        for lang in Lang::ALL {
+            let html = render_passphrase_page(lang, "/s/AAAAAAAAAAAAAAAAAAAAAA?page=2", "n.m\"<x>", None);
+            assert!(html.contains(&format!("<html lang=\"{}\">", lang.tag())), "{html}");
+            assert!(html.contains("<form class=\"pass\" method=\"post\" action=\"/s/AAAAAAAAAAAAAAAAAAAAAA?page=2\">"));
+            assert!(
+                html.contains("<label for=\"passphrase\">")
+                    && html.contains("id=\"passphrase\" name=\"passphrase\" type=\"password\"")
+            );
+            assert!(
+                html.contains("name=\"form_token\" value=\"n.m&#34;&#60;x&#62;\""),
+                "escaped: {html}"
+            );
+            assert!(!html.contains("role=\"alert\"") && !html.contains("aria-invalid"));
+            assert!(!html.contains("<script"), "no JavaScript");
+            let wrong = render_passphrase_page(lang, "/s/AAAAAAAAAAAAAAAAAAAAAA", "t", Some(PassProblem::Wrong));
+            assert!(wrong.contains("role=\"alert\">") && wrong.contains("aria-invalid=\"true\""));
+            assert!(wrong.contains("aria-describedby=\"pass-help pass-problem\""));
+            assert!(wrong.contains(words(lang).pass_wrong));
+            let throttled = render_passphrase_page(lang, "/s/x", "t", Some(PassProblem::Throttled));
+            assert!(throttled.contains(words(lang).pass_throttled));
+        }
     }
 }

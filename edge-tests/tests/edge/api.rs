@@ -196,17 +196,25 @@ fn every_registered_write_route_refuses_a_request_without_csrf_or_admin_credenti
     for route in routes::table().iter().filter(|r| r.method().is_write()) {
         let path = route
             .pattern()
-            .replace(":id", &Id::from_random_bytes([7; 16]).to_string());
+            .replace(":id", &Id::from_random_bytes([7; 16]).to_string())
+            .replace(":token", "AAAAAAAAAAAAAAAAAAAAAA");
+        // A body of the route's own kind, so the guard (not the content type) answers.
+        let (content_type, body) = match route.body() {
+            routes::BodyKind::Json => ("application/json", &b"{}"[..]),
+            routes::BodyKind::Form => ("application/x-www-form-urlencoded", &b"passphrase=x"[..]),
+        };
         let r = client.request(
             route.method().as_str(),
             &path,
-            &[("content-type", "application/json")],
-            Some(b"{}".to_vec()),
+            &[("content-type", content_type)],
+            Some(body.to_vec()),
         );
         let expected = match route.access() {
             Access::Write(routes::WriteGuard::AdminToken) => 401,
             Access::Write(routes::WriteGuard::SessionAndCsrf) => 401,
             Access::Write(routes::WriteGuard::CsrfBeforeSignIn) => 403,
+            // The form again: no guard cookie, no hidden field.
+            Access::Write(routes::WriteGuard::LinkForm) => 403,
             Access::Write(routes::WriteGuard::TestControl) => continue,
             other => panic!("write route {} with {other:?}", route.pattern()),
         };

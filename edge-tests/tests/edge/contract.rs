@@ -35,7 +35,7 @@ fn schemathesis_finds_no_server_error_and_no_answer_the_openapi_document_does_no
         // switch routes have their own tests (tests/edge/operations.rs).
         &["--exclude-path-regex", "^/(__test/|auth/logout|admin/switches)"],
     );
-    assert_ran(&free, 23);
+    assert_ran(&free, 24);
 
     // 2. The operations that take an id, with ids that exist: the answers of the handlers'
     //    happy paths (a live share page, a share link, an asset) meet the document too. A new
@@ -66,7 +66,7 @@ fn schemathesis_finds_no_server_error_and_no_answer_the_openapi_document_does_no
             "^/(s/\\{token\\}|shares/\\{id\\}|shares/\\{id\\}/links|assets/\\{id\\})$",
         ],
     );
-    assert_ran(&pinned, 7);
+    assert_ran(&pinned, 8);
 
     // 3. Signing out, and out everywhere.
     let signed_in = stack.sign_in(&family);

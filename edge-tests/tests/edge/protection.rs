@@ -20,7 +20,7 @@ fn at_window_start(period_s: u128, need_s: u128) {
     }
 }
 
-fn assert_429(r: &edge_tests::Response, policy: &str, period: u32) {
+pub(crate) fn assert_429(r: &edge_tests::Response, policy: &str, period: u32) {
     assert_eq!(r.status, 429, "{}", r.text());
     let retry: u32 = r.header("retry-after").expect("Retry-After").parse().unwrap();
     assert!((1..=period).contains(&retry), "Retry-After {retry}");
@@ -201,7 +201,7 @@ fn login_allows_five_attempts_a_minute_per_ip_and_per_email_from_one_network() {
 
 /// Runs `attempt` (which returns its judgement) until one try began and ended in the same fixed
 /// window of `period_s`, then judges that try; three tries at most.
-fn in_one_window<J: FnOnce()>(period_s: u128, need_s: u128, mut attempt: impl FnMut() -> J) {
+pub(crate) fn in_one_window<J: FnOnce()>(period_s: u128, need_s: u128, mut attempt: impl FnMut() -> J) {
     for _ in 0..3 {
         at_window_start(period_s, need_s);
         let window = now_ms() / (period_s * 1000);

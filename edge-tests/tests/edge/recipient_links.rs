@@ -298,3 +298,323 @@ fn links_of_another_account_or_of_no_share_are_not_there() {
         refused.text()
     );
 }
+
+// ------------------------------------------------------------------ passphrases
+
+const PASS_COOKIE: &str = "__Secure-link-pass";
+const FORM_COOKIE: &str = "__Secure-link-form";
+
+fn add_locked_link(signed_in: &edge_tests::SignedIn, share_id: &str, name: &str, passphrase: &str) -> Link {
+    let made = signed_in.write(
+        "POST",
+        &format!("/shares/{share_id}/links"),
+        Some(&json!({"name": name, "passphrase": passphrase})),
+    );
+    assert_eq!(made.status, 201, "{}", made.text());
+    let body = made.json();
+    assert_eq!(body["link"]["passphrase"], true);
+    assert!(!made.text().contains(passphrase), "the passphrase is never shown back");
+    Link {
+        id: body["link"]["id"].as_str().expect("id").to_owned(),
+        token: body["token"].as_str().expect("token").to_owned(),
+    }
+}
+
+/// A form page's guard: its cookie and its hidden field.
+struct Guard {
+    cookie: String,
+    field: String,
+}
+
+/// Reads the passphrase form a locked link answers without its pass, and its guard.
+fn form_of(answer: &edge_tests::Response, link: &Link) -> Guard {
+    let html = answer.text();
+    assert!(
+        html.contains(&format!(
+            "<form class=\"pass\" method=\"post\" action=\"{}",
+            link.path()
+        )),
+        "not the passphrase form: {html}"
+    );
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    assert_eq!(answer.header("etag"), None);
+    assert_eq!(answer.header("x-cache-status"), None, "no cached copy was looked at");
+    assert_cookie_set(
+        answer,
+        FORM_COOKIE,
+        &["SameSite=Strict", &format!("Path={};", link.path())],
+    );
+    let field = html
+        .split("name=\"form_token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the hidden field")
+        .to_owned();
+    Guard {
+        cookie: edge_tests::client::set_cookie_value(answer, FORM_COOKIE).expect("guard value"),
+        field,
+    }
+}
+
+/// Asserts the answer sets cookie `name` `HttpOnly`, `Secure` and with `attrs`.
+fn assert_cookie_set(answer: &edge_tests::Response, name: &str, attrs: &[&str]) {
+    let set = answer
+        .headers_named("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie set"));
+    for attr in ["HttpOnly", "Secure"].iter().chain(attrs) {
+        assert!(set.contains(attr), "{set}: {attr}");
+    }
+}
+
+/// `application/x-www-form-urlencoded`, as a browser encodes a form.
+fn form_body(fields: &[(&str, &str)]) -> Vec<u8> {
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+                b' ' => "+".to_owned(),
+                other => format!("%{other:02X}"),
+            })
+            .collect()
+    };
+    fields
+        .iter()
+        .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+        .into_bytes()
+}
+
+/// Posts an answer to the link's form, with the guard's cookie and field (or without either).
+fn answer(client: &edge_tests::Client, link: &Link, guard: Option<&Guard>, passphrase: &str) -> edge_tests::Response {
+    let cookie = guard.map(|g| format!("{FORM_COOKIE}={}", g.cookie));
+    let mut headers = vec![
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("accept-language", "pt-BR"),
+    ];
+    if let Some(cookie) = &cookie {
+        headers.push(("cookie", cookie.as_str()));
+    }
+    let field = guard.map(|g| g.field.as_str()).unwrap_or("");
+    let body = form_body(&[("form_token", field), ("passphrase", passphrase)]);
+    client.request("POST", &link.path(), &headers, Some(body))
+}
+
+#[test]
+fn a_passphrase_link_shows_no_page_without_its_pass_lets_the_right_answer_in_and_keeps_the_pages_headers() {
+    let stack = revocation_stack();
+    let family = stack.family(2, 1);
+    let share = &family.shares[0];
+    let s = stack.sign_in(&family);
+    let secret = "bolo de fubá 1950";
+    let locked = add_locked_link(&s, &share.id, "Vovó Maria", secret);
+    let other = add_locked_link(&s, &share.id, "Tio João", "outra senha 42");
+    let client = stack.client();
+    let pt = [("accept-language", "pt-BR")];
+
+    // The share's page is in the cache, from its own link.
+    let own = client.get_with(&format!("/s/{}", share.token), &pt);
+    assert_eq!(own.status, 200);
+    wait_for_page_kept(stack, &TokenHash::from_hex(&share.token_hash_hex).unwrap());
+    // The first moment's title: on the page, never on the form.
+    let on_the_page = "Primeiro sorriso";
+    assert!(own.text().contains(on_the_page));
+
+    // Without the pass: the form, not the page, on the first request here (the database says
+    // the link is locked) and on later ones (its resolution says so, no database).
+    let first = client.get_with(&locked.path(), &pt);
+    assert_eq!(first.status, 200);
+    let guard = form_of(&first, &locked);
+    assert!(
+        !first.text().contains(on_the_page),
+        "nothing of the page before the pass"
+    );
+    let csp = first.header("content-security-policy").unwrap();
+    assert!(
+        csp.ends_with(&format!("form-action {}{}", stack.base_url, locked.path())),
+        "the form may post only to its own link: {csp}"
+    );
+    assert_eq!(stack.request_line(&first)["share"], "locked");
+    assert!(stored_resolution(stack, &locked)["body"]
+        .as_str()
+        .unwrap()
+        .ends_with(" locked"));
+    let later = client.get_with(&format!("{}?page=2", locked.path()), &pt);
+    form_of(&later, &locked);
+    assert!(later.text().contains(&format!("action=\"{}?page=2\"", locked.path())));
+    assert!(
+        stack.request_line(&later).get("db_render_ms").is_none(),
+        "no database trip"
+    );
+
+    // A post without the form's guard (what another site's page can send): the form again.
+    let forged = answer(&client, &locked, None, secret);
+    assert_eq!(forged.status, 403, "{}", forged.text());
+    form_of(&forged, &locked);
+    assert_eq!(edge_tests::client::set_cookie_value(&forged, PASS_COOKIE), None);
+    // The wrong passphrase: the form again, saying so.
+    let wrong = answer(&client, &locked, Some(&guard), "bolo de milho 1950");
+    assert_eq!(wrong.status, 403, "{}", wrong.text());
+    assert!(wrong.text().contains("Senha incorreta") && wrong.text().contains("role=\"alert\""));
+    assert_eq!(edge_tests::client::set_cookie_value(&wrong, PASS_COOKIE), None);
+    assert_eq!(stack.request_line(&wrong)["passphrase"], "wrong");
+    assert!(
+        !stack.logs().iter().any(|l| l.to_string().contains("fubá")),
+        "never logged"
+    );
+
+    // The right one (spaces around it do not matter): the pass, for this link's path, a day.
+    let right = answer(&client, &locked, Some(&guard), &format!("  {secret} "));
+    assert_eq!(right.status, 303, "{}", right.text());
+    assert_eq!(right.header("location"), Some(locked.path().as_str()));
+    assert_cookie_set(
+        &right,
+        PASS_COOKIE,
+        &["SameSite=Lax", "Max-Age=86400", &format!("Path={};", locked.path())],
+    );
+    let pass = format!(
+        "{PASS_COOKIE}={}",
+        edge_tests::client::set_cookie_value(&right, PASS_COOKIE).unwrap()
+    );
+
+    // With the pass: the share's cached page, with exactly the headers its own link gets.
+    let page = client.get_with(&locked.path(), &[("accept-language", "pt-BR"), ("cookie", &pass)]);
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains(on_the_page));
+    assert_eq!(page.header("x-cache-status"), Some("hit"));
+    for name in [
+        "cache-control",
+        "etag",
+        "vary",
+        "content-security-policy",
+        "content-language",
+    ] {
+        assert_eq!(page.header(name), own.header(name), "{name}");
+    }
+    assert!(page.headers_named("set-cookie").is_empty());
+    // The pass opens its own link only.
+    let elsewhere = client.get_with(&other.path(), &[("accept-language", "pt-BR"), ("cookie", &pass)]);
+    form_of(&elsewhere, &other);
+    // A guard is its own link's: with another link's, an answer is not even read.
+    let open = answer(
+        &client,
+        &Link {
+            id: String::new(),
+            token: share.token.clone(),
+        },
+        Some(&guard),
+        secret,
+    );
+    assert_eq!(open.status, 403, "{}", open.text());
+    form_of(
+        &open,
+        &Link {
+            id: String::new(),
+            token: share.token.clone(),
+        },
+    );
+
+    // Revoked: the pass no longer opens anything.
+    let revoked = s.write("DELETE", &format!("/shares/{}/links/{}", share.id, locked.id), None);
+    assert_eq!(revoked.status, 204, "{}", revoked.text());
+    let gone = client.get_with(&locked.path(), &[("accept-language", "pt-BR"), ("cookie", &pass)]);
+    assert_eq!(gone.status, 404);
+    let unknown = client.get_with("/s/AAAAAAAAAAAAAAAAAAAAAA", &pt);
+    assert_eq!(gone.body, unknown.body, "byte-identical to an unknown token's 404");
+    // An answer to it, even the right one with a valid guard, is the one 404 page.
+    let after = answer(&client, &locked, Some(&guard), secret);
+    assert_eq!(after.status, 404, "{}", after.text());
+    assert_eq!(after.body, unknown.body);
+}
+
+#[test]
+fn guesses_at_a_passphrase_are_throttled_per_link_with_an_alert_and_per_client() {
+    let stack = revocation_stack();
+    let family = stack.family(1, 1);
+    let share = &family.shares[0];
+    let s = stack.sign_in(&family);
+    let client = stack.client();
+    let pt = [("accept-language", "pt-BR")];
+
+    // Per link: five answers a minute from anywhere, the sixth meets 429 (and so would the right
+    // one), and the link's alert fires. A burst a slow machine stretches over the window's end
+    // is tried again with a new link.
+    crate::protection::in_one_window(60, 20, || {
+        let link = add_locked_link(&s, &share.id, "Prima Bia", "segredo da prima");
+        let guard = form_of(&client.get_with(&link.path(), &pt), &link);
+        let statuses: Vec<u16> = (0..5)
+            .map(|i| answer(&client.with_new_network(), &link, Some(&guard), &format!("chute {i}")).status)
+            .collect();
+        let sixth = answer(&client.with_new_network(), &link, Some(&guard), "chute 6");
+        let right = answer(&client.with_new_network(), &link, Some(&guard), "segredo da prima");
+        move || {
+            assert_eq!(statuses, [403; 5]);
+            crate::protection::assert_429(&sixth, "link_passphrase", 60);
+            assert!(sixth.text().contains("Muitas tentativas"), "the form, saying why");
+            form_of(&sixth, &link);
+            assert_eq!(right.status, 429, "the right answer waits too");
+            let trace = sixth.header("x-trace-id").unwrap().to_owned();
+            let short = link.hash().short();
+            let alert = stack.wait_for_log(Duration::from_secs(10), "the link_passphrase_guessed alert", |l| {
+                l["alert"] == "link_passphrase_guessed" && l["trace_id"] == trace.as_str()
+            });
+            assert_eq!(alert["token_hash"], short.as_str());
+            assert_eq!(alert["severity"], "sev3");
+        }
+    });
+
+    // Per client: ten answers a minute over any links, the eleventh meets 429 (no alert).
+    crate::protection::in_one_window(60, 20, || {
+        let links: Vec<Link> = (0..3)
+            .map(|i| add_locked_link(&s, &share.id, &format!("Vizinho {i}"), "senha do vizinho"))
+            .collect();
+        let one = client.with_new_ip();
+        let guards: Vec<Guard> = links
+            .iter()
+            .map(|l| form_of(&one.get_with(&l.path(), &pt), l))
+            .collect();
+        let statuses: Vec<u16> = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
+            .iter()
+            .map(|&k| answer(&one, &links[k], Some(&guards[k]), "errada").status)
+            .collect();
+        let eleventh = answer(&one, &links[2], Some(&guards[2]), "errada");
+        let elsewhere = answer(&client.with_new_ip(), &links[2], Some(&guards[2]), "errada");
+        move || {
+            assert_eq!(statuses, [403; 10]);
+            crate::protection::assert_429(&eleventh, "passphrase_ip", 60);
+            assert_eq!(elsewhere.status, 403, "another client still answers that link");
+        }
+    });
+}
+
+#[test]
+fn the_passphrase_form_has_no_wcag_violations_and_a_browser_gets_in_without_javascript() {
+    let stack = revocation_stack();
+    let family = stack.family(2, 1);
+    let share = &family.shares[0];
+    let s = stack.sign_in(&family);
+    let secret = "pão de queijo";
+    let link = add_locked_link(&s, &share.id, "Madrinha", secret);
+    let url = format!("{}{}", stack.base_url, link.path());
+    let headers = |lang: &str| json!({"accept-language": lang, "cf-connecting-ip": edge_tests::client::unique_ip()});
+    let mut pt = crate::share_page::page_spec("pass-pt-BR", &url, headers("pt-BR"), false, false);
+    pt["submit"] = json!({"field": "passphrase", "value": secret});
+    let en = crate::share_page::page_spec("pass-en", &url, headers("en"), false, false);
+    let pages = crate::share_page::browser(&[pt, en]);
+    for (name, heading) in [("pass-pt-BR", "Página protegida"), ("pass-en", "Protected page")] {
+        let page = &pages[name];
+        assert_eq!(page["status"], 200, "{name}: {page}");
+        crate::share_page::assert_no_violations(name, page);
+        assert!(page["text"].as_str().unwrap().contains(heading), "{name}: {page}");
+    }
+    let submitted = &pages["pass-pt-BR"]["submitted"];
+    assert_eq!(submitted["status"], 200, "{submitted}");
+    assert_eq!(submitted["url"], url.as_str(), "back on the link, past the form");
+    assert!(
+        submitted["text"].as_str().unwrap().contains("Primeiro sorriso"),
+        "the page itself: {submitted}"
+    );
+    assert_eq!(submitted["csp_violations"], json!([]), "{submitted}");
+}

@@ -303,7 +303,13 @@ fn an_edit_reaches_every_page_and_the_full_moments_of_a_link() {
 // ------------------------------------------------------------------ in a real browser
 
 /// One page for `edge-tests/browser/page-check.mjs`.
-fn page_spec(name: &str, url: &str, headers: serde_json::Value, shots: bool, lcp: bool) -> serde_json::Value {
+pub(crate) fn page_spec(
+    name: &str,
+    url: &str,
+    headers: serde_json::Value,
+    shots: bool,
+    lcp: bool,
+) -> serde_json::Value {
     let dir = edge_tests::stack::repo_root().join("target/share-screenshots");
     serde_json::json!({
         "name": name, "url": url, "headers": headers, "lcp": lcp,
@@ -312,7 +318,7 @@ fn page_spec(name: &str, url: &str, headers: serde_json::Value, shots: bool, lcp
 }
 
 /// Runs the browser over `pages`; returns each page's report by name.
-fn browser(pages: &[serde_json::Value]) -> std::collections::HashMap<String, serde_json::Value> {
+pub(crate) fn browser(pages: &[serde_json::Value]) -> std::collections::HashMap<String, serde_json::Value> {
     let job = std::env::temp_dir().join(format!(
         "page-check-{}-{:x}.json",
         std::process::id(),
@@ -341,7 +347,7 @@ fn browser(pages: &[serde_json::Value]) -> std::collections::HashMap<String, ser
         .collect()
 }
 
-fn assert_no_violations(name: &str, page: &serde_json::Value) {
+pub(crate) fn assert_no_violations(name: &str, page: &serde_json::Value) {
     assert_eq!(
         page["axe"]["violations"],
         serde_json::json!([]),
