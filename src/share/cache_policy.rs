@@ -68,9 +68,11 @@ pub fn view_cache_key(host: &str, hash: &TokenHash, lang: Lang, view: View) -> S
 }
 
 /// The key of a recipient token's resolution (`share::link::Resolution`): which page key its
-/// requests read. Not under the render version: it holds no rendered bytes.
+/// requests read. Not under the render version: it holds no rendered bytes. `link2`: since
+/// passphrases, a resolution says whether its link is locked; the `link/` entries of the version
+/// before never did, and read here they would open a locked link during a canary.
 pub fn resolution_cache_key(host: &str, token: &TokenHash) -> String {
-    format!("https://{host}/__edge-cache/v2/link/{}", token.to_hex())
+    format!("https://{host}/__edge-cache/v2/link2/{}", token.to_hex())
 }
 
 /// What a rendered page's bytes depend on besides its data, as 12 hex digits: the templates, the
