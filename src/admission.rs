@@ -211,17 +211,13 @@ fn keys_missing() -> ApiError {
 mod tests {
     use super::*;
     use crate::routes::{table, RouteId};
-    use crate::session::SigningKey;
     use babybook_jobs::Id;
 
     const APP: &str = "https://app.babybook.com";
     const NOW: i64 = 1_800_000_000;
 
     fn keys() -> SessionKeys {
-        SessionKeys {
-            current: SigningKey::new("admission-test-key-0123456789abcdef0123"), // secret-scan: allow (a fixed test key)
-            previous: None,
-        }
+        SessionKeys::new("admission-test-key-0123456789abcdef0123", None) // secret-scan: allow (a fixed test key)
     }
 
     fn tokens() -> Result<OperatorTokens, String> {

@@ -94,10 +94,7 @@ mod tests {
     use super::*;
 
     fn keys() -> SessionKeys {
-        SessionKeys {
-            current: SigningKey::new("current-secret-0123456789abcdef0123"),
-            previous: None,
-        }
+        SessionKeys::new("current-secret-0123456789abcdef0123", None)
     }
 
     #[test]

@@ -69,6 +69,15 @@ pub struct SessionKeys {
 }
 
 impl SessionKeys {
+    /// The keys of the two secrets (`SESSION_KEY_CURRENT`, and `SESSION_KEY_PREVIOUS` during a
+    /// rotation).
+    pub fn new(current: &str, previous: Option<&str>) -> SessionKeys {
+        SessionKeys {
+            current: SigningKey::new(current),
+            previous: previous.map(SigningKey::new),
+        }
+    }
+
     pub fn all(&self) -> impl Iterator<Item = &SigningKey> {
         std::iter::once(&self.current).chain(self.previous.iter())
     }
@@ -185,13 +194,6 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000;
 
-    fn keys(current: &str, previous: Option<&str>) -> SessionKeys {
-        SessionKeys {
-            current: SigningKey::new(current),
-            previous: previous.map(SigningKey::new),
-        }
-    }
-
     fn session() -> Session {
         Session::new(
             "sid-1".into(),
@@ -203,7 +205,7 @@ mod tests {
 
     #[test]
     fn a_sealed_session_opens_with_the_same_keys() {
-        let k = keys("current-secret-0123456789abcdef0123", None);
+        let k = SessionKeys::new("current-secret-0123456789abcdef0123", None);
         let value = session().seal(&k);
         assert!(value.starts_with(&format!("v1.{}.", k.current.id())));
         assert_eq!(Session::open(&value, &k, NOW + 10), Ok(session()));
@@ -211,7 +213,7 @@ mod tests {
 
     #[test]
     fn flipping_any_byte_fails_verification() {
-        let k = keys("current-secret-0123456789abcdef0123", None);
+        let k = SessionKeys::new("current-secret-0123456789abcdef0123", None);
         let value = session().seal(&k);
         for i in 0..value.len() {
             let mut bytes = value.clone().into_bytes();
@@ -228,20 +230,20 @@ mod tests {
 
     #[test]
     fn rotation_accepts_the_previous_key_until_it_is_removed() {
-        let old = keys("old-secret-0123456789abcdef0123456789", None);
+        let old = SessionKeys::new("old-secret-0123456789abcdef0123456789", None);
         let value = session().seal(&old);
-        let rotated = keys(
+        let rotated = SessionKeys::new(
             "new-secret-0123456789abcdef0123456789",
             Some("old-secret-0123456789abcdef0123456789"),
         );
         assert!(Session::open(&value, &rotated, NOW).is_ok());
-        let finished = keys("new-secret-0123456789abcdef0123456789", None);
+        let finished = SessionKeys::new("new-secret-0123456789abcdef0123456789", None);
         assert_eq!(Session::open(&value, &finished, NOW), Err(SessionError::UnknownKey));
     }
 
     #[test]
     fn expired_and_malformed_cookies_are_refused() {
-        let k = keys("current-secret-0123456789abcdef0123", None);
+        let k = SessionKeys::new("current-secret-0123456789abcdef0123", None);
         let value = session().seal(&k);
         assert_eq!(
             Session::open(&value, &k, NOW + SESSION_TTL_SECONDS),
@@ -262,7 +264,7 @@ mod tests {
 
     #[test]
     fn a_cookie_signed_by_another_key_with_the_same_id_fails() {
-        let k = keys("current-secret-0123456789abcdef0123", None);
+        let k = SessionKeys::new("current-secret-0123456789abcdef0123", None);
         let value = session().seal(&k);
         let forged_tag = URL_SAFE_NO_PAD.encode([0u8; 32]);
         let forged = format!("{}.{forged_tag}", &value[..value.rfind('.').unwrap()]);

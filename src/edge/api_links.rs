@@ -6,11 +6,10 @@ use tokio_postgres::types::Type;
 
 use crate::api_input::CreateLinkRequest;
 use crate::error::{ApiError, ErrorCode};
-use crate::journal;
 use crate::reply::Reply;
-use crate::share::{ShareToken, TokenHash};
+use crate::share::ShareToken;
 
-use super::api_shares::{json_reply, purge_link, share_url};
+use super::api_shares::{created, json_reply, revoked};
 use super::context::RequestContext;
 use super::db::{self, col, Budget, Scope};
 use super::exchange::{path_id, Incoming};
@@ -86,13 +85,7 @@ pub async fn create(cx: &RequestContext, incoming: &Incoming, share_id: &str) ->
         col::<String>(&row, 0)
     })
     .await?;
-    // The token is shown once, here; the database keeps only its hash.
-    let (path, url) = share_url(cx, &token);
-    let body = format!(
-        "{{\"link\":{json},\"token\":\"{}\",\"path\":\"{path}\",\"url\":\"{url}\"}}",
-        token.as_text()
-    );
-    Ok(json_reply(201, body))
+    Ok(created(cx, "link", &json, &token))
 }
 
 /// The share's links: its own first (`original`), then its recipients' in the order they were
@@ -150,14 +143,5 @@ pub async fn revoke(
         Ok((col::<Vec<u8>>(&row, 0)?, col::<i64>(&row, 1)?, col::<i64>(&row, 2)?))
     })
     .await?;
-    if let Some(token_hash) = TokenHash::from_bytes(&hash) {
-        let entry = journal::Entry::ShareRevoked {
-            token_hash,
-            at_ms: revoked_ms,
-            by: journal::Revoker::Family,
-        };
-        super::journal::record(cx, &entry).await;
-    }
-    purge_link(cx, s.aid, &hash, version).await;
-    Ok(Reply::new(204))
+    Ok(revoked(cx, s.aid, &hash, version, revoked_ms).await)
 }

@@ -97,17 +97,22 @@ pub async fn create(cx: &RequestContext, incoming: &Incoming) -> Result<Reply, A
         col::<String>(&row, 0)
     })
     .await?;
-    // The token is shown once, here; the database keeps only its hash.
-    let (path, url) = share_url(cx, &token);
+    Ok(created(cx, "share", &json, &token))
+}
+
+/// The `201` of a new link: `{"<what>": <json>, "token", "path", "url"}`. The token is shown once,
+/// here; the database keeps only its hash.
+pub(super) fn created(cx: &RequestContext, what: &str, json: &str, token: &ShareToken) -> Reply {
+    let (path, url) = share_url(cx, token);
     let body = format!(
-        "{{\"share\":{json},\"token\":\"{}\",\"path\":\"{path}\",\"url\":\"{url}\"}}",
+        "{{\"{what}\":{json},\"token\":\"{}\",\"path\":\"{path}\",\"url\":\"{url}\"}}",
         token.as_text()
     );
-    Ok(json_reply(201, body))
+    json_reply(201, body)
 }
 
 /// A new link's path and its URL on the share host (the request's own origin in local runs).
-pub(super) fn share_url(cx: &RequestContext, token: &ShareToken) -> (String, String) {
+fn share_url(cx: &RequestContext, token: &ShareToken) -> (String, String) {
     let path = format!("/s/{}", token.as_text());
     let base = match cx.config().share_hosts.first() {
         Some(host) if cx.config().environment != crate::config::Environment::Local => {
@@ -185,8 +190,14 @@ pub async fn revoke(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
         Ok((col::<Vec<u8>>(&row, 0)?, col::<i64>(&row, 1)?, col::<i64>(&row, 2)?))
     })
     .await?;
-    // Revoking again writes the same entry again (same time, same key): a lost write heals.
-    if let Some(token_hash) = TokenHash::from_bytes(&hash) {
+    Ok(revoked(cx, s.aid, &hash, version, revoked_ms).await)
+}
+
+/// After a family's revoke of a link (a share's own, or a recipient's) committed: the revocation
+/// journal's entry, then the purge; `204`. Revoking again writes the same entry again (same time,
+/// same key): a lost write heals.
+pub(super) async fn revoked(cx: &RequestContext, account_id: Id, hash: &[u8], version: i64, revoked_ms: i64) -> Reply {
+    if let Some(token_hash) = TokenHash::from_bytes(hash) {
         let entry = journal::Entry::ShareRevoked {
             token_hash,
             at_ms: revoked_ms,
@@ -194,14 +205,14 @@ pub async fn revoke(cx: &RequestContext, incoming: &Incoming, id: &str) -> Resul
         };
         super::journal::record(cx, &entry).await;
     }
-    purge_link(cx, s.aid, &hash, version).await;
-    Ok(Reply::new(204))
+    purge_link(cx, account_id, hash, version).await;
+    Reply::new(204)
 }
 
 /// The link's pages (a recipient link's resolution) go here at once and everywhere by its cache
 /// tag (the database noted the intent in the same transaction as the change: the
 /// `share_link_changed` and `share_recipient_changed` triggers).
-pub(super) async fn purge_link(cx: &RequestContext, account_id: Id, hash: &[u8], version: i64) {
+async fn purge_link(cx: &RequestContext, account_id: Id, hash: &[u8], version: i64) {
     if let Some(hash) = TokenHash::from_bytes(hash) {
         let intent = PurgeIntent {
             target: PurgeTarget::Link(hash),

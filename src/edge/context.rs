@@ -9,7 +9,7 @@ use worker::{Date, Env};
 use babybook_jobs::TraceId;
 
 use crate::config::{binding, Config, ConfigError};
-use crate::session::{SessionKeys, SigningKey};
+use crate::session::SessionKeys;
 use crate::telemetry::{DeployedVersion, Level, LogContext, LogLine, SampleClass, SampleRates};
 
 /// Configuration and keys, parsed once per isolate. Parsing is synchronous, so concurrent
@@ -35,12 +35,11 @@ pub fn settings(env: &Env) -> Result<Rc<Settings>, ConfigError> {
         cell.get_or_init(|| {
             let mut config = Config::from_lookup(|name| lookup(env, name))?;
             config.deployed = deployed_version(env);
-            let session_keys = config.session_key_current.as_ref().map(|current| SessionKeys {
-                current: SigningKey::new(current.expose()),
-                previous: config
-                    .session_key_previous
-                    .as_ref()
-                    .map(|p| SigningKey::new(p.expose())),
+            let session_keys = config.session_key_current.as_ref().map(|current| {
+                SessionKeys::new(
+                    current.expose(),
+                    config.session_key_previous.as_ref().map(|p| p.expose()),
+                )
             });
             Ok(Rc::new(Settings { config, session_keys }))
         })

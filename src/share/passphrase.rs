@@ -161,20 +161,13 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000;
 
-    fn keys(current: &str, previous: Option<&str>) -> SessionKeys {
-        SessionKeys {
-            current: SigningKey::new(current),
-            previous: previous.map(SigningKey::new),
-        }
-    }
-
     fn hash(b: u8) -> TokenHash {
         TokenHash([b; 32])
     }
 
     #[test]
     fn a_pass_admits_its_own_link_for_a_day_and_nothing_else() {
-        let k = keys("k1-current-secret-0123456789abcdef", None);
+        let k = SessionKeys::new("k1-current-secret-0123456789abcdef", None);
         let pass = issue_pass(&k, &hash(1), NOW);
         assert!(pass_admits(&pass, &k, &hash(1), NOW));
         assert!(pass_admits(&pass, &k, &hash(1), NOW + PASS_TTL_SECONDS));
@@ -185,7 +178,7 @@ mod tests {
         assert!(!pass_admits(&pass, &k, &hash(2), NOW), "another link's pass");
         assert!(!pass_admits(
             &pass,
-            &keys("another-secret-0123456789abcdef00", None),
+            &SessionKeys::new("another-secret-0123456789abcdef00", None),
             &hash(1),
             NOW
         ));
@@ -199,9 +192,9 @@ mod tests {
 
     #[test]
     fn a_pass_signed_before_a_key_rotation_still_admits() {
-        let old = keys("old-secret-0123456789abcdef012345", None);
+        let old = SessionKeys::new("old-secret-0123456789abcdef012345", None);
         let pass = issue_pass(&old, &hash(3), NOW);
-        let rotated = keys(
+        let rotated = SessionKeys::new(
             "new-secret-0123456789abcdef012345",
             Some("old-secret-0123456789abcdef012345"),
         );
