@@ -149,22 +149,46 @@ fn group_cpu_seconds(pgid: i32, only: Option<&str>) -> f64 {
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = port_range();
+    let span = high - low;
+    // Processes running at once start at different places.
+    let offset = std::process::id().wrapping_mul(7_919) % span;
+    let candidates = (0..span).map(|_| (low + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16);
+    pick_port(candidates).unwrap_or_else(|| panic!("no free port in {low}..{high}"))
+}
+
+/// The first of `candidates` that is free on 127.0.0.1 and that `fetch` may reach.
+pub fn pick_port(candidates: impl IntoIterator<Item = u16>) -> Option<u16> {
+    candidates
+        .into_iter()
+        .find(|&port| !is_fetch_bad_port(port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+}
+
+/// Where [`free_port`] looks: from 10 000 up to the kernel's ephemeral range (which outgoing
+/// connections take from).
+pub fn port_range() -> (u32, u32) {
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
         .unwrap_or(32_768);
-    let (low, high) = (10_000u32, ephemeral_low.clamp(12_000, 65_535));
-    let span = high - low;
-    // Processes running at once start at different places.
-    let offset = std::process::id().wrapping_mul(7_919) % span;
-    for _ in 0..span {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = (low + (offset + n) % span) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in {low}..{high}");
+    (10_000, ephemeral_low.clamp(12_000, 65_535))
+}
+
+/// The Fetch Standard's bad ports (<https://fetch.spec.whatwg.org/#block-bad-port>, "A port is a
+/// bad port if it is listed in the first column of the following table"; undici, Node's fetch,
+/// keeps the same list): a fetch to one is a network error. `wrangler dev` reaches its own
+/// address with `fetch`, so on one of them it prints "Ready" and never answers: a stack on 10080
+/// did just that, twice, in a fresh-clone run
+/// (`foundation::wrangler_dev_on_a_port_fetch_blocks_never_answers_so_no_stack_gets_one`).
+pub const FETCH_BAD_PORTS: [u16; 82] = [
+    1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110,
+    111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532,
+    540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061,
+    6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+];
+
+pub fn is_fetch_bad_port(port: u16) -> bool {
+    FETCH_BAD_PORTS.contains(&port)
 }
 
 /// Waits until `port` accepts connections, or `timeout`.

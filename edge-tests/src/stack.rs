@@ -309,11 +309,11 @@ impl Stack {
         stack
     }
 
-    /// Starts `wrangler dev` and waits for the Worker to answer `/health`. Once in a fresh clone's
-    /// full run (of seven) wrangler printed "Ready" and the Worker then answered nothing for
-    /// 120 s, with nothing in the log; the next stack started at once. That is the local runtime
-    /// failing to start, before the Worker has seen a request, so it gets one more start, said
-    /// on stderr, before the run fails.
+    /// Starts `wrangler dev` and waits for the Worker to answer `/health`. Twice a fresh clone's
+    /// full run saw wrangler print "Ready" and the Worker then answer nothing for 120 s, with
+    /// nothing in the log; the one whose port was kept was on 10080, a port `fetch` refuses,
+    /// which `procs::free_port` now never hands out. A start that fails otherwise gets one more
+    /// start, said on stderr, before the run fails.
     fn start_wrangler(&self, port: u16, options: &StackOptions) {
         if self.start_wrangler_once(port, options) {
             return;

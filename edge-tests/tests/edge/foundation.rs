@@ -118,3 +118,63 @@ fn when_pgbouncer_cannot_get_a_server_connection_ready_fails_fast() {
     );
     assert!(stack.alive());
 }
+
+/// `wrangler dev` on a port the Fetch Standard blocks (`procs::FETCH_BAD_PORTS`) prints "Ready"
+/// and never answers: a fresh-clone run lost a stack on 10080 that way, twice in a row. The
+/// harness's port picker skips those ports; the real wrangler, on one of them and on the port the
+/// picker gives, says why (and when the skip could go: the day the first one answers).
+#[test]
+fn wrangler_dev_on_a_port_fetch_blocks_never_answers_so_no_stack_gets_one() {
+    use edge_tests::procs::{pick_port, wrangler_dev, Guarded};
+    let bad = 10_080;
+    let (low, high) = edge_tests::procs::port_range();
+    assert!((low..high).contains(&u32::from(bad)), "10080 is in the harness's range");
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", bad)).is_ok(),
+        "10080 is taken on this machine"
+    );
+    let good = edge_tests::procs::free_port();
+    assert_eq!(pick_port([bad, good]), Some(good), "the picker never hands out 10080");
+
+    let dir = std::env::temp_dir().join(format!("bad-port-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("index.js"),
+        "export default { fetch() { return new Response('ok'); } };\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("wrangler.toml"),
+        "name = \"bad-port\"\nmain = \"index.js\"\ncompatibility_date = \"2025-01-01\"\n",
+    )
+    .unwrap();
+    let answers = |port: u16| {
+        let mut command = wrangler_dev(&dir, port, &dir.join(format!("state-{port}")));
+        command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // Its own process group: wrangler and its workerd go together.
+        let mut wrangler = Guarded::spawn(command).expect("wrangler dev");
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let mut answered = false;
+        while !answered && Instant::now() < deadline {
+            answered = client
+                .get(format!("http://127.0.0.1:{port}/"))
+                .send()
+                .is_ok_and(|r| r.status().is_success());
+            std::thread::sleep(Duration::from_millis(250)); // polling interval, bounded by the deadline
+        }
+        wrangler.stop(Duration::from_secs(3));
+        answered
+    };
+    assert!(answers(good), "wrangler dev on {good} answered nothing in 40 s");
+    assert!(
+        !answers(bad),
+        "wrangler dev on 10080 answers now: the pinned wrangler no longer fetches itself there, the skip may go"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
